@@ -1,0 +1,70 @@
+"""Checks every build runs on the finished HTML: Gmail clipping, links, image alt text."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from html.parser import HTMLParser
+from typing import Literal
+
+Level = Literal["ok", "warning", "error"]
+_TAG = re.compile(r"^-[a-z_]+-$")
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str
+    level: Level
+    message: str
+
+
+class _Scan(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.links: list[str] = []
+        self.images: list[tuple[str, str | None]] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        a = dict(attrs)
+        if tag == "a" and "href" in a:
+            self.links.append(a["href"] or "")
+        elif tag == "img":
+            self.images.append((a.get("src") or "", a.get("alt")))
+
+
+def _link_ok(href: str) -> bool:
+    if href.startswith("#") and len(href) > 1:
+        return True  # table of contents inside the email
+    if href.lower().startswith("mailto:"):
+        return "@" in href
+    return bool(re.match(r"^https?://[^\s/]+\.[^\s]+$", href))
+
+
+def run_checks(html: str, *, warn_kb: int, limit_kb: int) -> list[Check]:
+    """Pure: the HTML in, a list of findings out; the CLI decides what an error stops."""
+    checks: list[Check] = []
+    size = len(html.encode("utf-8"))
+    kb = size / 1024
+    if kb > limit_kb:
+        checks.append(Check("size", "error", f"HTML is {kb:.1f} KB: Gmail clips emails over "
+                            f"~{limit_kb} KB. Shorten items or move text behind 'read more' "
+                            "links (or build with --allow-clip)."))
+    elif kb > warn_kb:
+        checks.append(Check("size", "warning", f"HTML is {kb:.1f} KB, near Gmail's ~{limit_kb} KB "
+                            "clipping limit."))
+    else:
+        checks.append(Check("size", "ok", f"HTML is {kb:.1f} KB (Gmail clips at ~{limit_kb} KB)."))
+    scan = _Scan()
+    scan.feed(html)
+    bad = sorted({h for h in scan.links if not _link_ok(h)})
+    if bad:
+        checks.append(Check("links", "error", "links that are not absolute http(s)/mailto: "
+                            + ", ".join(repr(b) for b in bad[:10])))
+    else:
+        checks.append(Check("links", "ok", f"{len(scan.links)} links, all absolute."))
+    no_alt = sorted({src for src, alt in scan.images if not (alt or "").strip()})
+    if no_alt:
+        checks.append(Check("alt", "error", "images without alt text: " + ", ".join(no_alt[:10])))
+    else:
+        checks.append(Check("alt", "ok", f"{len(scan.images)} images, all with alt text."))
+    return checks

@@ -1,0 +1,173 @@
+"""Contributor Markdown to safe HTML and to plain text.
+
+Contributor content is untrusted: Markdown goes through markdown-it-py and the result through
+nh3 with a small allow-list, so no script, event handler, style or foreign scheme can reach a
+partner's inbox. The plain text comes from the same Markdown tokens, never from the HTML.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+from dataclasses import dataclass
+
+import nh3
+from markdown_it import MarkdownIt
+from markdown_it.token import Token
+
+ALLOWED_TAGS = {
+    "p", "br", "strong", "em", "b", "i", "u", "a", "ul", "ol", "li", "blockquote", "h4", "code",
+}
+ALLOWED_ATTRIBUTES = {"a": {"href", "title"}}
+URL_SCHEMES = {"http", "https", "mailto"}
+_BAD_SCHEME = re.compile(r"^\s*(javascript|data|vbscript|file)\s*:", re.IGNORECASE)
+_HEADING = re.compile(r"<(/?)h[1-6]>")
+
+_md = MarkdownIt("commonmark", {"html": True, "linkify": False, "typographer": False})
+
+
+@dataclass(frozen=True)
+class LinkIssue:
+    """A link in the body that a partner's mail client must never be given."""
+
+    line: int
+    url: str
+
+
+@dataclass(frozen=True)
+class RenderedBody:
+    html: str
+    text: str
+    bad_links: tuple[LinkIssue, ...]
+    images: tuple[int, ...]  # lines of images in the body (not supported in emails)
+
+
+def clean_html(fragment: str) -> str:
+    """Sanitise HTML to the allow-list; external links get rel=noopener."""
+    return nh3.clean(
+        fragment,
+        tags=ALLOWED_TAGS,
+        attributes=ALLOWED_ATTRIBUTES,
+        url_schemes=URL_SCHEMES,
+        link_rel="noopener noreferrer",
+        strip_comments=True,
+    )
+
+
+def is_bad_url(url: str) -> bool:
+    """A scheme that executes or embeds instead of linking (after entity decoding)."""
+    return bool(_BAD_SCHEME.match(html.unescape(url).replace("\x00", "")))
+
+
+def _scan(tokens: list[Token], line: int, bad: list[LinkIssue], images: list[int]) -> None:
+    for tok in tokens:
+        here = tok.map[0] + 1 if tok.map else line
+        if tok.type == "link_open":
+            href = str(tok.attrs.get("href", ""))
+            if is_bad_url(href):
+                bad.append(LinkIssue(here, href))
+        elif tok.type == "image":
+            images.append(here)
+        elif tok.type in ("html_inline", "html_block"):
+            for m in re.finditer(r"(?:href|src|action)\s*=\s*[\"']?([^\"'>\s]+)", tok.content, re.I):
+                if is_bad_url(m.group(1)):
+                    bad.append(LinkIssue(here, m.group(1)))
+        if tok.children:
+            _scan(tok.children, here, bad, images)
+
+
+def _raw_bad_links(source: str) -> list[LinkIssue]:
+    """markdown-it drops javascript: links to plain text; a contributor still needs telling."""
+    found = []
+    for m in re.finditer(r"\]\(\s*<?([^)\s>]+)", source):
+        if is_bad_url(m.group(1)):
+            found.append(LinkIssue(source.count("\n", 0, m.start()) + 1, m.group(1)))
+    return found
+
+
+def _text(tokens: list[Token]) -> str:
+    """Plain text from Markdown tokens: paragraphs, bullets, and links as 'text <url>'."""
+    out: list[str] = []
+    line: list[str] = []
+    prefix: list[str] = []
+    counters: list[int] = []
+
+    def flush() -> None:
+        if line:
+            out.append("".join(prefix) + "".join(line).strip())
+            line.clear()
+
+    def inline(children: list[Token]) -> None:
+        href = ""
+        for c in children:
+            if c.type in ("text", "code_inline"):
+                line.append(c.content)
+            elif c.type in ("softbreak", "hardbreak"):
+                line.append(" " if c.type == "softbreak" else "\n")
+            elif c.type == "link_open":
+                href = str(c.attrs.get("href", ""))
+            elif c.type == "link_close" and href:
+                line.append(f" <{href.removeprefix('mailto:')}>")
+                href = ""
+            elif c.type == "html_inline" and c.content.lower().startswith("<br"):
+                line.append("\n")
+
+    for tok in tokens:
+        if tok.type == "bullet_list_open":
+            counters.append(0)
+        elif tok.type == "ordered_list_open":
+            counters.append(1)
+        elif tok.type in ("bullet_list_close", "ordered_list_close"):
+            counters.pop()
+            out.append("")
+        elif tok.type == "list_item_open":
+            n = counters[-1] if counters else 0
+            prefix.append(f"{n}. " if n else "- ")
+            if n:
+                counters[-1] += 1
+        elif tok.type == "list_item_close":
+            flush()
+            prefix.pop()
+        elif tok.type == "blockquote_open":
+            prefix.append("> ")
+        elif tok.type == "blockquote_close":
+            prefix.pop()
+        elif tok.type == "inline" and tok.children is not None:
+            inline(tok.children)
+        elif tok.type in ("paragraph_close", "heading_close"):
+            flush()
+            if not counters:
+                out.append("")
+        elif tok.type in ("fence", "code_block"):
+            out.extend(tok.content.rstrip("\n").split("\n"))
+            out.append("")
+        elif tok.type == "html_block":
+            txt = nh3.clean(tok.content, tags=set()).strip()
+            if txt:
+                out.extend([html.unescape(txt), ""])
+    flush()
+    return re.sub(r"\n{3,}", "\n\n", "\n".join(out)).strip()
+
+
+def render_markdown(source: str) -> RenderedBody:
+    """Render a contributor's Markdown once: safe HTML, plain text, and what to complain about."""
+    tokens = _md.parse(source)
+    bad: list[LinkIssue] = []
+    images: list[int] = []
+    _scan(tokens, 1, bad, images)
+    seen = {(b.line, b.url) for b in bad}
+    bad.extend(b for b in _raw_bad_links(source) if (b.line, b.url) not in seen)
+    body = _md.renderer.render(tokens, _md.options, {})
+    # Item titles are h3 under section h2s: demote any body heading to keep the outline.
+    body = _HEADING.sub(r"<\1h4>", body)
+    return RenderedBody(
+        html=clean_html(body).strip(),
+        text=_text(tokens),
+        bad_links=tuple(sorted(bad, key=lambda b: b.line)),
+        images=tuple(images),
+    )
+
+
+def inline_markdown(source: str) -> str:
+    """Short config texts (editorial, closing) rendered with the same rules as items."""
+    return render_markdown(source).html

@@ -1,0 +1,169 @@
+"""An edition: which items go in, in what order, and the manifest that approval and sending sign.
+
+`select_items` is the single place that decides whether an item belongs to an edition, so the
+rule "not already published in a sent edition" is consulted in one spot.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import re
+from collections.abc import Collection, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from newsflash.config import Config, EditionSettings
+from newsflash.errors import BuildError
+from newsflash.items import Item, Problem
+
+_ID = re.compile(r"^(\d{4})-(\d{2})$")
+MONTHS = (
+    "January", "February", "March", "April", "May", "June",
+    "July", "August", "September", "October", "November", "December",
+)
+
+
+def parse_edition_id(value: str) -> dt.date:
+    """The first day of the edition's month; the error says how to write an id."""
+    m = _ID.match(value.strip())
+    if not m or not 1 <= int(m.group(2)) <= 12:
+        raise BuildError(f"'{value}' is not an edition; write YYYY-MM, e.g. 2022-02.")
+    return dt.date(int(m.group(1)), int(m.group(2)), 1)
+
+
+def edition_number(edition_id: str, first_edition: str) -> int:
+    a, b = parse_edition_id(first_edition), parse_edition_id(edition_id)
+    n = (b.year - a.year) * 12 + (b.month - a.month) + 1
+    if n < 1:
+        raise BuildError(f"edition {edition_id} is before the first edition {first_edition} "
+                         "(config.toml [newsletter] first_edition).")
+    return n
+
+
+def month_label(edition_id: str) -> str:
+    d = parse_edition_id(edition_id)
+    return f"{MONTHS[d.month - 1]} {d.year}"
+
+
+def human_date(d: dt.date) -> str:
+    return f"{d.day} {MONTHS[d.month - 1]} {d.year}"
+
+
+@dataclass(frozen=True)
+class LeftOut:
+    """An item that is not in the edition, and the reason, so nothing is dropped silently."""
+
+    key: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class Section:
+    key: str
+    title: str
+    intro: str
+    items: tuple[Item, ...]
+
+
+@dataclass(frozen=True)
+class Edition:
+    """Immutable: approval and sending refer to its manifest hash."""
+
+    id: str
+    number: int
+    title: str
+    month: str
+    settings: EditionSettings
+    sections: tuple[Section, ...]
+    left_out: tuple[LeftOut, ...]
+    problems: tuple[Problem, ...]
+    manifest: dict[str, Any]
+
+    @property
+    def items(self) -> tuple[Item, ...]:
+        return tuple(i for s in self.sections for i in s.items)
+
+    @property
+    def manifest_hash(self) -> str:
+        return str(self.manifest["content_sha256"])
+
+
+def select_items(
+    items: Iterable[Item], edition_id: str, published: Collection[str]
+) -> tuple[list[Item], list[LeftOut]]:
+    """Ready items pinned here, plus unpinned ready items that no sent edition carried yet."""
+    chosen: list[Item] = []
+    out: list[LeftOut] = []
+    for item in items:
+        if item.status != "ready":
+            out.append(LeftOut(item.key, f"status is '{item.status}' (write 'status: ready')"))
+        elif item.edition and item.edition != edition_id:
+            out.append(LeftOut(item.key, f"pinned to edition {item.edition}"))
+        elif item.edition is None and item.key in published:
+            out.append(LeftOut(item.key, "already published in an edition that was sent"))
+        else:
+            chosen.append(item)
+    seen: dict[str, str] = {}
+    unique: list[Item] = []
+    for item in sorted(chosen, key=lambda i: i.key):
+        first = seen.get(item.title.casefold())
+        if first is not None:
+            out.append(LeftOut(item.key, f"same title as {first}; give it a different title"))
+        else:
+            seen[item.title.casefold()] = item.key
+            unique.append(item)
+    return unique, out
+
+
+def build_manifest(
+    edition_id: str, items: Iterable[Item], template_sha256: str, config_sha256: str
+) -> dict[str, Any]:
+    entries = sorted(({"path": i.key, "sha256": i.sha256} for i in items), key=lambda e: e["path"])
+    body = {"edition": edition_id, "items": entries, "template_sha256": template_sha256,
+            "config_sha256": config_sha256}
+    digest = hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
+    return {**body, "content_sha256": digest}
+
+
+def assemble(
+    config: Config,
+    edition_id: str,
+    items: Iterable[Item],
+    *,
+    problems: Iterable[Problem] = (),
+    failed: Iterable[str] = (),
+    published: Collection[str] = (),
+    template_sha256: str = "",
+) -> Edition:
+    """Pure: the same inputs always give the same edition and the same manifest hash."""
+    parse_edition_id(edition_id)
+    nl = config.model.newsletter
+    number = edition_number(edition_id, nl.first_edition)
+    chosen, left_out = select_items(items, edition_id, published)
+    errors_by_file: dict[str, str] = {}
+    for p in problems:
+        if p.severity == "error":
+            errors_by_file.setdefault(p.path, str(p).split(": error: ", 1)[-1])
+    for key in failed:
+        left_out.append(LeftOut(key, f"invalid: {errors_by_file.get(key, 'see newsflash check')}"))
+    sections = []
+    for s in config.model.sections:
+        its = sorted((i for i in chosen if i.section == s.key),
+                     key=lambda i: (i.order, i.date, i.title))
+        if its:
+            sections.append(Section(s.key, s.title, s.intro, tuple(its)))
+    settings = config.edition_settings(edition_id)
+    manifest = build_manifest(edition_id, chosen, template_sha256, config.sha256)
+    return Edition(
+        id=edition_id,
+        number=number,
+        title=settings.title or f"{nl.name} – {month_label(edition_id)}",
+        month=month_label(edition_id),
+        settings=settings,
+        sections=tuple(sections),
+        left_out=tuple(sorted(left_out, key=lambda lo: lo.key)),
+        problems=tuple(problems),
+        manifest=manifest,
+    )

@@ -1,0 +1,40 @@
+"""One exception root, so the CLI can turn every expected failure into one clear line."""
+
+from __future__ import annotations
+
+
+class NewsflashError(Exception):
+    """An expected failure the user can act on; its message says what is wrong and what to do."""
+
+
+class ConfigError(NewsflashError):
+    """config.toml is missing, malformed, or holds an unknown key or a wrong type."""
+
+
+class ItemsError(NewsflashError):
+    """One or more item files are wrong; carries every problem, not only the first."""
+
+    def __init__(self, problems: list[object]) -> None:
+        self.problems = problems
+        super().__init__(f"{len(problems)} problem(s) in item files")
+
+
+class BuildError(NewsflashError):
+    """The edition cannot be built or fails a hard check (e.g. Gmail clipping)."""
+
+
+class SubscribersError(NewsflashError):
+    """subscribers.csv cannot be read at all (a bad row is a problem, not an error)."""
+
+
+class LedgerError(NewsflashError):
+    """The send ledger refuses an operation (a concurrent send, a changed edition)."""
+
+
+class TransportError(NewsflashError):
+    """A transport failed in a way that stops the send; carries the provider's answer."""
+
+    def __init__(self, message: str, *, status: int | None = None, body: str = "") -> None:
+        self.status = status
+        self.body = body
+        super().__init__(message)

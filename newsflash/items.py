@@ -1,0 +1,327 @@
+"""Item files: the contributors' interface, validated into `Item`s or precise `Problem`s.
+
+Contributors never run the pipeline, so every message names the file, the line where known,
+the field, and what to write instead; every problem of every file is reported in one run, and
+no input, however broken, gives a traceback.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import difflib
+import hashlib
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from email_validator import EmailNotValidError, validate_email
+
+from newsflash.content import is_bad_url, render_markdown
+
+FIELDS: dict[str, str] = {
+    "title": "the item's headline",
+    "section": "which section it belongs to (see config.toml [[sections]])",
+    "date": "YYYY-MM-DD: when it happened or was published",
+    "author": "who wrote it",
+    "organisation": "the organisation or working group behind it",
+    "summary": "one or two sentences shown in the table of contents",
+    "link": "https:// address for 'read more'",
+    "link_text": "the words on the 'read more' button",
+    "image": "https:// address of an image",
+    "image_alt": "what the image shows, for readers who cannot see it",
+    "order": "a whole number; lower comes first within the section",
+    "edition": "YYYY-MM: pin the item to that edition",
+    "status": "draft or ready",
+    "contact": "your email address, for notices about this item",
+}
+REQUIRED = ("title", "section", "date")
+STATUSES = ("draft", "ready")
+ITEM_SUFFIXES = (".md", ".markdown")
+IGNORED_NAMES = {"readme.md", "readme.markdown"}
+_EDITION_RE = re.compile(r"^\d{4}-(0[1-9]|1[0-2])$")
+
+Severity = Literal["error", "warning"]
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One thing wrong with one file, in words a contributor can act on."""
+
+    path: str
+    message: str
+    field: str | None = None
+    line: int | None = None
+    severity: Severity = "error"
+
+    def __str__(self) -> str:
+        where = self.path + (f":{self.line}" if self.line else "")
+        what = f"{self.field}: " if self.field else ""
+        return f"{where}: {self.severity}: {what}{self.message}"
+
+
+@dataclass(frozen=True)
+class Item:
+    """A validated item with its body already sanitised; immutable so editions can share it."""
+
+    key: str
+    sha256: str
+    title: str
+    section: str
+    date: dt.date
+    status: str = "ready"
+    author: str = ""
+    organisation: str = ""
+    summary: str = ""
+    link: str = ""
+    link_text: str = "Read more"
+    image: str = ""
+    image_alt: str = ""
+    order: int = 100
+    edition: str | None = None
+    contact: str = ""
+    body_html: str = ""
+    body_text: str = ""
+    anchor: str = field(default="", compare=False)
+
+
+@dataclass(frozen=True)
+class LoadResult:
+    items: tuple[Item, ...]
+    problems: tuple[Problem, ...]
+    failed: tuple[str, ...]  # keys of files that yielded no item
+
+    @property
+    def errors(self) -> tuple[Problem, ...]:
+        return tuple(p for p in self.problems if p.severity == "error")
+
+
+def _split_front_matter(text: str) -> tuple[str, str, int] | None:
+    """(yaml, body, line where body starts) or None when the file has no front matter."""
+    lines = text.split("\n")
+    if not lines or lines[0].strip() != "---":
+        return None
+    for i in range(1, len(lines)):
+        if lines[i].strip() in ("---", "..."):
+            return "\n".join(lines[1:i]), "\n".join(lines[i + 1 :]), i + 2
+    return None
+
+
+def _key_lines(fm: str) -> dict[str, int]:
+    try:
+        node = yaml.compose(fm, Loader=yaml.SafeLoader)
+    except yaml.YAMLError:
+        return {}
+    if not isinstance(node, yaml.MappingNode):
+        return {}
+    return {str(k.value): k.start_mark.line + 2 for k, _ in node.value if hasattr(k, "value")}
+
+
+def _url_ok(value: str, schemes: Sequence[str]) -> bool:
+    m = re.match(r"^([a-zA-Z][a-zA-Z0-9+.-]*):", value)
+    if not m or m.group(1).lower() not in schemes:
+        return False
+    return m.group(1).lower() == "mailto" or bool(re.match(r"^https?://[^\s/]+\.[^\s]+", value))
+
+
+def _anchor(key: str) -> str:
+    stem = re.sub(r"[^a-z0-9]+", "-", Path(key).stem.lower()).strip("-") or "item"
+    return f"item-{stem}-{hashlib.sha256(key.encode()).hexdigest()[:6]}"
+
+
+def parse_item(
+    data: bytes, key: str, sections: Sequence[str]
+) -> tuple[Item | None, list[Problem]]:
+    """Validate one file's bytes; pure, so the property tests can throw anything at it."""
+    problems: list[Problem] = []
+
+    def err(msg: str, fld: str | None = None, line: int | None = None) -> None:
+        problems.append(Problem(key, msg, fld, line))
+
+    if not data.strip():
+        err("the file is empty. Start it with front matter: a '---' line, 'title: ...', "
+            "'section: ...', 'date: YYYY-MM-DD', a '---' line, then the text.")
+        return None, problems
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        line = data[: e.start].count(b"\n") + 1
+        err(f"not UTF-8 (byte 0x{data[e.start]:02x} at position {e.start}). Save the file "
+            "with UTF-8 encoding in your editor.", line=line)
+        return None, problems
+    text = text.replace("\r\n", "\n").replace("\r", "\n")
+    if "\x00" in text:
+        err("the file holds NUL characters; is it a binary file? Item files are plain text.")
+        return None, problems
+    split = _split_front_matter(text)
+    if split is None:
+        err("no front matter. The file must start with a line '---', then fields such as "
+            "'title: ...', then another '---' line, then the text.", line=1)
+        return None, problems
+    fm, body, body_line = split
+    try:
+        meta = yaml.safe_load(fm)
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        line = mark.line + 2 if mark is not None else None
+        reason = getattr(e, "problem", None) or str(e).split("\n")[0]
+        err(f"the front matter is not valid YAML ({reason}). Write one 'field: value' per "
+            "line; put values with ':' or '#' in quotes.", line=line)
+        return None, problems
+    if meta is None:
+        meta = {}
+    if not isinstance(meta, dict):
+        err("the front matter must be 'field: value' lines, e.g. 'title: WG1 meeting'.", line=2)
+        return None, problems
+    lines = _key_lines(fm)
+    values: dict[str, Any] = {}
+    for raw_key, value in meta.items():
+        k = str(raw_key)
+        if k not in FIELDS:
+            hint = difflib.get_close_matches(k.lower(), FIELDS, n=1)
+            sug = f" Did you mean '{hint[0]}'?" if hint else f" Known fields: {', '.join(FIELDS)}."
+            err(f"unknown field.{sug}", k, lines.get(k))
+            continue
+        values[k] = value
+    for k in REQUIRED:
+        if values.get(k) in (None, ""):
+            err(f"missing. Add '{k}: ...' ({FIELDS[k]}).", k, 2)
+
+    def text_field(k: str) -> str:
+        v = values.get(k)
+        if v is None:
+            return ""
+        if isinstance(v, bool) or isinstance(v, (dict, list)):
+            err(f"must be text ({FIELDS[k]}), not {type(v).__name__}.", k, lines.get(k))
+            return ""
+        return str(v).strip()
+
+    title = text_field("title")
+    section = text_field("section")
+    if section and section not in sections:
+        hint = difflib.get_close_matches(section, sections, n=1)
+        sug = f"did you mean '{hint[0]}'? " if hint else ""
+        err(f"unknown section '{section}'; {sug}valid sections: {', '.join(sections)}.",
+            "section", lines.get("section"))
+    date: dt.date | None = None
+    raw_date = values.get("date")
+    if isinstance(raw_date, dt.datetime):
+        date = raw_date.date()
+    elif isinstance(raw_date, dt.date):
+        date = raw_date
+    elif raw_date not in (None, ""):
+        try:
+            date = dt.date.fromisoformat(str(raw_date).strip())
+        except ValueError:
+            err(f"'{raw_date}' is not a date. Write it as YYYY-MM-DD, e.g. 2022-01-17.",
+                "date", lines.get("date"))
+    status = text_field("status").lower() or "ready"
+    if status not in STATUSES:
+        err(f"'{status}' is not a status; write 'draft' or 'ready'.", "status", lines.get("status"))
+    order_raw = values.get("order", 100)
+    order = 100
+    if isinstance(order_raw, bool) or not isinstance(order_raw, int):
+        err(f"'{order_raw}' is not a whole number; write e.g. 'order: 10'.", "order",
+            lines.get("order"))
+    else:
+        order = order_raw
+    edition = text_field("edition") or None
+    if "edition" in values and isinstance(values["edition"], dt.date):
+        edition = None
+        err("write the edition as 'YYYY-MM' in quotes, e.g. edition: \"2022-03\".", "edition",
+            lines.get("edition"))
+    elif edition is not None and not _EDITION_RE.match(edition):
+        err(f"'{edition}' is not an edition; write YYYY-MM, e.g. \"2022-03\".", "edition",
+            lines.get("edition"))
+    link = text_field("link")
+    if link and (is_bad_url(link) or not _url_ok(link, ("http", "https", "mailto"))):
+        err(f"'{link}' is not allowed; write a full https:// (or mailto:) address.", "link",
+            lines.get("link"))
+    image = text_field("image")
+    image_alt = text_field("image_alt")
+    if image and (is_bad_url(image) or not _url_ok(image, ("http", "https"))):
+        err(f"'{image}' is not allowed; write the full https:// address of an image on the web.",
+            "image", lines.get("image"))
+    if image and not image_alt:
+        err("an image needs 'image_alt: ...' describing what it shows, for readers who "
+            "cannot see it.", "image_alt", lines.get("image"))
+    contact = text_field("contact")
+    if contact:
+        try:
+            contact = validate_email(contact, check_deliverability=False).normalized
+        except EmailNotValidError as e:
+            err(f"'{contact}' is not an email address ({e}).", "contact", lines.get("contact"))
+    rendered = render_markdown(body)
+    for bad in rendered.bad_links:
+        err(f"link '{bad.url}' is not allowed; links must start with https://, http:// or "
+            "mailto:.", "body", body_line + bad.line - 1)
+    for img_line in rendered.images:
+        err("images inside the text are not shown in the email; use the 'image:' and "
+            "'image_alt:' fields instead.", "body", body_line + img_line - 1)
+    if not body.strip() and not values.get("summary"):
+        problems.append(Problem(key, "the item has no text and no summary.", "body", body_line,
+                                "warning"))
+    if any(p.severity == "error" for p in problems) or date is None:
+        return None, problems
+    item = Item(
+        key=key,
+        sha256=hashlib.sha256(data).hexdigest(),
+        title=title,
+        section=section,
+        date=date,
+        status=status,
+        author=text_field("author"),
+        organisation=text_field("organisation"),
+        summary=text_field("summary"),
+        link=link,
+        link_text=text_field("link_text") or "Read more",
+        image=image,
+        image_alt=image_alt,
+        order=order,
+        edition=edition,
+        contact=contact,
+        body_html=rendered.html,
+        body_text=rendered.text,
+        anchor=_anchor(key),
+    )
+    return item, problems
+
+
+def item_files(folder: Path) -> list[Path]:
+    """Every candidate file under the drop folder, in a stable order."""
+    if not folder.is_dir():
+        return []
+    return sorted(
+        p for p in folder.rglob("*")
+        if p.is_file() and not any(part.startswith((".", "_")) for part in p.relative_to(folder).parts)
+    )
+
+
+def load_items(folder: Path, sections: Sequence[str], files: Iterable[Path] | None = None) -> LoadResult:
+    """Load every item file under `folder`; bad files become problems, never exceptions."""
+    items: list[Item] = []
+    problems: list[Problem] = []
+    failed: list[str] = []
+    for path in files if files is not None else item_files(folder):
+        key = path.relative_to(folder).as_posix()
+        if path.suffix.lower() not in ITEM_SUFFIXES:
+            problems.append(Problem(key, "not an item file (items end in .md); ignored.",
+                                    severity="warning"))
+            continue
+        if path.name.lower() in IGNORED_NAMES:
+            continue
+        try:
+            data = path.read_bytes()
+        except OSError as e:
+            problems.append(Problem(key, f"cannot be read ({e.strerror})."))
+            failed.append(key)
+            continue
+        item, found = parse_item(data, key, sections)
+        problems.extend(found)
+        if item is None:
+            failed.append(key)
+        else:
+            items.append(item)
+    return LoadResult(tuple(items), tuple(problems), tuple(failed))

@@ -1,0 +1,103 @@
+"""The message every transport sends: rendered once, personalised per recipient at the edge.
+
+The outbox, the preview .eml and the SendGrid payload all take their headers from here, so a
+partner gets the same List-Unsubscribe and the same From whichever way the email left.
+"""
+
+from __future__ import annotations
+
+import email.policy
+import email.utils
+from dataclasses import dataclass
+from email.message import EmailMessage
+
+from newsflash import personalise
+from newsflash.config import Config
+from newsflash.personalise import Person
+from newsflash.render import RenderedEmail
+
+TEST_PREFIX = "[TEST] "
+
+
+@dataclass(frozen=True)
+class Message:
+    """An edition's email as sent: body with substitution tags, and who it is from."""
+
+    edition_id: str
+    newsletter: str
+    subject: str
+    html: str
+    text: str
+    from_email: str
+    from_name: str
+    reply_to: str
+    categories: tuple[str, ...]
+    unsubscribe_url: str
+    unsubscribe_mailto: str
+    fallback_name: str
+    test: bool = False
+
+    def unsubscribe_for(self, person: Person) -> str:
+        return personalise.unsubscribe_url(self.unsubscribe_url, self.edition_id,
+                                           person.recipient_id)
+
+    def list_headers(self, person: Person) -> dict[str, str]:
+        """RFC 2369 + RFC 8058 one-click headers, per recipient."""
+        targets = [f"<{self.unsubscribe_for(person)}>"]
+        if self.unsubscribe_mailto:
+            targets.append(f"<mailto:{self.unsubscribe_mailto}?subject=unsubscribe-"
+                           f"{person.recipient_id}>")
+        return {
+            "List-Unsubscribe": ", ".join(targets),
+            "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
+        }
+
+    def substitutions(self, person: Person) -> dict[str, str]:
+        return personalise.substitutions(person, self.fallback_name)
+
+
+def message_from(config: Config, rendered: RenderedEmail, *, test: bool = False) -> Message:
+    m = config.model
+    categories = tuple(dict.fromkeys(
+        c[:255] for c in ("newsflash", f"edition-{rendered.edition_id}", *m.sendgrid.categories)
+    ))[:10]
+    return Message(
+        edition_id=rendered.edition_id,
+        newsletter=m.newsletter.name,
+        subject=(TEST_PREFIX if test else "") + rendered.subject,
+        html=rendered.html,
+        text=rendered.text,
+        from_email=m.sender.from_email,
+        from_name=m.sender.from_name,
+        reply_to=m.sender.reply_to,
+        categories=categories,
+        unsubscribe_url=m.sender.unsubscribe_url,
+        unsubscribe_mailto=m.sender.unsubscribe_mailto,
+        fallback_name=m.newsletter.greeting_fallback,
+        test=test,
+    )
+
+
+def to_mime(message: Message, person: Person, *, message_id_domain: str | None = None) -> EmailMessage:
+    """A complete multipart/alternative message, as a partner's mail client would receive it."""
+    subs = message.substitutions(person)
+    msg = EmailMessage(policy=email.policy.SMTP)
+    msg["From"] = email.utils.formataddr((message.from_name, message.from_email))
+    msg["To"] = email.utils.formataddr(
+        (f"{person.first_name}".strip(), person.email) if person.first_name else ("", person.email)
+    )
+    msg["Subject"] = message.subject
+    if message.reply_to:
+        msg["Reply-To"] = message.reply_to
+    msg["Date"] = email.utils.formatdate(localtime=False)
+    domain = message_id_domain or message.from_email.rpartition("@")[2] or "newsflash.local"
+    msg["Message-ID"] = email.utils.make_msgid(idstring=f"{message.edition_id}.{person.recipient_id}",
+                                               domain=domain)
+    for name, value in message.list_headers(person).items():
+        msg[name] = value
+    msg["X-Newsflash-Edition"] = message.edition_id
+    msg["X-Newsflash-Recipient"] = person.recipient_id
+    msg.set_content(personalise.apply(message.text, subs), subtype="plain", cte="quoted-printable")
+    msg.add_alternative(personalise.apply(message.html, subs), subtype="html",
+                        cte="quoted-printable")
+    return msg

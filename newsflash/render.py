@@ -1,0 +1,156 @@
+"""Edition -> email: Jinja2 -> MJML -> HTML (mjml-python) -> CSS inlined (premailer) -> checks.
+
+Rendering runs once per edition; per-recipient fields stay substitution tags. Nothing here
+touches the network: MJML's default web-font link is switched off and premailer may not
+download anything.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import jinja2
+import mjml
+from premailer import Premailer
+
+from newsflash import personalise
+from newsflash.checks import Check, run_checks
+from newsflash.config import Config
+from newsflash.content import inline_markdown
+from newsflash.edition import Edition, human_date
+from newsflash.errors import BuildError
+
+HTML_TEMPLATE = "edition.mjml.j2"
+TEXT_TEMPLATE = "edition.txt.j2"
+
+
+@dataclass(frozen=True)
+class RenderedEmail:
+    """Everything a transport needs, identical for every recipient until the tags are filled."""
+
+    edition_id: str
+    subject: str
+    preheader: str
+    mjml: str
+    html: str
+    text: str
+    checks: tuple[Check, ...]
+
+    @property
+    def size(self) -> int:
+        return len(self.html.encode("utf-8"))
+
+    @property
+    def ok(self) -> bool:
+        return not any(c.level == "error" for c in self.checks)
+
+
+def template_hash(folder: Path) -> str:
+    """Hash of every template file, so an edited template changes the manifest."""
+    h = hashlib.sha256()
+    for p in sorted(folder.rglob("*")):
+        if p.is_file():
+            h.update(p.relative_to(folder).as_posix().encode() + b"\0" + p.read_bytes() + b"\0")
+    return h.hexdigest()
+
+
+class Renderer:
+    """Holds the template environment so a long-running preview or scheduler renders warm."""
+
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        folder = config.templates_dir
+        if not (folder / HTML_TEMPLATE).is_file():
+            raise BuildError(f"{folder / HTML_TEMPLATE}: template missing. Restore it from the "
+                             "repository (git checkout templates/).")
+        self.env = jinja2.Environment(
+            loader=jinja2.FileSystemLoader(folder),
+            autoescape=jinja2.select_autoescape(["j2"], default_for_string=True),
+            undefined=jinja2.StrictUndefined,
+            trim_blocks=True,
+            lstrip_blocks=True,
+            auto_reload=True,
+        )
+        text_env = jinja2.Environment(
+            loader=jinja2.FileSystemLoader(folder),
+            autoescape=False,
+            undefined=jinja2.StrictUndefined,
+            trim_blocks=True,
+            lstrip_blocks=True,
+            keep_trailing_newline=True,
+            auto_reload=True,
+        )
+        self.text_env = text_env
+        for env in (self.env, self.text_env):
+            env.filters["human_date"] = human_date
+            env.filters["markdown"] = inline_markdown
+
+    def context(self, edition: Edition, *, web: bool = False) -> dict[str, Any]:
+        nl = self.config.model.newsletter
+        sender = self.config.model.sender
+        base = nl.web_base_url.rstrip("/")
+        return {
+            "edition": edition,
+            "newsletter": nl,
+            "sender": sender,
+            "cta": self.config.model.call_to_action,
+            "subject": self.subject(edition),
+            "preheader": self.preheader(edition),
+            "view_url": f"{base}/{edition.id}/",
+            "archive_url": f"{base}/",
+            "unsubscribe_url": personalise.unsubscribe_url(
+                sender.unsubscribe_url, edition.id, personalise.RECIPIENT_ID),
+            "first_name_html": personalise.FIRST_NAME_HTML,
+            "first_name": personalise.FIRST_NAME,
+            "web": web,
+        }
+
+    def subject(self, edition: Edition) -> str:
+        nl = self.config.model.newsletter
+        return nl.subject.format(name=nl.name, number=edition.number, month=edition.month,
+                                 title=edition.title)
+
+    def preheader(self, edition: Edition) -> str:
+        if edition.settings.preheader:
+            return edition.settings.preheader
+        titles = [i.title for i in edition.items][:3]
+        return "In this edition: " + "; ".join(titles) if titles else edition.title
+
+    def render(self, edition: Edition, *, web: bool = False) -> RenderedEmail:
+        """Render one edition; `web=True` gives the archive version without personal links."""
+        ctx = self.context(edition, web=web)
+        try:
+            source = self.env.get_template(HTML_TEMPLATE).render(ctx)
+            text = self.text_env.get_template(TEXT_TEMPLATE).render(ctx)
+        except jinja2.TemplateError as e:
+            where = f"{getattr(e, 'filename', '') or 'templates'}:{getattr(e, 'lineno', '')}"
+            raise BuildError(f"{where}: template error: {e}. Fix the template or restore it "
+                             "with git checkout templates/.") from e
+        html = to_html(source)
+        size_cfg = self.config.model.build
+        checks = run_checks(html, warn_kb=size_cfg.size_warn_kb, limit_kb=size_cfg.size_limit_kb)
+        return RenderedEmail(edition.id, ctx["subject"], ctx["preheader"], source, html, text,
+                             tuple(checks))
+
+
+def to_html(source: str) -> str:
+    """MJML to inlined HTML, offline."""
+    try:
+        raw = mjml.mjml2html(source, fonts={}, disable_comments=True)
+    except Exception as e:  # mjml-python raises a bare exception type from Rust
+        raise BuildError(f"MJML could not be rendered: {e}. Check templates/{HTML_TEMPLATE}.")
+    return str(
+        Premailer(
+            raw,
+            allow_network=False,
+            cssutils_logging_level=logging.CRITICAL,
+            remove_classes=False,
+            keep_style_tags=False,
+            strip_important=False,
+            disable_validation=True,
+        ).transform(pretty_print=False)
+    )

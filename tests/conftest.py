@@ -1,0 +1,102 @@
+"""Shared fixtures: no test reaches the internet, and browser tests find Debian's chromium.
+
+Network: every test runs with outbound connections limited to loopback; a test that tries to
+reach anything else fails loudly instead of silently depending on the network.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import shutil
+import socket
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+CHROMIUM = os.environ.get("NEWSFLASH_CHROMIUM", "/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+ARTIFACTS = ROOT / "tests" / "artifacts"
+
+_real_connect = socket.socket.connect
+_real_connect_ex = socket.socket.connect_ex
+
+
+def _is_local(address: Any) -> bool:
+    if isinstance(address, (str, bytes)):  # AF_UNIX path
+        return True
+    host = address[0]
+    if host in ("localhost", ""):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _guarded_connect(self: socket.socket, address: Any) -> None:
+    if not _is_local(address):
+        raise OSError(f"network blocked in tests: connection to {address!r} refused")
+    _real_connect(self, address)
+
+
+def _guarded_connect_ex(self: socket.socket, address: Any) -> int:
+    if not _is_local(address):
+        raise OSError(f"network blocked in tests: connection to {address!r} refused")
+    return _real_connect_ex(self, address)
+
+
+@pytest.fixture(autouse=True)
+def _block_network(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(socket.socket, "connect", _guarded_connect)
+    monkeypatch.setattr(socket.socket, "connect_ex", _guarded_connect_ex)
+    monkeypatch.delenv("SENDGRID_API_KEY", raising=False)
+    monkeypatch.delenv("NEWSFLASH_SENDGRID_HOST", raising=False)
+
+
+@pytest.fixture
+def workspace(tmp_path: Path) -> Path:
+    """A copy of the sample newsletter (config, templates, items, partner list) to change."""
+    for name in ("config.toml", "subscribers.csv"):
+        shutil.copy(ROOT / name, tmp_path / name)
+    for name in ("templates", "submissions"):
+        shutil.copytree(ROOT / name, tmp_path / name)
+    return tmp_path
+
+
+def chromium_or_skip() -> str:
+    """The browser's path; a missing browser skips, except under CI where it must fail."""
+    if Path(CHROMIUM).exists():
+        return CHROMIUM
+    reason = (f"{CHROMIUM} not found: install Debian's chromium (apt-get install -y chromium) "
+              "to run browser tests")
+    if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
+        pytest.fail(reason + " (required under CI=true)")
+    pytest.skip(reason)
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[Any]:
+    """One headless Chromium for the session, driven by Playwright with Debian's binary."""
+    path = chromium_or_skip()
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:  # pragma: no cover
+        if os.environ.get("CI"):
+            pytest.fail("playwright is not installed (pip install -e '.[test]')")
+        pytest.skip("playwright is not installed (pip install -e '.[test]')")
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=path, args=CHROMIUM_ARGS)
+        yield b
+        b.close()
