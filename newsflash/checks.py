@@ -46,20 +46,37 @@ def run_checks(html: str, *, warn_kb: int, limit_kb: int) -> list[Check]:
     size = len(html.encode("utf-8"))
     kb = size / 1024
     if kb > limit_kb:
-        checks.append(Check("size", "error", f"HTML is {kb:.1f} KB: Gmail clips emails over "
-                            f"~{limit_kb} KB. Shorten items or move text behind 'read more' "
-                            "links (or build with --allow-clip)."))
+        checks.append(
+            Check(
+                "size",
+                "error",
+                f"HTML is {kb:.1f} KB: Gmail clips emails over "
+                f"~{limit_kb} KB. Shorten items or move text behind 'read more' "
+                "links (or build with --allow-clip).",
+            )
+        )
     elif kb > warn_kb:
-        checks.append(Check("size", "warning", f"HTML is {kb:.1f} KB, near Gmail's ~{limit_kb} KB "
-                            "clipping limit."))
+        checks.append(
+            Check(
+                "size",
+                "warning",
+                f"HTML is {kb:.1f} KB, near Gmail's ~{limit_kb} KB clipping limit.",
+            )
+        )
     else:
         checks.append(Check("size", "ok", f"HTML is {kb:.1f} KB (Gmail clips at ~{limit_kb} KB)."))
     scan = _Scan()
     scan.feed(html)
     bad = sorted({h for h in scan.links if not _link_ok(h)})
     if bad:
-        checks.append(Check("links", "error", "links that are not absolute http(s)/mailto: "
-                            + ", ".join(repr(b) for b in bad[:10])))
+        checks.append(
+            Check(
+                "links",
+                "error",
+                "links that are not absolute http(s)/mailto: "
+                + ", ".join(repr(b) for b in bad[:10]),
+            )
+        )
     else:
         checks.append(Check("links", "ok", f"{len(scan.links)} links, all absolute."))
     no_alt = sorted({src for src, alt in scan.images if not (alt or "").strip()})

@@ -62,9 +62,14 @@ pass_state = click.make_pass_decorator(State)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
-@click.option("--config", "config_path", type=click.Path(dir_okay=False, path_type=Path),
-              default=Path("config.toml"), show_default=True,
-              help="The newsletter's config.toml; paths in it are relative to its folder.")
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=Path("config.toml"),
+    show_default=True,
+    help="The newsletter's config.toml; paths in it are relative to its folder.",
+)
 @click.option("--debug", is_flag=True, help="Show tracebacks instead of one-line errors.")
 @click.version_option(package_name="newsflash")
 @click.pass_context
@@ -102,8 +107,10 @@ def check(state: State) -> None:
     config = state.config
     loaded = pipeline.load(config)
     console.print(f"[bold]config[/] {config.path}: ok")
-    console.print(f"[bold]items[/] {len(loaded.items)} valid, {len(loaded.failed)} with errors "
-                  f"in {config.submissions_dir}")
+    console.print(
+        f"[bold]items[/] {len(loaded.items)} valid, {len(loaded.failed)} with errors "
+        f"in {config.submissions_dir}"
+    )
     print_problems(loaded.problems)
     failed = bool(loaded.errors)
     failed |= _check_subscribers(config)
@@ -120,8 +127,10 @@ def _check_subscribers(config: Config) -> bool:
     sl = load_subscribers(config.subscribers_path)
     counts = sl.counts()
     audience = sl.audience(config.model.audience.segments)
-    console.print(f"[bold]subscribers[/] {counts.get('total', 0)} rows, "
-                  f"{len(audience)} in the audience, {len(sl.problems)} problem(s)")
+    console.print(
+        f"[bold]subscribers[/] {counts.get('total', 0)} rows, "
+        f"{len(audience)} in the audience, {len(sl.problems)} problem(s)"
+    )
     for p in sl.problems:
         colour = "red" if p.severity == "error" else "yellow"
         console.print(f"[{colour}]{p}[/]", soft_wrap=True)
@@ -183,8 +192,9 @@ def new(state: State, section: str, title: str, date_: str | None) -> None:
 
     config = state.config
     if section not in config.section_keys:
-        raise NewsflashError(f"unknown section '{section}'; valid sections: "
-                             f"{', '.join(config.section_keys)}.")
+        raise NewsflashError(
+            f"unknown section '{section}'; valid sections: {', '.join(config.section_keys)}."
+        )
     day = date_ or dt.date.today().isoformat()
     text = item_template(section, title or "Your headline here", day)
     name = f"{day}-{_slug(title or section)}.md"

@@ -127,7 +127,9 @@ class Schedule(_Model):
     require_approval: bool = Field(True, description="Send only an approved, unchanged edition.")
     reviewers: tuple[str, ...] = Field((), description="Who gets the proof.")
     contributors: tuple[str, ...] = Field((), description="Who gets the call for items.")
-    deadline_days: int = Field(7, ge=0, description="Reminder states a deadline this many days before send.")
+    deadline_days: int = Field(
+        7, ge=0, description="Reminder states a deadline this many days before send."
+    )
     reminder: Job | None = None
     proof: Job | None = None
     send: Job | None = None
@@ -278,14 +280,16 @@ def parse_config(text: str, path: Path) -> Config:
     keys = [s.key for s in model.sections]
     dupes = sorted({k for k in keys if keys.count(k) > 1})
     if dupes:
-        raise ConfigError(f"{path}: section key(s) {', '.join(dupes)} appear twice in [[sections]].")
+        raise ConfigError(
+            f"{path}: section key(s) {', '.join(dupes)} appear twice in [[sections]]."
+        )
     for eid in model.editions:
         from newsflash.edition import parse_edition_id
 
         try:
             parse_edition_id(eid)
         except Exception as e:
-            raise ConfigError(f"{path}: [editions.\"{eid}\"]: {e}") from None
+            raise ConfigError(f'{path}: [editions."{eid}"]: {e}') from None
     return Config(path=path, model=model, sha256=hashlib.sha256(text.encode()).hexdigest())
 
 

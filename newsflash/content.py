@@ -16,7 +16,20 @@ from markdown_it import MarkdownIt
 from markdown_it.token import Token
 
 ALLOWED_TAGS = {
-    "p", "br", "strong", "em", "b", "i", "u", "a", "ul", "ol", "li", "blockquote", "h4", "code",
+    "p",
+    "br",
+    "strong",
+    "em",
+    "b",
+    "i",
+    "u",
+    "a",
+    "ul",
+    "ol",
+    "li",
+    "blockquote",
+    "h4",
+    "code",
 }
 ALLOWED_ATTRIBUTES = {"a": {"href", "title"}}
 URL_SCHEMES = {"http", "https", "mailto"}
@@ -69,7 +82,9 @@ def _scan(tokens: list[Token], line: int, bad: list[LinkIssue], images: list[int
         elif tok.type == "image":
             images.append(here)
         elif tok.type in ("html_inline", "html_block"):
-            for m in re.finditer(r"(?:href|src|action)\s*=\s*[\"']?([^\"'>\s]+)", tok.content, re.I):
+            for m in re.finditer(
+                r"(?:href|src|action)\s*=\s*[\"']?([^\"'>\s]+)", tok.content, re.I
+            ):
                 if is_bad_url(m.group(1)):
                     bad.append(LinkIssue(here, m.group(1)))
         if tok.children:

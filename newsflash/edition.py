@@ -20,8 +20,18 @@ from newsflash.items import Item, Problem
 
 _ID = re.compile(r"^(\d{4})-(\d{2})$")
 MONTHS = (
-    "January", "February", "March", "April", "May", "June",
-    "July", "August", "September", "October", "November", "December",
+    "January",
+    "February",
+    "March",
+    "April",
+    "May",
+    "June",
+    "July",
+    "August",
+    "September",
+    "October",
+    "November",
+    "December",
 )
 
 
@@ -37,8 +47,10 @@ def edition_number(edition_id: str, first_edition: str) -> int:
     a, b = parse_edition_id(first_edition), parse_edition_id(edition_id)
     n = (b.year - a.year) * 12 + (b.month - a.month) + 1
     if n < 1:
-        raise BuildError(f"edition {edition_id} is before the first edition {first_edition} "
-                         "(config.toml [newsletter] first_edition).")
+        raise BuildError(
+            f"edition {edition_id} is before the first edition {first_edition} "
+            "(config.toml [newsletter] first_edition)."
+        )
     return n
 
 
@@ -121,8 +133,12 @@ def build_manifest(
     edition_id: str, items: Iterable[Item], template_sha256: str, config_sha256: str
 ) -> dict[str, Any]:
     entries = sorted(({"path": i.key, "sha256": i.sha256} for i in items), key=lambda e: e["path"])
-    body = {"edition": edition_id, "items": entries, "template_sha256": template_sha256,
-            "config_sha256": config_sha256}
+    body = {
+        "edition": edition_id,
+        "items": entries,
+        "template_sha256": template_sha256,
+        "config_sha256": config_sha256,
+    }
     digest = hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
     return {**body, "content_sha256": digest}
 
@@ -150,8 +166,9 @@ def assemble(
         left_out.append(LeftOut(key, f"invalid: {errors_by_file.get(key, 'see newsflash check')}"))
     sections = []
     for s in config.model.sections:
-        its = sorted((i for i in chosen if i.section == s.key),
-                     key=lambda i: (i.order, i.date, i.title))
+        its = sorted(
+            (i for i in chosen if i.section == s.key), key=lambda i: (i.order, i.date, i.title)
+        )
         if its:
             sections.append(Section(s.key, s.title, s.intro, tuple(its)))
     settings = config.edition_settings(edition_id)

@@ -38,15 +38,17 @@ class Message:
     test: bool = False
 
     def unsubscribe_for(self, person: Person) -> str:
-        return personalise.unsubscribe_url(self.unsubscribe_url, self.edition_id,
-                                           person.recipient_id)
+        return personalise.unsubscribe_url(
+            self.unsubscribe_url, self.edition_id, person.recipient_id
+        )
 
     def list_headers(self, person: Person) -> dict[str, str]:
         """RFC 2369 + RFC 8058 one-click headers, per recipient."""
         targets = [f"<{self.unsubscribe_for(person)}>"]
         if self.unsubscribe_mailto:
-            targets.append(f"<mailto:{self.unsubscribe_mailto}?subject=unsubscribe-"
-                           f"{person.recipient_id}>")
+            targets.append(
+                f"<mailto:{self.unsubscribe_mailto}?subject=unsubscribe-{person.recipient_id}>"
+            )
         return {
             "List-Unsubscribe": ", ".join(targets),
             "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
@@ -58,9 +60,11 @@ class Message:
 
 def message_from(config: Config, rendered: RenderedEmail, *, test: bool = False) -> Message:
     m = config.model
-    categories = tuple(dict.fromkeys(
-        c[:255] for c in ("newsflash", f"edition-{rendered.edition_id}", *m.sendgrid.categories)
-    ))[:10]
+    categories = tuple(
+        dict.fromkeys(
+            c[:255] for c in ("newsflash", f"edition-{rendered.edition_id}", *m.sendgrid.categories)
+        )
+    )[:10]
     return Message(
         edition_id=rendered.edition_id,
         newsletter=m.newsletter.name,
@@ -78,7 +82,9 @@ def message_from(config: Config, rendered: RenderedEmail, *, test: bool = False)
     )
 
 
-def to_mime(message: Message, person: Person, *, message_id_domain: str | None = None) -> EmailMessage:
+def to_mime(
+    message: Message, person: Person, *, message_id_domain: str | None = None
+) -> EmailMessage:
     """A complete multipart/alternative message, as a partner's mail client would receive it."""
     subs = message.substitutions(person)
     msg = EmailMessage(policy=email.policy.SMTP)
@@ -91,13 +97,15 @@ def to_mime(message: Message, person: Person, *, message_id_domain: str | None =
         msg["Reply-To"] = message.reply_to
     msg["Date"] = email.utils.formatdate(localtime=False)
     domain = message_id_domain or message.from_email.rpartition("@")[2] or "newsflash.local"
-    msg["Message-ID"] = email.utils.make_msgid(idstring=f"{message.edition_id}.{person.recipient_id}",
-                                               domain=domain)
+    msg["Message-ID"] = email.utils.make_msgid(
+        idstring=f"{message.edition_id}.{person.recipient_id}", domain=domain
+    )
     for name, value in message.list_headers(person).items():
         msg[name] = value
     msg["X-Newsflash-Edition"] = message.edition_id
     msg["X-Newsflash-Recipient"] = person.recipient_id
     msg.set_content(personalise.apply(message.text, subs), subtype="plain", cte="quoted-printable")
-    msg.add_alternative(personalise.apply(message.html, subs), subtype="html",
-                        cte="quoted-printable")
+    msg.add_alternative(
+        personalise.apply(message.html, subs), subtype="html", cte="quoted-printable"
+    )
     return msg

@@ -93,15 +93,19 @@ def manifest_document(build: Build) -> dict[str, object]:
         "html_bytes": build.email.size,
         "sections": [{"key": s.key, "items": [i.key for i in s.items]} for s in e.sections],
         "left_out": [{"path": lo.key, "reason": lo.reason} for lo in e.left_out],
-        "checks": [{"name": c.name, "level": c.level, "message": c.message}
-                   for c in build.email.checks],
+        "checks": [
+            {"name": c.name, "level": c.level, "message": c.message} for c in build.email.checks
+        ],
     }
 
 
 def write_build(config: Config, build: Build, *, allow_clip: bool = False) -> Path:
     """Write build/<edition>/ with the five files; refuses a build that fails its checks."""
-    errors = [c for c in build.email.checks
-              if c.level == "error" and not (allow_clip and c.name == "size")]
+    errors = [
+        c
+        for c in build.email.checks
+        if c.level == "error" and not (allow_clip and c.name == "size")
+    ]
     if errors:
         raise BuildError("; ".join(c.message for c in errors))
     out = config.build_dir / build.edition.id
@@ -113,8 +117,9 @@ def write_build(config: Config, build: Build, *, allow_clip: bool = False) -> Pa
         "email.txt": build.email.text.encode(),
         "email.mjml": build.email.mjml.encode(),
         "preview.eml": eml.as_bytes(),
-        "manifest.json": (json.dumps(manifest_document(build), indent=2, ensure_ascii=False)
-                          + "\n").encode(),
+        "manifest.json": (
+            json.dumps(manifest_document(build), indent=2, ensure_ascii=False) + "\n"
+        ).encode(),
     }
     for name, data in files.items():
         _write_atomic(out / name, data)

@@ -65,8 +65,10 @@ class Renderer:
         self.config = config
         folder = config.templates_dir
         if not (folder / HTML_TEMPLATE).is_file():
-            raise BuildError(f"{folder / HTML_TEMPLATE}: template missing. Restore it from the "
-                             "repository (git checkout templates/).")
+            raise BuildError(
+                f"{folder / HTML_TEMPLATE}: template missing. Restore it from the "
+                "repository (git checkout templates/)."
+            )
         self.env = jinja2.Environment(
             loader=jinja2.FileSystemLoader(folder),
             autoescape=jinja2.select_autoescape(["j2"], default_for_string=True),
@@ -103,7 +105,8 @@ class Renderer:
             "view_url": f"{base}/{edition.id}/",
             "archive_url": f"{base}/",
             "unsubscribe_url": personalise.unsubscribe_url(
-                sender.unsubscribe_url, edition.id, personalise.RECIPIENT_ID),
+                sender.unsubscribe_url, edition.id, personalise.RECIPIENT_ID
+            ),
             "first_name_html": personalise.FIRST_NAME_HTML,
             "first_name": personalise.FIRST_NAME,
             "web": web,
@@ -111,8 +114,9 @@ class Renderer:
 
     def subject(self, edition: Edition) -> str:
         nl = self.config.model.newsletter
-        return nl.subject.format(name=nl.name, number=edition.number, month=edition.month,
-                                 title=edition.title)
+        return nl.subject.format(
+            name=nl.name, number=edition.number, month=edition.month, title=edition.title
+        )
 
     def preheader(self, edition: Edition) -> str:
         if edition.settings.preheader:
@@ -128,13 +132,16 @@ class Renderer:
             text = self.text_env.get_template(TEXT_TEMPLATE).render(ctx)
         except jinja2.TemplateError as e:
             where = f"{getattr(e, 'filename', '') or 'templates'}:{getattr(e, 'lineno', '')}"
-            raise BuildError(f"{where}: template error: {e}. Fix the template or restore it "
-                             "with git checkout templates/.") from e
+            raise BuildError(
+                f"{where}: template error: {e}. Fix the template or restore it "
+                "with git checkout templates/."
+            ) from e
         html = to_html(source)
         size_cfg = self.config.model.build
         checks = run_checks(html, warn_kb=size_cfg.size_warn_kb, limit_kb=size_cfg.size_limit_kb)
-        return RenderedEmail(edition.id, ctx["subject"], ctx["preheader"], source, html, text,
-                             tuple(checks))
+        return RenderedEmail(
+            edition.id, ctx["subject"], ctx["preheader"], source, html, text, tuple(checks)
+        )
 
 
 def to_html(source: str) -> str:
@@ -142,7 +149,9 @@ def to_html(source: str) -> str:
     try:
         raw = mjml.mjml2html(source, fonts={}, disable_comments=True)
     except Exception as e:  # mjml-python raises a bare exception type from Rust
-        raise BuildError(f"MJML could not be rendered: {e}. Check templates/{HTML_TEMPLATE}.")
+        raise BuildError(
+            f"MJML could not be rendered: {e}. Check templates/{HTML_TEMPLATE}."
+        ) from e
     return str(
         Premailer(
             raw,

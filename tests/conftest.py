@@ -78,8 +78,10 @@ def chromium_or_skip() -> str:
     """The browser's path; a missing browser skips, except under CI where it must fail."""
     if Path(CHROMIUM).exists():
         return CHROMIUM
-    reason = (f"{CHROMIUM} not found: install Debian's chromium (apt-get install -y chromium) "
-              "to run browser tests")
+    reason = (
+        f"{CHROMIUM} not found: install Debian's chromium (apt-get install -y chromium) "
+        "to run browser tests"
+    )
     if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
         pytest.fail(reason + " (required under CI=true)")
     pytest.skip(reason)
