@@ -34,6 +34,11 @@ ALLOWED_TAGS = {
 ALLOWED_ATTRIBUTES = {"a": {"href", "title"}}
 URL_SCHEMES = {"http", "https", "mailto"}
 _BAD_SCHEME = re.compile(r"^\s*(javascript|data|vbscript|file)\s*:", re.IGNORECASE)
+_IGNORED_IN_URL = re.compile(r"[\t\n\r\x00]")  # browsers drop these anywhere in a URL
+_ABSOLUTE_LINK = re.compile(r"^(https?://[^\s/]+\.\S+|mailto:[^\s@]+@\S+)$", re.IGNORECASE)
+_URL_ATTR = re.compile(
+    r"(?<![\w-])(?:href|src|action)\s*=\s*(?:\"([^\"]*)\"|'([^']*)'|([^\s>]+))", re.IGNORECASE
+)
 _HEADING = re.compile(r"<(/?)h[1-6]>")
 
 _md = MarkdownIt("commonmark", {"html": True, "linkify": False, "typographer": False})
@@ -63,13 +68,20 @@ def clean_html(fragment: str) -> str:
         attributes=ALLOWED_ATTRIBUTES,
         url_schemes=URL_SCHEMES,
         link_rel="noopener noreferrer",
+        url_relative="deny",
         strip_comments=True,
     )
 
 
 def is_bad_url(url: str) -> bool:
-    """A scheme that executes or embeds instead of linking (after entity decoding)."""
-    return bool(_BAD_SCHEME.match(html.unescape(url).replace("\x00", "")))
+    """A scheme that executes or embeds instead of linking (after entity decoding, and
+    ignoring tabs and newlines inside the scheme, as browsers do)."""
+    return bool(_BAD_SCHEME.match(_IGNORED_IN_URL.sub("", html.unescape(url))))
+
+
+def is_allowed_link(url: str) -> bool:
+    """An absolute http(s) or mailto: link, the only kind the build's link check accepts."""
+    return not is_bad_url(url) and bool(_ABSOLUTE_LINK.match(url.strip()))
 
 
 def _scan(tokens: list[Token], line: int, bad: list[LinkIssue], images: list[int]) -> None:
@@ -77,16 +89,15 @@ def _scan(tokens: list[Token], line: int, bad: list[LinkIssue], images: list[int
         here = tok.map[0] + 1 if tok.map else line
         if tok.type == "link_open":
             href = str(tok.attrs.get("href", ""))
-            if is_bad_url(href):
+            if not is_allowed_link(href):
                 bad.append(LinkIssue(here, href))
         elif tok.type == "image":
             images.append(here)
         elif tok.type in ("html_inline", "html_block"):
-            for m in re.finditer(
-                r"(?:href|src|action)\s*=\s*[\"']?([^\"'>\s]+)", tok.content, re.I
-            ):
-                if is_bad_url(m.group(1)):
-                    bad.append(LinkIssue(here, m.group(1)))
+            for m in _URL_ATTR.finditer(tok.content):
+                url = next(g for g in m.groups() if g is not None)
+                if not is_allowed_link(url):
+                    bad.append(LinkIssue(here, url))
         if tok.children:
             _scan(tok.children, here, bad, images)
 
@@ -94,7 +105,7 @@ def _scan(tokens: list[Token], line: int, bad: list[LinkIssue], images: list[int
 def _raw_bad_links(source: str) -> list[LinkIssue]:
     """markdown-it drops javascript: links to plain text; a contributor still needs telling."""
     found = []
-    for m in re.finditer(r"\]\(\s*<?([^)\s>]+)", source):
+    for m in re.finditer(r"\]\(\s*<?((?:[^()\s>]|\([^()\s]*\))+)", source):  # one level of (...)
         if is_bad_url(m.group(1)):
             found.append(LinkIssue(source.count("\n", 0, m.start()) + 1, m.group(1)))
     return found

@@ -11,6 +11,7 @@ import datetime as dt
 import difflib
 import hashlib
 import re
+import reprlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -42,6 +43,27 @@ STATUSES = ("draft", "ready")
 ITEM_SUFFIXES = (".md", ".markdown")
 IGNORED_NAMES = {"readme.md", "readme.markdown"}
 _EDITION_RE = re.compile(r"^\d{4}-(0[1-9]|1[0-2])$")
+_SHORT = reprlib.Repr()
+_SHORT.maxlevel, _SHORT.maxlist, _SHORT.maxdict, _SHORT.maxstring = 2, 4, 4, 80
+
+
+def _shown(value: Any) -> str:
+    """A value for a message; bounded, because YAML aliases can nest lists a billion deep."""
+    return value.strip() if isinstance(value, str) else _SHORT.repr(value)
+
+
+class _Loader(yaml.SafeLoader):
+    """SafeLoader that keeps an impossible date (2022-02-30) as text, reported as a bad date."""
+
+
+def _timestamp(loader: yaml.SafeLoader, node: yaml.Node) -> Any:
+    try:
+        return yaml.SafeLoader.construct_yaml_timestamp(loader, node)  # type: ignore[arg-type]
+    except ValueError:
+        return loader.construct_scalar(node)  # type: ignore[arg-type]
+
+
+_Loader.add_constructor("tag:yaml.org,2002:timestamp", _timestamp)
 
 Severity = Literal["error", "warning"]
 
@@ -131,9 +153,7 @@ def _anchor(key: str) -> str:
     return f"item-{stem}-{hashlib.sha256(key.encode()).hexdigest()[:6]}"
 
 
-def parse_item(
-    data: bytes, key: str, sections: Sequence[str]
-) -> tuple[Item | None, list[Problem]]:
+def parse_item(data: bytes, key: str, sections: Sequence[str]) -> tuple[Item | None, list[Problem]]:
     """Validate one file's bytes; pure, so the property tests can throw anything at it."""
     problems: list[Problem] = []
 
@@ -141,15 +161,20 @@ def parse_item(
         problems.append(Problem(key, msg, fld, line))
 
     if not data.strip():
-        err("the file is empty. Start it with front matter: a '---' line, 'title: ...', "
-            "'section: ...', 'date: YYYY-MM-DD', a '---' line, then the text.")
+        err(
+            "the file is empty. Start it with front matter: a '---' line, 'title: ...', "
+            "'section: ...', 'date: YYYY-MM-DD', a '---' line, then the text."
+        )
         return None, problems
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as e:
         line = data[: e.start].count(b"\n") + 1
-        err(f"not UTF-8 (byte 0x{data[e.start]:02x} at position {e.start}). Save the file "
-            "with UTF-8 encoding in your editor.", line=line)
+        err(
+            f"not UTF-8 (byte 0x{data[e.start]:02x} at position {e.start}). Save the file "
+            "with UTF-8 encoding in your editor.",
+            line=line,
+        )
         return None, problems
     text = text.replace("\r\n", "\n").replace("\r", "\n")
     if "\x00" in text:
@@ -157,18 +182,24 @@ def parse_item(
         return None, problems
     split = _split_front_matter(text)
     if split is None:
-        err("no front matter. The file must start with a line '---', then fields such as "
-            "'title: ...', then another '---' line, then the text.", line=1)
+        err(
+            "no front matter. The file must start with a line '---', then fields such as "
+            "'title: ...', then another '---' line, then the text.",
+            line=1,
+        )
         return None, problems
     fm, body, body_line = split
     try:
-        meta = yaml.safe_load(fm)
-    except yaml.YAMLError as e:
+        meta = yaml.load(fm, Loader=_Loader)  # a SafeLoader: no arbitrary objects
+    except (yaml.YAMLError, ValueError, RecursionError) as e:  # ValueError: e.g. 2022-02-30
         mark = getattr(e, "problem_mark", None)
         line = mark.line + 2 if mark is not None else None
         reason = getattr(e, "problem", None) or str(e).split("\n")[0]
-        err(f"the front matter is not valid YAML ({reason}). Write one 'field: value' per "
-            "line; put values with ':' or '#' in quotes.", line=line)
+        err(
+            f"the front matter is not valid YAML ({reason}). Write one 'field: value' per "
+            "line; put values with ':' or '#' in quotes.",
+            line=line,
+        )
         return None, problems
     if meta is None:
         meta = {}
@@ -193,7 +224,7 @@ def parse_item(
         v = values.get(k)
         if v is None:
             return ""
-        if isinstance(v, bool) or isinstance(v, (dict, list)):
+        if isinstance(v, (bool, dict, list)):
             err(f"must be text ({FIELDS[k]}), not {type(v).__name__}.", k, lines.get(k))
             return ""
         return str(v).strip()
@@ -203,8 +234,11 @@ def parse_item(
     if section and section not in sections:
         hint = difflib.get_close_matches(section, sections, n=1)
         sug = f"did you mean '{hint[0]}'? " if hint else ""
-        err(f"unknown section '{section}'; {sug}valid sections: {', '.join(sections)}.",
-            "section", lines.get("section"))
+        err(
+            f"unknown section '{section}'; {sug}valid sections: {', '.join(sections)}.",
+            "section",
+            lines.get("section"),
+        )
     date: dt.date | None = None
     raw_date = values.get("date")
     if isinstance(raw_date, dt.datetime):
@@ -213,40 +247,62 @@ def parse_item(
         date = raw_date
     elif raw_date not in (None, ""):
         try:
-            date = dt.date.fromisoformat(str(raw_date).strip())
+            date = dt.date.fromisoformat(_shown(raw_date))
         except ValueError:
-            err(f"'{raw_date}' is not a date. Write it as YYYY-MM-DD, e.g. 2022-01-17.",
-                "date", lines.get("date"))
+            err(
+                f"'{_shown(raw_date)}' is not a date. Write it as YYYY-MM-DD, e.g. 2022-01-17.",
+                "date",
+                lines.get("date"),
+            )
     status = text_field("status").lower() or "ready"
     if status not in STATUSES:
         err(f"'{status}' is not a status; write 'draft' or 'ready'.", "status", lines.get("status"))
     order_raw = values.get("order", 100)
     order = 100
     if isinstance(order_raw, bool) or not isinstance(order_raw, int):
-        err(f"'{order_raw}' is not a whole number; write e.g. 'order: 10'.", "order",
-            lines.get("order"))
+        err(
+            f"'{_shown(order_raw)}' is not a whole number; write e.g. 'order: 10'.",
+            "order",
+            lines.get("order"),
+        )
     else:
         order = order_raw
     edition = text_field("edition") or None
     if "edition" in values and isinstance(values["edition"], dt.date):
         edition = None
-        err("write the edition as 'YYYY-MM' in quotes, e.g. edition: \"2022-03\".", "edition",
-            lines.get("edition"))
+        err(
+            "write the edition as 'YYYY-MM' in quotes, e.g. edition: \"2022-03\".",
+            "edition",
+            lines.get("edition"),
+        )
     elif edition is not None and not _EDITION_RE.match(edition):
-        err(f"'{edition}' is not an edition; write YYYY-MM, e.g. \"2022-03\".", "edition",
-            lines.get("edition"))
+        err(
+            f"'{edition}' is not an edition; write YYYY-MM, e.g. \"2022-03\".",
+            "edition",
+            lines.get("edition"),
+        )
     link = text_field("link")
     if link and (is_bad_url(link) or not _url_ok(link, ("http", "https", "mailto"))):
-        err(f"'{link}' is not allowed; write a full https:// (or mailto:) address.", "link",
-            lines.get("link"))
+        err(
+            f"'{link}' is not allowed; write a full https:// (or mailto:) address.",
+            "link",
+            lines.get("link"),
+        )
     image = text_field("image")
     image_alt = text_field("image_alt")
     if image and (is_bad_url(image) or not _url_ok(image, ("http", "https"))):
-        err(f"'{image}' is not allowed; write the full https:// address of an image on the web.",
-            "image", lines.get("image"))
+        err(
+            f"'{image}' is not allowed; write the full https:// address of an image on the web.",
+            "image",
+            lines.get("image"),
+        )
     if image and not image_alt:
-        err("an image needs 'image_alt: ...' describing what it shows, for readers who "
-            "cannot see it.", "image_alt", lines.get("image"))
+        err(
+            "an image needs 'image_alt: ...' describing what it shows, for readers who "
+            "cannot see it.",
+            "image_alt",
+            lines.get("image"),
+        )
     contact = text_field("contact")
     if contact:
         try:
@@ -255,14 +311,22 @@ def parse_item(
             err(f"'{contact}' is not an email address ({e}).", "contact", lines.get("contact"))
     rendered = render_markdown(body)
     for bad in rendered.bad_links:
-        err(f"link '{bad.url}' is not allowed; links must start with https://, http:// or "
-            "mailto:.", "body", body_line + bad.line - 1)
+        err(
+            f"link '{bad.url}' is not allowed; links must start with https://, http:// or mailto:.",
+            "body",
+            body_line + bad.line - 1,
+        )
     for img_line in rendered.images:
-        err("images inside the text are not shown in the email; use the 'image:' and "
-            "'image_alt:' fields instead.", "body", body_line + img_line - 1)
+        err(
+            "images inside the text are not shown in the email; use the 'image:' and "
+            "'image_alt:' fields instead.",
+            "body",
+            body_line + img_line - 1,
+        )
     if not body.strip() and not values.get("summary"):
-        problems.append(Problem(key, "the item has no text and no summary.", "body", body_line,
-                                "warning"))
+        problems.append(
+            Problem(key, "the item has no text and no summary.", "body", body_line, "warning")
+        )
     if any(p.severity == "error" for p in problems) or date is None:
         return None, problems
     item = Item(
@@ -294,12 +358,16 @@ def item_files(folder: Path) -> list[Path]:
     if not folder.is_dir():
         return []
     return sorted(
-        p for p in folder.rglob("*")
-        if p.is_file() and not any(part.startswith((".", "_")) for part in p.relative_to(folder).parts)
+        p
+        for p in folder.rglob("*")
+        if p.is_file()
+        and not any(part.startswith((".", "_")) for part in p.relative_to(folder).parts)
     )
 
 
-def load_items(folder: Path, sections: Sequence[str], files: Iterable[Path] | None = None) -> LoadResult:
+def load_items(
+    folder: Path, sections: Sequence[str], files: Iterable[Path] | None = None
+) -> LoadResult:
     """Load every item file under `folder`; bad files become problems, never exceptions."""
     items: list[Item] = []
     problems: list[Problem] = []
@@ -307,8 +375,9 @@ def load_items(folder: Path, sections: Sequence[str], files: Iterable[Path] | No
     for path in files if files is not None else item_files(folder):
         key = path.relative_to(folder).as_posix()
         if path.suffix.lower() not in ITEM_SUFFIXES:
-            problems.append(Problem(key, "not an item file (items end in .md); ignored.",
-                                    severity="warning"))
+            problems.append(
+                Problem(key, "not an item file (items end in .md); ignored.", severity="warning")
+            )
             continue
         if path.name.lower() in IGNORED_NAMES:
             continue
