@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,6 +26,8 @@ from newsflash.edition import Edition, human_date
 from newsflash.errors import BuildError
 
 HTML_TEMPLATE = "edition.mjml.j2"
+_DOCTYPE = re.compile(r"^\s*<!doctype html>", re.IGNORECASE)
+_MJML_RESET = re.compile(r'<style type="text/css">(\s*#outlook a\s*\{)')
 TEXT_TEMPLATE = "edition.txt.j2"
 
 
@@ -152,6 +155,12 @@ def to_html(source: str) -> str:
         raise BuildError(
             f"MJML could not be rendered: {e}. Check templates/{HTML_TEMPLATE}."
         ) from e
+    # premailer keeps a doctype only if it matches lxml's spelling exactly ('<!DOCTYPE html>');
+    # MRML writes '<!doctype html>', which premailer dropped, leaving the email in quirks mode.
+    raw = _DOCTYPE.sub("<!DOCTYPE html>", raw, count=1)
+    # MJML's own reset rules (table/td/img/p/body) belong in <head>, as MJML leaves them:
+    # inlined onto every cell they made the HTML ~14% larger and premailer ~35% slower.
+    raw = _MJML_RESET.sub(r'<style type="text/css" data-premailer="ignore">\1', raw, count=1)
     return str(
         Premailer(
             raw,
