@@ -129,6 +129,30 @@ def select_items(
     return unique, out
 
 
+def title_clashes(items: Iterable[Item]) -> list[Problem]:
+    """Ready items that would share a title in one edition, found before any build.
+
+    An unpinned item can land in any edition, so it clashes with every ready item of its
+    title; two items pinned to different editions never meet.
+    """
+    ready = sorted((i for i in items if i.status == "ready"), key=lambda i: i.key)
+    problems: list[Problem] = []
+    for n, item in enumerate(ready):
+        for other in ready[:n]:
+            same_edition = item.edition is None or other.edition in (None, item.edition)
+            if same_edition and item.title.casefold() == other.title.casefold():
+                problems.append(
+                    Problem(
+                        item.key,
+                        f"same title as {other.key}; two items in one "
+                        "edition need different titles.",
+                        "title",
+                    )
+                )
+                break
+    return problems
+
+
 def build_manifest(
     edition_id: str, items: Iterable[Item], template_sha256: str, config_sha256: str
 ) -> dict[str, Any]:

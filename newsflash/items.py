@@ -28,7 +28,7 @@ FIELDS: dict[str, str] = {
     "date": "YYYY-MM-DD: when it happened or was published",
     "author": "who wrote it",
     "organisation": "the organisation or working group behind it",
-    "summary": "one or two sentences shown in the table of contents",
+    "summary": "one or two sentences; shown when the item has no text, and in the archive feed",
     "link": "https:// address for 'read more'",
     "link_text": "the words on the 'read more' button",
     "image": "https:// address of an image",
@@ -59,7 +59,7 @@ class _Loader(yaml.SafeLoader):
 def _timestamp(loader: yaml.SafeLoader, node: yaml.Node) -> Any:
     try:
         return yaml.SafeLoader.construct_yaml_timestamp(loader, node)  # type: ignore[arg-type]
-    except ValueError:
+    except (ValueError, AttributeError):  # AttributeError: '!!timestamp x'
         return loader.construct_scalar(node)  # type: ignore[arg-type]
 
 
@@ -178,7 +178,10 @@ def parse_item(data: bytes, key: str, sections: Sequence[str]) -> tuple[Item | N
         return None, problems
     text = text.replace("\r\n", "\n").replace("\r", "\n")
     if "\x00" in text:
-        err("the file holds NUL characters; is it a binary file? Item files are plain text.")
+        err(
+            "the file holds NUL characters; is it a binary file? Save the item as plain "
+            "text (UTF-8) in a text editor."
+        )
         return None, problems
     split = _split_front_matter(text)
     if split is None:
@@ -191,14 +194,15 @@ def parse_item(data: bytes, key: str, sections: Sequence[str]) -> tuple[Item | N
     fm, body, body_line = split
     try:
         meta = yaml.load(fm, Loader=_Loader)  # a SafeLoader: no arbitrary objects
-    except (yaml.YAMLError, ValueError, RecursionError) as e:  # ValueError: e.g. 2022-02-30
+    except Exception as e:  # PyYAML's constructors also raise ValueError ('2022-02-30'),
+        # KeyError ('!!bool x'), RecursionError (deep nesting): all mean a broken file
         mark = getattr(e, "problem_mark", None)
-        line = mark.line + 2 if mark is not None else None
+        yaml_line = mark.line + 2 if mark is not None else None
         reason = getattr(e, "problem", None) or str(e).split("\n")[0]
         err(
             f"the front matter is not valid YAML ({reason}). Write one 'field: value' per "
             "line; put values with ':' or '#' in quotes.",
-            line=line,
+            line=yaml_line,
         )
         return None, problems
     if meta is None:
@@ -308,7 +312,12 @@ def parse_item(data: bytes, key: str, sections: Sequence[str]) -> tuple[Item | N
         try:
             contact = validate_email(contact, check_deliverability=False).normalized
         except EmailNotValidError as e:
-            err(f"'{contact}' is not an email address ({e}).", "contact", lines.get("contact"))
+            err(
+                f"'{contact}' is not an email address ({e}). Write your address, e.g. "
+                "name@example.org.",
+                "contact",
+                lines.get("contact"),
+            )
     rendered = render_markdown(body)
     for bad in rendered.bad_links:
         err(
@@ -325,8 +334,18 @@ def parse_item(data: bytes, key: str, sections: Sequence[str]) -> tuple[Item | N
         )
     if not body.strip() and not values.get("summary"):
         problems.append(
-            Problem(key, "the item has no text and no summary.", "body", body_line, "warning")
+            Problem(
+                key,
+                "the item has no text and no summary. Write the text under the second '---' "
+                "line, or add 'summary: ...'.",
+                "body",
+                body_line,
+                "warning",
+            )
         )
+    # Read before deciding: a wrong type in these fields is an error too, not a silent "".
+    author, organisation = text_field("author"), text_field("organisation")
+    summary, link_text = text_field("summary"), text_field("link_text") or "Read more"
     if any(p.severity == "error" for p in problems) or date is None:
         return None, problems
     item = Item(
@@ -336,11 +355,11 @@ def parse_item(data: bytes, key: str, sections: Sequence[str]) -> tuple[Item | N
         section=section,
         date=date,
         status=status,
-        author=text_field("author"),
-        organisation=text_field("organisation"),
-        summary=text_field("summary"),
+        author=author,
+        organisation=organisation,
+        summary=summary,
         link=link,
-        link_text=text_field("link_text") or "Read more",
+        link_text=link_text,
         image=image,
         image_alt=image_alt,
         order=order,

@@ -1,0 +1,425 @@
+"""Script injection: contributor content never reaches a partner's inbox in executable form.
+
+Each payload goes into an item body and the whole email is built through the real Renderer
+(Jinja2 -> MJML -> premailer); the finished HTML is then read with a real HTML parser
+(html.parser, also inside Outlook's conditional comments) and must hold no active element,
+no event handler, no link or source with a scheme other than http/https/mailto/#, and no
+style that runs code or loads anything. Titles and other fields are text, never markup or
+template syntax.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import email
+import email.policy
+import re
+import shutil
+from dataclasses import dataclass, field
+from email.message import EmailMessage
+from html.parser import HTMLParser
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from newsflash.config import Config, load_config
+from newsflash.content import ALLOWED_TAGS, render_markdown
+from newsflash.edition import assemble
+from newsflash.items import Item, load_items
+from newsflash.pipeline import build_edition, write_build
+from newsflash.render import Renderer
+
+ROOT = Path(__file__).resolve().parent.parent
+EDITION = "2022-02"
+
+PAYLOADS: dict[str, str] = {
+    # script elements
+    "script_tag": "<script>alert('x')</script>",
+    "script_tag_mixed_case": "<ScRiPt>alert(1)</sCrIpT>",
+    "script_with_src": '<script src="https://evil.example/x.js"></script>',
+    "script_broken_nesting": "<<script>alert(1)//<</script>",
+    "script_in_conditional_comment": "<!--[if gte IE 4]><script>alert(1)</script><![endif]-->",
+    "script_in_cdata": "<![CDATA[<script>alert(1)</script>]]>",
+    "script_in_noscript": '<noscript><p title="</noscript><img src=x onerror=alert(1)>">',
+    # event handlers
+    "img_onerror": '<img src=x onerror="alert(1)">',
+    "img_onerror_unquoted": "<img src=x onerror=alert(1)//>",
+    "a_onclick": '<a href="https://example.org" onclick="alert(1)">x</a>',
+    "a_onmouseover_upper_case": '<A HREF="https://example.org" ONMOUSEOVER="alert(1)">x</A>',
+    "p_onmouseover_slash_separator": "<p/onmouseover=alert(1)>x</p>",
+    "body_onload": '<body onload="alert(1)">x</body>',
+    "details_ontoggle": "<details open ontoggle=alert(1)><summary>x</summary></details>",
+    "attribute_quote_breakout": '<a href="https://x.org" title="x" onmouseover="alert(1)">x</a>',
+    # javascript: and friends in links
+    "javascript_href": '<a href="javascript:alert(1)">x</a>',
+    "javascript_href_mixed_case": '<a href="JaVaScRiPt:alert(1)">x</a>',
+    "javascript_href_decimal_entity": '<a href="&#106;avascript:alert(1)">x</a>',
+    "javascript_href_hex_entities": (
+        '<a href="&#x6A;&#x61;&#x76;&#x61;&#x73;&#x63;&#x72;&#x69;&#x70;&#x74;&#x3A;alert(1)">x</a>'
+    ),
+    "javascript_href_padded_entities": '<a href="&#0000106&#0000097vascript:alert(1)">x</a>',
+    "javascript_href_tab_in_scheme": '<a href="jav\tascript:alert(1)">x</a>',
+    "javascript_href_newline_in_scheme": '<a href="jav\nascript:alert(1)">x</a>',
+    "javascript_href_entity_tab_in_scheme": '<a href="jav&#x09;ascript:alert(1)">x</a>',
+    "javascript_href_entity_newline_in_scheme": '<a href="jav&#10;ascript:alert(1)">x</a>',
+    "javascript_href_leading_space": '<a href=" javascript:alert(1)">x</a>',
+    "javascript_href_leading_control_char": '<a href="\x01javascript:alert(1)">x</a>',
+    "javascript_href_unquoted": "<a href=javascript:alert(1)>x</a>",
+    "javascript_href_backticks": "<a href=`javascript:alert(1)`>x</a>",
+    "javascript_href_colon_entity": '<a href="javascript&colon;alert(1)">x</a>',
+    "vbscript_href": '<a href="vbscript:msgbox(1)">x</a>',
+    "data_text_html_href": '<a href="data:text/html;base64,PHNjcmlwdD5hbGVydCgxKTwvc2NyaXB0">x</a>',
+    "file_href": '<a href="file:///etc/passwd">x</a>',
+    # style
+    "style_block": "<style>body{background:url(javascript:alert(1))}</style>",
+    "style_block_import": "<style>@import 'https://evil.example/x.css';</style>",
+    "style_attr_expression": '<p style="width:expression(alert(1))">x</p>',
+    "style_attr_url_javascript": '<p style="background:url(javascript:alert(1))">x</p>',
+    "style_attr_css_escape": '<p style="background:u\\72l(javascript:alert(1))">x</p>',
+    "style_attr_comment_split": '<p style="width:expr/**/ession(alert(1))">x</p>',
+    "style_attr_behavior_and_binding": '<p style="behavior:url(x.htc);-moz-binding:url(x#x)">x</p>',
+    "link_stylesheet": '<link rel="stylesheet" href="https://evil.example/x.css">',
+    # active or framing elements
+    "iframe": '<iframe src="https://evil.example"></iframe>',
+    "iframe_javascript_src": '<iframe src="javascript:alert(1)"></iframe>',
+    "iframe_srcdoc": '<iframe srcdoc="&lt;script&gt;alert(1)&lt;/script&gt;"></iframe>',
+    "object": '<object data="https://evil.example/x.swf"></object>',
+    "embed": '<embed src="https://evil.example/x.swf">',
+    "svg_onload": "<svg onload=alert(1)><circle r=1 /></svg>",
+    "svg_script": "<svg><script>alert(1)</script></svg>",
+    "svg_animate_href": (
+        "<svg><a><animate attributeName=href values=javascript:alert(1) />"
+        "<text y=10>x</text></a></svg>"
+    ),
+    "math_xlink_href": '<math><maction xlink:href="javascript:alert(1)">x</maction></math>',
+    "form_action": '<form action="javascript:alert(1)"><button>go</button></form>',
+    "form_https_action": '<form action="https://evil.example/phish"><input name=pw></form>',
+    "button_formaction": '<button formaction="javascript:alert(1)">go</button>',
+    "input_autofocus_onfocus": '<input autofocus onfocus="alert(1)">',
+    "meta_refresh": '<meta http-equiv="refresh" content="0;url=javascript:alert(1)">',
+    "base_href": '<base href="javascript:alert(1)//">',
+    "template_element": "<template><script>alert(1)</script></template>",
+    # Markdown links and autolinks
+    "markdown_javascript_link": "[x](javascript:alert(1))",
+    "markdown_javascript_link_mixed_case": "[x](JaVaScRiPt:alert(1))",
+    "markdown_javascript_link_entity": "[x](&#106;avascript:alert(1))",
+    "markdown_javascript_link_percent": "[x](javascript%3Aalert(1))",
+    "markdown_javascript_link_in_angles": "[x](<javascript:alert(1)>)",
+    "markdown_javascript_reference_link": "[x][r]\n\n[r]: javascript:alert(1)",
+    "markdown_vbscript_link": "[x](vbscript:msgbox(1))",
+    "markdown_data_link": "[x](data:text/html;base64,PHNjcmlwdD5hbGVydCgxKTwvc2NyaXB0Pg==)",
+    "markdown_link_title_breakout": '[x](https://example.org "a\\" onmouseover=\\"alert(1)")',
+    "markdown_image_alt_breakout": '![x" onerror="alert(1)](https://example.org/i.png)',
+    "markdown_image_javascript": "![x](javascript:alert(1))",
+    "markdown_autolink_javascript": "<javascript:alert(1)>",
+    "markdown_autolink_data": "<data:text/html,<script>alert(1)</script>>",
+    "markdown_autolink_vbscript": "<vbscript:msgbox(1)>",
+    "markdown_relative_link": "[x](/unsubscribe-everyone)",
+    "markdown_protocol_relative_link": "[x](//evil.example/x)",
+    # template syntax is text, never evaluated
+    "jinja_syntax_in_body": "{{ config.__class__ }} {% for x in range(3) %}loop{% endfor %}",
+}
+
+URL_ATTRIBUTES = {
+    "href", "src", "action", "formaction", "background", "poster", "xlink:href", "data",
+    "srcset", "lowsrc", "dynsrc", "cite", "longdesc", "usemap", "srcdoc", "ping", "manifest",
+}  # fmt: skip
+FORBIDDEN_TAGS = {
+    "script", "iframe", "frame", "frameset", "object", "embed", "applet", "form", "input",
+    "button", "textarea", "select", "svg", "math", "base", "link", "template", "portal",
+    "animate", "set", "maction",
+}  # fmt: skip
+ALLOWED_URL = re.compile(r"^(https?://|mailto:|#)", re.IGNORECASE)
+CODE_IN_CSS = re.compile(r"expression\(|javascript:|vbscript:|behavior:|-moz-binding|@import")
+CSS_URL = re.compile(r"url\((?!['\"]?https://)", re.IGNORECASE)
+
+
+def css_normalised(css: str) -> str:
+    """Undo the tricks a browser would undo: comments, escapes, whitespace, case."""
+    css = re.sub(r"/\*.*?\*/", "", css, flags=re.S)
+    css = re.sub(r"\\([0-9a-fA-F]{1,6})\s?", lambda m: chr(int(m.group(1), 16)), css)
+    return re.sub(r"[\s\\]", "", css).lower()
+
+
+@dataclass
+class Audit(HTMLParser):
+    """Everything in an HTML document that could run code or load something."""
+
+    findings: list[str] = field(default_factory=list)
+    tags: set[str] = field(default_factory=set)
+    attributes: set[str] = field(default_factory=set)
+    texts: list[str] = field(default_factory=list)
+    _in_style: bool = False
+
+    def __post_init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.tags.add(tag)
+        if tag in FORBIDDEN_TAGS:
+            self.findings.append(f"<{tag}> element")
+        if tag == "style":
+            self._in_style = True
+        for name, value in attrs:
+            value = value or ""
+            self.attributes.add(name)
+            if name.startswith("on"):
+                self.findings.append(f"<{tag} {name}=...> event handler")
+            if name in URL_ATTRIBUTES and not ALLOWED_URL.match(value.strip()):
+                self.findings.append(f"<{tag} {name}={value!r}> scheme not http/https/mailto/#")
+            if name == "style":
+                css = css_normalised(value)
+                if CODE_IN_CSS.search(css) or CSS_URL.search(css):
+                    self.findings.append(f"<{tag} style={value!r}> runs code or loads a URL")
+            if tag == "meta" and name == "http-equiv" and value.lower() == "refresh":
+                self.findings.append("<meta http-equiv=refresh>")
+
+    def handle_startendtag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.handle_starttag(tag, attrs)
+        self.handle_endtag(tag)
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == "style":
+            self._in_style = False
+
+    def handle_data(self, data: str) -> None:
+        if self._in_style:
+            css = css_normalised(data)
+            if CODE_IN_CSS.search(css) or CSS_URL.search(css):
+                self.findings.append(f"<style> block runs code or loads a URL: {data[:80]!r}")
+        else:
+            self.texts.append(data)
+
+    def handle_comment(self, data: str) -> None:
+        # Outlook reads markup inside conditional comments: audit it as HTML too.
+        inner = re.sub(r"^\[if [^\]]*\]>|<!\[endif\]$", "", data.strip())
+        nested = Audit()
+        nested.feed(inner)
+        nested.close()
+        self.findings.extend(f"in a comment: {f}" for f in nested.findings)
+        if "alert(" in data:
+            self.findings.append(f"contributor content in a comment: {data[:80]!r}")
+
+
+def audit(html: str) -> Audit:
+    a = Audit()
+    a.feed(html)
+    a.close()
+    return a
+
+
+def text_of(html: str) -> str:
+    return " ".join(" ".join(audit(html).texts).split())
+
+
+@pytest.fixture(scope="module")
+def sample(tmp_path_factory: pytest.TempPathFactory) -> tuple[Config, Renderer, list[Item]]:
+    """A read-only copy of the sample newsletter, its renderer and its valid items."""
+    root = tmp_path_factory.mktemp("sample")
+    for name in ("config.toml", "subscribers.csv"):
+        shutil.copy(ROOT / name, root / name)
+    for name in ("templates", "submissions"):
+        shutil.copytree(ROOT / name, root / name)
+    config = load_config(root / "config.toml")
+    items = list(load_items(config.submissions_dir, config.section_keys).items)
+    return config, Renderer(config), items
+
+
+def sentinel(name: str) -> str:
+    return f"Sentinel paragraph of {name.replace('_', ' ')}."
+
+
+def item_for(name: str, payload: str) -> Item:
+    """An item whose body went through the same Markdown + sanitiser as a contributor's."""
+    body = f"{sentinel(name)}\n\n{payload}\n\nAfter the payload."
+    rendered = render_markdown(body)
+    return Item(
+        key=f"evil/{name}.md",
+        sha256="0" * 64,
+        title=f"Item carrying {name}",
+        section="wg1",
+        date=dt.date(2022, 2, 3),
+        edition=EDITION,
+        body_html=rendered.html,
+        body_text=rendered.text,
+        anchor=f"item-{name.replace('_', '-')}",
+    )
+
+
+def test_sample_email_passes_the_audit(sample: tuple[Config, Renderer, list[Item]]) -> None:
+    config, renderer, items = sample
+    html = renderer.render(assemble(config, EDITION, items)).html
+    assert audit(html).findings == []
+
+
+@pytest.mark.parametrize("name", sorted(PAYLOADS))
+def test_payload_in_item_body_never_reaches_the_email_in_executable_form(
+    name: str, sample: tuple[Config, Renderer, list[Item]]
+) -> None:
+    """The sanitiser alone, as if validation had let the file through."""
+    config, renderer, items = sample
+    edition = assemble(config, EDITION, [*items, item_for(name, PAYLOADS[name])])
+    for web in (False, True):
+        email_ = renderer.render(edition, web=web)
+        found = audit(email_.html)
+        assert found.findings == [], name
+        assert sentinel(name) in text_of(email_.html)  # the item really was rendered
+        assert not {t for t in found.tags if t not in ALLOWED_TAGS} & FORBIDDEN_TAGS
+        assert email_.ok, [c for c in email_.checks if c.level == "error"]
+
+
+def test_every_payload_at_once_in_item_files_builds_a_clean_email(workspace: Path) -> None:
+    """End to end: files in submissions/ -> check -> build -> email.html and preview.eml."""
+    folder = workspace / "submissions" / "evil"
+    folder.mkdir()
+    for name, payload in PAYLOADS.items():
+        (folder / f"{name}.md").write_text(
+            f"---\ntitle: Item carrying {name}\nsection: wg2\ndate: 2022-02-03\n---\n"
+            f"{sentinel(name)}\n\n{payload}\n",
+            encoding="utf-8",
+        )
+    config = load_config(workspace / "config.toml")
+
+    build = build_edition(config, EDITION)
+    # 75 items pass Gmail's clipping size; every other check (links, alt text) must pass.
+    out = write_build(config, build, allow_clip=True)
+
+    html = (out / "email.html").read_text(encoding="utf-8")
+    assert audit(html).findings == []
+    message = email.message_from_bytes(
+        (out / "preview.eml").read_bytes(), policy=email.policy.default
+    )
+    assert isinstance(message, EmailMessage)
+    html_part = message.get_body(("html",))
+    assert html_part is not None
+    assert audit(html_part.get_content()).findings == []
+    # Nothing is dropped silently: every payload file is in the email or left out with a reason.
+    included = {i.key for i in build.edition.items}
+    left_out = {lo.key: lo.reason for lo in build.edition.left_out}
+    text = text_of(html)
+    for name in PAYLOADS:
+        key = f"evil/{name}.md"
+        if key in included:
+            assert sentinel(name) in text, name
+        else:
+            assert left_out[key].startswith("invalid: "), name
+    # Links the sanitiser would silently drop are reported to the contributor instead.
+    for name in ("javascript_href_tab_in_scheme", "markdown_javascript_link", "vbscript_href",
+                 "markdown_relative_link", "form_action", "data_text_html_href"):  # fmt: skip
+        assert f"evil/{name}.md" in left_out, name
+
+
+HOSTILE_FIELDS = {
+    "title": '<b>Bold</b> " onmouseover="alert(1) {{ 7 * 7 }} {% if true %}JINJA{% endif %}',
+    "organisation": "<i>Org</i> ' onclick='alert(2) {{ config }}",
+    "author": "{# comment #}<script>alert(3)</script>",
+    "link_text": '" onfocus="alert(4) {{ 6 * 7 }}',
+    "image_alt": "\" onerror='alert(5)' <b>x</b>",
+    "summary": "<script>alert(6)</script> {{ 8 * 8 }}",
+}
+
+
+def hostile_item_file(edition: str) -> str:
+    quoted = "".join(
+        f"{k}: '{v.replace(chr(39), chr(39) * 2)}'\n" for k, v in HOSTILE_FIELDS.items()
+    )
+    return (
+        f'---\n{quoted}section: wg1\ndate: 2022-02-03\nedition: "{edition}"\n'
+        "link: https://example.org/more\nimage: https://example.org/picture.png\n---\nText.\n"
+    )
+
+
+@pytest.mark.parametrize("edition", [EDITION, "2022-04"])  # 2022-04: preheader from titles
+def test_titles_and_fields_with_html_or_jinja_syntax_are_escaped_not_interpreted(
+    workspace: Path, edition: str
+) -> None:
+    (workspace / "submissions" / "hostile.md").write_text(
+        hostile_item_file(edition), encoding="utf-8"
+    )
+    config = load_config(workspace / "config.toml")
+    build = build_edition(config, edition)
+    assert "hostile.md" in {i.key for i in build.edition.items}, build.load.problems
+    html = build.email.html
+
+    found = audit(html)
+    assert found.findings == []
+    assert "b" not in found.tags and "i" not in found.tags  # no <b>Bold</b> from the title
+    text = text_of(html)
+    for value in (
+        HOSTILE_FIELDS["title"],
+        HOSTILE_FIELDS["organisation"],
+        HOSTILE_FIELDS["link_text"],
+    ):
+        assert value in text  # shown literally, braces and all
+    for evaluated in ("49", "42", "JINJA{% endif"):
+        assert evaluated not in text.replace(HOSTILE_FIELDS["title"], "")
+    assert f'alt="{HOSTILE_FIELDS["image_alt"]}"'.replace('"', "") not in html  # no breakout
+    img_alts = re.findall(r"<img [^>]*>", html)
+    assert img_alts, "the item's image is shown"
+    # The plain-text part shows the same literal title, not an evaluated template.
+    assert HOSTILE_FIELDS["title"] in build.email.text
+    assert "49" not in build.email.text.replace(HOSTILE_FIELDS["title"], "")
+
+
+def test_image_alt_with_quotes_stays_inside_its_attribute(workspace: Path) -> None:
+    (workspace / "submissions" / "hostile.md").write_text(
+        hostile_item_file(EDITION), encoding="utf-8"
+    )
+    config = load_config(workspace / "config.toml")
+    html = build_edition(config, EDITION).email.html
+
+    alts: list[str | None] = []
+
+    class Images(HTMLParser):
+        def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+            if tag == "img":
+                alts.append(dict(attrs).get("alt"))
+
+    Images(convert_charrefs=True).feed(html)
+    assert alts == [HOSTILE_FIELDS["image_alt"]]
+
+
+fragments = st.lists(
+    st.one_of(
+        st.sampled_from(sorted(PAYLOADS.values())),
+        st.sampled_from(
+            [
+                "<",
+                ">",
+                '"',
+                "'",
+                "=",
+                "javascript:",
+                "&#",
+                ";",
+                "\t",
+                "\n",
+                "(",
+                ")",
+                "on",
+                "href",
+                "<a ",
+                "<img ",
+                "style=",
+                "url(",
+                "[x](",
+                "](",
+                "`",
+            ]
+        ),
+        st.text(max_size=10),
+    ),
+    max_size=12,
+).map("".join)
+
+
+@settings(max_examples=200, deadline=None)
+@given(fragments)
+def test_sanitised_body_only_holds_allowed_tags_and_safe_links(source: str) -> None:
+    html = render_markdown(source).html
+    found = audit(html)
+    assert found.findings == []
+    assert found.tags <= ALLOWED_TAGS
+    assert found.attributes <= {"href", "title", "rel"}
