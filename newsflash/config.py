@@ -18,7 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from newsflash.errors import ConfigError, NewsflashError
 
-SECRET_KEYS = {"api_key", "sendgrid_api_key", "apikey", "key", "password", "secret", "token"}
+SECRET_KEYS = {"api_key", "sendgrid_api_key", "apikey", "password", "secret", "token"}
 
 
 class _Model(BaseModel):
@@ -239,6 +239,7 @@ def _known_keys(loc: tuple[int | str, ...]) -> list[str]:
 
 
 def _find_secret(data: Any, where: str = "") -> str | None:
+    """A key named like a secret anywhere in the file, or a value that is a SendGrid key."""
     if isinstance(data, dict):
         for k, v in data.items():
             if str(k).lower() in SECRET_KEYS:
@@ -246,6 +247,13 @@ def _find_secret(data: Any, where: str = "") -> str | None:
             found = _find_secret(v, f"{where}{k}.")
             if found:
                 return found
+    elif isinstance(data, list):
+        for n, v in enumerate(data):
+            found = _find_secret(v, f"{where.rstrip('.')}[{n + 1}].")
+            if found:
+                return found
+    elif isinstance(data, str) and data.startswith("SG.") and len(data) > 40:
+        return where.rstrip(".")
     return None
 
 

@@ -39,6 +39,7 @@ _ABSOLUTE_LINK = re.compile(r"^(https?://[^\s/]+\.\S+|mailto:[^\s@]+@\S+)$", re.
 _URL_ATTR = re.compile(
     r"(?<![\w-])(?:href|src|action)\s*=\s*(?:\"([^\"]*)\"|'([^']*)'|([^\s>]+))", re.IGNORECASE
 )
+_HTML_IMG = re.compile(r"<img\b", re.IGNORECASE)
 _HEADING = re.compile(r"<(/?)h[1-6]>")
 
 _md = MarkdownIt("commonmark", {"html": True, "linkify": False, "typographer": False})
@@ -94,6 +95,8 @@ def _scan(tokens: list[Token], line: int, bad: list[LinkIssue], images: list[int
         elif tok.type == "image":
             images.append(here)
         elif tok.type in ("html_inline", "html_block"):
+            if _HTML_IMG.search(tok.content):
+                images.append(here)
             for m in _URL_ATTR.finditer(tok.content):
                 url = next(g for g in m.groups() if g is not None)
                 if not is_allowed_link(url):

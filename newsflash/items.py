@@ -131,14 +131,25 @@ def _split_front_matter(text: str) -> tuple[str, str, int] | None:
     return None
 
 
-def _key_lines(fm: str) -> dict[str, int]:
+def _key_lines(fm: str) -> tuple[dict[str, int], list[tuple[str, int]]]:
+    """Line of each field, and fields written twice (YAML silently keeps the last one)."""
     try:
         node = yaml.compose(fm, Loader=yaml.SafeLoader)
-    except yaml.YAMLError:
-        return {}
+    except Exception:
+        return {}, []
     if not isinstance(node, yaml.MappingNode):
-        return {}
-    return {str(k.value): k.start_mark.line + 2 for k, _ in node.value if hasattr(k, "value")}
+        return {}, []
+    lines: dict[str, int] = {}
+    repeated: list[tuple[str, int]] = []
+    for k, _ in node.value:
+        if not hasattr(k, "value"):
+            continue
+        name, line = str(k.value), k.start_mark.line + 2
+        if name in lines:
+            repeated.append((name, line))
+        else:
+            lines[name] = line
+    return lines, repeated
 
 
 def _url_ok(value: str, schemes: Sequence[str]) -> bool:
@@ -184,6 +195,13 @@ def parse_item(data: bytes, key: str, sections: Sequence[str]) -> tuple[Item | N
         )
         return None, problems
     split = _split_front_matter(text)
+    if split is None and text.lstrip("\ufeff").split("\n", 1)[0].strip() == "---":
+        err(
+            "the front matter is not closed: add a line '---' after the last field, "
+            "before the text.",
+            line=1,
+        )
+        return None, problems
     if split is None:
         err(
             "no front matter. The file must start with a line '---', then fields such as "
@@ -210,7 +228,9 @@ def parse_item(data: bytes, key: str, sections: Sequence[str]) -> tuple[Item | N
     if not isinstance(meta, dict):
         err("the front matter must be 'field: value' lines, e.g. 'title: WG1 meeting'.", line=2)
         return None, problems
-    lines = _key_lines(fm)
+    lines, repeated = _key_lines(fm)
+    for name, line in repeated:
+        err(f"written twice (first on line {lines[name]}); remove one of them.", name, line)
     values: dict[str, Any] = {}
     for raw_key, value in meta.items():
         k = str(raw_key)
