@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import html
 import re
+import textwrap
 from dataclasses import dataclass
 
 import nh3
@@ -195,6 +196,28 @@ def render_markdown(source: str) -> RenderedBody:
         bad_links=tuple(sorted(bad, key=lambda b: b.line)),
         images=tuple(images),
     )
+
+
+_BULLET = re.compile(r"^(\s*(?:[-*>] |\d+\. ))")
+
+
+def wrap_text(text: str, width: int = 76) -> str:
+    """Wrap plain text for mail clients that don't, keeping bullets hanging and URLs whole."""
+    out: list[str] = []
+    for line in text.split("\n"):
+        m = _BULLET.match(line)
+        lead = m.group(1) if m else ""
+        out.extend(
+            textwrap.wrap(
+                line,
+                width=width,
+                subsequent_indent=" " * len(lead),
+                break_long_words=False,
+                break_on_hyphens=False,
+            )
+            or [""]
+        )
+    return "\n".join(out)
 
 
 def inline_markdown(source: str) -> str:
