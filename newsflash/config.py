@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import difflib
 import hashlib
+import json
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
@@ -205,6 +206,25 @@ class Config:
     @property
     def section_keys(self) -> tuple[str, ...]:
         return tuple(s.key for s in self.model.sections)
+
+    def content_sha256(self, edition_id: str) -> str:
+        """Hash of the settings that shape an edition's email, and only those.
+
+        Approval refers to it through the manifest: retiming the schedule or changing the
+        SendGrid host must not void an approval; changing the subject or the footer must.
+        """
+        m = self.model
+        parts = {
+            "newsletter": m.newsletter.model_dump(mode="json"),
+            "sender": m.sender.model_dump(mode="json"),
+            "sections": [s.model_dump(mode="json") for s in m.sections],
+            "edition": self.edition_settings(edition_id).model_dump(mode="json"),
+            "call_to_action": m.call_to_action.model_dump(mode="json")
+            if m.call_to_action
+            else None,
+            "build": m.build.model_dump(mode="json"),
+        }
+        return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()
 
     def edition_settings(self, edition_id: str) -> EditionSettings:
         return self.model.editions.get(edition_id, EditionSettings())

@@ -196,7 +196,9 @@ def assemble(
         if its:
             sections.append(Section(s.key, s.title, s.intro, tuple(its)))
     settings = config.edition_settings(edition_id)
-    manifest = build_manifest(edition_id, chosen, template_sha256, config.sha256)
+    manifest = build_manifest(
+        edition_id, chosen, template_sha256, config.content_sha256(edition_id)
+    )
     return Edition(
         id=edition_id,
         number=number,

@@ -259,7 +259,7 @@ def test_manifest_lists_included_items_with_their_sha256_only(config: Config) ->
     assert (m["edition"], m["template_sha256"], m["config_sha256"]) == (
         EDITION,
         "t" * 64,
-        config.sha256,
+        config.content_sha256(EDITION),
     )
     assert edition.manifest_hash == m["content_sha256"]
     assert len(edition.manifest_hash) == 64
@@ -273,7 +273,9 @@ def test_manifest_hash_is_stable_for_the_same_inputs(config: Config) -> None:
     assert first.manifest == again.manifest
     assert (
         first.manifest_hash
-        == build_manifest(EDITION, first.items, th, config.sha256)["content_sha256"]
+        == build_manifest(EDITION, first.items, th, config.content_sha256(EDITION))[
+            "content_sha256"
+        ]
     )
 
 
@@ -316,6 +318,21 @@ def test_manifest_hash_changes_when_the_config_changes(config: Config) -> None:
     a = assemble(config, EDITION, items, template_sha256="t")
     b = assemble(changed, EDITION, items, template_sha256="t")
     assert a.manifest_hash != b.manifest_hash
+
+
+def test_manifest_hash_ignores_settings_that_do_not_shape_the_email(config: Config) -> None:
+    text = config.path.read_text(encoding="utf-8")
+    retimed = parse_config(
+        text.replace("grace_hours = 6", "grace_hours = 3").replace(
+            "batch_size = 1000", "batch_size = 500"
+        ),
+        config.path,
+    )
+    items = load(config).items
+    assert retimed.sha256 != config.sha256
+    a = assemble(config, EDITION, items, template_sha256="t")
+    b = assemble(retimed, EDITION, items, template_sha256="t")
+    assert a.manifest_hash == b.manifest_hash
 
 
 def test_manifest_hash_changes_when_the_item_set_changes(config: Config) -> None:
