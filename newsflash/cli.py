@@ -16,6 +16,7 @@ from typing import Any, TypeVar
 
 import click
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from newsflash.config import Config, load_config
@@ -52,7 +53,7 @@ def handled(fn: F) -> F:
             if ctx.find_object(State) and ctx.find_object(State).debug:  # type: ignore[union-attr]
                 raise
             for line in str(e).splitlines() or ["error"]:
-                err_console.print(f"[red]error:[/] {line}", soft_wrap=True)
+                err_console.print(f"[red]error:[/] {escape(line)}", soft_wrap=True)
             sys.exit(1)
 
     return wrapper  # type: ignore[return-value]
@@ -82,6 +83,8 @@ def main(ctx: click.Context, config_path: Path, debug: bool) -> None:
       newsflash check              validate config, item files and the partner list
       newsflash build 2022-02      render build/2022-02/ (email.html, email.txt, preview.eml ...)
       newsflash new wg1            scaffold an item file for a section
+      newsflash approve 2022-02    approve the edition as it builds now (the scheduler sends it)
+      newsflash schedule run       the monthly calendar: reminder, proof, send (as a service)
     """
     ctx.obj = State(config_path, debug)
 
@@ -90,8 +93,10 @@ def print_problems(problems: list[Problem] | tuple[Problem, ...]) -> None:
     for p in problems:
         colour = "red" if p.severity == "error" else "yellow"
         where = p.path + (f":{p.line}" if p.line else "")
-        field = f"[bold]{p.field}[/]: " if p.field else ""
-        console.print(f"[{colour}]{p.severity}[/] {where}: {field}{p.message}", soft_wrap=True)
+        field = f"[bold]{escape(p.field)}[/]: " if p.field else ""
+        console.print(
+            f"[{colour}]{p.severity}[/] {escape(where)}: {field}{escape(p.message)}", soft_wrap=True
+        )
 
 
 @main.command()
@@ -103,6 +108,7 @@ def check(state: State) -> None:
     Exits 1 if any item file or the partner list has an error.
     """
     from newsflash import pipeline
+    from newsflash.edition import title_clashes
 
     config = state.config
     loaded = pipeline.load(config)
@@ -111,8 +117,9 @@ def check(state: State) -> None:
         f"[bold]items[/] {len(loaded.items)} valid, {len(loaded.failed)} with errors "
         f"in {config.submissions_dir}"
     )
-    print_problems(loaded.problems)
-    failed = bool(loaded.errors)
+    clashes = title_clashes(loaded.items)
+    print_problems([*loaded.problems, *clashes])
+    failed = bool(loaded.errors) or bool(clashes)
     failed |= _check_subscribers(config)
     if failed:
         sys.exit(1)
@@ -133,7 +140,7 @@ def _check_subscribers(config: Config) -> bool:
     )
     for p in sl.problems:
         colour = "red" if p.severity == "error" else "yellow"
-        console.print(f"[{colour}]{p}[/]", soft_wrap=True)
+        console.print(f"[{colour}]{escape(str(p))}[/]", soft_wrap=True)
     return any(p.severity == "error" for p in sl.problems)
 
 
@@ -161,13 +168,16 @@ def build(state: State, edition: str | None, allow_clip: bool) -> None:
     table.add_column("item")
     for s in e.sections:
         for i in s.items:
-            table.add_row(s.title, f"{i.title}  [dim]{i.key}[/]")
+            table.add_row(escape(s.title), f"{escape(i.title)}  [dim]{escape(i.key)}[/]")
     console.print(table)
     for lo in e.left_out:
-        console.print(f"[yellow]left out[/] {lo.key}: {lo.reason}", soft_wrap=True)
+        if lo.key in result.load.failed:
+            console.print(f"[yellow]left out[/] {escape(lo.key)}: invalid (errors listed above)")
+            continue
+        console.print(f"[yellow]left out[/] {escape(lo.key)}: {escape(lo.reason)}", soft_wrap=True)
     for c in result.email.checks:
         colour = {"ok": "green", "warning": "yellow", "error": "red"}[c.level]
-        console.print(f"[{colour}]{c.level}[/] {c.name}: {c.message}", soft_wrap=True)
+        console.print(f"[{colour}]{c.level}[/] {c.name}: {escape(c.message)}", soft_wrap=True)
     out = pipeline.write_build(config, result, allow_clip=allow_clip)
     console.print(f"[green]built[/] {out}/ (subject: {result.email.subject})", soft_wrap=True)
     if result.load.errors:
@@ -209,6 +219,282 @@ def new(state: State, section: str, title: str, date_: str | None) -> None:
     console.print(f"[green]created[/] {path}")
     console.print(f"Fields: {', '.join(FIELDS)}. See docs/contributors.md.", soft_wrap=True)
 
+
+@main.command()
+@click.argument("edition", required=False)
+@click.option("--port", default=8000, show_default=True, type=click.IntRange(0, 65535),
+              help="Port on 127.0.0.1 (0: any free port).")
+@pass_state
+@handled
+def preview(state: State, edition: str | None, port: int) -> None:
+    """Serve a live preview of EDITION (default: this month) on http://127.0.0.1:PORT/.
+
+    Shows the email at 600 px and 375 px, the plain text, subject, preheader, checks, items
+    left out and item-file problems; rebuilds and reloads the page when an item file, a
+    template or config.toml changes. Writes nothing; Ctrl-C stops it.
+    """
+    from newsflash.preview import serve
+
+    serve(state.config_path, edition, port, echo=lambda line: console.print(line, soft_wrap=True,
+                                                                            markup=False))
+
+
+@main.command()
+@pass_state
+@handled
+def archive(state: State) -> None:
+    """Write the web archive of sent editions to site/ (index, one page each, Atom feed).
+
+    Each page is the edition's web version (no unsubscribe link, no greeting), built with the
+    items its send recorded. Publish site/ at config.toml's web_base_url on any web server.
+    """
+    from newsflash.archive import write_site
+
+    result = write_site(state.config)
+    for note in result.notes:
+        console.print(f"[yellow]note[/] {note}", soft_wrap=True, markup=True)
+    for page in result.pages:
+        e = page.edition
+        console.print(f"  {e.id}  No. {e.number}  {e.title}", soft_wrap=True, markup=False)
+    console.print(f"[green]wrote[/] {result.out}/ ({len(result.pages)} sent edition(s) from "
+                  f"{result.ledger.name}; feed.xml, index.html)", soft_wrap=True)
+
+
+# -- sending ---------------------------------------------------------------------------------
+
+
+def _shorten(value: Any, limit: int = 240) -> Any:
+    """A request for display: long bodies cut, only the first personalizations shown."""
+    if isinstance(value, str) and len(value) > limit:
+        return f"{value[:limit]}… [{len(value)} characters in all]"
+    if isinstance(value, list):
+        shown = [_shorten(v, limit) for v in value[:3]]
+        if len(value) > 3:
+            shown.append(f"… {len(value) - 3} more")
+        return shown
+    if isinstance(value, dict):
+        return {k: _shorten(v, limit) for k, v in value.items()}
+    return value
+
+
+def _print_plan(report: Any) -> None:
+    for key, reason in report.left_out:
+        console.print(f"[yellow]left out[/] {key}: {reason}", soft_wrap=True)
+    if report.subscriber_problems:
+        console.print(f"[yellow]subscribers.csv has {report.subscriber_problems} problem(s)"
+                      "[/] (bad rows are skipped): see `newsflash subscribers`", soft_wrap=True)
+    console.print(
+        f"Edition [bold]{report.edition_id}[/] through [bold]{report.transport}[/]: "
+        f"{report.total} recipient(s), {report.already_accepted} already accepted, "
+        f"{report.to_send} to send now"
+        + (f" in about {report.requests} request(s)" if report.requests else "")
+        + (f"; {report.uncertain} uncertain" if report.uncertain else "") + ".",
+        soft_wrap=True)
+
+
+def _print_summary(report: Any) -> None:
+    from newsflash.sending import status_lines
+
+    table = Table(title=f"Edition {report.edition_id} through {report.transport}",
+                  title_justify="left", show_header=False)
+    table.add_column("")
+    table.add_column("", justify="right")
+    table.add_row("accepted in this run", str(report.accepted_now))
+    table.add_row("accepted before", str(report.already_accepted))
+    table.add_row("failed (retried by the next run)", str(report.failed))
+    table.add_row("uncertain", str(report.uncertain))
+    if report.skipped:
+        table.add_row("left the audience since the start", str(report.skipped))
+    table.add_row("requests", str(report.requests))
+    table.add_row("[bold]total recipients[/]", f"[bold]{report.total}[/]")
+    console.print(table)
+    if report.stopped:
+        console.print(f"[red]stopped:[/] {report.stopped}", soft_wrap=True)
+    if report.status is not None:
+        for line in status_lines(report.status):
+            console.print(line, soft_wrap=True)
+
+
+@main.command()
+@click.argument("edition")
+@click.option("--to", "to", metavar="ADDRESS",
+              help="Send one test copy (subject starts with [TEST]) to ADDRESS; not counted.")
+@click.option("--dry-run", is_flag=True,
+              help="Send nothing; show the counts and the first request.")
+@click.option("--resend-uncertain", is_flag=True,
+              help="Also resend recipients whose request got no answer (they may get it twice).")
+@click.option("--transport", type=click.Choice(["sendgrid", "outbox"]), default=None,
+              help="Default: sendgrid when SENDGRID_API_KEY is set, else outbox (.eml files).")
+@click.option("--yes", "-y", is_flag=True, help="Don't ask for confirmation on a terminal.")
+@pass_state
+@handled
+def send(state: State, edition: str, to: str | None, dry_run: bool, resend_uncertain: bool,
+         transport: str | None, yes: bool) -> None:
+    """Send EDITION (YYYY-MM) to every subscribed partner in the audience, exactly once.
+
+    \b
+    Builds the edition, freezes the recipients in the ledger (state/), sends in batches and
+    records each answer. Run it again after a crash or an outage: it resumes and never resends
+    anyone accepted. Recipients whose request got no answer are "uncertain" (see `newsflash
+    status`); --resend-uncertain resends them. Asks for confirmation only on a terminal.
+    Exit 1 if anything failed, stopped or is uncertain.
+    """
+    import json
+    import signal
+
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
+
+    from newsflash import pipeline, sending
+
+    config = state.config
+    tp = sending.make_transport(config, transport, dry_run=dry_run)
+    result = pipeline.build_edition(config, edition, ledger_name=sending.ledger_name_for(tp))
+    print_problems(result.load.errors)
+    if to:
+        if dry_run:
+            raise click.UsageError("--to sends a test copy; leave out --dry-run")
+        report = sending.send_test(config, edition, to, tp, build=result)
+        console.print(f"[green]test copy sent[/] to {escape(to)} through {report.transport} "
+                      "(subject starts with \\[TEST]; the ledger does not count it).",
+                      soft_wrap=True)
+        return
+    plan = sending.send_edition(config, edition, transport=tp, dry_run=True, build=result,
+                                resend_uncertain=resend_uncertain)
+    _print_plan(plan)
+    if dry_run:
+        if plan.first_request is not None:
+            console.print("First request (nothing was sent):")
+            click.echo(json.dumps(_shorten(plan.first_request), indent=2, ensure_ascii=False))
+        return
+    if plan.to_send == 0:
+        console.print("Nothing to send now.")
+        if plan.status is not None:
+            for line in sending.status_lines(plan.status):
+                console.print(line, soft_wrap=True)
+        if plan.uncertain:
+            sys.exit(1)
+        return
+    if sys.stdin.isatty() and not yes:
+        click.confirm(f"Send edition {edition} to {plan.to_send} recipient(s) through "
+                      f"{plan.transport}?", abort=True)
+
+    def stop(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, stop)
+    try:
+        with Progress("[progress.description]{task.description}", BarColumn(),
+                      MofNCompleteColumn(), TimeElapsedColumn(), console=console) as bar:
+            task = bar.add_task("sending", total=plan.to_send)
+            report = sending.send_edition(
+                config, edition, transport=tp, resend_uncertain=resend_uncertain, build=result,
+                progress=lambda done, total: bar.update(task, completed=done, total=total))
+    except KeyboardInterrupt:
+        err_console.print(f"[red]interrupted.[/] A batch whose answer had not come is uncertain; "
+                          f"see `newsflash status {edition}`, then run `newsflash send {edition}` "
+                          "again to resume.", soft_wrap=True)
+        sys.exit(130)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    _print_summary(report)
+    if report.stopped or report.failed or report.uncertain:
+        sys.exit(1)
+
+
+@main.command()
+@click.argument("edition")
+@click.option("--transport", "ledger_name", default=None,
+              type=click.Choice(["sendgrid", "outbox", "sendgrid-sandbox"]),
+              help="Whose ledger to show (default: every ledger that has the edition).")
+@click.option("--all", "show_all", is_flag=True, help="List every uncertain/failed recipient.")
+@pass_state
+@handled
+def status(state: State, edition: str, ledger_name: str | None, show_all: bool) -> None:
+    """Where every recipient of EDITION stands: counts, approval, uncertain and failed.
+
+    Ends with what to do next (resume, resend uncertain ones, or nothing).
+    """
+    from newsflash import pipeline, sending
+    from newsflash.ledger import Ledger
+
+    config = state.config
+    names = [ledger_name] if ledger_name else list(pipeline.LEDGER_FILES)
+    approval = None
+    shown = 0
+    for name in names:
+        path = pipeline.ledger_path(config, name)
+        if not path.exists():
+            continue
+        with Ledger(path) as ledger:
+            st = ledger.status(edition)
+            approval = approval or ledger.approval(edition)
+        if st.manifest_hash is None:
+            continue
+        shown += 1
+        skipped = sending.skipped_count(st)
+        table = Table(title=f"Edition {edition} — {name} ledger ({path.name})",
+                      title_justify="left", show_header=False)
+        table.add_column("")
+        table.add_column("", justify="right")
+        for label, n in (("accepted", st.accepted), ("pending", st.pending),
+                         ("in flight", st.in_flight), ("uncertain", st.uncertain),
+                         ("failed", st.failed - skipped), ("left the audience", skipped),
+                         ("[bold]total[/]", st.total)):
+            table.add_row(label, str(n))
+        table.add_row("started", st.started_at or "")
+        table.add_row("finished", st.finished_at or "not yet")
+        console.print(table)
+        if approval is not None:
+            same = "the edition sent" if approval[0] == st.manifest_hash else "ANOTHER version"
+            console.print(f"approved by {approval[2]} at {approval[1]} ({same})", soft_wrap=True)
+        limit = None if show_all else 50
+        for title, rows in (("uncertain", [(e, "") for e in st.uncertain_recipients]),
+                            ("failed", list(st.failed_recipients))):
+            if rows:
+                console.print(f"[bold]{title}[/] ({len(rows)}):")
+            for address, reason in rows[:limit]:
+                console.print(f"  {address}" + (f"  [dim]{reason}[/]" if reason else ""),
+                              soft_wrap=True, markup=True)
+            if limit is not None and len(rows) > limit:
+                console.print(f"  … {len(rows) - limit} more (--all lists them)")
+        for line in sending.status_lines(st):
+            console.print(line, soft_wrap=True)
+
+    from newsflash.approval import status_line
+
+    try:  # approved / not approved / changed since approval (and what changed)
+        console.print(f"[bold]approval[/] {escape(status_line(config, edition))}", soft_wrap=True)
+    except NewsflashError as e:
+        console.print(f"[bold]approval[/] unknown: {escape(str(e))}", soft_wrap=True)
+    if not shown:
+        if approval is not None:
+            console.print(f"approved by {approval[2]} at {approval[1]}", soft_wrap=True)
+        console.print(f"Edition {edition} has not been sent through any transport. Try "
+                      f"`newsflash send {edition} --dry-run`.", soft_wrap=True)
+
+
+@main.command()
+@pass_state
+@handled
+def subscribers(state: State) -> None:
+    """Summarise subscribers.csv: statuses, segments, the audience, and every problem row.
+
+    Exit 1 if any row has an error (such rows are skipped when sending).
+    """
+    from newsflash.subscribers import load_subscribers, summary_table
+
+    config = state.config
+    sl = load_subscribers(config.subscribers_path)
+    console.print(summary_table(sl, config.model.audience.segments, max_problems=200))
+    errors = sum(1 for p in sl.problems if p.severity == "error")
+    if errors:
+        console.print(f"[red]{errors} row(s) have errors and are skipped when sending; fix them "
+                      f"in {config.subscribers_path}.[/]", soft_wrap=True)
+        sys.exit(1)
+
+
+# approve, schedule list|run (newsflash/cli_schedule.py registers them on `main`)
+import newsflash.cli_schedule  # noqa: E402, F401
 
 if __name__ == "__main__":  # pragma: no cover
     main()

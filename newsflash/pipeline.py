@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -17,12 +15,19 @@ from zoneinfo import ZoneInfo
 from newsflash.config import Config
 from newsflash.edition import Edition, assemble
 from newsflash.errors import BuildError
+from newsflash.files import write_atomic
 from newsflash.items import LoadResult, load_items
 from newsflash.message import message_from, to_mime
 from newsflash.personalise import SAMPLE_RECIPIENT_ID, Person
 from newsflash.render import RenderedEmail, Renderer, template_hash
 
 LEDGER_FILE = "ledger.sqlite"
+# One ledger per way out, so a rehearsal never counts as having reached anyone through SendGrid.
+LEDGER_FILES = {
+    "sendgrid": LEDGER_FILE,
+    "outbox": "outbox-ledger.sqlite",
+    "sendgrid-sandbox": "sandbox-ledger.sqlite",
+}
 SAMPLE_PERSON = Person(SAMPLE_RECIPIENT_ID, "partner@example.org", "Alex")
 
 
@@ -33,13 +38,36 @@ class Build:
     load: LoadResult
 
 
-def ledger_path(config: Config) -> Path:
-    return config.state_dir / LEDGER_FILE
+def ledger_path(config: Config, transport_name: str = "sendgrid") -> Path:
+    """state/ledger.sqlite for SendGrid; outbox-ledger / sandbox-ledger for rehearsals."""
+    try:
+        return config.state_dir / LEDGER_FILES[transport_name]
+    except KeyError:
+        raise BuildError(
+            f"no ledger for transport {transport_name!r}; known: {', '.join(LEDGER_FILES)}"
+        ) from None
 
 
-def published_keys(config: Config, exclude_edition: str) -> frozenset[str]:
-    """Items carried by editions already sent; read from the ledger when there is one."""
-    path = ledger_path(config)
+def publication_ledger_name(config: Config) -> str:
+    """The ledger that says what partners have received: SendGrid's once it exists.
+
+    Before any real send, the ledger of the transport a send would use now (the outbox
+    without a key), so a rehearsal publishes its items to later rehearsals. Once SendGrid's
+    ledger exists it is the authority, with or without a key in the shell that builds.
+    """
+    if ledger_path(config, "sendgrid").exists():
+        return "sendgrid"
+    from newsflash.sending import default_ledger_name
+
+    return default_ledger_name(config)
+
+
+def published_keys(
+    config: Config, exclude_edition: str, ledger_name: str | None = None
+) -> frozenset[str]:
+    """Items carried by editions already sent (see publication_ledger_name for which ledger)."""
+    ledger_name = ledger_name or publication_ledger_name(config)
+    path = ledger_path(config, ledger_name)
     if not path.exists():
         return frozenset()
     from newsflash.ledger import Ledger
@@ -59,8 +87,17 @@ def load(config: Config) -> LoadResult:
     return load_items(config.submissions_dir, config.section_keys)
 
 
-def build_edition(config: Config, edition_id: str, renderer: Renderer | None = None) -> Build:
-    """Assemble and render in memory; nothing is written."""
+def build_edition(
+    config: Config,
+    edition_id: str,
+    renderer: Renderer | None = None,
+    *,
+    ledger_name: str | None = None,
+) -> Build:
+    """Assemble and render in memory; nothing is written.
+
+    `ledger_name` picks the ledger whose sent editions count as published (default: the
+    ledger of the transport a send would use now; see published_keys)."""
     loaded = load(config)
     edition = assemble(
         config,
@@ -68,18 +105,11 @@ def build_edition(config: Config, edition_id: str, renderer: Renderer | None = N
         loaded.items,
         problems=loaded.problems,
         failed=loaded.failed,
-        published=published_keys(config, edition_id),
+        published=published_keys(config, edition_id, ledger_name),
         template_sha256=template_hash(config.templates_dir),
     )
     email = (renderer or Renderer(config)).render(edition)
     return Build(edition, email, loaded)
-
-
-def _write_atomic(path: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    with os.fdopen(fd, "wb") as f:
-        f.write(data)
-    os.replace(tmp, path)
 
 
 def manifest_document(build: Build) -> dict[str, object]:
@@ -122,5 +152,5 @@ def write_build(config: Config, build: Build, *, allow_clip: bool = False) -> Pa
         ).encode(),
     }
     for name, data in files.items():
-        _write_atomic(out / name, data)
+        write_atomic(out / name, data)
     return out

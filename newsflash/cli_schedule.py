@@ -1,0 +1,166 @@
+"""The calendar's commands: `newsflash approve`, `newsflash schedule list|run`.
+
+Registered on the main group by importing this module (cli.py does, at its end); the commands
+are thin: the work is in approval.py, schedule.py, jobs.py and intake.py.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import getpass
+import logging
+import os
+import sys
+
+import click
+from rich.markup import escape
+from rich.table import Table
+
+from newsflash.cli import State, console, handled, main, pass_state
+
+
+def _default_reviewer() -> str:
+    try:
+        return os.environ.get("NEWSFLASH_REVIEWER") or getpass.getuser()
+    except (KeyError, OSError):  # no user name in a bare container
+        return ""
+
+
+@main.command()
+@click.argument("edition")
+@click.option("--by", "by", default=_default_reviewer, show_default="your user name",
+              help="Who approves (recorded with the approval; $NEWSFLASH_REVIEWER sets it).")
+@pass_state
+@handled
+def approve(state: State, edition: str, by: str) -> None:
+    """Approve EDITION as it builds now: the scheduled send sends exactly this.
+
+    Records the edition's manifest hash (items, templates, config) in the ledger and the full
+    manifest in state/approvals/. If anything changes afterwards, the scheduled send holds the
+    edition and tells the reviewers what changed; approve again to accept the change.
+    """
+    from newsflash.approval import approve as approve_edition
+    from newsflash.pipeline import build_edition
+    from newsflash.sending import default_ledger_name
+
+    config = state.config
+    build = build_edition(config, edition, ledger_name=default_ledger_name(config))
+    approval = approve_edition(config, edition, by, build=build)
+    e = build.edition
+    for s in e.sections:
+        for i in s.items:
+            console.print(f"  {escape(s.title)}: {escape(i.title)}  [dim]{escape(i.key)}[/]",
+                          soft_wrap=True)
+    for lo in e.left_out:
+        console.print(f"  [yellow]left out[/] {escape(lo.key)}: {escape(lo.reason)}",
+                      soft_wrap=True)
+    console.print(f"[green]approved[/] edition {edition} (No. {e.number}, {len(e.items)} items, "
+                  f"manifest {approval.manifest_hash[:12]}) by {escape(approval.approved_by)}",
+                  soft_wrap=True)
+    if not config.model.schedule.require_approval:
+        console.print("[yellow]note[/] config.toml [schedule] require_approval is false: the "
+                      "scheduled send does not wait for approval.", soft_wrap=True)
+
+
+@main.group()
+def schedule() -> None:
+    """The monthly calendar: call for items, proof, send (config.toml [schedule]).
+
+    \b
+      newsflash schedule list   each job and its next runs (newsletter's zone and UTC)
+      newsflash schedule run    run the scheduler in the foreground (as a service)
+    """
+
+
+def _local(moment: dt.datetime, tz: dt.tzinfo) -> str:
+    return f"{moment.astimezone(tz):%a %Y-%m-%d %H:%M %Z}"
+
+
+def _utc(moment: dt.datetime) -> str:
+    return f"{moment.astimezone(dt.UTC):%Y-%m-%d %H:%MZ}"
+
+
+@schedule.command("list")
+@click.option("--count", "-n", default=3, show_default=True, type=click.IntRange(1, 50),
+              help="How many runs to show per job.")
+@pass_state
+@handled
+def schedule_list(state: State, count: int) -> None:
+    """Show each job, its cron fields and its next runs in the newsletter's zone and UTC."""
+    from newsflash.pipeline import current_edition_id
+    from newsflash.schedule import (
+        CRON_FIELDS,
+        JOBS,
+        coming_edition,
+        configured_triggers,
+        next_runs,
+        stored_jobs,
+        zone,
+    )
+
+    config = state.config
+    tz = zone(config)
+    now = dt.datetime.now(tz)
+    sched = config.model.schedule
+    stored = stored_jobs(config)
+    table = Table(title=f"Schedule ({tz}; grace {sched.grace_hours:g} h, approval "
+                        f"{'required' if sched.require_approval else 'not required'})",
+                  title_justify="left")
+    table.add_column("job")
+    table.add_column("next runs", no_wrap=True)
+    table.add_column("UTC", no_wrap=True)
+    table.add_column("edition", no_wrap=True)
+    triggers = configured_triggers(config)
+    crons: list[str] = []
+    for name in JOBS:
+        job = getattr(sched, name)
+        if job is None or not job.enabled:
+            table.add_row(name, "[dim]not configured[/]" if job is None else "[dim]disabled[/]")
+            continue
+        fields = " ".join(f"{f}={getattr(job, f)}" for f in CRON_FIELDS
+                          if getattr(job, f) is not None and not (f == "second" and
+                                                                  getattr(job, f) == 0))
+        crons.append(f"  {name}: {escape(fields)}")
+        label = name
+        pending = stored.get(name)
+        if pending is not None and pending <= now:
+            table.add_row(label, f"[yellow]{_local(pending, tz)} missed[/]", _utc(pending),
+                          "[yellow]runs at start if within grace[/]")
+            label = ""
+        for run_time in next_runs(triggers[name], count, now):
+            edition = (current_edition_id(config, run_time) if name == "send"
+                       else coming_edition(config, run_time))
+            table.add_row(label, _local(run_time, tz), _utc(run_time), edition)
+            label = ""
+    console.print(table)
+    console.print("cron fields (config.toml \\[schedule.JOB]):\n" + "\n".join(crons),
+                  soft_wrap=True)
+    console.print(f"reviewers: {', '.join(sched.reviewers) or '[red]none[/]'}; contributors: "
+                  f"{len(sched.contributors)}; deadline {sched.deadline_days} day(s) before the "
+                  "send", soft_wrap=True)
+
+
+@schedule.command("run")
+@pass_state
+@handled
+def schedule_run(state: State) -> None:
+    """Run the scheduler in the foreground until SIGTERM or Ctrl-C.
+
+    \b
+    Runs the jobs of config.toml [schedule] in the newsletter's time zone, with the job store
+    in state/scheduler.sqlite (a run missed while it was down fires at start if within
+    grace_hours, and is reported to the reviewers, not made, after that). Watches
+    submissions/ and tells each contributor at once what is wrong with a new file
+    (state/intake.log keeps every check). Logs each job's start, outcome and next run.
+    SIGTERM/SIGINT stop it cleanly; a send in progress stops after its batch and resumes at
+    the next start. Only one scheduler may run per workspace (state/scheduler.lock).
+    """
+    from newsflash.schedule import run
+
+    logging.basicConfig(
+        level=logging.DEBUG if state.debug else logging.INFO,
+        format="%(asctime)s %(levelname)s %(message)s",
+        stream=sys.stderr,
+    )
+    logging.getLogger("apscheduler").setLevel(logging.WARNING)
+    run(state.config)

@@ -1,0 +1,484 @@
+"""SendGrid v3 Mail Send through the official library: one request per batch of up to 1000.
+
+One personalization per recipient carries what differs between partners (the address, the
+substitutions that fill the first name and unsubscribe link, the per-recipient custom_args and
+List-Unsubscribe headers); everything else (subject, both bodies, categories) is sent once per
+request. The payload is a plain dict: the library's helper classes cost more than the request
+for 1000 personalizations, and `Mail.add_personalization` reverses their order.
+
+What an answer means, and so what the ledger may record:
+
+* 2xx: accepted (SendGrid's X-Message-Id kept to trace complaints).
+* 429: not accepted; wait until X-RateLimit-Reset (at most ``max_rate_limit_wait`` seconds in
+  all for one batch) and try again; a longer wait stops the send with a TransportError.
+* 5xx, or a connection that failed before the request was fully written (refused, reset while
+  sending): not accepted; retried with exponential backoff and jitter, ``retries`` times.
+* 400/401/403/413/other 4xx: not accepted and a retry would not help; TransportError.
+* A time-out or a dropped connection *after* the request was written: SendGrid may have taken
+  it. The batch is reported ``uncertain`` and NOT retried here: retrying could send the
+  edition twice to a thousand partners, and the issue's rule is that no one is sent twice. The
+  ledger lists such recipients and `newsflash send --resend-uncertain` resends them on request.
+
+Every TransportError raised here therefore means "this request was not accepted", which is what
+lets the caller record the batch as failed and retry it on the next run.
+
+The API key is never printed or logged: it is kept out of reprs and error messages, and the
+library's debug log (which would print the Authorization header) is silenced.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import logging
+import math
+import re
+import time
+import urllib.error
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any, NoReturn
+
+import tenacity
+from python_http_client import exceptions as http_errors
+from sendgrid import SendGridAPIClient
+
+from newsflash.config import Config
+from newsflash.errors import NewsflashError, TransportError
+from newsflash.message import Message
+from newsflash.personalise import Person
+from newsflash.transports.base import BatchResult
+
+MAX_PER_REQUEST = 1000
+README_KEY_HELP = "README.md, 'Sending for real'"
+KEY_HELP = (
+    "set SENDGRID_API_KEY in the environment to an API key with the 'Mail Send' permission "
+    f"(SendGrid: Settings > API Keys; see {README_KEY_HELP})"
+)
+_PRINTABLE_KEY = re.compile(r"[!-~]+")
+_NAME_SPECIALS = re.compile(r"[,;\"]")
+
+# python-http-client logs every request's headers (the Authorization header included) at DEBUG.
+logging.getLogger("python_http_client").setLevel(logging.WARNING)
+
+JSON = dict[str, Any]
+
+
+class _Retryable(Exception):
+    """SendGrid did not take the request (5xx, or the request never fully left)."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class _RateLimited(Exception):
+    def __init__(self, reset_at: float | None) -> None:
+        super().__init__("429 Too Many Requests")
+        self.reset_at = reset_at
+
+
+class _Uncertain(Exception):
+    """The request was written but no answer came: it may have been accepted."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class _Answer:
+    status: int
+    message_id: str | None
+    requests: int
+
+
+def check_api_key(key: str) -> str:
+    """The key as it must go into a header; the error never repeats it."""
+    key = key.strip()
+    if not key:
+        raise NewsflashError(f"SENDGRID_API_KEY is empty: {KEY_HELP}.")
+    if not _PRINTABLE_KEY.fullmatch(key):
+        raise NewsflashError(
+            "SENDGRID_API_KEY contains spaces, line breaks or non-ASCII characters, so it "
+            f"cannot be a SendGrid key; copy it again. ({KEY_HELP}.)"
+        )
+    return key
+
+
+def check_host(host: str, where: str) -> str:
+    host = host.strip().rstrip("/")
+    if not re.fullmatch(r"https?://[^\s/]+", host):
+        raise NewsflashError(
+            f"{where} = {host!r} is not an API host; write e.g. https://api.sendgrid.com "
+            "(or https://api.eu.sendgrid.com for EU data residency), without a path."
+        )
+    return host
+
+
+def _display_name(name: str) -> str | None:
+    """SendGrid drops recipients whose name holds an unquoted ',' or ';' (sendgrid-python#291)."""
+    name = " ".join(name.split())
+    if not name:
+        return None
+    if _NAME_SPECIALS.search(name):
+        return '"' + name.replace('"', "") + '"'
+    return name
+
+
+class SendGridTransport:
+    """Sends batches through SendGrid; see the module docstring for what each answer means."""
+
+    name = "sendgrid"
+
+    def __init__(
+        self,
+        api_key: str,
+        *,
+        host: str = "https://api.sendgrid.com",
+        from_email: str,
+        from_name: str = "",
+        reply_to: str = "",
+        batch_size: int = MAX_PER_REQUEST,
+        timeout: float = 30.0,
+        retries: int = 4,
+        max_rate_limit_wait: float = 120.0,
+        asm_group_id: int | None = None,
+        sandbox: bool = False,
+        backoff: float = 1.0,
+        backoff_max: float = 30.0,
+        sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.host = check_host(host, "the SendGrid host")
+        self.from_email = from_email
+        self.from_name = from_name
+        self.reply_to = reply_to
+        self._max_batch = max(1, min(MAX_PER_REQUEST, batch_size))
+        self.timeout = timeout
+        self.retries = retries
+        self.max_rate_limit_wait = max_rate_limit_wait
+        self.asm_group_id = asm_group_id
+        self.sandbox = sandbox
+        self.backoff = backoff
+        self.backoff_max = backoff_max
+        self._sleep = sleep
+        self._clock = clock
+        self._attempts = 0
+        self._batch: Sequence[Person] = ()
+        self._pool: ThreadPoolExecutor | None = None
+        self._prepared: tuple[Message, tuple[Person, ...], Future[JSON]] | None = None
+        self._client = SendGridAPIClient(api_key=check_api_key(api_key), host=self.host)
+        self._client.client.timeout = timeout  # the library waits forever by default
+
+    def __repr__(self) -> str:  # the default repr would be harmless, but say so explicitly
+        return f"SendGridTransport(host={self.host!r}, api_key=<redacted>)"
+
+    @property
+    def max_batch(self) -> int:
+        return self._max_batch
+
+    # -- the payload ---------------------------------------------------------------------------
+
+    def payload(self, batch: Sequence[Person], message: Message) -> JSON:
+        """The exact JSON body of one request: one personalization per recipient."""
+        if len(batch) > self._max_batch:
+            raise ValueError(f"a batch of {len(batch)} exceeds {self._max_batch} per request")
+        edition = message.edition_id
+        personalizations = []
+        for person in batch:
+            to: dict[str, str] = {"email": person.email}
+            name = _display_name(person.first_name)
+            if name:
+                to["name"] = name
+            personalizations.append(
+                {
+                    "to": [to],
+                    "substitutions": message.substitutions(person),
+                    "custom_args": {"edition": edition, "recipient_id": person.recipient_id},
+                    "headers": message.list_headers(person),
+                }
+            )
+        body: JSON = {
+            "personalizations": personalizations,
+            "from": self._address(message.from_email, message.from_name),
+            "subject": message.subject,
+            "content": [
+                {"type": "text/plain", "value": message.text},
+                {"type": "text/html", "value": message.html},
+            ],
+            "categories": list(message.categories),
+            "custom_args": {"newsletter": message.newsletter},
+        }
+        if message.reply_to:
+            body["reply_to"] = {"email": message.reply_to}
+        self._settings(body)
+        return body
+
+    def _settings(self, body: JSON) -> None:
+        if self.asm_group_id is not None:
+            body["asm"] = {"group_id": self.asm_group_id}
+        if self.sandbox:
+            body["mail_settings"] = {"sandbox_mode": {"enable": True}}
+
+    @staticmethod
+    def _address(email_: str, name: str) -> dict[str, str]:
+        address = {"email": email_}
+        display = _display_name(name)
+        if display:
+            address["name"] = display
+        return address
+
+    def describe_request(self, batch: Sequence[Person], message: Message) -> JSON:
+        """What `send` would post, for a dry run; the key is shown as <redacted>."""
+        return {
+            "method": "POST",
+            "url": f"{self.host}/v3/mail/send",
+            "headers": {"Authorization": "Bearer <redacted>", "Content-Type": "application/json"},
+            "body": self.payload(batch, message),
+        }
+
+    # -- sending -------------------------------------------------------------------------------
+
+    def prepare(self, batch: Sequence[Person], message: Message) -> None:
+        """Start building the payload of the batch expected next, in a background thread.
+
+        The caller hints it just before `send`ing the current batch, so the work overlaps the
+        wait for SendGrid's answer (~10% of a 100k send). `send` uses it only for exactly
+        that batch and message; anything else is built afresh, so a wrong guess costs nothing
+        but the wasted work.
+        """
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="newsflash-payload")
+        people = tuple(batch)
+        self._prepared = (message, people, self._pool.submit(self.payload, people, message))
+
+    def _payload_for(self, batch: Sequence[Person], message: Message) -> JSON:
+        prepared, self._prepared = self._prepared, None
+        if prepared is not None:
+            prepared_message, people, future = prepared
+            if prepared_message is message and people == tuple(batch):
+                return future.result()
+            future.cancel()
+        return self.payload(batch, message)
+
+    def send(self, batch: Sequence[Person], message: Message) -> BatchResult:
+        if not batch:
+            return BatchResult("accepted", requests=0)
+        payload = self._payload_for(batch, message)
+        self._batch = batch
+        try:
+            answer = self._deliver(payload)
+        except _Uncertain as e:
+            return BatchResult("uncertain", reason=e.reason, requests=self._attempts)
+        except _Retryable as e:
+            return BatchResult(
+                "failed",
+                reason=f"{e.reason} (gave up after {self._attempts} attempts; not sent)",
+                requests=self._attempts,
+            )
+        return BatchResult("accepted", message_id=answer.message_id, requests=answer.requests)
+
+    def send_notice(self, to: Sequence[str], subject: str, text: str) -> None:
+        if not to:
+            return
+        payload: JSON = {
+            "personalizations": [{"to": [{"email": a}]} for a in dict.fromkeys(to)],
+            "from": self._address(self.from_email, self.from_name),
+            "subject": subject,
+            "content": [{"type": "text/plain", "value": text}],
+            "categories": ["newsflash-notice"],
+        }
+        if self.reply_to:
+            payload["reply_to"] = {"email": self.reply_to}
+        self._settings(payload)
+        try:
+            self._deliver(payload)
+        except _Uncertain as e:
+            raise TransportError(
+                f"notice {subject!r}: {e.reason}; it may or may not have been sent"
+            ) from None
+        except _Retryable as e:
+            raise TransportError(f"notice {subject!r} not sent: {e.reason}") from None
+
+    def _deliver(self, payload: JSON) -> _Answer:
+        """Post until accepted; 429s wait, 5xx/refused connections back off and retry."""
+        self._attempts = 0
+        waited = 0.0
+        while True:
+            try:
+                status, message_id = self._post_with_retries(payload)
+            except _RateLimited as e:
+                delay = 1.0 if e.reset_at is None else max(1.0, e.reset_at - self._clock())
+                if waited + delay > self.max_rate_limit_wait:
+                    raise TransportError(
+                        f"SendGrid's rate limit (429) would need a wait of {math.ceil(delay)} s "
+                        f"more (after {waited:.0f} s), beyond [sendgrid] max_rate_limit_wait "
+                        f"= {self.max_rate_limit_wait:g} s; this batch was not sent. Run the "
+                        "same send again later: it resumes where it stopped.",
+                        status=429,
+                    ) from None
+                self._sleep(delay)
+                waited += delay
+                continue
+            return _Answer(status, message_id, self._attempts)
+
+    def _post_with_retries(self, payload: JSON) -> tuple[int, str | None]:
+        retrying = tenacity.Retrying(
+            retry=tenacity.retry_if_exception_type(_Retryable),
+            stop=tenacity.stop_after_attempt(self.retries + 1),
+            wait=tenacity.wait_random_exponential(multiplier=self.backoff, max=self.backoff_max),
+            sleep=self._sleep,
+            reraise=True,
+        )
+        result: tuple[int, str | None] = retrying(self._post_once, payload)
+        return result
+
+    def _post_once(self, payload: JSON) -> tuple[int, str | None]:
+        self._attempts += 1
+        try:
+            response = self._client.client.mail.send.post(request_body=payload)
+        except http_errors.HTTPError as e:
+            self._refused(e)
+        except urllib.error.URLError as e:
+            # urllib wraps only errors raised while connecting or writing the request, so the
+            # request never fully left and SendGrid cannot have accepted it.
+            raise _Retryable(f"could not reach {self.host} ({_reason(e.reason)})") from None
+        except TimeoutError:
+            raise _Uncertain(
+                f"no answer from SendGrid within {self.timeout:g} s after the request was sent"
+            ) from None
+        except (OSError, http.client.HTTPException) as e:
+            raise _Uncertain(
+                f"the connection broke after the request was sent ({type(e).__name__})"
+            ) from None
+        headers = response.headers
+        message_id = headers.get("X-Message-Id") if headers is not None else None
+        return int(response.status_code), message_id
+
+    def _refused(self, e: http_errors.HTTPError) -> NoReturn:
+        """Raise what SendGrid's error answer means for this batch."""
+        status = int(e.status_code)
+        body = _text(e.body)
+        headers = e.headers
+        if status == 429:
+            raise _RateLimited(_float(headers.get("X-RateLimit-Reset") if headers else None))
+        if status >= 500:
+            raise _Retryable(f"SendGrid answered {status} {_phrase(status)}")
+        if status == 401:
+            raise TransportError(
+                f"SendGrid refused the API key (401 Unauthorized): {KEY_HELP}.",
+                status=status, body=body,
+            )
+        if status == 403:
+            raise TransportError(
+                "SendGrid refused the request (403 Forbidden): the API key lacks permission. "
+                f"{KEY_HELP[0].upper()}{KEY_HELP[1:]}.",
+                status=status, body=body,
+            )
+        if status == 400:
+            raise TransportError(
+                "SendGrid refused the request (400 Bad Request); nothing in it was sent:\n"
+                + "\n".join(f"  - {line}" for line in _error_lines(body, self._batch)),
+                status=status, body=body,
+            )
+        if status == 413:
+            raise TransportError(
+                "SendGrid refused the request as too large (413); lower [sendgrid] batch_size "
+                "in config.toml or shrink the email.",
+                status=status, body=body,
+            )
+        lines = "; ".join(_error_lines(body))
+        raise TransportError(
+            f"SendGrid answered {status} {_phrase(status)} ({lines}); check [sendgrid] host "
+            f"in config.toml or NEWSFLASH_SENDGRID_HOST (now {self.host}).",
+            status=status, body=body,
+        )
+
+
+def _reason(reason: object) -> str:
+    if isinstance(reason, BaseException):
+        return type(reason).__name__ + (f": {reason.strerror}" if isinstance(reason, OSError)
+                                        and reason.strerror else "")
+    return str(reason)
+
+
+def _text(body: object) -> str:
+    if isinstance(body, bytes):
+        return body.decode("utf-8", "replace")
+    return "" if body is None else str(body)
+
+
+def _float(value: object) -> float | None:
+    try:
+        return float(str(value))
+    except (TypeError, ValueError):
+        return None
+
+
+def _phrase(status: int) -> str:
+    try:
+        return http.client.responses[status]
+    except KeyError:
+        return ""
+
+
+_PERSONALIZATION = re.compile(r"personalizations\.(\d+)\b")
+
+
+def _error_lines(body: str, batch: Sequence[Person] = ()) -> list[str]:
+    """SendGrid's `errors` array as 'field: message' lines (the raw body when it isn't one).
+
+    A field inside a personalization is followed by the partner's address, so the secretariat
+    can find the row in subscribers.csv.
+    """
+    try:
+        errors = json.loads(body).get("errors")
+    except (ValueError, AttributeError):
+        errors = None
+    if not isinstance(errors, list) or not errors:
+        return [body.strip()[:500] or "(no details given)"]
+    lines = []
+    for item in errors:
+        if not isinstance(item, dict):
+            continue
+        field = item.get("field")
+        message = str(item.get("message", "")).strip()
+        if isinstance(field, str) and (m := _PERSONALIZATION.match(field)):
+            index = int(m.group(1))
+            if index < len(batch):
+                field = f"{field} ({batch[index].email})"
+        lines.append(f"{field}: {message}" if field else message)
+    return lines or ["(no details given)"]
+
+
+def from_config(
+    config: Config,
+    api_key: str,
+    *,
+    host: str | None = None,
+    sleep: Callable[[float], None] = time.sleep,
+    clock: Callable[[], float] = time.time,
+) -> SendGridTransport:
+    """The transport as config.toml describes it; `host` overrides [sendgrid] host."""
+    sg = config.model.sendgrid
+    sender = config.model.sender
+    return SendGridTransport(
+        api_key,
+        host=host or sg.host,
+        from_email=sender.from_email,
+        from_name=sender.from_name,
+        reply_to=sender.reply_to,
+        batch_size=sg.batch_size,
+        timeout=sg.timeout,
+        retries=sg.retries,
+        max_rate_limit_wait=sg.max_rate_limit_wait,
+        asm_group_id=sg.asm_group_id,
+        sandbox=sg.sandbox,
+        sleep=sleep,
+        clock=clock,
+    )
+
+
+__all__ = ["MAX_PER_REQUEST", "SendGridTransport", "check_api_key", "from_config"]

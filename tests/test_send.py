@@ -1,0 +1,626 @@
+"""Sending the sample edition through SendGrid, as the strict fake on 127.0.0.1 sees it.
+
+The real `sendgrid` library and our transport run unmodified against tests/fake_sendgrid.py,
+which refuses what the real API refuses; faults (429, 5xx, hangs, answers lost after
+acceptance) are injected per request. Backoff sleeps are recorded, not slept.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sqlite3
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
+from fake_sendgrid import DEFAULT_API_KEY, FakeSendGrid, running_server
+
+from newsflash import pipeline
+from newsflash.cli import main
+from newsflash.config import Config, load_config
+from newsflash.errors import LedgerError, NewsflashError, TransportError
+from newsflash.ledger import Ledger
+from newsflash.sending import SKIPPED_SUFFIX, make_transport, send_edition, send_test
+from newsflash.subscribers import recipient_id
+from newsflash.transports.sendgrid import SendGridTransport
+
+ED = "2022-02"
+# The sample subscribers.csv: subscribed partners in the "partners" segment, in file order.
+AUDIENCE = [
+    "anna.keller@example.org",
+    "marc.dubois@example.com",
+    "lena.virtanen@example.org",
+    "jonas.berg@example.org",
+    "sofia.rossi@example.com",
+    "eva.horvath@example.com",
+    "tomas.novak@example.org",
+    "maria.garcia@example.com",
+    "claire.martin@example.com",
+    "ioana.popescu@example.org",
+]
+NOT_SENT = ["piotr.nowak@example.org", "pieter.dejong@example.org", "press.office@example.com"]
+
+
+def configure(ws: Path, **sendgrid: object) -> Config:
+    """Set keys of [sendgrid] in the workspace's config.toml and load it."""
+    path = ws / "config.toml"
+    text = path.read_text(encoding="utf-8")
+    match = re.search(r"^\[sendgrid\]\n(.*?)(?=^\[)", text, re.M | re.S)
+    assert match, "the sample config has a [sendgrid] table"
+    section = match.group(1)
+    for key, value in sendgrid.items():
+        line = f"{key} = {json.dumps(value)}"
+        section, n = re.subn(rf"^{key} = .*$", line, section, flags=re.M)
+        if not n:
+            section = f"{line}\n{section}"
+    path.write_text(text[: match.start(1)] + section + text[match.end(1) :], encoding="utf-8")
+    return load_config(path)
+
+
+@pytest.fixture
+def sg(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeSendGrid]:
+    with running_server() as server:
+        monkeypatch.setenv("SENDGRID_API_KEY", DEFAULT_API_KEY)
+        monkeypatch.setenv("NEWSFLASH_SENDGRID_HOST", server.url)
+        yield server
+
+
+@pytest.fixture
+def sleeps() -> list[float]:
+    return []
+
+
+def transport(config: Config, sleeps: list[float]) -> Any:
+    return make_transport(config, sleep=sleeps.append)
+
+
+def ledger_of(config: Config, name: str = "sendgrid") -> Ledger:
+    return Ledger(pipeline.ledger_path(config, name))
+
+
+def received(sg: FakeSendGrid) -> Counter[str]:
+    return Counter(sg.all_recipients())
+
+
+# -- the happy path ------------------------------------------------------------------------------
+
+
+def test_sample_edition_reaches_every_subscribed_partner_in_the_audience_once_and_no_one_else(
+    workspace: Path, sg: FakeSendGrid, sleeps: list[float]
+) -> None:
+    config = configure(workspace)
+    report = send_edition(config, ED, transport=transport(config, sleeps))
+    assert sg.all_recipients() == AUDIENCE
+    assert not set(NOT_SENT) & set(sg.all_recipients())
+    assert (report.accepted_now, report.total, report.requests) == (10, 10, 1)
+    assert report.complete and report.status is not None and report.status.accepted == 10
+    with ledger_of(config) as led:
+        assert led.is_sent(ED)
+    assert not pipeline.ledger_path(config, "outbox").exists()
+
+
+def test_a_rerun_sends_nothing(workspace: Path, sg: FakeSendGrid, sleeps: list[float]) -> None:
+    config = configure(workspace)
+    send_edition(config, ED, transport=transport(config, sleeps))
+    again = send_edition(config, ED, transport=transport(config, sleeps))
+    assert (again.accepted_now, again.requests, again.already_accepted) == (0, 0, 10)
+    assert again.complete
+    assert len(sg.request_log) == 1
+    assert received(sg) == Counter(AUDIENCE)
+
+
+def test_the_request_is_exactly_the_json_sendgrid_expects(
+    workspace: Path, sg: FakeSendGrid, sleeps: list[float]
+) -> None:
+    config = configure(workspace)
+    build = pipeline.build_edition(config, ED, ledger_name="sendgrid")
+    send_edition(config, ED, transport=transport(config, sleeps), build=build)
+    [request] = sg.delivered_requests
+    body = request.body
+    assert set(body) == {"personalizations", "from", "subject", "content", "categories",
+                         "custom_args", "reply_to"}
+    assert body["from"] == {"email": "newsflash@example.org", "name": "The ASA Secretariat"}
+    assert body["reply_to"] == {"email": "secretariat@example.org"}
+    assert body["subject"] == build.email.subject
+    assert body["content"] == [
+        {"type": "text/plain", "value": build.email.text},
+        {"type": "text/html", "value": build.email.html},
+    ]
+    assert body["categories"] == ["newsflash", "edition-2022-02"]
+    assert body["custom_args"] == {"newsletter": "ASA Newsflash"}
+    assert len(body["personalizations"]) == 10  # one per recipient
+    rid = recipient_id("anna.keller@example.org")
+    assert body["personalizations"][0] == {
+        "to": [{"email": "anna.keller@example.org", "name": "Anna"}],
+        "substitutions": {"-first_name-": "Anna", "-first_name_html-": "Anna",
+                          "-recipient_id-": rid},
+        "custom_args": {"edition": "2022-02", "recipient_id": rid},
+        "headers": {
+            "List-Unsubscribe": (
+                f"<https://newsflash.example.org/unsubscribe?r={rid}&e=2022-02>, "
+                f"<mailto:unsubscribe@example.org?subject=unsubscribe-{rid}>"
+            ),
+            "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
+        },
+    }
+    assert request.headers["authorization"] == f"Bearer {DEFAULT_API_KEY}"
+    assert "-first_name_html-" in build.email.html and "-first_name-" in build.email.text
+
+
+def test_asm_group_and_sandbox_mode_come_from_config_and_sandbox_has_its_own_ledger(
+    workspace: Path, sg: FakeSendGrid, sleeps: list[float]
+) -> None:
+    config = configure(workspace, asm_group_id=4242, sandbox=True)
+    report = send_edition(config, ED, transport=transport(config, sleeps))
+    [request] = sg.sandbox_requests
+    assert request.body["asm"] == {"group_id": 4242}
+    assert request.body["mail_settings"] == {"sandbox_mode": {"enable": True}}
+    assert sg.all_recipients() == []  # sandbox delivers nothing
+    assert report.transport == "sendgrid-sandbox"
+    # ...so the real ledger knows nothing: a real send later reaches everyone.
+    assert not pipeline.ledger_path(config, "sendgrid").exists()
+    assert pipeline.ledger_path(config, "sendgrid-sandbox").exists()
+
+
+def test_batches_follow_the_configured_size(
+    workspace: Path, sg: FakeSendGrid, sleeps: list[float]
+) -> None:
+    config = configure(workspace, batch_size=3)
+    report = send_edition(config, ED, transport=transport(config, sleeps))
+    sizes = [len(r.body["personalizations"]) for r in sg.delivered_requests]
+    assert sizes == [3, 3, 3, 1]
+    assert report.requests == 4
+    assert sg.all_recipients() == AUDIENCE
+
+
+def test_progress_is_reported_after_every_batch(
+    workspace: Path, sg: FakeSendGrid, sleeps: list[float]
+) -> None:
+    config = configure(workspace, batch_size=4)
+    seen: list[tuple[int, int]] = []
+    send_edition(config, ED, transport=transport(config, sleeps),
+                 progress=lambda done, total: seen.append((done, total)))
+    assert seen == [(4, 10), (8, 10), (10, 10)]
+
+
+# -- failures ------------------------------------------------------------------------------------
+
+
+def test_429_waits_until_the_rate_limit_resets_then_succeeds(
+    workspace: Path, sg: FakeSendGrid, sleeps: list[float]
+) -> None:
+    config = configure(workspace, batch_size=5)
+    sg.inject(429, reset_in=7)
+    report = send_edition(config, ED, transport=transport(config, sleeps))
+    assert report.complete and report.requests == 3
+    assert len(sleeps) == 1 and 5 <= sleeps[0] <= 8.5  # X-RateLimit-Reset is whole seconds
+    assert received(sg) == Counter(AUDIENCE)
+
+
+def test_429_beyond_max_rate_limit_wait_stops_with_a_clear_error_and_resumes_later(
+    workspace: Path, sg: FakeSendGrid, sleeps: list[float]
+) -> None:
+    config = configure(workspace, batch_size=5, max_rate_limit_wait=10)
+    sg.inject(429, reset_in=3600)
+    with pytest.raises(TransportError, match=r"rate limit \(429\).*max_rate_limit_wait"):
+        send_edition(config, ED, transport=transport(config, sleeps))
+    assert sleeps == [] and sg.all_recipients() == []
+    report = send_edition(config, ED, transport=transport(config, sleeps))
+    assert report.complete and received(sg) == Counter(AUDIENCE)
+
+
+@pytest.mark.parametrize("statuses", [(500,), (503,), (500, 503, 502)])
+def test_5xx_is_retried_with_backoff_then_succeeds(
+    workspace: Path, sg: FakeSendGrid, sleeps: list[float], statuses: tuple[int, ...]
+) -> None:
+    config = configure(workspace, retries=4)
+    for status in statuses:
+        sg.inject(status)
+    report = send_edition(config, ED, transport=transport(config, sleeps))
+    assert report.complete and report.requests == len(statuses) + 1
+    assert len(sleeps) == len(statuses)
+    assert all(0 <= s <= 30 for s in sleeps)  # exponential with full jitter, capped
+    assert received(sg) == Counter(AUDIENCE)
+
+
+def test_retries_exhausted_leave_the_batch_failed_and_a_rerun_sends_it(
+    workspace: Path, sg: FakeSendGrid, sleeps: list[float]
+) -> None:
+    config = configure(workspace, batch_size=5, retries=2)
+    sg.inject(503, times=3)  # the first batch: 1 try + 2 retries
+    report = send_edition(config, ED, transport=transport(config, sleeps))
+    assert report.stopped.startswith("a batch failed") and report.failed == 5
+    assert report.requests == 3 and sg.all_recipients() == []
+    assert report.status is not None and len(report.status.failed_recipients) == 5
+    again = send_edition(config, ED, transport=transport(config, sleeps))
+    assert again.complete and again.accepted_now == 10
+    assert received(sg) == Counter(AUDIENCE)
+
+
+def test_connection_refused_is_retried_and_then_reported_as_not_sent(
+    workspace: Path, sleeps: list[float]
+) -> None:
+    import socket
+
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    config = configure(workspace, retries=3)
+    t = SendGridTransport(DEFAULT_API_KEY, host=f"http://127.0.0.1:{port}",
+                          from_email="newsflash@example.org", retries=3, sleep=sleeps.append)
+    from newsflash.message import message_from
+    from newsflash.personalise import Person
+
+    message = message_from(config, pipeline.build_edition(config, ED).email)
+    result = t.send([Person("r1", "a@example.org", "A")], message)
+    assert result.outcome == "failed" and result.requests == 4 and len(sleeps) == 3
+    assert "could not reach" in result.reason
+
+
+def test_400_stops_with_sendgrids_messages_and_their_fields(
+    workspace: Path, sg: FakeSendGrid, sleeps: list[float]
+) -> None:
+    text = (workspace / "config.toml").read_text(encoding="utf-8")
+    (workspace / "config.toml").write_text(
+        text.replace('from_email = "newsflash@example.org"', 'from_email = "newsflash@localhost"'),
+        encoding="utf-8")
+    config = configure(workspace)
+    with pytest.raises(TransportError) as info:
+        send_edition(config, ED, transport=transport(config, sleeps))
+    message = str(info.value)
+    assert info.value.status == 400
+    assert "from.email: Does not contain a valid address." in message
+    assert "run `newsflash send 2022-02` again" in message
+    with ledger_of(config) as led:
+        st = led.status(ED)
+    assert st.failed == 10 and st.accepted == 0 and st.uncertain == 0
+
+
+def test_401_stops_and_says_how_to_set_the_key(
+    workspace: Path, sg: FakeSendGrid, sleeps: list[float], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SENDGRID_API_KEY", "SG.revoked-key-value")
+    config = configure(workspace)
+    with pytest.raises(TransportError) as info:
+        send_edition(config, ED, transport=transport(config, sleeps))
+    assert info.value.status == 401
+    assert "set SENDGRID_API_KEY" in str(info.value) and "Mail Send" in str(info.value)
+    assert "revoked-key-value" not in str(info.value)
+
+
+def test_403_says_the_key_lacks_the_mail_send_permission(
+    workspace: Path, sleeps: list[float], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with running_server(keys_without_scope=["SG.read-only"]) as server:
+        monkeypatch.setenv("SENDGRID_API_KEY", "SG.read-only")
+        monkeypatch.setenv("NEWSFLASH_SENDGRID_HOST", server.url)
+        config = configure(workspace)
+        with pytest.raises(TransportError, match=r"lacks permission.*Mail Send") as info:
+            send_edition(config, ED, transport=transport(config, sleeps))
+    assert "SG.read-only" not in str(info.value)
+
+
+def test_timeout_makes_the_batch_uncertain_which_only_resend_uncertain_sends_again(
+    workspace: Path, sg: FakeSendGrid, sleeps: list[float]
+) -> None:
+    config = configure(workspace, batch_size=5, timeout=0.3)
+    sg.inject("hang", seconds=1.0)  # no answer in time; SendGrid did not take it
+    report = send_edition(config, ED, transport=transport(config, sleeps))
+    assert report.uncertain == 5 and report.accepted_now == 5 and not report.stopped
+    assert sleeps == []  # never retried automatically
+    assert sg.all_recipients() == AUDIENCE[5:]
+    assert report.status is not None
+    assert list(report.status.uncertain_recipients) == AUDIENCE[:5]
+
+    result = CliRunner().invoke(main, ["--config", str(workspace / "config.toml"), "status", ED])
+    assert result.exit_code == 0, result.output
+    assert all(address in result.output for address in AUDIENCE[:5])
+    assert "--resend-uncertain" in result.output
+
+    plain = send_edition(config, ED, transport=transport(config, sleeps))
+    assert plain.accepted_now == 0 and plain.uncertain == 5 and plain.requests == 0
+    resent = send_edition(config, ED, transport=transport(config, sleeps), resend_uncertain=True)
+    assert resent.accepted_now == 5 and resent.complete
+    assert received(sg) == Counter(AUDIENCE)
+
+
+def test_answer_lost_after_sendgrid_accepted_is_uncertain_and_not_sent_twice(
+    workspace: Path, sg: FakeSendGrid, sleeps: list[float]
+) -> None:
+    config = configure(workspace, batch_size=5, timeout=0.3)
+    sg.inject("accept_then_hang", seconds=1.0)
+    report = send_edition(config, ED, transport=transport(config, sleeps))
+    assert report.uncertain == 5
+    send_edition(config, ED, transport=transport(config, sleeps))  # a plain re-run
+    assert received(sg) == Counter(AUDIENCE)  # everyone exactly once
+
+
+def test_two_batches_in_a_row_without_an_answer_stop_the_send(
+    workspace: Path, sg: FakeSendGrid, sleeps: list[float]
+) -> None:
+    config = configure(workspace, batch_size=2, timeout=0.2)
+    sg.inject("drop", times=2)
+    report = send_edition(config, ED, transport=transport(config, sleeps))
+    assert "in a row got no answer" in report.stopped
+    assert report.uncertain == 4 and report.accepted_now == 0
+    assert report.status is not None and report.status.pending == 6
+
+
+def test_the_api_key_appears_in_no_output_error_log_or_file(
+    workspace: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    secret = "SG.v3ry-s3cret-KEY.do-not-print"
+    caplog.set_level("DEBUG")
+    with running_server(api_keys=[secret]) as server:
+        monkeypatch.setenv("NEWSFLASH_SENDGRID_HOST", server.url)
+        configure(workspace, batch_size=4)
+        cfg = ["--config", str(workspace / "config.toml")]
+        outputs = []
+        monkeypatch.setenv("SENDGRID_API_KEY", secret)
+        for args in (["send", ED, "--dry-run"], ["send", ED, "--to", "me@example.org"],
+                     ["send", ED, "--yes"], ["status", ED], ["--debug", "send", ED]):
+            result = CliRunner().invoke(main, [*cfg, *args])
+            outputs += [result.output, repr(result.exception)]
+        monkeypatch.setenv("SENDGRID_API_KEY", secret + "x")  # wrong key: 401
+        (workspace / "state" / "ledger.sqlite").unlink()
+        for args in (["send", ED, "--yes"], ["--debug", "send", ED, "--yes"]):
+            result = CliRunner().invoke(main, [*cfg, *args])
+            assert result.exit_code != 0
+            outputs += [result.output, repr(result.exception), str(result.exception)]
+        assert len(server.delivered_requests) == 4
+    assert "SENDGRID_API_KEY" in "".join(outputs)  # the 401 told how to set it...
+    everything = "\n".join(outputs) + caplog.text
+    assert "v3ry-s3cret" not in everything  # ...without showing it
+    for path in workspace.rglob("*"):
+        if path.is_file():
+            assert b"v3ry-s3cret" not in path.read_bytes(), path
+
+
+def test_a_key_with_a_line_break_is_refused_without_repeating_it(
+    workspace: Path, sg: FakeSendGrid, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SENDGRID_API_KEY", "SG.abc\ndef-hidden")
+    with pytest.raises(NewsflashError) as info:
+        make_transport(configure(workspace))
+    assert "line breaks" in str(info.value) and "hidden" not in str(info.value)
+
+
+# -- the ledger's guarantees ---------------------------------------------------------------------
+
+
+def test_a_concurrent_second_send_of_the_edition_is_refused(
+    workspace: Path, sg: FakeSendGrid, sleeps: list[float]
+) -> None:
+    config = configure(workspace)
+    with (
+        ledger_of(config) as other,
+        other.sending(ED),
+        pytest.raises(LedgerError, match="another send of edition 2022-02 is running"),
+    ):
+        send_edition(config, ED, transport=transport(config, sleeps))
+    assert sg.request_log == []
+
+
+def test_an_edition_changed_after_its_send_started_is_refused(
+    workspace: Path, sg: FakeSendGrid, sleeps: list[float]
+) -> None:
+    config = configure(workspace, batch_size=5)
+    sg.inject(401)  # the send stops at its first batch, after freezing the recipients
+    with pytest.raises(TransportError):
+        send_edition(config, ED, transport=transport(config, sleeps))
+    sg.reset()
+    item = next(p for p in sorted((workspace / "submissions").rglob("*.md"))
+                if "status: ready" in p.read_text(encoding="utf-8")
+                and "edition:" not in p.read_text(encoding="utf-8"))
+    item.write_text(item.read_text(encoding="utf-8") + "\nA late correction.\n", encoding="utf-8")
+    with pytest.raises(LedgerError, match="changed after sending started"):
+        send_edition(config, ED, transport=transport(config, sleeps))
+    assert sg.request_log == []
+
+
+def test_items_of_a_sent_edition_are_not_taken_by_the_next_one(
+    workspace: Path, sg: FakeSendGrid, sleeps: list[float], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config = configure(workspace)
+    before = pipeline.build_edition(config, "2022-03")
+    sent_keys = {i.key for i in pipeline.build_edition(config, ED).edition.items}
+    assert sent_keys & {i.key for i in before.edition.items}  # unpinned items are shared
+    send_edition(config, ED, transport=transport(config, sleeps))
+    after = pipeline.build_edition(config, "2022-03")
+    assert not sent_keys & {i.key for i in after.edition.items}
+    reasons = dict((lo.key, lo.reason) for lo in after.edition.left_out)
+    assert all("already published" in reasons[k] for k in sent_keys
+               if k in {i.key for i in before.edition.items})
+
+
+def test_an_outbox_rehearsal_does_not_publish_items_for_sendgrid(
+    workspace: Path, sg: FakeSendGrid, sleeps: list[float], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config = configure(workspace)
+    before = {i.key for i in pipeline.build_edition(config, "2022-03").edition.items}
+    send_edition(config, ED, transport=make_transport(config, "outbox"))
+    assert {i.key for i in pipeline.build_edition(config, "2022-03").edition.items} == before
+    monkeypatch.delenv("SENDGRID_API_KEY")  # the default transport is now the outbox...
+    rehearsed = {i.key for i in pipeline.build_edition(config, "2022-03").edition.items}
+    assert rehearsed < before  # ...whose ledger says the rehearsal published them
+
+
+def test_a_partner_who_unsubscribed_since_the_send_started_is_not_sent(
+    workspace: Path, sg: FakeSendGrid, sleeps: list[float]
+) -> None:
+    config = configure(workspace, batch_size=3, retries=0)
+    csv = workspace / "subscribers.csv"
+    sg.inject(503, times=1)  # the first batch fails: the send stops after freezing everyone
+    first = send_edition(config, ED, transport=transport(config, sleeps))
+    assert first.stopped
+    row = "tomas.novak@example.org,Tomáš,Novák,VŠB Mobility Centre,partners;wg1;projects,"
+    text = csv.read_text(encoding="utf-8")
+    assert row + "subscribed" in text
+    csv.write_text(text.replace(row + "subscribed", row + "unsubscribed"), encoding="utf-8")
+
+    def edit_during_the_send(done: int, total: int) -> None:
+        if done == 3:  # after the first batch: Ioana leaves the list altogether
+            text = csv.read_text(encoding="utf-8")
+            csv.write_text("\n".join(line for line in text.splitlines()
+                                     if not line.startswith("ioana")) + "\n", encoding="utf-8")
+
+    report = send_edition(config, ED, transport=transport(config, sleeps),
+                          progress=edit_during_the_send)
+    assert set(sg.all_recipients()) == set(AUDIENCE) - {"tomas.novak@example.org",
+                                                        "ioana.popescu@example.org"}
+    assert report.skipped == 2 and report.failed == 0 and report.complete
+    assert report.status is not None
+    reasons = dict(report.status.failed_recipients)
+    assert reasons["tomas.novak@example.org"] == "unsubscribed" + SKIPPED_SUFFIX
+    assert reasons["ioana.popescu@example.org"] == "removed from subscribers.csv" + SKIPPED_SUFFIX
+
+
+def test_an_empty_audience_is_refused_before_anything_is_frozen(
+    workspace: Path, sg: FakeSendGrid, sleeps: list[float]
+) -> None:
+    (workspace / "subscribers.csv").write_text("email,status\n", encoding="utf-8")
+    config = configure(workspace)
+    with pytest.raises(NewsflashError, match="no one to send to"):
+        send_edition(config, ED, transport=transport(config, sleeps))
+    assert not pipeline.ledger_path(config).exists()
+
+
+def test_sendgrid_without_a_key_is_refused_with_how_to_set_it(workspace: Path) -> None:
+    config = configure(workspace)
+    with pytest.raises(NewsflashError, match="export SENDGRID_API_KEY="):
+        make_transport(config, "sendgrid")
+    assert make_transport(config).name == "outbox"
+
+
+# -- the command line ----------------------------------------------------------------------------
+
+
+def run(ws: Path, *args: str) -> Any:
+    return CliRunner().invoke(main, ["--config", str(ws / "config.toml"), *args])
+
+
+def test_to_sends_one_test_copy_that_the_ledger_does_not_count(
+    workspace: Path, sg: FakeSendGrid
+) -> None:
+    configure(workspace)
+    result = run(workspace, "send", ED, "--to", "Me@Example.org")
+    assert result.exit_code == 0, result.output
+    assert "test copy sent" in result.output
+    [request] = sg.delivered_requests
+    assert request.to_addresses == ["Me@example.org"]
+    assert request.body["subject"].startswith("[TEST] ")
+    assert "test" in request.body["categories"]
+    assert not pipeline.ledger_path(load_config(workspace / "config.toml")).exists()
+    result = run(workspace, "send", ED, "--yes")  # the real send still reaches everyone
+    assert result.exit_code == 0, result.output
+    assert sg.all_recipients()[1:] == AUDIENCE
+
+
+def test_a_test_copy_to_a_partner_greets_them_by_name(
+    workspace: Path, sg: FakeSendGrid
+) -> None:
+    config = configure(workspace)
+    send_test(config, ED, "lena.virtanen@example.org")
+    [request] = sg.delivered_requests
+    assert request.body["personalizations"][0]["substitutions"]["-first_name-"] == "Lena"
+
+
+def test_dry_run_sends_nothing_and_shows_the_counts_and_first_request(
+    workspace: Path, sg: FakeSendGrid
+) -> None:
+    configure(workspace, batch_size=4)
+    result = run(workspace, "send", ED, "--dry-run")
+    assert result.exit_code == 0, result.output
+    assert sg.request_log == []
+    assert not (workspace / "state").exists()
+    assert "10 to send now in about 3 request(s)" in result.output
+    assert '"personalizations"' in result.output and "anna.keller@example.org" in result.output
+    assert "Bearer <redacted>" in result.output
+
+
+def test_send_without_a_terminal_never_asks_and_prints_a_summary(
+    workspace: Path, sg: FakeSendGrid
+) -> None:
+    configure(workspace, batch_size=4)
+    result = run(workspace, "send", ED)  # no --yes: stdin is not a terminal, so no prompt
+    assert result.exit_code == 0, result.output
+    assert "accepted in this run" in result.output and "Done: all 10" in result.output
+    again = run(workspace, "send", ED)
+    assert again.exit_code == 0 and "Nothing to send now" in again.output
+    assert len(sg.delivered_requests) == 3
+
+
+def test_cli_send_exits_1_and_names_the_problem_on_a_400(
+    workspace: Path, sg: FakeSendGrid
+) -> None:
+    configure(workspace)
+    sg.inject(400)
+    result = run(workspace, "send", ED, "--yes")
+    assert result.exit_code == 1
+    assert "SendGrid refused the request (400 Bad Request)" in result.output
+    assert "Traceback" not in result.output
+
+
+def test_status_of_an_edition_never_sent_says_so(workspace: Path) -> None:
+    result = run(workspace, "status", ED)
+    assert result.exit_code == 0 and "has not been sent" in result.output
+
+
+def test_subscribers_command_summarises_and_exits_1_on_bad_rows(workspace: Path) -> None:
+    ok = run(workspace, "subscribers")
+    assert ok.exit_code == 0, ok.output
+    assert "audience (partners)" in ok.output
+    csv = workspace / "subscribers.csv"
+    bad_row = "not-an-address,X,Y,Z,partners,subscribed,en\n"
+    csv.write_text(csv.read_text(encoding="utf-8") + bad_row, encoding="utf-8")
+    bad = run(workspace, "subscribers")
+    assert bad.exit_code == 1
+    assert "line 15" in bad.output and "skipped when sending" in bad.output
+
+
+def test_ledger_records_one_row_per_recipient(
+    workspace: Path, sg: FakeSendGrid, sleeps: list[float]
+) -> None:
+    config = configure(workspace, batch_size=3)
+    send_edition(config, ED, transport=transport(config, sleeps))
+    with sqlite3.connect(pipeline.ledger_path(config)) as db:
+        rows = db.execute("SELECT email FROM recipients WHERE edition_id = ?", (ED,)).fetchall()
+    assert sorted(r[0] for r in rows) == sorted(AUDIENCE)
+
+
+def test_a_prepared_payload_is_used_only_for_the_batch_it_was_prepared_for(
+    workspace: Path, sg: FakeSendGrid, sleeps: list[float]
+) -> None:
+    from newsflash.message import message_from
+    from newsflash.personalise import Person
+
+    config = configure(workspace)
+    t = transport(config, sleeps)
+    message = message_from(config, pipeline.build_edition(config, ED).email)
+    guessed, actual = Person("g1", "guessed@example.org"), Person("a1", "actual@example.org")
+    t.prepare([guessed], message)
+    assert t.send([actual], message).outcome == "accepted"
+    t.prepare([actual], message)
+    assert t.send([actual], message).outcome == "accepted"
+    assert sg.all_recipients() == ["actual@example.org", "actual@example.org"]
+
+
+def test_a_400_about_one_personalization_names_the_partners_address(
+    workspace: Path, sg: FakeSendGrid, sleeps: list[float]
+) -> None:
+    from newsflash.message import message_from
+    from newsflash.personalise import Person
+
+    config = configure(workspace)
+    t = transport(config, sleeps)
+    message = message_from(config, pipeline.build_edition(config, ED).email)
+    good, bad = Person("r1", "anna@example.org", "Anna"), Person("r2", "broken@@example.org")
+    with pytest.raises(TransportError) as info:
+        t.send([good, bad], message)
+    assert ("personalizations.1.to.0.email (broken@@example.org): Does not contain a valid "
+            "address.") in str(info.value)
+    assert sg.all_recipients() == []

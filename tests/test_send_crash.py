@@ -1,0 +1,211 @@
+"""A real `newsflash send` process is SIGKILLed mid-send and resumed: nobody lost, nobody twice.
+
+Each scenario runs `python -m newsflash.cli send 2022-02 --yes` against the fake SendGrid
+(served from this test process) for 50 partners in batches of 5 (10 requests), kills it with
+SIGKILL at a chosen moment, then resumes it in two separate ways from the same crashed state:
+
+* **plain resume** (`newsflash send 2022-02`): afterwards every recipient is either accepted
+  in the ledger and received exactly once by the server, or listed as uncertain by
+  `newsflash status` and received at most once. Nobody is pending, failed or lost, and no
+  one received it twice.
+* **resume with --resend-uncertain**: afterwards every recipient is accepted in the ledger.
+  Each recipient received it exactly once, except the members of the batch that was in flight
+  at the kill: they received it once more than the server had at the kill, i.e. twice exactly
+  when SendGrid had accepted that batch but the answer never reached the ledger. That duplicate
+  is the documented price of asking for --resend-uncertain, and the only one allowed.
+
+Kill points (k = the request number, batches of 5):
+
+* ``in_flight``: request k reached the server, which holds it unanswered (nothing accepted);
+* ``accepted_unrecorded``: the server accepted request k but its answer never came;
+* ``race``: request k was answered normally and the process is killed at once, wherever it
+  has got to (the ledger may or may not have recorded it, the next request may have left).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from collections import Counter
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from fake_sendgrid import DEFAULT_API_KEY, FakeSendGrid, running_server
+
+from newsflash.cli import main
+
+ED = "2022-02"
+N = 50
+BATCH = 5
+AUDIENCE = [f"partner{i:02d}@example.org" for i in range(N)]
+
+
+def prepare(ws: Path) -> None:
+    rows = ["email,first_name,last_name,organisation,segments,status,language"]
+    rows += [f"{a},P{i},L{i},Org {i},partners,subscribed,en" for i, a in enumerate(AUDIENCE)]
+    rows.append("outsider@example.org,O,U,Other,press,subscribed,en")
+    (ws / "subscribers.csv").write_text("\n".join(rows) + "\n", encoding="utf-8")
+    config = ws / "config.toml"
+    text = config.read_text(encoding="utf-8")
+    text = text.replace("batch_size = 1000", f"batch_size = {BATCH}")
+    text = text.replace("timeout = 30", "timeout = 20").replace("retries = 4", "retries = 0")
+    assert f"batch_size = {BATCH}" in text and "timeout = 20" in text
+    config.write_text(text, encoding="utf-8")
+
+
+def cli(ws: Path, sg: FakeSendGrid, *args: str) -> subprocess.Popen[str]:
+    env = {**os.environ, "SENDGRID_API_KEY": DEFAULT_API_KEY, "NEWSFLASH_SENDGRID_HOST": sg.url}
+    return subprocess.Popen(
+        [sys.executable, "-m", "newsflash.cli", "--config", str(ws / "config.toml"), "send", ED,
+         "--yes", *args],
+        cwd=ws, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )
+
+
+def run(ws: Path, sg: FakeSendGrid, *args: str) -> str:
+    proc = cli(ws, sg, *args)
+    out, _ = proc.communicate(timeout=60)
+    assert proc.returncode in (0, 1), out  # 1: uncertain recipients remain, which is expected
+    assert "Traceback" not in out, out
+    return out
+
+
+def wait_for(condition: Callable[[], bool], proc: subprocess.Popen[str], what: str) -> None:
+    deadline = time.monotonic() + 20
+    while not condition():
+        if proc.poll() is not None:
+            pytest.fail(f"send finished before {what}: {proc.communicate()[0]}")
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out waiting for {what}")
+        time.sleep(0.002)
+
+
+def ledger_states(ws: Path) -> dict[str, str]:
+    with sqlite3.connect(ws / "state" / "ledger.sqlite") as db:
+        rows = db.execute(
+            "SELECT r.email, COALESCE(b.state, 'pending') FROM recipients r "
+            "LEFT JOIN batches b ON b.id = r.batch_id WHERE r.edition_id = ?", (ED,)
+        ).fetchall()
+    return dict(rows)
+
+
+def listed_uncertain(ws: Path) -> set[str]:
+    """The addresses `newsflash status` lists under its "uncertain (n):" heading."""
+    result = CliRunner().invoke(main, ["--config", str(ws / "config.toml"), "status", ED, "--all"])
+    assert result.exit_code == 0, result.output
+    listed: set[str] = set()
+    inside = False
+    for line in result.output.splitlines():
+        if line.startswith("uncertain ("):
+            inside = True
+        elif inside and line.startswith("  "):
+            listed.add(line.split()[0])
+        else:
+            inside = False
+    return listed
+
+
+def crash(ws: Path, sg: FakeSendGrid, kind: str, k: int) -> None:
+    for _ in range(k - 1):
+        sg.inject("slow", seconds=0)  # an ordinary answer, so the k-th request gets the fault
+    if kind == "in_flight":
+        sg.inject("hang", seconds=60)
+    elif kind == "accepted_unrecorded":
+        sg.inject("accept_then_hang", seconds=60)
+    proc = cli(ws, sg)
+    try:
+        if kind == "in_flight":
+            wait_for(lambda: not sg.pending_faults and len(sg.request_log) == k - 1, proc,
+                     f"request {k} to be in flight")
+        elif kind == "accepted_unrecorded":
+            wait_for(lambda: len(sg.accepted_requests) == k, proc, f"request {k} to be accepted")
+        else:
+            wait_for(lambda: len(sg.request_log) >= k, proc, f"request {k} to be answered")
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.communicate(timeout=10)
+    assert proc.returncode == -signal.SIGKILL
+
+
+@pytest.mark.parametrize(
+    ("kind", "k"),
+    [("in_flight", 1), ("accepted_unrecorded", 3), ("in_flight", 7), ("race", 5)],
+)
+def test_a_killed_send_resumes_with_nobody_lost_and_nobody_sent_twice(
+    tmp_path: Path, workspace: Path, kind: str, k: int
+) -> None:
+    prepare(workspace)
+    with running_server() as sg:
+        crash(workspace, sg, kind, k)
+        at_crash = Counter(sg.all_recipients())
+        states = ledger_states(workspace)
+        in_flight = {a for a, s in states.items() if s == "in_flight"}
+        if kind != "race":  # the kill came exactly where it was meant to
+            counts = Counter(states.values())
+            assert (counts["accepted"], counts["in_flight"], counts["pending"]) == (
+                BATCH * (k - 1), BATCH, N - BATCH * k)
+            assert len(counts) == 2 + (k > 1)
+            assert sum(at_crash.values()) == BATCH * (k - 1 + (kind == "accepted_unrecorded"))
+        other = tmp_path / "resend"
+        shutil.copytree(workspace, other)  # the same crashed state, for the second way
+
+        # 1. A plain resume.
+        run(workspace, sg)
+        received = Counter(sg.all_recipients())
+        final = ledger_states(workspace)
+        uncertain = listed_uncertain(workspace)
+        assert set(received) <= set(AUDIENCE)
+        assert set(final) == set(AUDIENCE)
+        assert uncertain == in_flight  # exactly the batch the kill interrupted
+        for address in AUDIENCE:
+            if address in uncertain:
+                assert final[address] == "uncertain" and received[address] <= 1
+            else:
+                assert final[address] == "accepted" and received[address] == 1, address
+
+    # 2. From the same crashed state: resume with --resend-uncertain.
+    with running_server() as sg2:
+        run(other, sg2, "--resend-uncertain")
+        received = at_crash + Counter(sg2.all_recipients())
+        final = ledger_states(other)
+        assert listed_uncertain(other) == set()
+        assert set(final.values()) == {"accepted"} and set(final) == set(AUDIENCE)
+        for address in AUDIENCE:
+            expected = 1 + at_crash[address] if address in in_flight else 1
+            assert received[address] == expected, address
+        duplicates = {a for a in AUDIENCE if received[a] > 1}
+        assert duplicates == ({a for a in in_flight if at_crash[a]})
+        if kind == "accepted_unrecorded":
+            assert len(duplicates) == BATCH
+        if kind == "in_flight":
+            assert not duplicates
+
+
+def test_sigterm_stops_the_send_cleanly_and_the_interrupted_batch_is_uncertain(
+    workspace: Path,
+) -> None:
+    prepare(workspace)
+    with running_server() as sg:
+        sg.inject("slow", seconds=0)
+        sg.inject("hang", seconds=60)
+        proc = cli(workspace, sg)
+        try:
+            wait_for(lambda: not sg.pending_faults, proc, "request 2 to be in flight")
+        finally:
+            proc.send_signal(signal.SIGTERM)
+        out, _ = proc.communicate(timeout=10)
+        assert proc.returncode == 130, out
+        assert "interrupted" in out and "newsflash status 2022-02" in out
+        assert "Traceback" not in out
+        states = Counter(ledger_states(workspace).values())
+        assert (states["accepted"], states["in_flight"]) == (BATCH, BATCH)
+        run(workspace, sg)  # resumes: the interrupted batch becomes uncertain, the rest is sent
+        assert listed_uncertain(workspace) == set(AUDIENCE[BATCH : 2 * BATCH])
+        assert Counter(sg.all_recipients()) == Counter(AUDIENCE[:BATCH] + AUDIENCE[2 * BATCH :])
