@@ -215,3 +215,19 @@ def status_line(config: Config, edition_id: str, build: Build | None = None) -> 
     if not required:
         text += " (approval is not required: [schedule] require_approval = false)"
     return text
+
+
+def require_approved(config: Config, edition_id: str, build: Build) -> None:
+    """Refuse to send what the reviewers did not approve, when config.toml asks for approval.
+
+    The scheduled send holds such an edition and tells the reviewers; a send by hand stops
+    with the same description, so no way out bypasses the secretariat's rule.
+    """
+    if not config.model.schedule.require_approval:
+        return
+    state = approval_state(config, edition_id, build)
+    if not state.approved:
+        raise NewsflashError(
+            f"held, nothing sent: {state.describe()}\n(config.toml [schedule] "
+            "require_approval = true: an edition goes out only as it was approved.)"
+        )

@@ -374,6 +374,9 @@ def send(state: State, edition: str, to: str | None, dry_run: bool, resend_uncer
         if plan.uncertain:
             sys.exit(1)
         return
+    from newsflash.approval import require_approved
+
+    require_approved(config, edition, result)
     if sys.stdin.isatty() and not yes:
         click.confirm(f"Send edition {edition} to {plan.to_send} recipient(s) through "
                       f"{plan.transport}?", abort=True)

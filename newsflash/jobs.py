@@ -11,9 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
-import sqlite3
 import threading
-import time
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -41,7 +39,6 @@ STOP = threading.Event()
 """Set when the scheduler stops: a send in progress stops after the batch it is sending."""
 
 MARKER_FILE = "scheduler-send.json"
-LOCKED_RETRIES = 5
 DAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
 
 
@@ -298,17 +295,8 @@ def run_send(config_path: str) -> str:
 
     _mark_started(config, edition_id)
     try:
-        for attempt in range(LOCKED_RETRIES + 1):
-            try:
-                report = send_edition(config, edition_id, transport=transport, build=build,
-                                      progress=between_batches)
-                break
-            except sqlite3.OperationalError as e:
-                # Two processes opening a new ledger at once can collide on its setup; the
-                # ledger still guards every recipient, so trying again is safe.
-                if "locked" not in str(e) or attempt == LOCKED_RETRIES:
-                    raise
-                time.sleep(0.5 * (attempt + 1))
+        report = send_edition(config, edition_id, transport=transport, build=build,
+                              progress=between_batches)
     except SendStopped as e:
         return (f"send of edition {edition_id} {e}; the rest resumes when the scheduler starts "
                 "again (within the grace period), or by hand with "

@@ -132,8 +132,17 @@ def test_outbox_file_names_are_safe_for_odd_addresses(workspace: Path, tmp_path:
     assert written.name == "abc-o_brien_.._x@example.org.eml"
 
 
-def test_cli_send_defaults_to_the_outbox_and_says_so(workspace: Path) -> None:
+def test_cli_send_of_an_unapproved_edition_is_held_and_sends_nothing(workspace: Path) -> None:
     result = CliRunner().invoke(main, ["--config", str(workspace / "config.toml"), "send", ED])
+    assert result.exit_code == 1
+    assert "held, nothing sent" in result.output and f"newsflash approve {ED}" in result.output
+    assert not (workspace / "outbox" / ED).exists()
+
+
+def test_cli_send_defaults_to_the_outbox_and_says_so(workspace: Path) -> None:
+    cfg = ["--config", str(workspace / "config.toml")]
+    assert CliRunner().invoke(main, [*cfg, "approve", ED, "--by", "tester"]).exit_code == 0
+    result = CliRunner().invoke(main, [*cfg, "send", ED])
     assert result.exit_code == 0, result.output
     assert "through outbox" in result.output
     assert len(list((workspace / "outbox" / ED).glob("*.eml"))) == 10

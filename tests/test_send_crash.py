@@ -56,6 +56,7 @@ def prepare(ws: Path) -> None:
     text = config.read_text(encoding="utf-8")
     text = text.replace("batch_size = 1000", f"batch_size = {BATCH}")
     text = text.replace("timeout = 30", "timeout = 20").replace("retries = 4", "retries = 0")
+    text = text.replace("require_approval = true", "require_approval = false")
     assert f"batch_size = {BATCH}" in text and "timeout = 20" in text
     config.write_text(text, encoding="utf-8")
 
