@@ -45,14 +45,17 @@ def make_workspace(folder: Path, n: int, batch_size: int) -> Path:
         shutil.copytree(ROOT / name, folder / name)
     config = folder / "config.toml"
     text = config.read_text(encoding="utf-8")
-    config.write_text(text.replace("batch_size = 1000", f"batch_size = {batch_size}"),
-                      encoding="utf-8")
+    config.write_text(
+        text.replace("batch_size = 1000", f"batch_size = {batch_size}"), encoding="utf-8"
+    )
     segments = ("partners;wg1", "partners;wg2", "partners;battery", "partners", "partners;projects")
     with open(folder / "subscribers.csv", "w", encoding="utf-8") as f:
         f.write("email,first_name,last_name,organisation,segments,status,language\n")
         for i in range(n):
-            f.write(f"partner{i:06d}@org{i % 997}.example.org,First{i},Last{i},"
-                    f"Organisation {i % 997},{segments[i % len(segments)]},subscribed,en\n")
+            f.write(
+                f"partner{i:06d}@org{i % 997}.example.org,First{i},Last{i},"
+                f"Organisation {i % 997},{segments[i % len(segments)]},subscribed,en\n"
+            )
     return folder
 
 
@@ -67,14 +70,23 @@ def child(workspace: Path) -> None:
     wall = time.perf_counter() - start
     peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
     assert report.complete, report
-    print(json.dumps({"recipients": report.accepted_now, "requests": report.requests,
-                      "seconds": wall, "peak_mb": peak_kb / 1024}))
+    print(
+        json.dumps(
+            {
+                "recipients": report.accepted_now,
+                "requests": report.requests,
+                "seconds": wall,
+                "peak_mb": peak_kb / 1024,
+            }
+        )
+    )
 
 
 def start_server() -> tuple[subprocess.Popen[str], str]:
     proc = subprocess.Popen(
         [sys.executable, str(ROOT / "tests" / "fake_sendgrid.py"), "--key", API_KEY],
-        stdout=subprocess.PIPE, text=True,
+        stdout=subprocess.PIPE,
+        text=True,
     )
     assert proc.stdout is not None
     url = proc.stdout.readline().strip()
@@ -86,8 +98,7 @@ def start_server() -> tuple[subprocess.Popen[str], str]:
 
 def measure(n: int, batch_size: int, repeat: int = 1) -> dict[str, float]:
     """The run with the median wall time of `repeat` runs (each on a fresh server/workspace)."""
-    runs = sorted((measure_once(n, batch_size) for _ in range(repeat)),
-                  key=lambda r: r["seconds"])
+    runs = sorted((measure_once(n, batch_size) for _ in range(repeat)), key=lambda r: r["seconds"])
     return runs[len(runs) // 2]
 
 
@@ -99,7 +110,10 @@ def measure_once(n: int, batch_size: int) -> dict[str, float]:
             env = {**os.environ, "SENDGRID_API_KEY": API_KEY, "NEWSFLASH_SENDGRID_HOST": url}
             out = subprocess.run(
                 [sys.executable, __file__, "--child", str(ws)],
-                env=env, capture_output=True, text=True, check=False,
+                env=env,
+                capture_output=True,
+                text=True,
+                check=False,
             )
             if out.returncode != 0:
                 raise SystemExit(f"send of {n} failed:\n{out.stdout}\n{out.stderr}")
@@ -113,8 +127,10 @@ def measure_once(n: int, batch_size: int) -> dict[str, float]:
 def row(label: str, n: int, r: dict[str, float], note: str = "") -> str:
     rate = n / r["seconds"] if r["seconds"] else float("inf")
     peak = f"{r['peak_mb']:.0f}" if r.get("peak_mb") else "—"
-    return (f"| {n:>10,} | {label:<20} | {int(r['requests']):>8,} | {r['seconds']:>7.2f} "
-            f"| {rate:>12,.0f} | {peak:>7} | {note} |")
+    return (
+        f"| {n:>10,} | {label:<20} | {int(r['requests']):>8,} | {r['seconds']:>7.2f} "
+        f"| {rate:>12,.0f} | {peak:>7} | {note} |"
+    )
 
 
 def main() -> None:
@@ -122,17 +138,23 @@ def main() -> None:
     parser.add_argument("--sizes", type=int, nargs="+", default=[1_000, 10_000, 100_000])
     parser.add_argument("--child", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--no-baseline", action="store_true")
-    parser.add_argument("--repeat", type=int, default=1,
-                        help="runs per size; the table shows the median by wall time")
+    parser.add_argument(
+        "--repeat",
+        type=int,
+        default=1,
+        help="runs per size; the table shows the median by wall time",
+    )
     args = parser.parse_args()
     if args.child:
         child(args.child)
         return
 
-    print("| recipients | sender               | requests |  wall s | recipients/s | peak MB "
-          "| note |")
-    print("|-----------:|:---------------------|---------:|--------:|-------------:|--------:"
-          "|:-----|")
+    print(
+        "| recipients | sender               | requests |  wall s | recipients/s | peak MB | note |"
+    )
+    print(
+        "|-----------:|:---------------------|---------:|--------:|-------------:|--------:|:-----|"
+    )
     results = {n: measure(n, 1000, args.repeat) for n in args.sizes}
     naive = None if args.no_baseline else measure(1_000, 1)
     for n in args.sizes:
@@ -142,15 +164,23 @@ def main() -> None:
                 print(row("naive: 1 per request", n, naive, "measured"))
             else:
                 scale = n / 1_000
-                guess = {"requests": naive["requests"] * scale,
-                         "seconds": naive["seconds"] * scale, "peak_mb": 0.0}
+                guess = {
+                    "requests": naive["requests"] * scale,
+                    "seconds": naive["seconds"] * scale,
+                    "peak_mb": 0.0,
+                }
                 print(row("naive: 1 per request", n, guess, "extrapolated from 1k"))
     big = results.get(100_000)
     if big is not None:
-        ok = (big["seconds"] < TARGET["seconds"] and big["requests"] <= TARGET["requests"]
-              and big["peak_mb"] < TARGET["peak_mb"])
-        print(f"\ntarget for 100k: < {TARGET['seconds']:g} s, <= {TARGET['requests']} requests, "
-              f"< {TARGET['peak_mb']:g} MB peak: {'met' if ok else 'MISSED'}")
+        ok = (
+            big["seconds"] < TARGET["seconds"]
+            and big["requests"] <= TARGET["requests"]
+            and big["peak_mb"] < TARGET["peak_mb"]
+        )
+        print(
+            f"\ntarget for 100k: < {TARGET['seconds']:g} s, <= {TARGET['requests']} requests, "
+            f"< {TARGET['peak_mb']:g} MB peak: {'met' if ok else 'MISSED'}"
+        )
 
 
 if __name__ == "__main__":

@@ -60,17 +60,25 @@ class ApprovalState:
         """One paragraph a reviewer can act on."""
         e = self.edition_id
         if self.state == "approved" and self.approval is not None:
-            return (f"edition {e} is approved (by {self.approval.approved_by} at "
-                    f"{self.approval.approved_at}, manifest {self.manifest_hash[:12]})")
+            return (
+                f"edition {e} is approved (by {self.approval.approved_by} at "
+                f"{self.approval.approved_at}, manifest {self.manifest_hash[:12]})"
+            )
         if self.state == "unapproved":
-            return (f"edition {e} is not approved. Review the proof, then approve it with: "
-                    f"newsflash approve {e}")
+            return (
+                f"edition {e} is not approved. Review the proof, then approve it with: "
+                f"newsflash approve {e}"
+            )
         assert self.approval is not None
-        lines = [f"edition {e} changed since {self.approval.approved_by} approved it at "
-                 f"{self.approval.approved_at}:"]
+        lines = [
+            f"edition {e} changed since {self.approval.approved_by} approved it at "
+            f"{self.approval.approved_at}:"
+        ]
         lines += [f"  - {c}" for c in self.changes]
-        lines.append(f"Review the new proof (newsflash build {e}), then approve it again with: "
-                     f"newsflash approve {e}")
+        lines.append(
+            f"Review the new proof (newsflash build {e}), then approve it again with: "
+            f"newsflash approve {e}"
+        )
         return "\n".join(lines)
 
 
@@ -115,11 +123,14 @@ def approve(config: Config, edition_id: str, by: str, build: Build | None = None
     build = build or build_edition(config, edition_id, ledger_name=ledger_name)
     errors = [c.message for c in build.email.checks if c.level == "error"]
     if errors:
-        raise BuildError(f"edition {edition_id} fails its checks, so it can't be approved: "
-                         + "; ".join(errors))
+        raise BuildError(
+            f"edition {edition_id} fails its checks, so it can't be approved: " + "; ".join(errors)
+        )
     if not build.edition.items:
-        raise BuildError(f"edition {edition_id} has no items; there is nothing to approve "
-                         "(see `newsflash build` for what was left out)")
+        raise BuildError(
+            f"edition {edition_id} has no items; there is nothing to approve "
+            "(see `newsflash build` for what was left out)"
+        )
     manifest = dict(build.edition.manifest)
     approval = Approval(
         edition_id=edition_id,
@@ -190,8 +201,11 @@ def diff_manifests(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
         return ["the content changed (the approved manifest was not kept, so no details)"]
 
     def items(m: dict[str, Any]) -> dict[str, str]:
-        return {str(i.get("path")): str(i.get("sha256")) for i in m.get("items", [])
-                if isinstance(i, dict)}
+        return {
+            str(i.get("path")): str(i.get("sha256"))
+            for i in m.get("items", [])
+            if isinstance(i, dict)
+        }
 
     a, b = items(old), items(new)
     out = [f"item added: {p}" for p in sorted(b.keys() - a.keys())]

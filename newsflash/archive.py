@@ -87,8 +87,9 @@ def _frozen_manifest(path: Path, edition_id: str) -> Mapping[str, Any] | None:
     """The manifest the send froze; read-only, as the Ledger class has no reader for it."""
     conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
     try:
-        row = conn.execute("SELECT manifest_json FROM sends WHERE edition_id = ?",
-                           (edition_id,)).fetchone()
+        row = conn.execute(
+            "SELECT manifest_json FROM sends WHERE edition_id = ?", (edition_id,)
+        ).fetchone()
     except sqlite3.Error:
         return None
     finally:
@@ -106,10 +107,17 @@ def sent_editions(config: Config) -> list[SentEdition]:
     if not path.exists():
         return []
     with Ledger(path) as ledger:
-        return [SentEdition(s.edition_id, _when(s.started_at, s.edition_id),
-                            s.manifest_hash or "", _frozen_manifest(path, s.edition_id),
-                            ledger.published_item_keys(exclude_edition=s.edition_id))
-                for s in ledger.editions() if ledger.is_sent(s.edition_id)]
+        return [
+            SentEdition(
+                s.edition_id,
+                _when(s.started_at, s.edition_id),
+                s.manifest_hash or "",
+                _frozen_manifest(path, s.edition_id),
+                ledger.published_item_keys(exclude_edition=s.edition_id),
+            )
+            for s in ledger.editions()
+            if ledger.is_sent(s.edition_id)
+        ]
 
 
 def _manifest_items(manifest: Mapping[str, Any] | None) -> dict[str, str] | None:
@@ -117,19 +125,25 @@ def _manifest_items(manifest: Mapping[str, Any] | None) -> dict[str, str] | None
     items = manifest.get("items") if manifest is not None else None
     if not isinstance(items, list):
         return None
-    return {str(i["path"]): str(i.get("sha256", "")) for i in items
-            if isinstance(i, dict) and isinstance(i.get("path"), str)}
+    return {
+        str(i["path"]): str(i.get("sha256", ""))
+        for i in items
+        if isinstance(i, dict) and isinstance(i.get("path"), str)
+    }
 
 
-def edition_as_sent(config: Config, sent: SentEdition,
-                    loaded: LoadResult) -> tuple[Edition, list[str]]:
+def edition_as_sent(
+    config: Config, sent: SentEdition, loaded: LoadResult
+) -> tuple[Edition, list[str]]:
     """Assemble the edition with the items its send recorded, noting what changed since."""
     notes: list[str] = []
     published = sent.published_before
     recorded = _manifest_items(sent.manifest)
     if recorded is None:
-        notes.append(f"{sent.id}: the ledger holds no item list; the web version takes the "
-                     "items the edition would take today")
+        notes.append(
+            f"{sent.id}: the ledger holds no item list; the web version takes the "
+            "items the edition would take today"
+        )
         items = list(loaded.items)
     else:
         published = frozenset()
@@ -138,16 +152,25 @@ def edition_as_sent(config: Config, sent: SentEdition,
         for key, sha in sorted(recorded.items()):
             item = by_key.get(key)
             if item is None:
-                notes.append(f"{sent.id}: {key} was sent but is now missing or invalid; the web "
-                             "version leaves it out")
+                notes.append(
+                    f"{sent.id}: {key} was sent but is now missing or invalid; the web "
+                    "version leaves it out"
+                )
                 continue
             if sha and sha != item.sha256:
-                notes.append(f"{sent.id}: {key} changed since it was sent; the web version shows "
-                             "its current text")
+                notes.append(
+                    f"{sent.id}: {key} changed since it was sent; the web version shows "
+                    "its current text"
+                )
             # It went out in this edition, whatever its file says today.
             items.append(replace(item, status="ready", edition=sent.id))
-    edition = assemble(config, sent.id, items, published=published,
-                       template_sha256=template_hash(config.templates_dir))
+    edition = assemble(
+        config,
+        sent.id,
+        items,
+        published=published,
+        template_sha256=template_hash(config.templates_dir),
+    )
     return edition, notes
 
 
@@ -165,8 +188,10 @@ def render_page(renderer: Renderer, edition: Edition, sent_at: dt.datetime) -> P
     email = renderer.render(edition, web=True)
     left = [t for t in TAGS if t in email.html]
     if left:
-        raise BuildError(f"the web version of {edition.id} still has personal tags "
-                         f"{', '.join(left)}: wrap them in {{% if not web %}} in templates/.")
+        raise BuildError(
+            f"the web version of {edition.id} still has personal tags "
+            f"{', '.join(left)}: wrap them in {{% if not web %}} in templates/."
+        )
     return Page(edition, sent_at, renderer.preheader(edition), email.html)
 
 
@@ -185,8 +210,9 @@ def feed_xml(config: Config, pages: list[Page], now: dt.datetime | None = None) 
         return el
 
     # Unqualified names under a default xmlns: ElementTree would otherwise invent ns0: prefixes.
-    feed = ET.Element("feed", {"xmlns": ATOM,
-                               "{http://www.w3.org/XML/1998/namespace}lang": nl.language})
+    feed = ET.Element(
+        "feed", {"xmlns": ATOM, "{http://www.w3.org/XML/1998/namespace}lang": nl.language}
+    )
     sub(feed, "id", f"{base}/")
     sub(feed, "title", nl.name)
     if nl.tagline:
@@ -246,8 +272,10 @@ def write_site(config: Config) -> SiteResult:
     """Write site/; files of editions no longer in the ledger are left alone."""
     pages, notes = build_site(config)
     out = config.site_dir
-    files = {out / "index.html": index_html(config, pages).encode(),
-             out / "feed.xml": feed_xml(config, pages)}
+    files = {
+        out / "index.html": index_html(config, pages).encode(),
+        out / "feed.xml": feed_xml(config, pages),
+    }
     for page in pages:
         files[out / page.edition.id / "index.html"] = page.html.encode()
     for path, data in files.items():

@@ -222,8 +222,13 @@ def new(state: State, section: str, title: str, date_: str | None) -> None:
 
 @main.command()
 @click.argument("edition", required=False)
-@click.option("--port", default=8000, show_default=True, type=click.IntRange(0, 65535),
-              help="Port on 127.0.0.1 (0: any free port).")
+@click.option(
+    "--port",
+    default=8000,
+    show_default=True,
+    type=click.IntRange(0, 65535),
+    help="Port on 127.0.0.1 (0: any free port).",
+)
 @pass_state
 @handled
 def preview(state: State, edition: str | None, port: int) -> None:
@@ -235,8 +240,12 @@ def preview(state: State, edition: str | None, port: int) -> None:
     """
     from newsflash.preview import serve
 
-    serve(state.config_path, edition, port, echo=lambda line: console.print(line, soft_wrap=True,
-                                                                            markup=False))
+    serve(
+        state.config_path,
+        edition,
+        port,
+        echo=lambda line: console.print(line, soft_wrap=True, markup=False),
+    )
 
 
 @main.command()
@@ -256,8 +265,11 @@ def archive(state: State) -> None:
     for page in result.pages:
         e = page.edition
         console.print(f"  {e.id}  No. {e.number}  {e.title}", soft_wrap=True, markup=False)
-    console.print(f"[green]wrote[/] {result.out}/ ({len(result.pages)} sent edition(s) from "
-                  f"{result.ledger.name}; feed.xml, index.html)", soft_wrap=True)
+    console.print(
+        f"[green]wrote[/] {result.out}/ ({len(result.pages)} sent edition(s) from "
+        f"{result.ledger.name}; feed.xml, index.html)",
+        soft_wrap=True,
+    )
 
 
 # -- sending ---------------------------------------------------------------------------------
@@ -281,22 +293,30 @@ def _print_plan(report: Any) -> None:
     for key, reason in report.left_out:
         console.print(f"[yellow]left out[/] {key}: {reason}", soft_wrap=True)
     if report.subscriber_problems:
-        console.print(f"[yellow]subscribers.csv has {report.subscriber_problems} problem(s)"
-                      "[/] (bad rows are skipped): see `newsflash subscribers`", soft_wrap=True)
+        console.print(
+            f"[yellow]subscribers.csv has {report.subscriber_problems} problem(s)"
+            "[/] (bad rows are skipped): see `newsflash subscribers`",
+            soft_wrap=True,
+        )
     console.print(
         f"Edition [bold]{report.edition_id}[/] through [bold]{report.transport}[/]: "
         f"{report.total} recipient(s), {report.already_accepted} already accepted, "
         f"{report.to_send} to send now"
         + (f" in about {report.requests} request(s)" if report.requests else "")
-        + (f"; {report.uncertain} uncertain" if report.uncertain else "") + ".",
-        soft_wrap=True)
+        + (f"; {report.uncertain} uncertain" if report.uncertain else "")
+        + ".",
+        soft_wrap=True,
+    )
 
 
 def _print_summary(report: Any) -> None:
     from newsflash.sending import status_lines
 
-    table = Table(title=f"Edition {report.edition_id} through {report.transport}",
-                  title_justify="left", show_header=False)
+    table = Table(
+        title=f"Edition {report.edition_id} through {report.transport}",
+        title_justify="left",
+        show_header=False,
+    )
     table.add_column("")
     table.add_column("", justify="right")
     table.add_row("accepted in this run", str(report.accepted_now))
@@ -317,19 +337,38 @@ def _print_summary(report: Any) -> None:
 
 @main.command()
 @click.argument("edition")
-@click.option("--to", "to", metavar="ADDRESS",
-              help="Send one test copy (subject starts with [TEST]) to ADDRESS; not counted.")
-@click.option("--dry-run", is_flag=True,
-              help="Send nothing; show the counts and the first request.")
-@click.option("--resend-uncertain", is_flag=True,
-              help="Also resend recipients whose request got no answer (they may get it twice).")
-@click.option("--transport", type=click.Choice(["sendgrid", "outbox"]), default=None,
-              help="Default: sendgrid when SENDGRID_API_KEY is set, else outbox (.eml files).")
+@click.option(
+    "--to",
+    "to",
+    metavar="ADDRESS",
+    help="Send one test copy (subject starts with [TEST]) to ADDRESS; not counted.",
+)
+@click.option(
+    "--dry-run", is_flag=True, help="Send nothing; show the counts and the first request."
+)
+@click.option(
+    "--resend-uncertain",
+    is_flag=True,
+    help="Also resend recipients whose request got no answer (they may get it twice).",
+)
+@click.option(
+    "--transport",
+    type=click.Choice(["sendgrid", "outbox"]),
+    default=None,
+    help="Default: sendgrid when SENDGRID_API_KEY is set, else outbox (.eml files).",
+)
 @click.option("--yes", "-y", is_flag=True, help="Don't ask for confirmation on a terminal.")
 @pass_state
 @handled
-def send(state: State, edition: str, to: str | None, dry_run: bool, resend_uncertain: bool,
-         transport: str | None, yes: bool) -> None:
+def send(
+    state: State,
+    edition: str,
+    to: str | None,
+    dry_run: bool,
+    resend_uncertain: bool,
+    transport: str | None,
+    yes: bool,
+) -> None:
     """Send EDITION (YYYY-MM) to every subscribed partner in the audience, exactly once.
 
     \b
@@ -354,12 +393,15 @@ def send(state: State, edition: str, to: str | None, dry_run: bool, resend_uncer
         if dry_run:
             raise click.UsageError("--to sends a test copy; leave out --dry-run")
         report = sending.send_test(config, edition, to, tp, build=result)
-        console.print(f"[green]test copy sent[/] to {escape(to)} through {report.transport} "
-                      "(subject starts with \\[TEST]; the ledger does not count it).",
-                      soft_wrap=True)
+        console.print(
+            f"[green]test copy sent[/] to {escape(to)} through {report.transport} "
+            "(subject starts with \\[TEST]; the ledger does not count it).",
+            soft_wrap=True,
+        )
         return
-    plan = sending.send_edition(config, edition, transport=tp, dry_run=True, build=result,
-                                resend_uncertain=resend_uncertain)
+    plan = sending.send_edition(
+        config, edition, transport=tp, dry_run=True, build=result, resend_uncertain=resend_uncertain
+    )
     _print_plan(plan)
     if dry_run:
         if plan.first_request is not None:
@@ -378,24 +420,39 @@ def send(state: State, edition: str, to: str | None, dry_run: bool, resend_uncer
 
     require_approved(config, edition, result)
     if sys.stdin.isatty() and not yes:
-        click.confirm(f"Send edition {edition} to {plan.to_send} recipient(s) through "
-                      f"{plan.transport}?", abort=True)
+        click.confirm(
+            f"Send edition {edition} to {plan.to_send} recipient(s) through {plan.transport}?",
+            abort=True,
+        )
 
     def stop(signum: int, frame: Any) -> None:
         raise KeyboardInterrupt
 
     previous = signal.signal(signal.SIGTERM, stop)
     try:
-        with Progress("[progress.description]{task.description}", BarColumn(),
-                      MofNCompleteColumn(), TimeElapsedColumn(), console=console) as bar:
+        with Progress(
+            "[progress.description]{task.description}",
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            console=console,
+        ) as bar:
             task = bar.add_task("sending", total=plan.to_send)
             report = sending.send_edition(
-                config, edition, transport=tp, resend_uncertain=resend_uncertain, build=result,
-                progress=lambda done, total: bar.update(task, completed=done, total=total))
+                config,
+                edition,
+                transport=tp,
+                resend_uncertain=resend_uncertain,
+                build=result,
+                progress=lambda done, total: bar.update(task, completed=done, total=total),
+            )
     except KeyboardInterrupt:
-        err_console.print(f"[red]interrupted.[/] A batch whose answer had not come is uncertain; "
-                          f"see `newsflash status {edition}`, then run `newsflash send {edition}` "
-                          "again to resume.", soft_wrap=True)
+        err_console.print(
+            f"[red]interrupted.[/] A batch whose answer had not come is uncertain; "
+            f"see `newsflash status {edition}`, then run `newsflash send {edition}` "
+            "again to resume.",
+            soft_wrap=True,
+        )
         sys.exit(130)
     finally:
         signal.signal(signal.SIGTERM, previous)
@@ -406,9 +463,13 @@ def send(state: State, edition: str, to: str | None, dry_run: bool, resend_uncer
 
 @main.command()
 @click.argument("edition")
-@click.option("--transport", "ledger_name", default=None,
-              type=click.Choice(["sendgrid", "outbox", "sendgrid-sandbox"]),
-              help="Whose ledger to show (default: every ledger that has the edition).")
+@click.option(
+    "--transport",
+    "ledger_name",
+    default=None,
+    type=click.Choice(["sendgrid", "outbox", "sendgrid-sandbox"]),
+    help="Whose ledger to show (default: every ledger that has the edition).",
+)
 @click.option("--all", "show_all", is_flag=True, help="List every uncertain/failed recipient.")
 @pass_state
 @handled
@@ -435,14 +496,22 @@ def status(state: State, edition: str, ledger_name: str | None, show_all: bool) 
             continue
         shown += 1
         skipped = sending.skipped_count(st)
-        table = Table(title=f"Edition {edition} — {name} ledger ({path.name})",
-                      title_justify="left", show_header=False)
+        table = Table(
+            title=f"Edition {edition} — {name} ledger ({path.name})",
+            title_justify="left",
+            show_header=False,
+        )
         table.add_column("")
         table.add_column("", justify="right")
-        for label, n in (("accepted", st.accepted), ("pending", st.pending),
-                         ("in flight", st.in_flight), ("uncertain", st.uncertain),
-                         ("failed", st.failed - skipped), ("left the audience", skipped),
-                         ("[bold]total[/]", st.total)):
+        for label, n in (
+            ("accepted", st.accepted),
+            ("pending", st.pending),
+            ("in flight", st.in_flight),
+            ("uncertain", st.uncertain),
+            ("failed", st.failed - skipped),
+            ("left the audience", skipped),
+            ("[bold]total[/]", st.total),
+        ):
             table.add_row(label, str(n))
         table.add_row("started", st.started_at or "")
         table.add_row("finished", st.finished_at or "not yet")
@@ -451,13 +520,18 @@ def status(state: State, edition: str, ledger_name: str | None, show_all: bool) 
             same = "the edition sent" if approval[0] == st.manifest_hash else "ANOTHER version"
             console.print(f"approved by {approval[2]} at {approval[1]} ({same})", soft_wrap=True)
         limit = None if show_all else 50
-        for title, rows in (("uncertain", [(e, "") for e in st.uncertain_recipients]),
-                            ("failed", list(st.failed_recipients))):
+        for title, rows in (
+            ("uncertain", [(e, "") for e in st.uncertain_recipients]),
+            ("failed", list(st.failed_recipients)),
+        ):
             if rows:
                 console.print(f"[bold]{title}[/] ({len(rows)}):")
             for address, reason in rows[:limit]:
-                console.print(f"  {address}" + (f"  [dim]{reason}[/]" if reason else ""),
-                              soft_wrap=True, markup=True)
+                console.print(
+                    f"  {address}" + (f"  [dim]{reason}[/]" if reason else ""),
+                    soft_wrap=True,
+                    markup=True,
+                )
             if limit is not None and len(rows) > limit:
                 console.print(f"  … {len(rows) - limit} more (--all lists them)")
         for line in sending.status_lines(st):
@@ -472,8 +546,11 @@ def status(state: State, edition: str, ledger_name: str | None, show_all: bool) 
     if not shown:
         if approval is not None:
             console.print(f"approved by {approval[2]} at {approval[1]}", soft_wrap=True)
-        console.print(f"Edition {edition} has not been sent through any transport. Try "
-                      f"`newsflash send {edition} --dry-run`.", soft_wrap=True)
+        console.print(
+            f"Edition {edition} has not been sent through any transport. Try "
+            f"`newsflash send {edition} --dry-run`.",
+            soft_wrap=True,
+        )
 
 
 @main.command()
@@ -491,8 +568,11 @@ def subscribers(state: State) -> None:
     console.print(summary_table(sl, config.model.audience.segments, max_problems=200))
     errors = sum(1 for p in sl.problems if p.severity == "error")
     if errors:
-        console.print(f"[red]{errors} row(s) have errors and are skipped when sending; fix them "
-                      f"in {config.subscribers_path}.[/]", soft_wrap=True)
+        console.print(
+            f"[red]{errors} row(s) have errors and are skipped when sending; fix them "
+            f"in {config.subscribers_path}.[/]",
+            soft_wrap=True,
+        )
         sys.exit(1)
 
 

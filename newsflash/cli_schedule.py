@@ -28,8 +28,13 @@ def _default_reviewer() -> str:
 
 @main.command()
 @click.argument("edition")
-@click.option("--by", "by", default=_default_reviewer, show_default="your user name",
-              help="Who approves (recorded with the approval; $NEWSFLASH_REVIEWER sets it).")
+@click.option(
+    "--by",
+    "by",
+    default=_default_reviewer,
+    show_default="your user name",
+    help="Who approves (recorded with the approval; $NEWSFLASH_REVIEWER sets it).",
+)
 @pass_state
 @handled
 def approve(state: State, edition: str, by: str) -> None:
@@ -49,17 +54,24 @@ def approve(state: State, edition: str, by: str) -> None:
     e = build.edition
     for s in e.sections:
         for i in s.items:
-            console.print(f"  {escape(s.title)}: {escape(i.title)}  [dim]{escape(i.key)}[/]",
-                          soft_wrap=True)
+            console.print(
+                f"  {escape(s.title)}: {escape(i.title)}  [dim]{escape(i.key)}[/]", soft_wrap=True
+            )
     for lo in e.left_out:
-        console.print(f"  [yellow]left out[/] {escape(lo.key)}: {escape(lo.reason)}",
-                      soft_wrap=True)
-    console.print(f"[green]approved[/] edition {edition} (No. {e.number}, {len(e.items)} items, "
-                  f"manifest {approval.manifest_hash[:12]}) by {escape(approval.approved_by)}",
-                  soft_wrap=True)
+        console.print(
+            f"  [yellow]left out[/] {escape(lo.key)}: {escape(lo.reason)}", soft_wrap=True
+        )
+    console.print(
+        f"[green]approved[/] edition {edition} (No. {e.number}, {len(e.items)} items, "
+        f"manifest {approval.manifest_hash[:12]}) by {escape(approval.approved_by)}",
+        soft_wrap=True,
+    )
     if not config.model.schedule.require_approval:
-        console.print("[yellow]note[/] config.toml [schedule] require_approval is false: the "
-                      "scheduled send does not wait for approval.", soft_wrap=True)
+        console.print(
+            "[yellow]note[/] config.toml [schedule] require_approval is false: the "
+            "scheduled send does not wait for approval.",
+            soft_wrap=True,
+        )
 
 
 @main.group()
@@ -81,8 +93,14 @@ def _utc(moment: dt.datetime) -> str:
 
 
 @schedule.command("list")
-@click.option("--count", "-n", default=3, show_default=True, type=click.IntRange(1, 50),
-              help="How many runs to show per job.")
+@click.option(
+    "--count",
+    "-n",
+    default=3,
+    show_default=True,
+    type=click.IntRange(1, 50),
+    help="How many runs to show per job.",
+)
 @pass_state
 @handled
 def schedule_list(state: State, count: int) -> None:
@@ -103,9 +121,11 @@ def schedule_list(state: State, count: int) -> None:
     now = dt.datetime.now(tz)
     sched = config.model.schedule
     stored = stored_jobs(config)
-    table = Table(title=f"Schedule ({tz}; grace {sched.grace_hours:g} h, approval "
-                        f"{'required' if sched.require_approval else 'not required'})",
-                  title_justify="left")
+    table = Table(
+        title=f"Schedule ({tz}; grace {sched.grace_hours:g} h, approval "
+        f"{'required' if sched.require_approval else 'not required'})",
+        title_justify="left",
+    )
     table.add_column("job")
     table.add_column("next runs", no_wrap=True)
     table.add_column("UTC", no_wrap=True)
@@ -117,27 +137,40 @@ def schedule_list(state: State, count: int) -> None:
         if job is None or not job.enabled:
             table.add_row(name, "[dim]not configured[/]" if job is None else "[dim]disabled[/]")
             continue
-        fields = " ".join(f"{f}={getattr(job, f)}" for f in CRON_FIELDS
-                          if getattr(job, f) is not None and not (f == "second" and
-                                                                  getattr(job, f) == 0))
+        fields = " ".join(
+            f"{f}={getattr(job, f)}"
+            for f in CRON_FIELDS
+            if getattr(job, f) is not None and not (f == "second" and getattr(job, f) == 0)
+        )
         crons.append(f"  {name}: {escape(fields)}")
         label = name
         pending = stored.get(name)
         if pending is not None and pending <= now:
-            table.add_row(label, f"[yellow]{_local(pending, tz)} missed[/]", _utc(pending),
-                          "[yellow]runs at start if within grace[/]")
+            table.add_row(
+                label,
+                f"[yellow]{_local(pending, tz)} missed[/]",
+                _utc(pending),
+                "[yellow]runs at start if within grace[/]",
+            )
             label = ""
         for run_time in next_runs(triggers[name], count, now):
-            edition = (current_edition_id(config, run_time) if name == "send"
-                       else coming_edition(config, run_time))
+            edition = (
+                current_edition_id(config, run_time)
+                if name == "send"
+                else coming_edition(config, run_time)
+            )
             table.add_row(label, _local(run_time, tz), _utc(run_time), edition)
             label = ""
     console.print(table)
-    console.print("cron fields (config.toml \\[schedule.JOB]):\n" + "\n".join(crons),
-                  soft_wrap=True)
-    console.print(f"reviewers: {', '.join(sched.reviewers) or '[red]none[/]'}; contributors: "
-                  f"{len(sched.contributors)}; deadline {sched.deadline_days} day(s) before the "
-                  "send", soft_wrap=True)
+    console.print(
+        "cron fields (config.toml \\[schedule.JOB]):\n" + "\n".join(crons), soft_wrap=True
+    )
+    console.print(
+        f"reviewers: {', '.join(sched.reviewers) or '[red]none[/]'}; contributors: "
+        f"{len(sched.contributors)}; deadline {sched.deadline_days} day(s) before the "
+        "send",
+        soft_wrap=True,
+    )
 
 
 @schedule.command("run")

@@ -62,16 +62,21 @@ class Verdict:
         if self.ok:
             assert self.item is not None
             subject = f"{newsletter}: your item {self.key} is received"
-            lines = [f"Thank you: your item file {self.key} was checked and is valid.", "",
-                     f"  title:   {self.item.title}", f"  section: {self.item.section}",
-                     f"  status:  {self.item.status}"]
+            lines = [
+                f"Thank you: your item file {self.key} was checked and is valid.",
+                "",
+                f"  title:   {self.item.title}",
+                f"  section: {self.item.section}",
+                f"  status:  {self.item.status}",
+            ]
             if self.item.status != "ready":
                 lines += ["", "It stays out of every edition until you write 'status: ready'."]
         else:
             subject = f"{newsletter}: your item {self.key} needs changes"
-            lines = [f"Your item file {self.key} was checked and can't go into an edition yet.",
-                     "Please correct it and save it again; it is checked again as soon as it "
-                     "lands:"]
+            lines = [
+                f"Your item file {self.key} was checked and can't go into an edition yet.",
+                "Please correct it and save it again; it is checked again as soon as it lands:",
+            ]
         if self.problems:  # warnings too
             lines += [""] + [f"  {p}" for p in self.problems]
         lines += ["", "How to write an item file: see docs/contributors.md."]

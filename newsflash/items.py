@@ -52,7 +52,12 @@ def _shown(value: Any) -> str:
     return value.strip() if isinstance(value, str) else _SHORT.repr(value)
 
 
-class _Loader(yaml.SafeLoader):
+# libyaml's parser when installed (PyYAML wheels ship it): reading front matter is most of a
+# build's item-loading time. Safe either way: SafeConstructor, no arbitrary objects.
+_SafeBase: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+class _Loader(_SafeBase):  # type: ignore[misc]
     """SafeLoader that keeps an impossible date (2022-02-30) as text, reported as a bad date."""
 
 
@@ -131,12 +136,18 @@ def _split_front_matter(text: str) -> tuple[str, str, int] | None:
     return None
 
 
-def _key_lines(fm: str) -> tuple[dict[str, int], list[tuple[str, int]]]:
-    """Line of each field, and fields written twice (YAML silently keeps the last one)."""
+def _parse_yaml(fm: str) -> tuple[Any, yaml.Node | None]:
+    """The front matter's values and its node tree (for line numbers), parsed once."""
+    loader = _Loader(fm)
     try:
-        node = yaml.compose(fm, Loader=yaml.SafeLoader)
-    except Exception:
-        return {}, []
+        node = loader.get_single_node()
+        return (loader.construct_document(node) if node is not None else None), node
+    finally:
+        loader.dispose()
+
+
+def _key_lines(node: yaml.Node | None) -> tuple[dict[str, int], list[tuple[str, int]]]:
+    """Line of each field, and fields written twice (YAML silently keeps the last one)."""
     if not isinstance(node, yaml.MappingNode):
         return {}, []
     lines: dict[str, int] = {}
@@ -211,7 +222,7 @@ def parse_item(data: bytes, key: str, sections: Sequence[str]) -> tuple[Item | N
         return None, problems
     fm, body, body_line = split
     try:
-        meta = yaml.load(fm, Loader=_Loader)  # a SafeLoader: no arbitrary objects
+        meta, node = _parse_yaml(fm)
     except Exception as e:  # PyYAML's constructors also raise ValueError ('2022-02-30'),
         # KeyError ('!!bool x'), RecursionError (deep nesting): all mean a broken file
         mark = getattr(e, "problem_mark", None)
@@ -228,7 +239,7 @@ def parse_item(data: bytes, key: str, sections: Sequence[str]) -> tuple[Item | N
     if not isinstance(meta, dict):
         err("the front matter must be 'field: value' lines, e.g. 'title: WG1 meeting'.", line=2)
         return None, problems
-    lines, repeated = _key_lines(fm)
+    lines, repeated = _key_lines(node)
     for name, line in repeated:
         err(f"written twice (first on line {lines[name]}); remove one of them.", name, line)
     values: dict[str, Any] = {}

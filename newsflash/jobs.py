@@ -68,8 +68,9 @@ def _when(moment: dt.datetime, tz: dt.tzinfo) -> str:
     return f"{_day(local.date())} at {local:%H:%M} ({tz})"
 
 
-def _notify(config: Config, to: Sequence[str], subject: str, text: str,
-            transport: Transport | None = None) -> str:
+def _notify(
+    config: Config, to: Sequence[str], subject: str, text: str, transport: Transport | None = None
+) -> str:
     """Send a notice if there is anyone to send it to; returns what happened, for the log."""
     if not to:
         log.warning("no one to tell (config.toml [schedule] lists no addresses): %s", subject)
@@ -80,8 +81,10 @@ def _notify(config: Config, to: Sequence[str], subject: str, text: str,
 
 def _edition_name(config: Config, edition_id: str) -> str:
     nl = config.model.newsletter
-    return (f"{nl.name} No. {edition_number(edition_id, nl.first_edition)} "
-            f"({month_label(edition_id)}, edition {edition_id})")
+    return (
+        f"{nl.name} No. {edition_number(edition_id, nl.first_edition)} "
+        f"({month_label(edition_id)}, edition {edition_id})"
+    )
 
 
 # -- reminder ------------------------------------------------------------------------------------
@@ -99,10 +102,15 @@ def reminder_text(config: Config, now: dt.datetime) -> tuple[str, str, str]:
     lines = []
     if send_at is not None:
         deadline = (send_at.astimezone(tz) - dt.timedelta(days=sched.deadline_days)).date()
-        subject = (f"{config.model.newsletter.name} {edition_id}: please send your items by "
-                   f"{_day(deadline)}")
-        lines += [f"The next {name} goes out on {_when(send_at, tz)}.",
-                  f"Please send your items by {_day(deadline)} (the deadline).", ""]
+        subject = (
+            f"{config.model.newsletter.name} {edition_id}: please send your items by "
+            f"{_day(deadline)}"
+        )
+        lines += [
+            f"The next {name} goes out on {_when(send_at, tz)}.",
+            f"Please send your items by {_day(deadline)} (the deadline).",
+            "",
+        ]
     else:
         subject = f"{config.model.newsletter.name} {edition_id}: call for items"
         lines += [f"Items are welcome for the next {name}.", ""]
@@ -138,8 +146,13 @@ def run_reminder(config_path: str) -> str:
 # -- proof ---------------------------------------------------------------------------------------
 
 
-def proof_text(config: Config, build: Build, sent_to: Sequence[str],
-               failures: Sequence[str], send_at: dt.datetime | None) -> tuple[str, str]:
+def proof_text(
+    config: Config,
+    build: Build,
+    sent_to: Sequence[str],
+    failures: Sequence[str],
+    send_at: dt.datetime | None,
+) -> tuple[str, str]:
     from newsflash.approval import approval_state
     from newsflash.schedule import zone
 
@@ -169,9 +182,11 @@ def proof_text(config: Config, build: Build, sent_to: Sequence[str],
         if state.approved:
             lines.append(state.describe() + ".")
         else:
-            lines += [f"If it is right, approve it: newsflash approve {e.id}",
-                      "An edition that is not approved, or that changes after approval, is "
-                      "held at send time, not sent."]
+            lines += [
+                f"If it is right, approve it: newsflash approve {e.id}",
+                "An edition that is not approved, or that changes after approval, is "
+                "held at send time, not sent.",
+            ]
     else:
         lines.append("Approval is not required: the edition goes out as it builds at send time.")
     return subject, "\n".join(lines) + "\n"
@@ -197,9 +212,11 @@ def run_proof(config_path: str) -> str:
             log.warning("proof of %s to %s not sent: %s", edition_id, reviewer, e)
     subject, text = proof_text(config, build, sent, failures, next_send_time(config, now))
     done = _notify(config, reviewers, subject, text, transport)
-    return (f"proof of edition {edition_id} ({len(build.edition.items)} items, "
-            f"{len(build.edition.left_out)} left out): test copy to {len(sent)} reviewer(s), "
-            f"{done}")
+    return (
+        f"proof of edition {edition_id} ({len(build.edition.items)} items, "
+        f"{len(build.edition.left_out)} left out): test copy to {len(sent)} reviewer(s), "
+        f"{done}"
+    )
 
 
 # -- send ----------------------------------------------------------------------------------------
@@ -230,8 +247,10 @@ def clear_interrupted_send(config: Config) -> None:
 def _mark_started(config: Config, edition_id: str) -> None:
     path = _marker(config)
     path.parent.mkdir(parents=True, exist_ok=True)
-    doc = {"edition": edition_id,
-           "started_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds")}
+    doc = {
+        "edition": edition_id,
+        "started_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+    }
     tmp = path.with_name(f".{path.name}.{threading.get_ident()}.tmp")
     tmp.write_text(json.dumps(doc) + "\n", encoding="utf-8")
     tmp.replace(path)
@@ -249,9 +268,11 @@ def edition_complete(config: Config, edition_id: str, ledger_name: str) -> bool:
 
 def _hold(config: Config, edition_id: str, why: str, transport: Transport) -> str:
     subject = f"{config.model.newsletter.name} {edition_id} was NOT sent: held"
-    text = (f"The scheduled send of {_edition_name(config, edition_id)} was held; nothing was "
-            f"sent.\n\n{why}\n\nWhen it is right, send it by hand: newsflash send {edition_id}\n"
-            "(the scheduler does not retry this month's send by itself).\n")
+    text = (
+        f"The scheduled send of {_edition_name(config, edition_id)} was held; nothing was "
+        f"sent.\n\n{why}\n\nWhen it is right, send it by hand: newsflash send {edition_id}\n"
+        "(the scheduler does not retry this month's send by itself).\n"
+    )
     done = _notify(config, config.model.schedule.reviewers, subject, text, transport)
     return f"held edition {edition_id}, nothing sent ({why.splitlines()[0]}); {done}"
 
@@ -259,10 +280,12 @@ def _hold(config: Config, edition_id: str, why: str, transport: Transport) -> st
 def _failed(config: Config, edition_id: str, error: Exception, transport: Transport) -> None:
     """Tell the reviewers a scheduled send failed; the scheduler logs the error itself."""
     subject = f"{config.model.newsletter.name} {edition_id}: the scheduled send FAILED"
-    text = (f"The scheduled send of {_edition_name(config, edition_id)} stopped with an "
-            f"error:\n\n{error}\n\nSee `newsflash status {edition_id}`; once the cause is "
-            f"fixed, `newsflash send {edition_id}` resumes where it stopped and never resends "
-            "anyone accepted.\n")
+    text = (
+        f"The scheduled send of {_edition_name(config, edition_id)} stopped with an "
+        f"error:\n\n{error}\n\nSee `newsflash status {edition_id}`; once the cause is "
+        f"fixed, `newsflash send {edition_id}` resumes where it stopped and never resends "
+        "anyone accepted.\n"
+    )
     try:
         _notify(config, config.model.schedule.reviewers, subject, text, transport)
     except Exception as e:
@@ -295,12 +318,15 @@ def run_send(config_path: str) -> str:
 
     _mark_started(config, edition_id)
     try:
-        report = send_edition(config, edition_id, transport=transport, build=build,
-                              progress=between_batches)
+        report = send_edition(
+            config, edition_id, transport=transport, build=build, progress=between_batches
+        )
     except SendStopped as e:
-        return (f"send of edition {edition_id} {e}; the rest resumes when the scheduler starts "
-                "again (within the grace period), or by hand with "
-                f"`newsflash send {edition_id}`")
+        return (
+            f"send of edition {edition_id} {e}; the rest resumes when the scheduler starts "
+            "again (within the grace period), or by hand with "
+            f"`newsflash send {edition_id}`"
+        )
     except LedgerError as e:
         if "another send" in str(e):
             return f"another process is sending edition {edition_id}; this run sends nothing"
@@ -314,15 +340,21 @@ def run_send(config_path: str) -> str:
     clear_interrupted_send(config)
     if report.complete and report.accepted_now == 0:
         return f"edition {edition_id} was already sent to everyone ({lname}); nothing new sent"
-    outcome = (f"sent edition {edition_id} through {report.transport}: {report.accepted_now} "
-               f"accepted now, {report.already_accepted} before, {report.failed} failed, "
-               f"{report.uncertain} uncertain, of {report.total}")
+    outcome = (
+        f"sent edition {edition_id} through {report.transport}: {report.accepted_now} "
+        f"accepted now, {report.already_accepted} before, {report.failed} failed, "
+        f"{report.uncertain} uncertain, of {report.total}"
+    )
     if report.stopped:
         outcome += f"; stopped: {report.stopped}"
     if report.stopped or report.failed or report.uncertain:
-        _notify(config, config.model.schedule.reviewers,
-                f"{config.model.newsletter.name} {edition_id}: the send needs attention",
-                outcome + f"\n\nSee `newsflash status {edition_id}`.\n", transport)
+        _notify(
+            config,
+            config.model.schedule.reviewers,
+            f"{config.model.newsletter.name} {edition_id}: the send needs attention",
+            outcome + f"\n\nSee `newsflash status {edition_id}`.\n",
+            transport,
+        )
     return outcome
 
 
@@ -342,5 +374,4 @@ def report_missed_send(config: Config, due: dt.datetime, late_hours: float) -> N
     try:
         _notify(config, config.model.schedule.reviewers, subject, text)
     except Exception as e:  # the log line stays even if the notice can't go
-        log.error("could not tell the reviewers that the send of %s was missed: %s",
-                  edition_id, e)
+        log.error("could not tell the reviewers that the send of %s was missed: %s", edition_id, e)

@@ -85,8 +85,13 @@ class Previewer:
         self._changed = threading.Condition()
         self._build_lock = threading.Lock()
         self.closed = False
-        self._snapshot = Snapshot(f"{self._boot}-0", "", edition_id or "", None,
-                                  error="The first build has not finished yet.")
+        self._snapshot = Snapshot(
+            f"{self._boot}-0",
+            "",
+            edition_id or "",
+            None,
+            error="The first build has not finished yet.",
+        )
 
     @property
     def config(self) -> Config | None:
@@ -100,8 +105,9 @@ class Previewer:
     def wait_for_change(self, version: str, timeout: float) -> str:
         """Block until the version differs from `version` (or the timeout); return the latest."""
         with self._changed:
-            self._changed.wait_for(lambda: self.closed or self._snapshot.version != version,
-                                   timeout)
+            self._changed.wait_for(
+                lambda: self.closed or self._snapshot.version != version, timeout
+            )
             return self._snapshot.version
 
     def close(self) -> None:
@@ -141,8 +147,14 @@ class Previewer:
                 self._changed.notify_all()
             return True
 
-    def _snapshot_of(self, previous: Snapshot, edition_id: str, build: pipeline.Build | None,
-                     error: str | None, trace: str | None) -> Snapshot | None:
+    def _snapshot_of(
+        self,
+        previous: Snapshot,
+        edition_id: str,
+        build: pipeline.Build | None,
+        error: str | None,
+        trace: str | None,
+    ) -> Snapshot | None:
         shown = build or previous.build
         html = text = from_line = ""
         if shown is not None and self._config is not None:
@@ -154,9 +166,15 @@ class Previewer:
             from_line = f"{sender.from_name} <{sender.from_email}>"
         if build is not None:
             e = build.edition
-            facts: tuple[object, ...] = (e.id, e.title, e.left_out, build.load.problems,
-                                         build.email.checks, build.email.subject,
-                                         build.email.preheader)
+            facts: tuple[object, ...] = (
+                e.id,
+                e.title,
+                e.left_out,
+                build.load.problems,
+                build.email.checks,
+                build.email.subject,
+                build.email.preheader,
+            )
         else:
             facts = (error, trace)
         digest = hashlib.sha256(repr((facts, html, text, from_line)).encode()).hexdigest()
@@ -182,8 +200,7 @@ class Previewer:
         config = self._config
         if config is None:
             return self.config_path, ()
-        return self.config_path, (config.submissions_dir.resolve(),
-                                  config.templates_dir.resolve())
+        return self.config_path, (config.submissions_dir.resolve(), config.templates_dir.resolve())
 
 
 class _Handler(FileSystemEventHandler):
@@ -271,8 +288,9 @@ class Watcher:
 
 
 def _page_template() -> jinja2.Template:
-    env = jinja2.Environment(autoescape=True, undefined=jinja2.StrictUndefined,
-                             trim_blocks=True, lstrip_blocks=True)
+    env = jinja2.Environment(
+        autoescape=True, undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True
+    )
     source = resources.files("newsflash").joinpath(PAGE_TEMPLATE).read_text(encoding="utf-8")
     return env.from_string(source)
 
@@ -281,8 +299,10 @@ def render_page(snap: Snapshot, config_path: Path) -> str:
     return _page_template().render(snap=snap, build=snap.build, config_path=config_path)
 
 
-_PLACEHOLDER = ("<!doctype html><meta charset='utf-8'><body style='font:16px sans-serif;"
-                "padding:24px'><p>No successful build yet: see the error above.</p>")
+_PLACEHOLDER = (
+    "<!doctype html><meta charset='utf-8'><body style='font:16px sans-serif;"
+    "padding:24px'><p>No successful build yet: see the error above.</p>"
+)
 
 
 class _RequestHandler(http.server.BaseHTTPRequestHandler):
@@ -351,18 +371,27 @@ class _HTTPServer(http.server.ThreadingHTTPServer):
 class PreviewServer:
     """The whole preview; `with PreviewServer(...) as server:` starts it, leaving stops it."""
 
-    def __init__(self, config_path: Path, edition_id: str | None = None, *, port: int = 8000,
-                 host: str = "127.0.0.1",
-                 on_rebuild: Callable[[Snapshot], None] = lambda snap: None) -> None:
+    def __init__(
+        self,
+        config_path: Path,
+        edition_id: str | None = None,
+        *,
+        port: int = 8000,
+        host: str = "127.0.0.1",
+        on_rebuild: Callable[[Snapshot], None] = lambda snap: None,
+    ) -> None:
         self.previewer = Previewer(config_path, edition_id)
         try:
             self.httpd = _HTTPServer((host, port), self.previewer)
         except OSError as e:
-            raise NewsflashError(f"cannot listen on {host}:{port} ({e.strerror}); "
-                                 "pass another --port, or --port 0 for any free one.") from e
+            raise NewsflashError(
+                f"cannot listen on {host}:{port} ({e.strerror}); "
+                "pass another --port, or --port 0 for any free one."
+            ) from e
         self.watcher = Watcher(self.previewer, on_rebuild)
-        self._thread = threading.Thread(target=self.httpd.serve_forever, name="preview-http",
-                                        daemon=True)
+        self._thread = threading.Thread(
+            target=self.httpd.serve_forever, name="preview-http", daemon=True
+        )
 
     @property
     def url(self) -> str:
@@ -389,8 +418,9 @@ class PreviewServer:
         self.stop()
 
 
-def serve(config_path: Path, edition_id: str | None, port: int,
-          echo: Callable[[str], None] = print) -> None:
+def serve(
+    config_path: Path, edition_id: str | None, port: int, echo: Callable[[str], None] = print
+) -> None:
     """Run until Ctrl-C, reporting each rebuild in one line."""
 
     def report(snap: Snapshot) -> None:

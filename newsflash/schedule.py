@@ -128,7 +128,7 @@ def make_trigger(name: str, job: Job, tz: ZoneInfo, config_path: Path | None = N
         where = f"{config_path}: " if config_path else ""
         raise ConfigError(
             f"{where}[schedule.{name}]: {e}. Write cron fields as APScheduler's CronTrigger "
-            "understands them, e.g. day = \"1st tue\", hour = 9."
+            'understands them, e.g. day = "1st tue", hour = 9.'
         ) from None
 
 
@@ -364,7 +364,11 @@ class _Listener:
         name = "send" if event.job_id in ("send", RESUME_ID) else event.job_id
         log.warning(
             "job %s due %s was missed by %.1f hours (grace %g hours): not run%s",
-            event.job_id, _fmt(due, self.tz), late_h, grace_h, self._next(event),
+            event.job_id,
+            _fmt(due, self.tz),
+            late_h,
+            grace_h,
+            self._next(event),
         )
         if name == "send":
             from newsflash import jobs
@@ -436,15 +440,23 @@ def _resume_interrupted_send(scheduler: BackgroundScheduler, config: Config) -> 
         log.warning(
             "the scheduled send of edition %s started %s was interrupted and is past its grace "
             "period: not resumed; finish it by hand with `newsflash send %s`",
-            edition_id, _fmt(started, zone(config)), edition_id,
+            edition_id,
+            _fmt(started, zone(config)),
+            edition_id,
         )
         jobs.clear_interrupted_send(config)
         return
     log.info("the scheduled send of edition %s was interrupted; resuming it now", edition_id)
     scheduler.add_job(
-        FUNCS["send"], trigger=DateTrigger(dt.datetime.now(zone(config))), id=RESUME_ID,
-        name=RESUME_ID, args=(str(config.path),), replace_existing=True,
-        misfire_grace_time=grace_seconds(config), coalesce=True, max_instances=1,
+        FUNCS["send"],
+        trigger=DateTrigger(dt.datetime.now(zone(config))),
+        id=RESUME_ID,
+        name=RESUME_ID,
+        args=(str(config.path),),
+        replace_existing=True,
+        misfire_grace_time=grace_seconds(config),
+        coalesce=True,
+        max_instances=1,
     )
 
 

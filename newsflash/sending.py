@@ -117,9 +117,11 @@ def make_transport(
                 )
             key = DRY_RUN_KEY
         env_host = os.environ.get(ENV_HOST, "").strip()
-        host = (sendgrid.check_host(env_host, ENV_HOST) if env_host
-                else sendgrid.check_host(config.model.sendgrid.host,
-                                         f"{config.path} [sendgrid] host"))
+        host = (
+            sendgrid.check_host(env_host, ENV_HOST)
+            if env_host
+            else sendgrid.check_host(config.model.sendgrid.host, f"{config.path} [sendgrid] host")
+        )
         return sendgrid.from_config(config, key, host=host, sleep=sleep)
     raise NewsflashError(f"unknown transport {name!r}; use one of: {', '.join(TRANSPORTS)}")
 
@@ -152,8 +154,13 @@ class SendReport:
     @property
     def complete(self) -> bool:
         """Every recipient accepted or skipped: nothing left to do for this edition."""
-        return (not self.dry_run and not self.test and self.total > 0 and not self.stopped
-                and self.already_accepted + self.accepted_now + self.skipped == self.total)
+        return (
+            not self.dry_run
+            and not self.test
+            and self.total > 0
+            and not self.stopped
+            and self.already_accepted + self.accepted_now + self.skipped == self.total
+        )
 
 
 def is_skipped(reason: str) -> bool:
@@ -219,15 +226,19 @@ class _Audience:
 
     def skip_gone(self, ledger: Ledger, edition_id: str) -> int:
         """Settle pending recipients who left the audience as failed (skipped)."""
-        gone = [r.recipient_id for r in ledger.pending_recipients(edition_id)
-                if r.recipient_id not in self.people]
+        gone = [
+            r.recipient_id
+            for r in ledger.pending_recipients(edition_id)
+            if r.recipient_id not in self.people
+        ]
         if not gone:
             return 0
         by_reason: dict[str, list[str]] = {}
         for rid in gone:
             by_reason.setdefault(self.reason(rid), []).append(rid)
-        return sum(ledger.skip_pending(edition_id, ids, reason)
-                   for reason, ids in by_reason.items())
+        return sum(
+            ledger.skip_pending(edition_id, ids, reason) for reason, ids in by_reason.items()
+        )
 
 
 # -- sending -------------------------------------------------------------------------------------
@@ -283,22 +294,25 @@ def send_edition(
         )
     manifest_hash = build.edition.manifest_hash
     if dry_run:
-        return _dry_run(config, edition_id, transport, lname, message, audience, build,
-                        resend_uncertain)
+        return _dry_run(
+            config, edition_id, transport, lname, message, audience, build, resend_uncertain
+        )
 
     path = pipeline.ledger_path(config, lname)
     recipients = [LedgerRecipient(p.recipient_id, p.email) for p in audience.people.values()]
     with Ledger(path) as ledger, ledger.sending(edition_id):
         resuming = ledger.status(edition_id).manifest_hash is not None
         start = ledger.start_send(
-            edition_id, manifest_hash, json.dumps(build.edition.manifest, sort_keys=True),
-            recipients, resend_uncertain=resend_uncertain,
+            edition_id,
+            manifest_hash,
+            json.dumps(build.edition.manifest, sort_keys=True),
+            recipients,
+            resend_uncertain=resend_uncertain,
         )
         if resuming:
             audience.skip_gone(ledger, edition_id)
         to_send = ledger.status(edition_id).pending
-        ahead = _Lookahead(transport, ledger, edition_id,
-                           None if resuming else recipients)
+        ahead = _Lookahead(transport, ledger, edition_id, None if resuming else recipients)
         done = accepted_now = requests = uncertain_in_a_row = 0
         stopped = ""
         while True:
@@ -307,8 +321,10 @@ def send_edition(
             batch = ledger.next_batch(edition_id, transport.max_batch)
             if batch is None:
                 break
-            people = [audience.people.get(r.recipient_id) or Person(r.recipient_id, r.email)
-                      for r in batch.recipients]
+            people = [
+                audience.people.get(r.recipient_id) or Person(r.recipient_id, r.email)
+                for r in batch.recipients
+            ]
             ahead.hint(batch.recipients, audience.people, message)
             try:
                 result = transport.send(people, message)
@@ -319,7 +335,8 @@ def send_edition(
                     f"{e}\nThe batch of {len(people)} recipient(s) was recorded as not sent; "
                     f"{st.accepted} of {st.total} have edition {edition_id}. Fix the cause and "
                     f"run `newsflash send {edition_id}` again: it resumes where it stopped.",
-                    status=e.status, body=e.body,
+                    status=e.status,
+                    body=e.body,
                 ) from e
             requests += result.requests
             done += len(people)
@@ -359,19 +376,26 @@ class _Lookahead:
     rebuild, never a wrong request, because the transport checks the batch it is given.
     """
 
-    def __init__(self, transport: Transport, ledger: Ledger, edition_id: str,
-                 order: list[LedgerRecipient] | None) -> None:
+    def __init__(
+        self,
+        transport: Transport,
+        ledger: Ledger,
+        edition_id: str,
+        order: list[LedgerRecipient] | None,
+    ) -> None:
         prepare = getattr(transport, "prepare", None)
         self.prepare: Callable[[Sequence[Person], Message], None] | None = (
-            prepare if callable(prepare) else None)
+            prepare if callable(prepare) else None
+        )
         self.ledger = ledger
         self.edition_id = edition_id
         self.size = transport.max_batch
         self.order: list[LedgerRecipient] | None = order
         self.pos = 0
 
-    def hint(self, claimed: Sequence[LedgerRecipient], people: dict[str, Person],
-             message: Message) -> None:
+    def hint(
+        self, claimed: Sequence[LedgerRecipient], people: dict[str, Person], message: Message
+    ) -> None:
         if self.prepare is None:
             return
         n = len(claimed)
@@ -379,14 +403,18 @@ class _Lookahead:
             self.order, self.pos = self.ledger.pending_recipients(self.edition_id), 0
         else:
             self.pos += n
-        upcoming = [people[r.recipient_id] for r in self.order[self.pos : self.pos + self.size]
-                    if r.recipient_id in people]
+        upcoming = [
+            people[r.recipient_id]
+            for r in self.order[self.pos : self.pos + self.size]
+            if r.recipient_id in people
+        ]
         if upcoming:
             self.prepare(upcoming, message)
 
 
-def _record(ledger: Ledger, batch_id: int, result: BatchResult,
-            uncertain_in_a_row: int) -> tuple[str, int]:
+def _record(
+    ledger: Ledger, batch_id: int, result: BatchResult, uncertain_in_a_row: int
+) -> tuple[str, int]:
     """Settle the batch; returns why the run must stop ('' to go on) and the uncertain streak."""
     if result.outcome == "accepted":
         ledger.mark_accepted(batch_id, result.message_id)
@@ -397,8 +425,10 @@ def _record(ledger: Ledger, batch_id: int, result: BatchResult,
     ledger.mark_uncertain(batch_id, result.reason)
     uncertain_in_a_row += 1
     if uncertain_in_a_row >= MAX_UNCERTAIN_IN_A_ROW:
-        return (f"{uncertain_in_a_row} batches in a row got no answer ({result.reason})",
-                uncertain_in_a_row)
+        return (
+            f"{uncertain_in_a_row} batches in a row got no answer ({result.reason})",
+            uncertain_in_a_row,
+        )
     return "", uncertain_in_a_row
 
 
@@ -443,13 +473,13 @@ def _dry_run(
         again = status.uncertain + status.in_flight if resend_uncertain else 0
         total, already = status.total, status.accepted
         to_send = status.pending + retry + again
-        first = [audience.people[r.recipient_id] for r in pending
-                 if r.recipient_id in audience.people][: transport.max_batch]
+        first = [
+            audience.people[r.recipient_id] for r in pending if r.recipient_id in audience.people
+        ][: transport.max_batch]
         if not first:
             first = list(itertools.islice(audience.people.values(), transport.max_batch))
     describe = getattr(transport, "describe_request", None)
-    first_request = (describe(first, message) if callable(describe) and first and to_send
-                     else None)
+    first_request = describe(first, message) if callable(describe) and first and to_send else None
     batches = math.ceil(to_send / transport.max_batch) if to_send else 0
     return SendReport(
         edition_id=edition_id,
@@ -483,8 +513,9 @@ def send_test(
     except EmailNotValidError as e:
         raise NewsflashError(f"--to {to!r} is not an email address ({e})") from None
     transport = transport or make_transport(config)
-    build = build or pipeline.build_edition(config, edition_id,
-                                            ledger_name=ledger_name_for(transport))
+    build = build or pipeline.build_edition(
+        config, edition_id, ledger_name=ledger_name_for(transport)
+    )
     _check_build(build)
     message = message_from(config, build.email, test=True)
     categories = tuple(dict.fromkeys((*message.categories, "test")))[:10]
@@ -492,12 +523,21 @@ def send_test(
     person = Person(recipient_id(address), address, _first_name(config, address))
     result = transport.send([person], message)
     if result.outcome != "accepted":
-        raise TransportError(f"the test copy to {address} was not confirmed "
-                             f"({result.outcome}): {result.reason}")
+        raise TransportError(
+            f"the test copy to {address} was not confirmed ({result.outcome}): {result.reason}"
+        )
     return SendReport(
-        edition_id=edition_id, transport=ledger_name_for(transport), total=1,
-        already_accepted=0, accepted_now=1, failed=0, uncertain=0,
-        requests=result.requests, left_out=_left_out(build), to_send=1, test=True,
+        edition_id=edition_id,
+        transport=ledger_name_for(transport),
+        total=1,
+        already_accepted=0,
+        accepted_now=1,
+        failed=0,
+        uncertain=0,
+        requests=result.requests,
+        left_out=_left_out(build),
+        to_send=1,
+        test=True,
     )
 
 
@@ -518,24 +558,32 @@ def status_lines(status: EditionStatus) -> Sequence[str]:
     skipped = skipped_count(status)
     failed = status.failed - skipped
     if status.manifest_hash is None:
-        return [f"Edition {eid} has not been sent. Try `newsflash send {eid} --dry-run`, then "
-                f"`newsflash send {eid} --to you@example.org` for a test copy."]
+        return [
+            f"Edition {eid} has not been sent. Try `newsflash send {eid} --dry-run`, then "
+            f"`newsflash send {eid} --to you@example.org` for a test copy."
+        ]
     if status.in_flight:
-        lines.append(f"{status.in_flight} recipient(s) were in flight when a send stopped "
-                     "without an answer; the next `newsflash send` records them as uncertain.")
+        lines.append(
+            f"{status.in_flight} recipient(s) were in flight when a send stopped "
+            "without an answer; the next `newsflash send` records them as uncertain."
+        )
     if status.pending or failed:
-        lines.append(f"{status.pending + failed} recipient(s) still to send: run "
-                     f"`newsflash send {eid}` again; it resumes and never resends anyone "
-                     "accepted.")
+        lines.append(
+            f"{status.pending + failed} recipient(s) still to send: run "
+            f"`newsflash send {eid}` again; it resumes and never resends anyone "
+            "accepted."
+        )
     if status.uncertain:
         lines.append(
             f"{status.uncertain} recipient(s) are uncertain: SendGrid may have accepted them "
             "but no answer came. Check SendGrid's Activity feed (category "
             f"edition-{eid}); if they did not get it, run `newsflash send {eid} "
-            "--resend-uncertain` (anyone who did get it would get it twice).")
+            "--resend-uncertain` (anyone who did get it would get it twice)."
+        )
     if skipped:
-        lines.append(f"{skipped} recipient(s) left the audience after the send started and "
-                     "were not sent.")
+        lines.append(
+            f"{skipped} recipient(s) left the audience after the send started and were not sent."
+        )
     if not lines:
         lines.append(f"Done: all {status.accepted} recipient(s) accepted.")
     return lines

@@ -225,9 +225,7 @@ class _Parser:
 
     def run(self) -> SubscriberList:
         delimiter = _sniff_delimiter(self.text)
-        reader = csv.reader(
-            _lines(self.text), delimiter=delimiter, skipinitialspace=True
-        )
+        reader = csv.reader(_lines(self.text), delimiter=delimiter, skipinitialspace=True)
         try:
             self._read(reader)
         except csv.Error as exc:

@@ -27,8 +27,14 @@ from newsflash.pipeline import SAMPLE_PERSON, build_edition
 
 ROOT = Path(__file__).resolve().parent.parent
 CHROMIUM = os.environ.get("NEWSFLASH_CHROMIUM", "/usr/bin/chromium")
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-        "--disable-component-update", "--disable-sync", "--no-first-run"]
+ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
 SHOTS = (("sample-desktop.png", 600), ("sample-phone.png", 375))
 
 
@@ -48,8 +54,11 @@ def shoot(html: str, out: Path) -> list[tuple[Path, int]]:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
         try:
             for name, width in SHOTS:
-                page = browser.new_page(viewport={"width": width, "height": 800},
-                                        device_scale_factor=1, color_scheme="light")
+                page = browser.new_page(
+                    viewport={"width": width, "height": 800},
+                    device_scale_factor=1,
+                    color_scheme="light",
+                )
                 page.route("**/*", _local_only)
                 page.set_content(html, wait_until="load")
                 path = out / name
@@ -75,8 +84,10 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=ROOT / "docs" / "img")
     args = ap.parse_args()
     for path, width in shoot(sample_html(args.config, args.edition), args.out):
-        print(f"{path.relative_to(ROOT) if path.is_relative_to(ROOT) else path}: {width} px "
-              f"wide, {path.stat().st_size // 1024} KB")
+        print(
+            f"{path.relative_to(ROOT) if path.is_relative_to(ROOT) else path}: {width} px "
+            f"wide, {path.stat().st_size // 1024} KB"
+        )
 
 
 if __name__ == "__main__":

@@ -26,8 +26,14 @@ CONTRIBUTOR = "chair@example.org"
 def at(moment: dt.datetime) -> dict[str, Any]:
     """Cron fields that fire exactly once, at `moment` (to the second)."""
     m = moment.astimezone(TZ)
-    return {"year": m.year, "month": m.month, "day": m.day, "hour": m.hour,
-            "minute": m.minute, "second": m.second}
+    return {
+        "year": m.year,
+        "month": m.month,
+        "day": m.day,
+        "hour": m.hour,
+        "minute": m.minute,
+        "second": m.second,
+    }
 
 
 def soon(seconds: float) -> dt.datetime:
@@ -69,12 +75,16 @@ def set_schedule(
             line = f"batch_size = {batch_size}"
         if not skipping:
             kept.append(line)
-    out = [*kept, "", "[schedule]",
-           f"grace_hours = {_toml(grace_hours)}",
-           f"require_approval = {_toml(require_approval)}",
-           f"reviewers = {_toml(reviewers)}",
-           f"contributors = {_toml(contributors)}",
-           f"deadline_days = {deadline_days}"]
+    out = [
+        *kept,
+        "",
+        "[schedule]",
+        f"grace_hours = {_toml(grace_hours)}",
+        f"require_approval = {_toml(require_approval)}",
+        f"reviewers = {_toml(reviewers)}",
+        f"contributors = {_toml(contributors)}",
+        f"deadline_days = {deadline_days}",
+    ]
     for name, fields in jobs.items():
         out.append(f"[schedule.{name}]")
         out += [f"{k} = {_toml(v)}" for k, v in fields.items()]

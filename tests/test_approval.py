@@ -75,11 +75,12 @@ def test_every_kind_of_change_after_approval_is_named(config: Config) -> None:
     edit(config, ITEM, "title:", "title: Edited -")
     (config.submissions_dir / "2022-02" / "battery-albatts-results.md").unlink()
     (config.submissions_dir / "late-news.md").write_text(
-        "---\ntitle: Late news\nsection: alliance\ndate: 2022-02-20\n---\nText.\n",
-        encoding="utf-8")
+        "---\ntitle: Late news\nsection: alliance\ndate: 2022-02-20\n---\nText.\n", encoding="utf-8"
+    )
     (config.templates_dir / "edition.txt.j2").write_text(
         (config.templates_dir / "edition.txt.j2").read_text(encoding="utf-8") + "\n",
-        encoding="utf-8")
+        encoding="utf-8",
+    )
     state = approval_state(config, edition, build_edition(config, edition))
     assert state.state == "changed"
     assert state.changes == (
@@ -94,7 +95,8 @@ def test_every_kind_of_change_after_approval_is_named(config: Config) -> None:
 def test_a_config_change_after_approval_is_named() -> None:
     old = {"items": [], "template_sha256": "t", "config_sha256": "a"}
     assert diff_manifests(old, {**old, "config_sha256": "b"}) == [
-        "config.toml changed (it sets the edition's title, sections and footer)"]
+        "config.toml changed (it sets the edition's title, sections and footer)"
+    ]
     assert "no details" in diff_manifests({}, old)[0]
 
 

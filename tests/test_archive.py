@@ -32,10 +32,12 @@ def send(config: Config, edition_id: str, *, accept: bool = True) -> pipeline.Bu
     """Record a send of the edition as it builds now, through the ledger's own API."""
     build = pipeline.build_edition(config, edition_id)
     with Ledger(archive.ledger_file(config)) as ledger, ledger.sending(edition_id):
-        ledger.start_send(edition_id, build.edition.manifest_hash,
-                          json.dumps(build.edition.manifest, sort_keys=True),
-                          [LedgerRecipient("r1", "a@example.org"),
-                           LedgerRecipient("r2", "b@example.org")])
+        ledger.start_send(
+            edition_id,
+            build.edition.manifest_hash,
+            json.dumps(build.edition.manifest, sort_keys=True),
+            [LedgerRecipient("r1", "a@example.org"), LedgerRecipient("r2", "b@example.org")],
+        )
         batch = ledger.next_batch(edition_id, 1000)
         assert batch is not None
         if accept:
@@ -96,8 +98,9 @@ def test_feed_is_atom_with_absolute_links(site: Path) -> None:
         assert (site / path / "index.html").is_file()
 
 
-def test_the_emails_view_in_browser_link_points_at_the_archive_page(config: Config,
-                                                                    site: Path) -> None:
+def test_the_emails_view_in_browser_link_points_at_the_archive_page(
+    config: Config, site: Path
+) -> None:
     html = pipeline.build_edition(config, "2022-02").email.html
     view = re.search(r'href="([^"]+)"[^>]*>View in your browser', html)
     assert view is not None and view.group(1) == f"{BASE}/2022-02/"
@@ -126,7 +129,8 @@ def test_web_versions_carry_the_items_each_send_recorded(config: Config) -> None
     assert [i.key for i in march.edition.items] == ["2022-03/drives-final-conference.md"]
     # After the sends: a new unpinned item, and a February item edited.
     (config.submissions_dir / "late.md").write_text(
-        "---\ntitle: A late arrival\nsection: alliance\ndate: 2022-03-30\n---\nLate.\n")
+        "---\ntitle: A late arrival\nsection: alliance\ndate: 2022-03-30\n---\nLate.\n"
+    )
     launch = config.submissions_dir / "2022-02" / "newsflash-launch.md"
     launch.write_text(launch.read_text() + "\nA sentence added later.\n")
     result = archive.write_site(config)

@@ -79,9 +79,12 @@ def test_a_good_and_a_broken_file_each_get_the_right_notice_within_seconds(
     assert len(lines) == 2
     assert any("vaasa.md  ok  (notified lena@example.org)" in line for line in lines)
     errors = sum(p.severity == "error" for p in problems)
-    assert any(f"2022-02/broken.md  {errors} error(s)" in line
-               and "notified omar@example.org" in line and str(problems[0]) in line
-               for line in lines)
+    assert any(
+        f"2022-02/broken.md  {errors} error(s)" in line
+        and "notified omar@example.org" in line
+        and str(problems[0]) in line
+        for line in lines
+    )
 
 
 def test_a_file_written_in_two_slow_halves_is_judged_once_whole(
@@ -114,16 +117,15 @@ def test_a_file_too_broken_to_parse_still_reaches_its_contact(
 
 
 def test_a_file_without_contact_is_only_logged(config: Config, intake: Intake) -> None:
-    (config.submissions_dir / "anon.md").write_text(GOOD.replace("contact: lena@example.org\n",
-                                                                 ""), encoding="utf-8")
+    (config.submissions_dir / "anon.md").write_text(
+        GOOD.replace("contact: lena@example.org\n", ""), encoding="utf-8"
+    )
     wait_for(lambda: log_lines(config), timeout=5)
     assert "anon.md  ok  (no contact to notify)" in log_lines(config)[0]
     assert not notices(config)
 
 
-def test_a_file_moved_in_is_checked_and_other_files_are_not(
-    config: Config, intake: Intake
-) -> None:
+def test_a_file_moved_in_is_checked_and_other_files_are_not(config: Config, intake: Intake) -> None:
     outside = config.root / "draft.md"
     outside.write_text(GOOD, encoding="utf-8")
     (config.submissions_dir / "notes.txt").write_text("not an item", encoding="utf-8")

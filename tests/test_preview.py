@@ -76,8 +76,9 @@ def test_an_editors_atomic_save_is_noticed(server: PreviewServer, workspace: Pat
     before = get(server.url + "version")
     path = workspace / LAUNCH
     tmp = path.with_name(".newsflash-launch.md.swp")
-    tmp.write_text(path.read_text(encoding="utf-8").replace(LAUNCH_TITLE, "Saved atomically"),
-                   encoding="utf-8")
+    tmp.write_text(
+        path.read_text(encoding="utf-8").replace(LAUNCH_TITLE, "Saved atomically"), encoding="utf-8"
+    )
     os.replace(tmp, path)
     eventually(lambda: get(server.url + "version") != before)
     assert "Saved atomically" in get(server.url + "email.html")
@@ -104,12 +105,12 @@ def test_events_stream_announces_a_rebuild(server: PreviewServer, workspace: Pat
     assert versions[1] == get(server.url + "version")
 
 
-def test_broken_config_is_shown_and_the_preview_recovers(server: PreviewServer,
-                                                         workspace: Path) -> None:
+def test_broken_config_is_shown_and_the_preview_recovers(
+    server: PreviewServer, workspace: Path
+) -> None:
     config = workspace / "config.toml"
     good = config.read_text(encoding="utf-8")
-    config.write_text(good.replace("[newsletter]", "[newsletter]\nnmae = 'typo'"),
-                      encoding="utf-8")
+    config.write_text(good.replace("[newsletter]", "[newsletter]\nnmae = 'typo'"), encoding="utf-8")
     eventually(lambda: "unknown key" in get(server.url))
     page = get(server.url)
     assert "newsletter.nmae" in page and "last build that worked" in page
@@ -125,8 +126,7 @@ def test_broken_template_is_shown(server: PreviewServer, workspace: Path) -> Non
     assert "footer.mjml.j2" in get(server.url)
 
 
-def test_an_unexpected_exception_is_shown(workspace: Path,
-                                          monkeypatch: pytest.MonkeyPatch) -> None:
+def test_an_unexpected_exception_is_shown(workspace: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     def boom(*args: Any, **kwargs: Any) -> Any:
         raise RuntimeError("renderer exploded")
 
@@ -156,9 +156,20 @@ def test_the_preview_writes_nothing(server: PreviewServer, workspace: Path) -> N
 
 def test_the_command_prints_the_url_and_stops_on_ctrl_c(workspace: Path) -> None:
     proc = subprocess.Popen(
-        [sys.executable, "-m", "newsflash.cli", "--config", str(workspace / "config.toml"),
-         "preview", "2022-02", "--port", "0"],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        [
+            sys.executable,
+            "-m",
+            "newsflash.cli",
+            "--config",
+            str(workspace / "config.toml"),
+            "preview",
+            "2022-02",
+            "--port",
+            "0",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
         env={**os.environ, "COLUMNS": "200"},
     )
     try:
@@ -204,8 +215,9 @@ def page(browser: Any) -> Iterator[Any]:
 
 
 @pytest.mark.browser
-def test_preview_shows_the_email_at_desktop_and_phone_widths(page: Any,
-                                                             server: PreviewServer) -> None:
+def test_preview_shows_the_email_at_desktop_and_phone_widths(
+    page: Any, server: PreviewServer
+) -> None:
     page.goto(server.url)
     for frame_id, width in (("desktop", 600), ("phone", 375)):
         box = page.locator(f"iframe#{frame_id}").bounding_box()
@@ -219,22 +231,25 @@ def test_preview_shows_the_email_at_desktop_and_phone_widths(page: Any,
 
 
 @pytest.mark.browser
-def test_editing_an_item_updates_the_open_page(page: Any, server: PreviewServer,
-                                               workspace: Path) -> None:
+def test_editing_an_item_updates_the_open_page(
+    page: Any, server: PreviewServer, workspace: Path
+) -> None:
     page.goto(server.url)
     desktop = page.frame_locator("iframe#desktop")
     desktop.get_by_text(LAUNCH_TITLE).first.wait_for()
     retitle(workspace, "Partners get their own Newsflash")
     # No page.reload(): the page must notice by itself.
     desktop.get_by_text("Partners get their own Newsflash").first.wait_for(timeout=3000)
-    page.frame_locator("iframe#phone").get_by_text("Partners get their own Newsflash").first \
-        .wait_for(timeout=3000)
+    page.frame_locator("iframe#phone").get_by_text(
+        "Partners get their own Newsflash"
+    ).first.wait_for(timeout=3000)
     assert "Partners get their own Newsflash" in page.locator("#plain-text").inner_text()
 
 
 @pytest.mark.browser
 def test_a_broken_item_shows_its_message_and_the_rest_still_renders(
-        page: Any, server: PreviewServer, workspace: Path) -> None:
+    page: Any, server: PreviewServer, workspace: Path
+) -> None:
     page.goto(server.url)
     shutil.copy(FIXTURES / "missing_title.md", workspace / "submissions" / "2022-02" / "oops.md")
     problems = page.locator("#item-problems")

@@ -89,9 +89,14 @@ def sent_completely(config: Config, edition: str) -> bool:
 
 def test_each_job_fires_at_its_time_and_does_its_work(workspace: Path) -> None:
     t = soon(1.5)
-    config = set_schedule(workspace, jobs={
-        "reminder": at(t), "proof": at(t), "send": at(t + dt.timedelta(seconds=1)),
-    })
+    config = set_schedule(
+        workspace,
+        jobs={
+            "reminder": at(t),
+            "proof": at(t),
+            "send": at(t + dt.timedelta(seconds=1)),
+        },
+    )
     edition = current_edition_id(config)
     with running(config):
         wait_for(lambda: sent_completely(config, edition), timeout=10)
@@ -181,7 +186,8 @@ def test_config_change_at_next_start_keeps_a_pending_misfire(
     with running(config) as scheduler:
         wait_for(lambda: sent_completely(config, edition))
         expected = make_trigger("send", Job(**FAR), TZ).get_next_fire_time(
-            None, dt.datetime.now(TZ))
+            None, dt.datetime.now(TZ)
+        )
         wait_for(lambda: getattr(scheduler.get_job("send"), "next_run_time", None) == expected)
     assert "schedule send: updated" in caplog.text and "is kept" in caplog.text
     assert len(sent_files(config, edition)) == audience_size(config)
@@ -197,7 +203,8 @@ def test_config_change_without_a_pending_run_takes_the_new_calendar(workspace: P
         send, reminder = scheduler.get_job("send"), scheduler.get_job("reminder")
         assert send is not None and reminder is not None
         assert send.next_run_time == make_trigger("send", Job(**FAR), TZ).get_next_fire_time(
-            None, now)
+            None, now
+        )
         assert reminder.next_run_time.day == 15
     config = set_schedule(workspace, jobs={"send": FAR})
     with running(config) as scheduler:
@@ -222,8 +229,7 @@ def test_two_schedulers_on_one_workspace_send_once(
     assert batches == 1  # one request's worth: nobody handed out twice
     assert caplog.text.count(f"sent edition {edition}") == 1
     assert caplog.text.count(f"{total} accepted now") == 1
-    assert ("already sent to everyone" in caplog.text
-            or "another process is sending" in caplog.text)
+    assert "already sent to everyone" in caplog.text or "another process is sending" in caplog.text
 
 
 def test_a_send_job_fired_twice_sends_nothing_new(workspace: Path) -> None:
@@ -238,8 +244,11 @@ def test_a_send_job_fired_twice_sends_nothing_new(workspace: Path) -> None:
 
 def test_a_second_scheduler_lock_on_the_workspace_is_refused(workspace: Path) -> None:
     config = set_schedule(workspace, jobs={"send": FAR})
-    with (scheduler_lock(config), pytest.raises(NewsflashError, match="already running"),
-          scheduler_lock(config)):
+    with (
+        scheduler_lock(config),
+        pytest.raises(NewsflashError, match="already running"),
+        scheduler_lock(config),
+    ):
         pass
     with scheduler_lock(config):  # released: a later start is fine
         pass
@@ -254,8 +263,13 @@ def test_schedule_run_refuses_a_second_instance_and_stops_cleanly_on_sigterm(
     env = {k: v for k, v in os.environ.items() if k != "SENDGRID_API_KEY"}
     first = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True, env=env)
     try:
-        wait_for(lambda: (config.state_dir / "scheduler.lock").exists()
-                 and (config.state_dir / "scheduler.lock").read_text().strip(), timeout=15)
+        wait_for(
+            lambda: (
+                (config.state_dir / "scheduler.lock").exists()
+                and (config.state_dir / "scheduler.lock").read_text().strip()
+            ),
+            timeout=15,
+        )
         second = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=30)
         assert second.returncode == 1
         assert "already running on this workspace" in second.stderr
@@ -303,8 +317,12 @@ def test_shutdown_waits_for_the_batch_in_progress(workspace: Path) -> None:
     thread = threading.Thread(target=run, args=(config, stop))
     thread.start()
     try:
-        wait_for(lambda: ledger_path(config, "outbox").exists()
-                 and ledger_status(config, edition)[0] >= 1, timeout=10)
+        wait_for(
+            lambda: (
+                ledger_path(config, "outbox").exists() and ledger_status(config, edition)[0] >= 1
+            ),
+            timeout=10,
+        )
     finally:
         stop.set()
         thread.join(timeout=20)
@@ -319,8 +337,9 @@ def test_shutdown_waits_for_the_batch_in_progress(workspace: Path) -> None:
 # -- daylight saving time ----------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("start", [dt.datetime(2026, 3, 26, 12, tzinfo=TZ),
-                                   dt.datetime(2026, 10, 22, 12, tzinfo=TZ)])
+@pytest.mark.parametrize(
+    "start", [dt.datetime(2026, 3, 26, 12, tzinfo=TZ), dt.datetime(2026, 10, 22, 12, tzinfo=TZ)]
+)
 @pytest.mark.parametrize("hour,minute", [(2, 30), (9, 0)])
 def test_a_dst_weekend_in_brussels_neither_skips_nor_doubles_a_daily_job(
     start: dt.datetime, hour: int, minute: int
@@ -346,15 +365,18 @@ def test_the_repeated_hour_in_october_fires_once_and_apscheduler_alone_would_fir
     start = dt.datetime(2026, 10, 24, 12, tzinfo=TZ)
     plain = CronTrigger(hour=2, minute=30, timezone=TZ)
     assert [r.astimezone(TZ).date() for r in next_runs(plain, 3, start)].count(
-        dt.date(2026, 10, 25)) == 2  # the pitfall this trigger exists for
+        dt.date(2026, 10, 25)
+    ) == 2  # the pitfall this trigger exists for
     ours = WallClockCronTrigger(hour=2, minute=30, timezone=TZ)
     runs = next_runs(ours, 3, start)
     assert [r.astimezone(dt.UTC).isoformat() for r in runs] == [
-        "2026-10-25T00:30:00+00:00", "2026-10-26T01:30:00+00:00", "2026-10-27T01:30:00+00:00"]
+        "2026-10-25T00:30:00+00:00",
+        "2026-10-26T01:30:00+00:00",
+        "2026-10-27T01:30:00+00:00",
+    ]
     # started inside the repeated hour, after the first 02:30: the second one is not a run
     inside = dt.datetime(2026, 10, 25, 0, 45, tzinfo=dt.UTC)
-    assert ours.get_next_fire_time(None, inside) == dt.datetime(2026, 10, 26, 1, 30,
-                                                                tzinfo=dt.UTC)
+    assert ours.get_next_fire_time(None, inside) == dt.datetime(2026, 10, 26, 1, 30, tzinfo=dt.UTC)
 
 
 def test_the_monthly_send_keeps_its_wall_clock_time_across_both_changes() -> None:
@@ -372,7 +394,8 @@ def test_a_trigger_survives_the_job_store_and_still_skips_the_repeat(workspace: 
         assert job is not None and isinstance(job.trigger, WallClockCronTrigger)
         after = job.trigger.get_next_fire_time(
             dt.datetime(2026, 10, 25, 0, 30, tzinfo=dt.UTC),
-            dt.datetime(2026, 10, 25, 0, 31, tzinfo=dt.UTC))
+            dt.datetime(2026, 10, 25, 0, 31, tzinfo=dt.UTC),
+        )
         assert after == dt.datetime(2026, 10, 26, 1, 30, tzinfo=dt.UTC)
 
 
@@ -380,10 +403,10 @@ def test_a_trigger_survives_the_job_store_and_still_skips_the_repeat(workspace: 
 
 
 def test_schedule_list_shows_next_runs_in_the_zone_and_utc(workspace: Path) -> None:
-    config = set_schedule(workspace, jobs={"send": FAR, "proof": {"day": "last thu",
-                                                                   "hour": 10}})
-    result = CliRunner().invoke(main, ["--config", str(config.path), "schedule", "list"],
-                                env={"COLUMNS": "120"})
+    config = set_schedule(workspace, jobs={"send": FAR, "proof": {"day": "last thu", "hour": 10}})
+    result = CliRunner().invoke(
+        main, ["--config", str(config.path), "schedule", "list"], env={"COLUMNS": "120"}
+    )
     assert result.exit_code == 0, result.output
     runs = next_runs(make_trigger("send", Job(**FAR), TZ), 3, dt.datetime.now(TZ))
     for r in runs:
@@ -400,8 +423,9 @@ def test_schedule_list_shows_a_pending_missed_run(workspace: Path) -> None:
     with running(config):
         pass
     sleep_until(t + dt.timedelta(seconds=0.3))
-    result = CliRunner().invoke(main, ["--config", str(config.path), "schedule", "list"],
-                                env={"COLUMNS": "160"})
+    result = CliRunner().invoke(
+        main, ["--config", str(config.path), "schedule", "list"], env={"COLUMNS": "160"}
+    )
     assert result.exit_code == 0, result.output
     assert "missed" in result.output and "runs at start if within grace" in result.output
 

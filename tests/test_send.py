@@ -121,8 +121,15 @@ def test_the_request_is_exactly_the_json_sendgrid_expects(
     send_edition(config, ED, transport=transport(config, sleeps), build=build)
     [request] = sg.delivered_requests
     body = request.body
-    assert set(body) == {"personalizations", "from", "subject", "content", "categories",
-                         "custom_args", "reply_to"}
+    assert set(body) == {
+        "personalizations",
+        "from",
+        "subject",
+        "content",
+        "categories",
+        "custom_args",
+        "reply_to",
+    }
     assert body["from"] == {"email": "newsflash@example.org", "name": "The ASA Secretariat"}
     assert body["reply_to"] == {"email": "secretariat@example.org"}
     assert body["subject"] == build.email.subject
@@ -136,8 +143,11 @@ def test_the_request_is_exactly_the_json_sendgrid_expects(
     rid = recipient_id("anna.keller@example.org")
     assert body["personalizations"][0] == {
         "to": [{"email": "anna.keller@example.org", "name": "Anna"}],
-        "substitutions": {"-first_name-": "Anna", "-first_name_html-": "Anna",
-                          "-recipient_id-": rid},
+        "substitutions": {
+            "-first_name-": "Anna",
+            "-first_name_html-": "Anna",
+            "-recipient_id-": rid,
+        },
         "custom_args": {"edition": "2022-02", "recipient_id": rid},
         "headers": {
             "List-Unsubscribe": (
@@ -182,8 +192,12 @@ def test_progress_is_reported_after_every_batch(
 ) -> None:
     config = configure(workspace, batch_size=4)
     seen: list[tuple[int, int]] = []
-    send_edition(config, ED, transport=transport(config, sleeps),
-                 progress=lambda done, total: seen.append((done, total)))
+    send_edition(
+        config,
+        ED,
+        transport=transport(config, sleeps),
+        progress=lambda done, total: seen.append((done, total)),
+    )
     assert seen == [(4, 10), (8, 10), (10, 10)]
 
 
@@ -250,8 +264,13 @@ def test_connection_refused_is_retried_and_then_reported_as_not_sent(
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     config = configure(workspace, retries=3)
-    t = SendGridTransport(DEFAULT_API_KEY, host=f"http://127.0.0.1:{port}",
-                          from_email="newsflash@example.org", retries=3, sleep=sleeps.append)
+    t = SendGridTransport(
+        DEFAULT_API_KEY,
+        host=f"http://127.0.0.1:{port}",
+        from_email="newsflash@example.org",
+        retries=3,
+        sleep=sleeps.append,
+    )
     from newsflash.message import message_from
     from newsflash.personalise import Person
 
@@ -267,7 +286,8 @@ def test_400_stops_with_sendgrids_messages_and_their_fields(
     text = (workspace / "config.toml").read_text(encoding="utf-8")
     (workspace / "config.toml").write_text(
         text.replace('from_email = "newsflash@example.org"', 'from_email = "newsflash@localhost"'),
-        encoding="utf-8")
+        encoding="utf-8",
+    )
     config = configure(workspace)
     with pytest.raises(TransportError) as info:
         send_edition(config, ED, transport=transport(config, sleeps))
@@ -361,8 +381,13 @@ def test_the_api_key_appears_in_no_output_error_log_or_file(
         cfg = ["--config", str(workspace / "config.toml")]
         outputs = []
         monkeypatch.setenv("SENDGRID_API_KEY", secret)
-        for args in (["send", ED, "--dry-run"], ["send", ED, "--to", "me@example.org"],
-                     ["send", ED, "--yes"], ["status", ED], ["--debug", "send", ED]):
+        for args in (
+            ["send", ED, "--dry-run"],
+            ["send", ED, "--to", "me@example.org"],
+            ["send", ED, "--yes"],
+            ["status", ED],
+            ["--debug", "send", ED],
+        ):
             result = CliRunner().invoke(main, [*cfg, *args])
             outputs += [result.output, repr(result.exception)]
         monkeypatch.setenv("SENDGRID_API_KEY", secret + "x")  # wrong key: 401
@@ -413,9 +438,12 @@ def test_an_edition_changed_after_its_send_started_is_refused(
     with pytest.raises(TransportError):
         send_edition(config, ED, transport=transport(config, sleeps))
     sg.reset()
-    item = next(p for p in sorted((workspace / "submissions").rglob("*.md"))
-                if "status: ready" in p.read_text(encoding="utf-8")
-                and "edition:" not in p.read_text(encoding="utf-8"))
+    item = next(
+        p
+        for p in sorted((workspace / "submissions").rglob("*.md"))
+        if "status: ready" in p.read_text(encoding="utf-8")
+        and "edition:" not in p.read_text(encoding="utf-8")
+    )
     item.write_text(item.read_text(encoding="utf-8") + "\nA late correction.\n", encoding="utf-8")
     with pytest.raises(LedgerError, match="changed after sending started"):
         send_edition(config, ED, transport=transport(config, sleeps))
@@ -433,8 +461,11 @@ def test_items_of_a_sent_edition_are_not_taken_by_the_next_one(
     after = pipeline.build_edition(config, "2022-03")
     assert not sent_keys & {i.key for i in after.edition.items}
     reasons = dict((lo.key, lo.reason) for lo in after.edition.left_out)
-    assert all("already published" in reasons[k] for k in sent_keys
-               if k in {i.key for i in before.edition.items})
+    assert all(
+        "already published" in reasons[k]
+        for k in sent_keys
+        if k in {i.key for i in before.edition.items}
+    )
 
 
 def test_an_outbox_rehearsal_does_not_publish_items_for_sendgrid(
@@ -465,13 +496,19 @@ def test_a_partner_who_unsubscribed_since_the_send_started_is_not_sent(
     def edit_during_the_send(done: int, total: int) -> None:
         if done == 3:  # after the first batch: Ioana leaves the list altogether
             text = csv.read_text(encoding="utf-8")
-            csv.write_text("\n".join(line for line in text.splitlines()
-                                     if not line.startswith("ioana")) + "\n", encoding="utf-8")
+            csv.write_text(
+                "\n".join(line for line in text.splitlines() if not line.startswith("ioana"))
+                + "\n",
+                encoding="utf-8",
+            )
 
-    report = send_edition(config, ED, transport=transport(config, sleeps),
-                          progress=edit_during_the_send)
-    assert set(sg.all_recipients()) == set(AUDIENCE) - {"tomas.novak@example.org",
-                                                        "ioana.popescu@example.org"}
+    report = send_edition(
+        config, ED, transport=transport(config, sleeps), progress=edit_during_the_send
+    )
+    assert set(sg.all_recipients()) == set(AUDIENCE) - {
+        "tomas.novak@example.org",
+        "ioana.popescu@example.org",
+    }
     assert report.skipped == 2 and report.failed == 0 and report.complete
     assert report.status is not None
     reasons = dict(report.status.failed_recipients)
@@ -520,9 +557,7 @@ def test_to_sends_one_test_copy_that_the_ledger_does_not_count(
     assert sg.all_recipients()[1:] == AUDIENCE
 
 
-def test_a_test_copy_to_a_partner_greets_them_by_name(
-    workspace: Path, sg: FakeSendGrid
-) -> None:
+def test_a_test_copy_to_a_partner_greets_them_by_name(workspace: Path, sg: FakeSendGrid) -> None:
     config = configure(workspace)
     send_test(config, ED, "lena.virtanen@example.org")
     [request] = sg.delivered_requests
@@ -554,9 +589,7 @@ def test_send_without_a_terminal_never_asks_and_prints_a_summary(
     assert len(sg.delivered_requests) == 3
 
 
-def test_cli_send_exits_1_and_names_the_problem_on_a_400(
-    workspace: Path, sg: FakeSendGrid
-) -> None:
+def test_cli_send_exits_1_and_names_the_problem_on_a_400(workspace: Path, sg: FakeSendGrid) -> None:
     configure(workspace)
     sg.inject(400)
     result = run(workspace, "send", ED, "--yes")
@@ -621,6 +654,7 @@ def test_a_400_about_one_personalization_names_the_partners_address(
     good, bad = Person("r1", "anna@example.org", "Anna"), Person("r2", "broken@@example.org")
     with pytest.raises(TransportError) as info:
         t.send([good, bad], message)
-    assert ("personalizations.1.to.0.email (broken@@example.org): Does not contain a valid "
-            "address.") in str(info.value)
+    assert (
+        "personalizations.1.to.0.email (broken@@example.org): Does not contain a valid address."
+    ) in str(info.value)
     assert sg.all_recipients() == []

@@ -64,9 +64,22 @@ def prepare(ws: Path) -> None:
 def cli(ws: Path, sg: FakeSendGrid, *args: str) -> subprocess.Popen[str]:
     env = {**os.environ, "SENDGRID_API_KEY": DEFAULT_API_KEY, "NEWSFLASH_SENDGRID_HOST": sg.url}
     return subprocess.Popen(
-        [sys.executable, "-m", "newsflash.cli", "--config", str(ws / "config.toml"), "send", ED,
-         "--yes", *args],
-        cwd=ws, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        [
+            sys.executable,
+            "-m",
+            "newsflash.cli",
+            "--config",
+            str(ws / "config.toml"),
+            "send",
+            ED,
+            "--yes",
+            *args,
+        ],
+        cwd=ws,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
     )
 
 
@@ -92,7 +105,8 @@ def ledger_states(ws: Path) -> dict[str, str]:
     with sqlite3.connect(ws / "state" / "ledger.sqlite") as db:
         rows = db.execute(
             "SELECT r.email, COALESCE(b.state, 'pending') FROM recipients r "
-            "LEFT JOIN batches b ON b.id = r.batch_id WHERE r.edition_id = ?", (ED,)
+            "LEFT JOIN batches b ON b.id = r.batch_id WHERE r.edition_id = ?",
+            (ED,),
         ).fetchall()
     return dict(rows)
 
@@ -123,8 +137,11 @@ def crash(ws: Path, sg: FakeSendGrid, kind: str, k: int) -> None:
     proc = cli(ws, sg)
     try:
         if kind == "in_flight":
-            wait_for(lambda: not sg.pending_faults and len(sg.request_log) == k - 1, proc,
-                     f"request {k} to be in flight")
+            wait_for(
+                lambda: not sg.pending_faults and len(sg.request_log) == k - 1,
+                proc,
+                f"request {k} to be in flight",
+            )
         elif kind == "accepted_unrecorded":
             wait_for(lambda: len(sg.accepted_requests) == k, proc, f"request {k} to be accepted")
         else:
@@ -151,7 +168,10 @@ def test_a_killed_send_resumes_with_nobody_lost_and_nobody_sent_twice(
         if kind != "race":  # the kill came exactly where it was meant to
             counts = Counter(states.values())
             assert (counts["accepted"], counts["in_flight"], counts["pending"]) == (
-                BATCH * (k - 1), BATCH, N - BATCH * k)
+                BATCH * (k - 1),
+                BATCH,
+                N - BATCH * k,
+            )
             assert len(counts) == 2 + (k > 1)
             assert sum(at_crash.values()) == BATCH * (k - 1 + (kind == "accepted_unrecorded"))
         other = tmp_path / "resend"

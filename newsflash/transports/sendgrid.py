@@ -369,38 +369,44 @@ class SendGridTransport:
         if status == 401:
             raise TransportError(
                 f"SendGrid refused the API key (401 Unauthorized): {KEY_HELP}.",
-                status=status, body=body,
+                status=status,
+                body=body,
             )
         if status == 403:
             raise TransportError(
                 "SendGrid refused the request (403 Forbidden): the API key lacks permission. "
                 f"{KEY_HELP[0].upper()}{KEY_HELP[1:]}.",
-                status=status, body=body,
+                status=status,
+                body=body,
             )
         if status == 400:
             raise TransportError(
                 "SendGrid refused the request (400 Bad Request); nothing in it was sent:\n"
                 + "\n".join(f"  - {line}" for line in _error_lines(body, self._batch)),
-                status=status, body=body,
+                status=status,
+                body=body,
             )
         if status == 413:
             raise TransportError(
                 "SendGrid refused the request as too large (413); lower [sendgrid] batch_size "
                 "in config.toml or shrink the email.",
-                status=status, body=body,
+                status=status,
+                body=body,
             )
         lines = "; ".join(_error_lines(body))
         raise TransportError(
             f"SendGrid answered {status} {_phrase(status)} ({lines}); check [sendgrid] host "
             f"in config.toml or NEWSFLASH_SENDGRID_HOST (now {self.host}).",
-            status=status, body=body,
+            status=status,
+            body=body,
         )
 
 
 def _reason(reason: object) -> str:
     if isinstance(reason, BaseException):
-        return type(reason).__name__ + (f": {reason.strerror}" if isinstance(reason, OSError)
-                                        and reason.strerror else "")
+        return type(reason).__name__ + (
+            f": {reason.strerror}" if isinstance(reason, OSError) and reason.strerror else ""
+        )
     return str(reason)
 
 
