@@ -46,9 +46,14 @@ NOT_SENT = ["piotr.nowak@example.org", "pieter.dejong@example.org", "press.offic
 
 
 def configure(ws: Path, **sendgrid: object) -> Config:
-    """Set keys of [sendgrid] in the workspace's config.toml and load it."""
+    """Set keys of [sendgrid] in the workspace's config.toml and load it.
+
+    Approval is switched off: these tests are about sending (test_approval.py and
+    test_outbox.py cover the hold on an unapproved edition).
+    """
     path = ws / "config.toml"
     text = path.read_text(encoding="utf-8")
+    text = text.replace("require_approval = true", "require_approval = false")
     match = re.search(r"^\[sendgrid\]\n(.*?)(?=^\[)", text, re.M | re.S)
     assert match, "the sample config has a [sendgrid] table"
     section = match.group(1)
