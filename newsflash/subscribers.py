@@ -129,6 +129,9 @@ class SubscriberList:
     path: Path
     recipients: tuple[Recipient, ...]
     problems: tuple[SubscriberProblem, ...]
+    held: frozenset[str] = frozenset()
+    """Lowercased addresses that also stand on a skipped row (e.g. a misspelt status): that
+    row may be an opt-out, so the address is not sent to until the row is fixed."""
 
     def audience(self, segments: Iterable[str] = ()) -> tuple[Recipient, ...]:
         """Subscribed recipients in any given segment; no segments = every subscribed recipient.
@@ -140,7 +143,9 @@ class SubscriberList:
         return tuple(
             r
             for r in self.recipients
-            if r.status == "subscribed" and (not wanted or not wanted.isdisjoint(r.segments))
+            if r.status == "subscribed"
+            and r.email.lower() not in self.held
+            and (not wanted or not wanted.isdisjoint(r.segments))
         )
 
     def counts(self) -> dict[str, int]:
@@ -217,6 +222,7 @@ class _Parser:
         self.index_by_key: dict[str, int] = {}
         self.blank_language: set[str] = set()
         self.domain_cache: dict[str, str | None] = {}
+        self.skipped_addresses: dict[str, int] = {}  # address on a skipped row -> its line
 
     def problem(
         self, line: int | None, message: str, severity: Literal["error", "warning"]
@@ -234,7 +240,17 @@ class _Parser:
                 f"{self.path}:{line}: the file is not valid CSV ({exc}); "
                 'check for an unclosed quote (") on or before this line'
             ) from None
-        return SubscriberList(self.path, tuple(self.recipients), tuple(self.problems))
+        held = frozenset(k for k in self.skipped_addresses if k in self.index_by_key)
+        for key in sorted(held, key=lambda k: self.skipped_addresses[k]):
+            kept = self.recipients[self.index_by_key[key]]
+            self.problem(
+                kept.line,
+                f"{kept.email} also stands on line {self.skipped_addresses[key]}, which has an "
+                "error and was skipped; it is not sent to until that row is fixed (it may be "
+                "an opt-out)",
+                "warning",
+            )
+        return SubscriberList(self.path, tuple(self.recipients), tuple(self.problems), held)
 
     def _read(self, reader: _CsvReader) -> None:
         """One loop, no per-row closures: this is the hot path for 100k-row lists.
@@ -325,6 +341,8 @@ class _Parser:
         if email is None or status is None:
             for message in errors:
                 self.problem(line, message, "error")
+            if email is not None:
+                self.skipped_addresses.setdefault(email.lower(), line)
             return
 
         raw_language = values[i_language].lower()

@@ -387,3 +387,19 @@ def test_normalised_address_matches_email_validator(address: str) -> None:
 
     assert [r.email for r in sl.recipients] == ([expected] if expected else [])
     assert len(sl.problems) == (0 if expected else 1)
+
+
+def test_an_address_also_on_a_row_with_a_misspelt_status_is_held_out_of_the_audience(
+    tmp_path: Path,
+) -> None:
+    text = (
+        "email,first_name,status\n"
+        "ann@example.org,Ann,subscribed\n"
+        "ANN@example.org,Ann,unsubscibed\n"
+        "bob@example.org,Bob,subscribed\n"
+    )
+    sl = parse_subscribers(text, tmp_path / "subscribers.csv")
+    assert [r.email for r in sl.audience()] == ["bob@example.org"]
+    assert any(p.line == 3 and p.severity == "error" for p in sl.problems)
+    held = [p for p in sl.problems if "also stands on line 3" in p.message]
+    assert held and held[0].line == 2 and held[0].severity == "warning"
