@@ -83,8 +83,15 @@ def main(ctx: click.Context, config_path: Path, debug: bool) -> None:
       newsflash check              validate config, item files and the partner list
       newsflash build 2022-02      render build/2022-02/ (email.html, email.txt, preview.eml ...)
       newsflash new wg1            scaffold an item file for a section
-      newsflash approve 2022-02    approve the edition as it builds now (the scheduler sends it)
+      newsflash preview            live preview at desktop and phone widths, reloads as you edit
+      newsflash approve 2022-02    approve the edition as it builds now
+      newsflash send 2022-02       send it: SendGrid with SENDGRID_API_KEY set, else outbox/
+      newsflash status 2022-02     where every partner stands; what to do after a crash
       newsflash schedule run       the monthly calendar: reminder, proof, send (as a service)
+      newsflash archive            the web archive of sent editions in site/
+
+    \b
+    Every command takes --help. Errors are one line and exit 1 (2 for usage errors).
     """
     ctx.obj = State(config_path, debug)
 
