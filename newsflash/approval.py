@@ -11,14 +11,13 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
 from newsflash.config import Config
 from newsflash.errors import BuildError, NewsflashError
+from newsflash.files import write_atomic
 from newsflash.pipeline import Build, build_edition
 
 __all__ = [
@@ -93,18 +92,6 @@ def _file(config: Config, edition_id: str) -> Path:
     return _dir(config) / f"{edition_id}.json"
 
 
-def _write_atomic(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def _ledger_name(config: Config) -> str:
     from newsflash.sending import default_ledger_name
 
@@ -146,7 +133,7 @@ def approve(config: Config, edition_id: str, by: str, build: Build | None = None
         "approved_at": approval.approved_at,
         "manifest": manifest,
     }
-    _write_atomic(_file(config, edition_id), json.dumps(doc, indent=2, sort_keys=True) + "\n")
+    write_atomic(_file(config, edition_id), json.dumps(doc, indent=2, sort_keys=True) + "\n")
     with Ledger(ledger_path(config, ledger_name)) as ledger:
         ledger.record_approval(edition_id, approval.manifest_hash, by)
     return approval

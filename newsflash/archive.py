@@ -17,9 +17,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import os
 import sqlite3
-import tempfile
 import xml.etree.ElementTree as ET
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
@@ -33,6 +31,7 @@ from newsflash import personalise, pipeline
 from newsflash.config import Config
 from newsflash.edition import Edition, assemble, parse_edition_id
 from newsflash.errors import BuildError
+from newsflash.files import write_atomic
 from newsflash.items import LoadResult
 from newsflash.ledger import Ledger
 from newsflash.render import Renderer, template_hash
@@ -245,15 +244,6 @@ def index_html(config: Config, pages: list[Page]) -> str:
     return env.from_string(source).render(newsletter=config.model.newsletter, pages=pages)
 
 
-def _write(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    with os.fdopen(fd, "wb") as f:
-        f.write(data)
-    os.chmod(tmp, 0o644)  # a web server must read it; mkstemp makes files private
-    os.replace(tmp, path)
-
-
 def build_site(config: Config) -> tuple[list[Page], list[str]]:
     """Everything in memory first, newest edition first; nothing is written."""
     sent = sent_editions(config)
@@ -279,5 +269,5 @@ def write_site(config: Config) -> SiteResult:
     for page in pages:
         files[out / page.edition.id / "index.html"] = page.html.encode()
     for path, data in files.items():
-        _write(path, data)
+        write_atomic(path, data)  # 0644: a web server must read it
     return SiteResult(out, tuple(pages), tuple(notes), ledger_file(config))

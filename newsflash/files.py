@@ -1,7 +1,8 @@
-"""Writing files so that readers never see half of one."""
+"""Writing files so that readers never see half of one, and lock files that name their holder."""
 
 from __future__ import annotations
 
+import fcntl
 import os
 import tempfile
 from pathlib import Path
@@ -21,3 +22,47 @@ def write_atomic(path: Path, data: bytes | str, *, mode: int = 0o644) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+class LockHeld(Exception):
+    """Another process holds the lock; `holder` is the pid it wrote, or "unknown"."""
+
+    def __init__(self, path: Path, holder: str) -> None:
+        super().__init__(f"{path} is locked by pid {holder}")
+        self.path = path
+        self.holder = holder
+
+
+def lock_exclusive(path: Path) -> int:
+    """Take an exclusive, non-blocking flock on `path` (created if need be), write our pid into
+    it and return its descriptor; raise LockHeld if another process has it.
+
+    The kernel drops an flock the instant its process dies, even by SIGKILL, so a crash never
+    leaves a stale lock. Give the descriptor back with `unlock`."""
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        holder = os.pread(fd, 64, 0).decode("ascii", "replace").strip() or "unknown"
+        os.close(fd)
+        raise LockHeld(path, holder) from None
+    except BaseException:
+        os.close(fd)
+        raise
+    try:
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+    except BaseException:
+        unlock(fd)
+        raise
+    return fd
+
+
+def unlock(fd: int) -> None:
+    """Clear the pid and close, which drops the flock. The file itself stays: deleting it would
+    let a newcomer lock a fresh inode while a waiter still holds the old one, and two holders is
+    exactly what the lock exists to prevent."""
+    try:
+        os.ftruncate(fd, 0)
+    finally:
+        os.close(fd)

@@ -18,9 +18,7 @@ costs a fraction of a second instead of minutes of per-row updates.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import json
-import os
 import random
 import re
 import sqlite3
@@ -33,6 +31,7 @@ from itertools import count, repeat
 from pathlib import Path
 
 from newsflash.errors import LedgerError
+from newsflash.files import LockHeld, lock_exclusive, unlock
 
 __all__ = ["Batch", "EditionStatus", "Ledger", "LedgerRecipient"]
 
@@ -255,33 +254,18 @@ class Ledger:
     def _acquire(self, edition_id: str) -> int:
         path = self._lock_path(edition_id)
         self._lock_dir.mkdir(parents=True, exist_ok=True)
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            holder = os.pread(fd, 64, 0).decode("ascii", "replace").strip() or "unknown"
-            os.close(fd)
+            return lock_exclusive(path)
+        except LockHeld as e:
             raise LedgerError(
-                f"another send of edition {edition_id} is running (pid {holder}); "
+                f"another send of edition {edition_id} is running (pid {e.holder}); "
                 f"wait for it to finish, or check `newsflash status {edition_id}`"
             ) from None
-        except BaseException:
-            os.close(fd)
-            raise
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
-        return fd
 
     def _release(self, edition_id: str) -> None:
         fd = self._locks.pop(edition_id, None)
-        if fd is None:
-            return
-        # The file stays: deleting it would let a newcomer lock a fresh inode while a waiter
-        # still holds the old one, and two holders is exactly what the lock exists to prevent.
-        try:
-            os.ftruncate(fd, 0)
-        finally:
-            os.close(fd)  # closing the last descriptor drops the flock
+        if fd is not None:
+            unlock(fd)  # the lock file stays; see files.unlock
 
     def _require_lock(self, edition_id: str, action: str) -> None:
         if edition_id not in self._locks:

@@ -17,9 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-import fcntl
 import logging
-import os
 import signal
 import sqlite3
 import threading
@@ -47,6 +45,7 @@ from apscheduler.triggers.date import DateTrigger
 
 from newsflash.config import Config, Job
 from newsflash.errors import ConfigError, NewsflashError
+from newsflash.files import LockHeld, lock_exclusive, unlock
 
 __all__ = [
     "JOBS",
@@ -384,23 +383,17 @@ def scheduler_lock(config: Config) -> Iterator[None]:
     """One `schedule run` per workspace; the kernel drops the flock if the process dies."""
     config.state_dir.mkdir(parents=True, exist_ok=True)
     path = config.state_dir / LOCK_FILE
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        holder = os.pread(fd, 64, 0).decode("ascii", "replace").strip() or "unknown"
-        os.close(fd)
+        fd = lock_exclusive(path)
+    except LockHeld as e:
         raise NewsflashError(
-            f"a scheduler is already running on this workspace (pid {holder}, lock {path}); "
+            f"a scheduler is already running on this workspace (pid {e.holder}, lock {path}); "
             "stop it first (e.g. systemctl stop newsflash-scheduler) or use that one"
         ) from None
     try:
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
         yield
     finally:
-        os.ftruncate(fd, 0)
-        os.close(fd)
+        unlock(fd)
 
 
 def open_scheduler(config: Config, now: dt.datetime | None = None) -> BackgroundScheduler:

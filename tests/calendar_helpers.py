@@ -6,17 +6,21 @@ APScheduler fires them; nothing patches the clock.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import email
 import email.policy
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from apscheduler.schedulers.background import BackgroundScheduler
+
 from newsflash.config import Config, load_config
+from newsflash.schedule import open_scheduler
 
 TZ = ZoneInfo("Europe/Brussels")
 REVIEWER = "reviewer@example.org"
@@ -102,6 +106,16 @@ def wait_for(predicate: Callable[[], Any], timeout: float = 8.0, step: float = 0
         if time.monotonic() > deadline:
             raise AssertionError(f"not true within {timeout} s: {predicate}")
         time.sleep(step)
+
+
+@contextlib.contextmanager
+def running(config: Config) -> Iterator[BackgroundScheduler]:
+    """The scheduler of `config`, started; shut down (waiting for its jobs) on leaving."""
+    scheduler = open_scheduler(config)
+    try:
+        yield scheduler
+    finally:
+        scheduler.shutdown(wait=True)
 
 
 def sleep_until(moment: dt.datetime) -> None:

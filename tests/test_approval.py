@@ -2,14 +2,21 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from apscheduler.schedulers.background import BackgroundScheduler
-from calendar_helpers import REVIEWER, at, body, notices, sent_files, set_schedule, soon, wait_for
+from calendar_helpers import (
+    REVIEWER,
+    at,
+    body,
+    notices,
+    running,
+    sent_files,
+    set_schedule,
+    soon,
+    wait_for,
+)
 from click.testing import CliRunner
 
 from newsflash import jobs
@@ -19,7 +26,6 @@ from newsflash.config import Config
 from newsflash.errors import BuildError
 from newsflash.ledger import Ledger
 from newsflash.pipeline import build_edition, current_edition_id, ledger_path
-from newsflash.schedule import open_scheduler
 
 FAR = {"day": "1st tue", "hour": 9}
 ITEM = "2022-02/wg1-meeting-17-january.md"
@@ -28,15 +34,6 @@ ITEM = "2022-02/wg1-meeting-17-january.md"
 @pytest.fixture
 def config(workspace: Path) -> Config:
     return set_schedule(workspace, jobs={"send": FAR}, require_approval=True)
-
-
-@contextlib.contextmanager
-def running(config: Config) -> Iterator[BackgroundScheduler]:
-    scheduler = open_scheduler(config)
-    try:
-        yield scheduler
-    finally:
-        scheduler.shutdown(wait=True)
 
 
 def edit(config: Config, key: str, old: str, new: str) -> None:

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from browser_helpers import local_only
 from click.testing import CliRunner
 
 from newsflash import archive, pipeline
@@ -175,22 +176,6 @@ def site_url(site: Path) -> Iterator[str]:
     yield f"http://127.0.0.1:{httpd.server_address[1]}/"
     httpd.shutdown()
     httpd.server_close()
-
-
-def local_only(page: Any) -> list[str]:
-    """Abort every request that leaves the machine; return what was blocked."""
-    blocked: list[str] = []
-
-    def handle(route: Any) -> None:
-        url = route.request.url
-        if url.startswith(("http://127.0.0.1", "file:", "data:", "about:")):
-            route.continue_()
-        else:
-            blocked.append(url)
-            route.abort()
-
-    page.route("**/*", handle)
-    return blocked
 
 
 @pytest.mark.browser

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from browser_helpers import local_only
 
 from newsflash import pipeline
 from newsflash.errors import NewsflashError
@@ -187,22 +188,6 @@ def test_the_command_prints_the_url_and_stops_on_ctrl_c(workspace: Path) -> None
 
 
 # -- in a browser --------------------------------------------------------------------------------
-
-
-def local_only(page: Any) -> list[str]:
-    """Abort every request that leaves the machine; return what was blocked."""
-    blocked: list[str] = []
-
-    def handle(route: Any) -> None:
-        url = route.request.url
-        if url.startswith(("http://127.0.0.1", "file:", "data:", "about:")):
-            route.continue_()
-        else:
-            blocked.append(url)
-            route.abort()
-
-    page.route("**/*", handle)
-    return blocked
 
 
 @pytest.fixture

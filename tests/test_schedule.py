@@ -7,7 +7,6 @@ notices in outbox/notices/.
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 import itertools
 import logging
@@ -17,11 +16,9 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from apscheduler.schedulers.background import BackgroundScheduler
 from calendar_helpers import (
     CONTRIBUTOR,
     REVIEWER,
@@ -30,6 +27,7 @@ from calendar_helpers import (
     audience_size,
     body,
     notices,
+    running,
     sent_files,
     set_schedule,
     sleep_until,
@@ -48,21 +46,11 @@ from newsflash.schedule import (
     WallClockCronTrigger,
     make_trigger,
     next_runs,
-    open_scheduler,
     scheduler_lock,
     stored_jobs,
 )
 
 FAR = {"day": "1st tue", "hour": 9}  # a real monthly send time, weeks away at most
-
-
-@contextlib.contextmanager
-def running(config: Config) -> Iterator[BackgroundScheduler]:
-    scheduler = open_scheduler(config)
-    try:
-        yield scheduler
-    finally:
-        scheduler.shutdown(wait=True)
 
 
 def ledger_status(config: Config, edition: str) -> tuple[int, int, int]:

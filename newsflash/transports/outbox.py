@@ -14,14 +14,13 @@ from __future__ import annotations
 import datetime as dt
 import email.policy
 import email.utils
-import os
 import re
-import tempfile
 from collections.abc import Callable, Sequence
 from email.message import EmailMessage
 from pathlib import Path
 
 from newsflash.errors import TransportError
+from newsflash.files import write_atomic
 from newsflash.message import Message, to_mime
 from newsflash.personalise import Person
 from newsflash.transports.base import BatchResult
@@ -37,18 +36,6 @@ def safe_name(text: str, limit: int = 80) -> str:
 
 def _slug(text: str) -> str:
     return _SLUG.sub("-", text.lower()).strip("-")[:50] or "notice"
-
-
-def write_atomic(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 class OutboxTransport:
@@ -124,4 +111,4 @@ class OutboxTransport:
             raise TransportError(f"cannot write {path}: {e.strerror or e}") from None
 
 
-__all__ = ["OutboxTransport", "safe_name", "write_atomic"]
+__all__ = ["OutboxTransport", "safe_name"]
