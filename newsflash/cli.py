@@ -332,7 +332,10 @@ def _print_summary(report: Any) -> None:
     table.add_row("uncertain", str(report.uncertain))
     if report.skipped:
         table.add_row("left the audience since the start", str(report.skipped))
-    table.add_row("requests", str(report.requests))
+    if report.transport == "outbox":
+        table.add_row("files written", f"{report.accepted_now} in outbox/{report.edition_id}/")
+    else:
+        table.add_row("requests", str(report.requests))
     table.add_row("[bold]total recipients[/]", f"[bold]{report.total}[/]")
     console.print(table)
     if report.stopped:

@@ -89,9 +89,7 @@ def to_mime(
     subs = message.substitutions(person)
     msg = EmailMessage(policy=email.policy.SMTP)
     msg["From"] = email.utils.formataddr((message.from_name, message.from_email))
-    msg["To"] = email.utils.formataddr(
-        (f"{person.first_name}".strip(), person.email) if person.first_name else ("", person.email)
-    )
+    msg["To"] = email.utils.formataddr((person.display_name, person.email))
     msg["Subject"] = message.subject
     if message.reply_to:
         msg["Reply-To"] = message.reply_to

@@ -24,6 +24,12 @@ class Person:
     recipient_id: str
     email: str
     first_name: str = ""
+    full_name: str = ""
+
+    @property
+    def display_name(self) -> str:
+        """The name in the To: line: the full name where the list has one."""
+        return (self.full_name or self.first_name).strip()
 
 
 def unsubscribe_url(template: str, edition_id: str, recipient_id: str) -> str:

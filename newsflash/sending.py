@@ -200,7 +200,9 @@ class _Audience:
         for r in sl.recipients:
             rid = r.recipient_id  # hashes the address: once per person, not per use
             if id(r) in in_audience:
-                self.people[rid] = Person(rid, r.email, r.first_name)
+                self.people[rid] = Person(
+                    rid, r.email, r.first_name, f"{r.first_name} {r.last_name}".strip()
+                )
             else:
                 self.elsewhere[rid] = r.status
 

@@ -147,7 +147,7 @@ def test_the_request_is_exactly_the_json_sendgrid_expects(
     assert len(body["personalizations"]) == 10  # one per recipient
     rid = recipient_id("anna.keller@example.org")
     assert body["personalizations"][0] == {
-        "to": [{"email": "anna.keller@example.org", "name": "Anna"}],
+        "to": [{"email": "anna.keller@example.org", "name": "Anna Keller"}],
         "substitutions": {
             "-first_name-": "Anna",
             "-first_name_html-": "Anna",

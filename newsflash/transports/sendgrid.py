@@ -189,7 +189,7 @@ class SendGridTransport:
         personalizations = []
         for person in batch:
             to: dict[str, str] = {"email": person.email}
-            name = _display_name(person.first_name)
+            name = _display_name(person.display_name)
             if name:
                 to["name"] = name
             personalizations.append(
