@@ -418,7 +418,7 @@ def send(
             console.print("First request (nothing was sent):")
             click.echo(json.dumps(_shorten(plan.first_request), indent=2, ensure_ascii=False))
         return
-    if plan.to_send == 0:
+    if plan.to_send == 0 and not (plan.status is not None and plan.status.in_flight):
         console.print("Nothing to send now.")
         if plan.status is not None:
             for line in sending.status_lines(plan.status):

@@ -103,13 +103,26 @@ class Edition:
 
 
 def select_items(
-    items: Iterable[Item], edition_id: str, published: Collection[str]
+    items: Iterable[Item],
+    edition_id: str,
+    published: Collection[str],
+    frozen: Collection[str] | None = None,
 ) -> tuple[list[Item], list[LeftOut]]:
-    """Ready items pinned here, plus unpinned ready items that no sent edition carried yet."""
+    """Ready items pinned here, plus unpinned ready items that no sent edition carried yet.
+
+    Once the edition's send has started, `frozen` (its manifest's items) is the whole choice:
+    a file that arrives later goes into a later edition instead of changing this one.
+    """
     chosen: list[Item] = []
     out: list[LeftOut] = []
     for item in items:
-        if item.status != "ready":
+        if frozen is not None and item.key not in frozen:
+            out.append(
+                LeftOut(
+                    item.key, "arrived after this edition started sending; a later edition takes it"
+                )
+            )
+        elif item.status != "ready":
             out.append(LeftOut(item.key, f"status is '{item.status}' (write 'status: ready')"))
         elif item.edition and item.edition != edition_id:
             out.append(LeftOut(item.key, f"pinned to edition {item.edition}"))
@@ -175,13 +188,14 @@ def assemble(
     problems: Iterable[Problem] = (),
     failed: Iterable[str] = (),
     published: Collection[str] = (),
+    frozen: Collection[str] | None = None,
     template_sha256: str = "",
 ) -> Edition:
     """Pure: the same inputs always give the same edition and the same manifest hash."""
     parse_edition_id(edition_id)
     nl = config.model.newsletter
     number = edition_number(edition_id, nl.first_edition)
-    chosen, left_out = select_items(items, edition_id, published)
+    chosen, left_out = select_items(items, edition_id, published, frozen)
     errors_by_file: dict[str, str] = {}
     for p in problems:
         if p.severity == "error":

@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from itertools import count, repeat
 from pathlib import Path
+from typing import Any
 
 from newsflash.errors import LedgerError
 from newsflash.files import LockHeld, lock_exclusive, unlock
@@ -144,6 +145,22 @@ def _enable_wal(conn: sqlite3.Connection, attempts: int = 100) -> None:
             if "locked" not in str(e) or attempt == attempts - 1:
                 raise
             time.sleep(0.05 + random.random() * 0.05)
+
+
+def _manifest_paths(edition_id: str, manifest_json: str) -> list[str]:
+    """The item paths a stored manifest lists."""
+    try:
+        manifest = json.loads(manifest_json)
+    except ValueError as exc:
+        raise LedgerError(
+            f"the ledger's manifest of edition {edition_id} is not valid JSON: {exc}"
+        ) from exc
+    items = manifest.get("items", []) if isinstance(manifest, dict) else []
+    return [
+        item["path"]
+        for item in (items if isinstance(items, list) else [])
+        if isinstance(item, dict) and isinstance(item.get("path"), str)
+    ]
 
 
 class Ledger:
@@ -324,7 +341,7 @@ class Ledger:
     ) -> None:
         # Two ids with one address would be a double send the ledger could not see.
         ids = [r.recipient_id for r in recipients]
-        emails = [r.email.strip().casefold() for r in recipients]
+        emails = [r.email.strip().lower() for r in recipients]
         if len(set(ids)) != len(ids) or len(set(emails)) != len(emails):
             dup_ids = [k for k, n in Counter(ids).items() if n > 1]
             dup_emails = [k for k, n in Counter(emails).items() if n > 1]
@@ -634,6 +651,31 @@ class Ledger:
         with self._read() as conn:
             return self._accepted_any(conn, edition_id)
 
+    def manifest(self, edition_id: str) -> dict[str, Any] | None:
+        """The manifest frozen when the edition's send started (None: it has not started)."""
+        with self._read() as conn:
+            row = conn.execute(
+                "SELECT manifest_json FROM sends WHERE edition_id = ?", (edition_id,)
+            ).fetchone()
+        if row is None:
+            return None
+        doc = json.loads(row[0])
+        return doc if isinstance(doc, dict) else {}
+
+    def frozen_item_keys(self, edition_id: str) -> frozenset[str] | None:
+        """The items of the manifest frozen when the edition's send started (None: not started).
+
+        A resume rebuilds the edition from these, so an item file that lands after the start
+        cannot change, and so block, the edition half its partners already have.
+        """
+        with self._read() as conn:
+            row = conn.execute(
+                "SELECT manifest_json FROM sends WHERE edition_id = ?", (edition_id,)
+            ).fetchone()
+        if row is None:
+            return None
+        return frozenset(_manifest_paths(edition_id, row[0]))
+
     def published_item_keys(self, exclude_edition: str | None = None) -> frozenset[str]:
         """Items that already reached someone, so a new edition doesn't repeat them.
 
@@ -647,18 +689,8 @@ class Ledger:
             ).fetchall()
         keys: set[str] = set()
         for edition_id, manifest_json in rows:
-            if edition_id == exclude_edition:
-                continue
-            try:
-                manifest = json.loads(manifest_json)
-            except ValueError as exc:
-                raise LedgerError(
-                    f"the ledger's manifest of edition {edition_id} is not valid JSON: {exc}"
-                ) from exc
-            items = manifest.get("items", []) if isinstance(manifest, dict) else []
-            for item in items if isinstance(items, list) else []:
-                if isinstance(item, dict) and isinstance(item.get("path"), str):
-                    keys.add(item["path"])
+            if edition_id != exclude_edition:
+                keys.update(_manifest_paths(edition_id, manifest_json))
         return frozenset(keys)
 
     # -- approvals -----------------------------------------------------------------------------

@@ -29,7 +29,7 @@ class Person:
     @property
     def display_name(self) -> str:
         """The name in the To: line: the full name where the list has one."""
-        return (self.full_name or self.first_name).strip()
+        return " ".join((self.full_name or self.first_name).split())
 
 
 def unsubscribe_url(template: str, edition_id: str, recipient_id: str) -> str:

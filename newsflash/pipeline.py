@@ -66,14 +66,24 @@ def published_keys(
     config: Config, exclude_edition: str, ledger_name: str | None = None
 ) -> frozenset[str]:
     """Items carried by editions already sent (see publication_ledger_name for which ledger)."""
-    ledger_name = ledger_name or publication_ledger_name(config)
-    path = ledger_path(config, ledger_name)
+    return _ledger_view(config, exclude_edition, ledger_name)[0]
+
+
+def _ledger_view(
+    config: Config, edition_id: str, ledger_name: str | None
+) -> tuple[frozenset[str], frozenset[str] | None]:
+    """What the ledger says about building `edition_id`: the items other sent editions
+    published, and the item set frozen when this edition's send started (None if it has not)."""
+    path = ledger_path(config, ledger_name or publication_ledger_name(config))
     if not path.exists():
-        return frozenset()
+        return frozenset(), None
     from newsflash.ledger import Ledger
 
     with Ledger(path) as ledger:
-        return ledger.published_item_keys(exclude_edition=exclude_edition)
+        return (
+            ledger.published_item_keys(exclude_edition=edition_id),
+            ledger.frozen_item_keys(edition_id),
+        )
 
 
 def current_edition_id(config: Config, now: dt.datetime | None = None) -> str:
@@ -99,13 +109,15 @@ def build_edition(
     `ledger_name` picks the ledger whose sent editions count as published (default: the
     ledger of the transport a send would use now; see published_keys)."""
     loaded = load(config)
+    published, frozen = _ledger_view(config, edition_id, ledger_name)
     edition = assemble(
         config,
         edition_id,
         loaded.items,
         problems=loaded.problems,
         failed=loaded.failed,
-        published=published_keys(config, edition_id, ledger_name),
+        published=published,
+        frozen=frozen,
         template_sha256=template_hash(config.templates_dir),
     )
     email = (renderer or Renderer(config)).render(edition)

@@ -303,7 +303,9 @@ def send_edition(
     path = pipeline.ledger_path(config, lname)
     recipients = [LedgerRecipient(p.recipient_id, p.email) for p in audience.people.values()]
     with Ledger(path) as ledger, ledger.sending(edition_id):
-        resuming = ledger.status(edition_id).manifest_hash is not None
+        frozen_hash = ledger.status(edition_id).manifest_hash
+        resuming = frozen_hash is not None
+        _refuse_if_changed(edition_id, ledger.manifest(edition_id), frozen_hash, build)
         start = ledger.start_send(
             edition_id,
             manifest_hash,
@@ -439,6 +441,23 @@ def _first_line(text: str) -> str:
     return " ".join(line.strip() for line in lines[:6])[:1000] if lines else "refused"
 
 
+def _refuse_if_changed(
+    edition_id: str, frozen: dict[str, Any] | None, frozen_hash: str | None, build: pipeline.Build
+) -> None:
+    """An edition partners already have in part can't change: say which files did."""
+    if frozen_hash is None or frozen_hash == build.edition.manifest_hash:
+        return
+    from newsflash.approval import diff_manifests
+
+    changes = "; ".join(diff_manifests(frozen or {}, build.edition.manifest))
+    raise LedgerError(
+        f"edition {edition_id} changed after sending started ({changes}), so it can't be "
+        "sent as the same edition. Restore those files as they were to finish the send "
+        f"(`newsflash status {edition_id}` shows who still waits); changes go into the "
+        "next edition."
+    )
+
+
 def _dry_run(
     config: Config,
     edition_id: str,
@@ -453,6 +472,7 @@ def _dry_run(
     path = pipeline.ledger_path(config, lname)
     status: EditionStatus | None = None
     pending: list[LedgerRecipient] = []
+    frozen: dict[str, Any] | None = None
     if path.exists():
         with Ledger(path) as ledger:
             status = ledger.status(edition_id)
@@ -460,12 +480,9 @@ def _dry_run(
                 status = None
             else:
                 pending = ledger.pending_recipients(edition_id)
-    if status is not None and status.manifest_hash != build.edition.manifest_hash:
-        raise LedgerError(
-            f"edition {edition_id} changed after sending started (the ledger froze manifest "
-            f"{status.manifest_hash}, the edition now has {build.edition.manifest_hash}); "
-            "a send would be refused"
-        )
+                frozen = ledger.manifest(edition_id)
+    if status is not None:
+        _refuse_if_changed(edition_id, frozen, status.manifest_hash, build)
     first: list[Person]
     if status is None:
         total, already, to_send = len(audience.people), 0, len(audience.people)
@@ -473,8 +490,14 @@ def _dry_run(
     else:
         retry = status.failed - skipped_count(status)
         again = status.uncertain + status.in_flight if resend_uncertain else 0
+        in_audience = {p.email.lower() for p in audience.people.values()}
+        back = sum(  # skipped earlier, in the audience again now: the send takes them
+            1
+            for address, reason in status.failed_recipients
+            if reason.endswith(SKIPPED_SUFFIX) and address.lower() in in_audience
+        )
         total, already = status.total, status.accepted
-        to_send = status.pending + retry + again
+        to_send = status.pending + retry + again + back
         first = [
             audience.people[r.recipient_id] for r in pending if r.recipient_id in audience.people
         ][: transport.max_batch]

@@ -348,9 +348,10 @@ class _Parser:
         raw_language = values[i_language].lower()
         recipient = Recipient(
             email=email,
-            first_name=values[i_first],
-            last_name=values[i_last],
-            organisation=values[i_org],
+            # A cell with a line break (a spreadsheet's Alt+Enter) would break mail headers.
+            first_name=" ".join(values[i_first].split()),
+            last_name=" ".join(values[i_last].split()),
+            organisation=" ".join(values[i_org].split()),
             segments=_split_segments(values[i_segments]),
             status=status,
             language=raw_language or DEFAULT_LANGUAGE,
@@ -374,12 +375,15 @@ class _Parser:
         if fast is not None:
             return fast
         try:
-            return validate_email(raw, check_deliverability=False).normalized
+            # SendGrid takes ASCII addresses only: an international domain goes as punycode,
+            # and a non-ASCII local part (SMTPUTF8) is refused here, not lost after a 202.
+            valid = validate_email(raw, check_deliverability=False, allow_smtputf8=False)
         except EmailNotValidError as exc:
             errors.append(
                 f"{raw!r} is not a valid email address ({exc}); correct it or delete the row"
             )
             return None
+        return valid.ascii_email or valid.normalized
 
     def _fast_normalise(self, raw: str) -> str | None:
         """email-validator's answer for plain ASCII addresses, without its per-character checks.

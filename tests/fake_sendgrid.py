@@ -297,7 +297,8 @@ def _check_address(
             errors.add(f"{path}.email", "The email parameter is required.")
         else:
             errors.wrong_type(f"{path}.email", "string", email)
-    elif not _EMAIL_RE.fullmatch(email) or len(email) > 320:
+    elif not _EMAIL_RE.fullmatch(email) or len(email) > 320 or not email.isascii():
+        # SendGrid takes ASCII addresses only (an IDN domain must come as punycode).
         errors.add(f"{path}.email", "Does not contain a valid address.")
     else:
         result = email

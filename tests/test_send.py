@@ -260,6 +260,31 @@ def test_retries_exhausted_leave_the_batch_failed_and_a_rerun_sends_it(
     assert received(sg) == Counter(AUDIENCE)
 
 
+def test_an_item_arriving_mid_send_neither_blocks_the_resume_nor_joins_the_edition(
+    workspace: Path, sg: FakeSendGrid, sleeps: list[float]
+) -> None:
+    config = configure(workspace, batch_size=5, retries=0)
+    sg.inject("slow", seconds=0)  # the first batch goes through
+    sg.inject(503)  # then an outage: the send stops half way
+    stopped = send_edition(config, ED, transport=transport(config, sleeps))
+    assert stopped.stopped and len(sg.all_recipients()) == 5
+    late = workspace / "submissions" / "2022-02" / "late-news.md"
+    late.write_text(
+        "---\ntitle: Late news\nsection: alliance\ndate: 2022-02-20\n---\nArrived late.\n",
+        encoding="utf-8",
+    )
+    resumed = send_edition(config, ED, transport=transport(config, sleeps))
+    assert resumed.complete and received(sg) == Counter(AUDIENCE)
+    html = sg.delivered_requests[-1].body["content"][1]["value"]
+    assert "Late news" not in html
+    left_out = pipeline.build_edition(config, ED, ledger_name="sendgrid").edition.left_out
+    assert any(
+        lo.key == "2022-02/late-news.md" and "started sending" in lo.reason for lo in left_out
+    )
+    march = pipeline.build_edition(config, "2022-03", ledger_name="sendgrid").edition
+    assert "2022-02/late-news.md" in [i.key for i in march.items]
+
+
 def test_connection_refused_is_retried_and_then_reported_as_not_sent(
     workspace: Path, sleeps: list[float]
 ) -> None:

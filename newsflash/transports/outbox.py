@@ -89,6 +89,8 @@ class OutboxTransport:
                 f"cannot write {written}: {e.strerror or e}; check the disk and the "
                 f"permissions of {self.root}"
             ) from None
+        except ValueError as e:  # a header the email package refuses; nothing half-sent here
+            raise TransportError(f"cannot write {written}: {e}") from None
         return BatchResult(
             "accepted",
             message_id=f"outbox:{self.folder(message).relative_to(self.root).as_posix()}",
