@@ -339,10 +339,10 @@ def _print_summary(report: Any) -> None:
     table.add_row("[bold]total recipients[/]", f"[bold]{report.total}[/]")
     console.print(table)
     if report.stopped:
-        console.print(f"[red]stopped:[/] {report.stopped}", soft_wrap=True)
+        console.print(f"[red]stopped:[/] {escape(report.stopped)}", soft_wrap=True)
     if report.status is not None:
         for line in status_lines(report.status):
-            console.print(line, soft_wrap=True)
+            console.print(escape(line), soft_wrap=True)
 
 
 @main.command()
@@ -422,7 +422,7 @@ def send(
         console.print("Nothing to send now.")
         if plan.status is not None:
             for line in sending.status_lines(plan.status):
-                console.print(line, soft_wrap=True)
+                console.print(escape(line), soft_wrap=True)
         if plan.uncertain:
             sys.exit(1)
         return
@@ -528,7 +528,9 @@ def status(state: State, edition: str, ledger_name: str | None, show_all: bool) 
         console.print(table)
         if approval is not None:
             same = "the edition sent" if approval[0] == st.manifest_hash else "ANOTHER version"
-            console.print(f"approved by {approval[2]} at {approval[1]} ({same})", soft_wrap=True)
+            console.print(
+                f"approved by {escape(approval[2])} at {approval[1]} ({same})", soft_wrap=True
+            )
         limit = None if show_all else 50
         for title, rows in (
             ("uncertain", [(e, "") for e in st.uncertain_recipients]),
@@ -538,14 +540,14 @@ def status(state: State, edition: str, ledger_name: str | None, show_all: bool) 
                 console.print(f"[bold]{title}[/] ({len(rows)}):")
             for address, reason in rows[:limit]:
                 console.print(
-                    f"  {address}" + (f"  [dim]{reason}[/]" if reason else ""),
+                    f"  {escape(address)}" + (f"  [dim]{escape(reason)}[/]" if reason else ""),
                     soft_wrap=True,
                     markup=True,
                 )
             if limit is not None and len(rows) > limit:
                 console.print(f"  … {len(rows) - limit} more (--all lists them)")
         for line in sending.status_lines(st):
-            console.print(line, soft_wrap=True)
+            console.print(escape(line), soft_wrap=True)
 
     from newsflash.approval import status_line
 
@@ -555,7 +557,7 @@ def status(state: State, edition: str, ledger_name: str | None, show_all: bool) 
         console.print(f"[bold]approval[/] unknown: {escape(str(e))}", soft_wrap=True)
     if not shown:
         if approval is not None:
-            console.print(f"approved by {approval[2]} at {approval[1]}", soft_wrap=True)
+            console.print(f"approved by {escape(approval[2])} at {approval[1]}", soft_wrap=True)
         console.print(
             f"Edition {edition} has not been sent through any transport. Try "
             f"`newsflash send {edition} --dry-run`.",

@@ -332,6 +332,11 @@ def send_edition(
             ahead.hint(batch.recipients, audience.people, message)
             try:
                 result = transport.send(people, message)
+            except (KeyboardInterrupt, SystemExit):
+                if not transport.request_outstanding:
+                    # Stopped in a backoff or rate-limit wait: nothing left, nothing to doubt.
+                    ledger.mark_failed(batch.id, "interrupted before the request left (not sent)")
+                raise
             except TransportError as e:
                 ledger.mark_failed(batch.id, _first_line(str(e)))
                 st = ledger.status(edition_id)

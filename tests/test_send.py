@@ -220,6 +220,24 @@ def test_429_waits_until_the_rate_limit_resets_then_succeeds(
     assert received(sg) == Counter(AUDIENCE)
 
 
+def test_ctrl_c_during_a_rate_limit_wait_leaves_the_batch_not_sent_rather_than_uncertain(
+    workspace: Path, sg: FakeSendGrid
+) -> None:
+    config = configure(workspace, batch_size=5)
+    sg.inject(429, reset_in=7)
+
+    def interrupted(seconds: float) -> None:
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        send_edition(config, ED, transport=make_transport(config, sleep=interrupted))
+    with ledger_of(config) as ledger:
+        st = ledger.status(ED)
+    assert (st.uncertain, st.in_flight, st.failed) == (0, 0, 5)
+    report = send_edition(config, ED, transport=make_transport(config))
+    assert report.complete and received(sg) == Counter(AUDIENCE)
+
+
 def test_429_beyond_max_rate_limit_wait_stops_with_a_clear_error_and_resumes_later(
     workspace: Path, sg: FakeSendGrid, sleeps: list[float]
 ) -> None:

@@ -28,6 +28,10 @@ class BatchResult:
 
 class Transport(Protocol):
     name: str
+    request_outstanding: bool
+    """True only while a request has left and its answer has not come: an interruption then
+    leaves the batch uncertain; at any other moment (a backoff, a rate-limit wait, building
+    the payload) the batch has definitely not been sent."""
 
     def send(self, batch: Sequence[Person], message: Message) -> BatchResult:
         """Send one message to every person in the batch (at most the transport's max_batch)."""

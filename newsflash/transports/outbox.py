@@ -53,6 +53,7 @@ class OutboxTransport:
         now: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC),
     ) -> None:
         self.root = Path(root)
+        self.request_outstanding = False  # writing files again is harmless: never uncertain
         self.from_email = from_email
         self.from_name = from_name
         self._max_batch = max(1, min(MAX_PER_BATCH, batch_size))

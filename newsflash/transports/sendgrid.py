@@ -151,6 +151,7 @@ class SendGridTransport:
         sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], float] = time.time,
     ) -> None:
+        self.request_outstanding = False
         self.host = check_host(host, "the SendGrid host")
         self.from_email = from_email
         self.from_name = from_name
@@ -337,6 +338,7 @@ class SendGridTransport:
 
     def _post_once(self, payload: JSON) -> tuple[int, str | None]:
         self._attempts += 1
+        self.request_outstanding = True
         try:
             response = self._client.client.mail.send.post(request_body=payload)
         except http_errors.HTTPError as e:
@@ -353,6 +355,8 @@ class SendGridTransport:
             raise _Uncertain(
                 f"the connection broke after the request was sent ({type(e).__name__})"
             ) from None
+        finally:
+            self.request_outstanding = False
         headers = response.headers
         message_id = headers.get("X-Message-Id") if headers is not None else None
         return int(response.status_code), message_id
