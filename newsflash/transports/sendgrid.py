@@ -340,6 +340,17 @@ class SendGridTransport:
         self._attempts += 1
         self.request_outstanding = True
         try:
+            answer = self._post_and_read(payload)
+        except (KeyboardInterrupt, SystemExit):
+            raise  # stopped while waiting for the answer: the batch stays in doubt
+        except BaseException:
+            self.request_outstanding = False
+            raise
+        self.request_outstanding = False
+        return answer
+
+    def _post_and_read(self, payload: JSON) -> tuple[int, str | None]:
+        try:
             response = self._client.client.mail.send.post(request_body=payload)
         except http_errors.HTTPError as e:
             self._refused(e)
@@ -355,8 +366,6 @@ class SendGridTransport:
             raise _Uncertain(
                 f"the connection broke after the request was sent ({type(e).__name__})"
             ) from None
-        finally:
-            self.request_outstanding = False
         headers = response.headers
         message_id = headers.get("X-Message-Id") if headers is not None else None
         return int(response.status_code), message_id
