@@ -486,6 +486,21 @@ class Ledger:
             ).fetchall()
         return [LedgerRecipient(rid, email) for rid, email in rows]
 
+    def resume_order(self, edition_id: str, *, resend_uncertain: bool) -> list[LedgerRecipient]:
+        """Who the next run would send, in order: what start_send makes pending again (failed,
+        and uncertain or in flight when asked) together with the pending, by list position."""
+        states = ("failed", "uncertain", "in_flight") if resend_uncertain else ("failed",)
+        marks = ", ".join("?" for _ in states)
+        with self._read() as conn:
+            rows = conn.execute(
+                "SELECT r.recipient_id, r.email FROM recipients r "
+                "LEFT JOIN batches b ON b.id = r.batch_id "
+                f"WHERE r.edition_id = ? AND (r.batch_id IS NULL OR b.state IN ({marks})) "
+                "ORDER BY r.seq",
+                (edition_id, *states),
+            ).fetchall()
+        return [LedgerRecipient(rid, email) for rid, email in rows]
+
     def skip_pending(self, edition_id: str, recipient_ids: Sequence[str], reason: str) -> int:
         """Settle pending recipients who must not be sent (e.g. unsubscribed since the send
         started) as failed, in a batch of their own that is never requested.

@@ -484,7 +484,7 @@ def _dry_run(
             if status.manifest_hash is None:
                 status = None
             else:
-                pending = ledger.pending_recipients(edition_id)
+                pending = ledger.resume_order(edition_id, resend_uncertain=resend_uncertain)
                 frozen = ledger.manifest(edition_id)
     if status is not None:
         _refuse_if_changed(edition_id, frozen, status.manifest_hash, build)

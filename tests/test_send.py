@@ -625,6 +625,19 @@ def test_dry_run_sends_nothing_and_shows_the_counts_and_first_request(
     assert "Bearer <redacted>" in result.output
 
 
+def test_dry_run_after_a_failed_batch_shows_the_failed_partners_first(
+    workspace: Path, sg: FakeSendGrid, sleeps: list[float]
+) -> None:
+    config = configure(workspace, batch_size=3, retries=0)
+    sg.inject(503)
+    stopped = send_edition(config, ED, transport=transport(config, sleeps))
+    assert stopped.failed == 3
+    plan = send_edition(config, ED, transport=transport(config, sleeps), dry_run=True)
+    assert plan.first_request is not None
+    first = [p["to"][0]["email"] for p in plan.first_request["body"]["personalizations"]]
+    assert first == AUDIENCE[:3]
+
+
 def test_send_without_a_terminal_never_asks_and_prints_a_summary(
     workspace: Path, sg: FakeSendGrid
 ) -> None:
