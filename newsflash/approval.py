@@ -5,6 +5,11 @@
 at send time we can say *what* changed since, not only *that* something did: an item added,
 removed or edited (by path), the template or config.toml changed. The file is the reference;
 it does not depend on which transport's ledger a later send uses.
+
+Every build whose manifest is compared with an approval (`approve`, `status`, the proof and
+the scheduled send) counts items as published by `pipeline.publication_ledger_name`, never by
+the transport of the shell it runs in: a reviewer's shell has no SENDGRID_API_KEY, the service
+has one, and they must build the same edition.
 """
 
 from __future__ import annotations
@@ -107,7 +112,9 @@ def approve(config: Config, edition_id: str, by: str, build: Build | None = None
     if not by:
         raise NewsflashError("say who approves: newsflash approve EDITION --by NAME")
     ledger_name = _ledger_name(config)
-    build = build or build_edition(config, edition_id, ledger_name=ledger_name)
+    # Built against the publication ledger (build_edition's default), as the proof, `status`
+    # and the scheduled send build it, with or without SENDGRID_API_KEY in this shell.
+    build = build or build_edition(config, edition_id)
     errors = [c.message for c in build.email.checks if c.level == "error"]
     if errors:
         raise BuildError(
@@ -211,7 +218,7 @@ def status_line(config: Config, edition_id: str, build: Build | None = None) -> 
     """For `newsflash status`: the approval state of the edition as it builds now."""
     required = config.model.schedule.require_approval
     if build is None:
-        build = build_edition(config, edition_id, ledger_name=_ledger_name(config))
+        build = build_edition(config, edition_id)  # the publication ledger, as the send
     text = approval_state(config, edition_id, build).describe()
     if not required:
         text += " (approval is not required: [schedule] require_approval = false)"

@@ -46,10 +46,9 @@ def approve(state: State, edition: str, by: str) -> None:
     """
     from newsflash.approval import approve as approve_edition
     from newsflash.pipeline import build_edition
-    from newsflash.sending import default_ledger_name
 
     config = state.config
-    build = build_edition(config, edition, ledger_name=default_ledger_name(config))
+    build = build_edition(config, edition)  # the publication ledger, as the send builds it
     approval = approve_edition(config, edition, by, build=build)
     e = build.edition
     for s in e.sections:

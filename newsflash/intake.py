@@ -1,11 +1,18 @@
 """Intake: check each item file as it lands in submissions/ and tell its contributor at once.
 
-A watchdog observer reports created, modified and moved files; a file is judged only once it
-has been stable (same size and mtime) for `settle` seconds since the last event about it, so a
-file still being copied or saved in pieces is never judged half-written. The check is the same
-`parse_item` as `newsflash check`, with the same messages. The result goes to the item's
-`contact` through the configured transport, and one line per check goes to
-``state/intake.log`` for the secretariat.
+A watchdog observer reports files created, opened, modified, closed and moved. On Linux
+(inotify, which reports opens and closes) a file is judged once its writer has closed it
+(close-after-write) or once it was moved in whole, and has then been quiet and stable for
+`closed_settle` seconds; a file still open for writing waits for its close however long the
+writer pauses (up to `open_timeout` seconds of silence, in case a writer dies holding it
+open). Elsewhere, a file is judged once it has been stable (same size and mtime) for `settle`
+seconds since the last event about it. So a file still being copied or saved in pieces is not
+judged half-written.
+
+The check is the same as `newsflash check`, with the same messages: `parse_item`, and
+`edition.title_clashes` against the other item files. The result goes to the item's `contact`
+through the configured transport, and one line per check goes to ``state/intake.log`` for the
+secretariat.
 """
 
 from __future__ import annotations
@@ -19,6 +26,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 from email_validator import EmailNotValidError, validate_email
 from watchdog.events import FileSystemEvent, FileSystemEventHandler
@@ -26,6 +34,11 @@ from watchdog.observers import Observer
 
 from newsflash.config import Config
 from newsflash.items import IGNORED_NAMES, ITEM_SUFFIXES, Item, Problem, parse_item
+
+try:  # Linux: the observer that reports close-after-write
+    from watchdog.observers.inotify import InotifyObserver as _CloseReporting
+except ImportError:  # pragma: no cover - other platforms
+    _CloseReporting = None  # type: ignore[assignment,misc]
 
 __all__ = ["LOG_FILE", "Intake", "Verdict", "check_file"]
 
@@ -94,10 +107,29 @@ def _contact_from_text(data: bytes) -> str:
         return ""
 
 
-def check_file(data: bytes, key: str, sections: Sequence[str]) -> Verdict:
+def check_file(
+    data: bytes, key: str, sections: Sequence[str], others: Sequence[Item] = ()
+) -> Verdict:
+    """The verdict `newsflash check` gives the file: its own problems, and a title it shares
+    with another ready item (`others`: the other item files; the file's own key is skipped)."""
+    from newsflash.edition import title_clashes
+
     item, problems = parse_item(data, key, sections)
+    if item is not None and item.status == "ready":
+        for other in others:
+            if other.key == key:
+                continue
+            clash = title_clashes([item, other])
+            if clash:  # worded as `newsflash check` words it, about this file
+                message = f"same title as {other.key}; " + _after(clash[0])
+                problems.append(Problem(key, message, clash[0].field))
+                break
     contact = item.contact if item is not None and item.contact else _contact_from_text(data)
     return Verdict(key, item, tuple(problems), contact)
+
+
+def _after(problem: Problem) -> str:
+    return problem.message.split("; ", 1)[1] if "; " in problem.message else problem.message
 
 
 def is_item_path(path: Path, root: Path) -> bool:
@@ -113,29 +145,44 @@ def is_item_path(path: Path, root: Path) -> bool:
 @dataclass
 class _Pending:
     last_event: float
+    whole: bool = False  # closed after writing, or moved in: the writer is done with it
+    writing: bool = False  # written since it was last closed after writing
+    opened: bool = False  # opened, and not closed since (only inotify reports these)
     signature: tuple[int, int] | None = None
     stable_since: float = 0.0
 
 
+Event = Literal["created", "opened", "modified", "closed", "closed_no_write", "moved"]
+
+
 class _Handler(FileSystemEventHandler):
-    def __init__(self, on_path: Callable[[Path], None]) -> None:
+    """Passes each file event on as (path, what happened)."""
+
+    def __init__(self, on_path: Callable[[Path, Event], None]) -> None:
         self.on_path = on_path
 
-    def on_created(self, event: FileSystemEvent) -> None:
+    def _pass(self, event: FileSystemEvent, what: Event) -> None:
         if not event.is_directory:
-            self.on_path(Path(str(event.src_path)))
+            path = event.dest_path if what == "moved" else event.src_path
+            self.on_path(Path(str(path)), what)
+
+    def on_created(self, event: FileSystemEvent) -> None:
+        self._pass(event, "created")  # also a file moved in from outside the folder
+
+    def on_opened(self, event: FileSystemEvent) -> None:
+        self._pass(event, "opened")
 
     def on_modified(self, event: FileSystemEvent) -> None:
-        if not event.is_directory:
-            self.on_path(Path(str(event.src_path)))
+        self._pass(event, "modified")
 
-    def on_closed(self, event: FileSystemEvent) -> None:
-        if not event.is_directory:
-            self.on_path(Path(str(event.src_path)))
+    def on_closed(self, event: FileSystemEvent) -> None:  # closed after writing
+        self._pass(event, "closed")
 
-    def on_moved(self, event: FileSystemEvent) -> None:
-        if not event.is_directory:
-            self.on_path(Path(str(event.dest_path)))
+    def on_closed_no_write(self, event: FileSystemEvent) -> None:
+        self._pass(event, "closed_no_write")
+
+    def on_moved(self, event: FileSystemEvent) -> None:  # renamed into place: written whole
+        self._pass(event, "moved")
 
 
 Notify = Callable[[Sequence[str], str, str], None]
@@ -149,14 +196,19 @@ class Intake:
         config: Config,
         *,
         notify: Notify | None = None,
-        settle: float = 0.5,
+        settle: float = 2.0,
+        closed_settle: float = 0.3,
+        open_timeout: float = 60.0,
         poll: float = 0.1,
     ) -> None:
         self.config = config
         self.root = config.submissions_dir.resolve()
         self.log_path = config.state_dir / LOG_FILE
         self.settle = settle
+        self.closed_settle = closed_settle
+        self.open_timeout = open_timeout
         self.poll = poll
+        self._closes_reported = False  # set at start() if the observer reports closes
         self._notify = notify
         self._pending: dict[Path, _Pending] = {}
         self._judged: dict[Path, str] = {}  # path -> sha256 of the content last judged
@@ -175,6 +227,9 @@ class Intake:
 
             self._notify = make_transport(self.config).send_notice
         observer = Observer()
+        self._closes_reported = _CloseReporting is not None and isinstance(
+            observer, _CloseReporting
+        )
         observer.schedule(_Handler(self._seen), str(self.root), recursive=True)
         observer.daemon = True
         observer.start()
@@ -202,15 +257,39 @@ class Intake:
 
     # -- events and settling -----------------------------------------------------------------
 
-    def _seen(self, path: Path) -> None:
+    def _seen(self, path: Path, what: Event = "modified") -> None:
         if not is_item_path(path, self.root):
             return
+        now = time.monotonic()
         with self._lock:
             entry = self._pending.get(path)
             if entry is None:
-                self._pending[path] = _Pending(time.monotonic())
-            else:
-                entry.last_event = time.monotonic()
+                if what in ("opened", "closed_no_write"):
+                    return  # read, not written (by us, too, when judging): nothing new
+                entry = self._pending[path] = _Pending(now)
+            entry.last_event = now
+            if what in ("closed", "moved"):
+                entry.whole, entry.writing, entry.opened = True, False, False
+            elif what == "modified":
+                entry.whole, entry.writing = False, True
+            elif what == "opened":
+                entry.whole, entry.opened = False, True
+            elif what == "closed_no_write":
+                entry.opened = False
+            else:  # created
+                entry.whole = False
+
+    def _quiet_needed(self, entry: _Pending) -> float:
+        """Seconds of quiet before a file is judged (see the module docstring)."""
+        if not self._closes_reported:
+            return self.settle
+        if entry.whole:
+            return self.closed_settle
+        if entry.writing or entry.opened:
+            return self.open_timeout  # still open for writing: wait for its close
+        # Created but never opened here: moved or linked in from outside the folder, whole.
+        # (Creating a file by opening it reports both at once, so this is not a new file.)
+        return self.closed_settle
 
     def _loop(self) -> None:
         while not self._stop.wait(self.poll):
@@ -235,7 +314,14 @@ class Intake:
                     entry.signature, entry.stable_since = signature, now
                     continue
                 quiet = min(now - entry.stable_since, now - entry.last_event)
-                if quiet >= self.settle:
+                if quiet >= self._quiet_needed(entry):
+                    if (entry.writing or entry.opened) and self._closes_reported:
+                        log.warning(
+                            "intake: %s has been open for writing and silent for %g s; "
+                            "checking it as it is",
+                            path,
+                            self.open_timeout,
+                        )
                     del self._pending[path]
                     ready.append(path)
         return ready
@@ -253,7 +339,9 @@ class Intake:
             return None  # touched, not changed: the contributor has had this answer
         self._judged[path] = digest
         key = path.relative_to(self.root).as_posix()
-        verdict = check_file(data, key, self.config.section_keys)
+        from newsflash.pipeline import load
+
+        verdict = check_file(data, key, self.config.section_keys, load(self.config).items)
         outcome = "no contact to notify"
         if verdict.contact:
             subject, text = verdict.notice(self.config.model.newsletter.name)

@@ -18,6 +18,7 @@ from pathlib import Path
 from newsflash.config import Config, load_config
 from newsflash.edition import MONTHS, edition_number, month_label
 from newsflash.errors import LedgerError, NewsflashError
+from newsflash.ledger import EditionStatus
 from newsflash.pipeline import Build, build_edition, current_edition_id, ledger_path
 from newsflash.transports.base import Transport
 
@@ -27,6 +28,7 @@ __all__ = [
     "clear_interrupted_send",
     "edition_complete",
     "interrupted_send",
+    "report_interrupted_send",
     "report_missed_send",
     "run_proof",
     "run_reminder",
@@ -194,12 +196,17 @@ def proof_text(
 
 def run_proof(config_path: str) -> str:
     from newsflash.schedule import coming_edition, next_send_time
-    from newsflash.sending import ledger_name_for, send_test
+    from newsflash.sending import send_test
 
     config, now = _load(config_path)
     edition_id = coming_edition(config, now)
     transport = _transport(config)
-    build = build_edition(config, edition_id, ledger_name=ledger_name_for(transport))
+    try:
+        # The publication ledger, as `approve` and the send use: one edition, one manifest.
+        build = build_edition(config, edition_id)
+    except Exception as e:
+        _failed(config, edition_id, e, transport, job="proof")
+        raise
     reviewers = config.model.schedule.reviewers
     sent: list[str] = []
     failures: list[str] = []
@@ -227,14 +234,18 @@ def _marker(config: Config) -> Path:
 
 
 def interrupted_send(config: Config) -> tuple[str, dt.datetime] | None:
-    """The scheduled send that was stopped or killed before it ended, if any."""
+    """The scheduled send that was stopped or killed before it ended, if any: its edition and
+    the time it was due (the grace period counts from there, however often it resumed)."""
     path = _marker(config)
     try:
         doc = json.loads(path.read_text(encoding="utf-8"))
-        return str(doc["edition"]), dt.datetime.fromisoformat(str(doc["started_at"]))
+        due = dt.datetime.fromisoformat(str(doc.get("due") or doc["started_at"]))
+        if due.tzinfo is None:
+            raise ValueError("no time zone")
+        return str(doc["edition"]), due
     except FileNotFoundError:
         return None
-    except (OSError, ValueError, KeyError, TypeError):
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
         log.warning("%s is unreadable; ignoring it", path)
         path.unlink(missing_ok=True)
         return None
@@ -244,11 +255,19 @@ def clear_interrupted_send(config: Config) -> None:
     _marker(config).unlink(missing_ok=True)
 
 
-def _mark_started(config: Config, edition_id: str) -> None:
+def _mark_started(config: Config, edition_id: str, due: dt.datetime) -> None:
+    """Note that the scheduled send of `edition_id`, due at `due`, is under way.
+
+    A marker already there for the same edition is kept as it is: a resumed send that is
+    interrupted again still counts its grace period from the time it was first due."""
+    current = interrupted_send(config)
+    if current is not None and current[0] == edition_id:
+        return
     path = _marker(config)
     path.parent.mkdir(parents=True, exist_ok=True)
     doc = {
         "edition": edition_id,
+        "due": due.astimezone(dt.UTC).isoformat(timespec="seconds"),
         "started_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
     }
     tmp = path.with_name(f".{path.name}.{threading.get_ident()}.tmp")
@@ -256,68 +275,134 @@ def _mark_started(config: Config, edition_id: str) -> None:
     tmp.replace(path)
 
 
-def edition_complete(config: Config, edition_id: str, ledger_name: str) -> bool:
+def _ledger_status(config: Config, edition_id: str, ledger_name: str) -> EditionStatus | None:
     from newsflash.ledger import Ledger
 
     path = ledger_path(config, ledger_name)
     if not path.exists():
-        return False
+        return None
     with Ledger(path) as ledger:
-        return ledger.status(edition_id).complete
+        return ledger.status(edition_id)
 
 
-def _hold(config: Config, edition_id: str, why: str, transport: Transport) -> str:
+def edition_complete(config: Config, edition_id: str, ledger_name: str) -> bool:
+    st = _ledger_status(config, edition_id, ledger_name)
+    return st is not None and st.complete
+
+
+def _sent_so_far(config: Config, edition_id: str, ledger_name: str) -> str:
+    """How far the ledger says the edition got, in words: 'nothing was sent' or 'N of M sent'."""
+    st = _ledger_status(config, edition_id, ledger_name)
+    if st is None or st.total == 0 or st.accepted == 0:
+        return "nothing was sent"
+    if st.complete:
+        return f"all {st.total} recipients were sent it before"
+    rest = st.total - st.accepted
+    return f"{st.accepted} of {st.total} recipients were sent it before, the other {rest} not"
+
+
+def _default_ledger(config: Config) -> str:
+    from newsflash.sending import default_ledger_name
+
+    return default_ledger_name(config)
+
+
+def _hold(config: Config, edition_id: str, why: str, transport: Transport, ledger_name: str) -> str:
+    clear_interrupted_send(config)  # a held send is finished by hand, not resumed
+    sent = _sent_so_far(config, edition_id, ledger_name)
     subject = f"{config.model.newsletter.name} {edition_id} was NOT sent: held"
     text = (
-        f"The scheduled send of {_edition_name(config, edition_id)} was held; nothing was "
-        f"sent.\n\n{why}\n\nWhen it is right, send it by hand: newsflash send {edition_id}\n"
+        f"The scheduled send of {_edition_name(config, edition_id)} was held; {sent}.\n\n"
+        f"{why}\n\nWhen it is right, send it by hand: newsflash send {edition_id}\n"
         "(the scheduler does not retry this month's send by itself).\n"
     )
     done = _notify(config, config.model.schedule.reviewers, subject, text, transport)
-    return f"held edition {edition_id}, nothing sent ({why.splitlines()[0]}); {done}"
+    return f"held edition {edition_id}, {sent} ({why.splitlines()[0]}); {done}"
 
 
-def _failed(config: Config, edition_id: str, error: Exception, transport: Transport) -> None:
-    """Tell the reviewers a scheduled send failed; the scheduler logs the error itself."""
-    subject = f"{config.model.newsletter.name} {edition_id}: the scheduled send FAILED"
+def _failed(
+    config: Config,
+    edition_id: str,
+    error: Exception,
+    transport: Transport | None = None,
+    *,
+    job: str = "send",
+) -> None:
+    """Tell the reviewers a scheduled job failed; the scheduler logs the error itself."""
+    subject = f"{config.model.newsletter.name} {edition_id}: the scheduled {job} FAILED"
+    if job == "send":
+        after = (
+            f"See `newsflash status {edition_id}`; once the cause is fixed, `newsflash send "
+            f"{edition_id}` resumes where it stopped and never resends anyone accepted.\n"
+        )
+    else:
+        after = (
+            f"Once the cause is fixed, `newsflash build {edition_id}` (or `newsflash send "
+            f"{edition_id} --to YOU`) shows the proof.\n"
+        )
     text = (
-        f"The scheduled send of {_edition_name(config, edition_id)} stopped with an "
-        f"error:\n\n{error}\n\nSee `newsflash status {edition_id}`; once the cause is "
-        f"fixed, `newsflash send {edition_id}` resumes where it stopped and never resends "
-        "anyone accepted.\n"
+        f"The scheduled {job} of {_edition_name(config, edition_id)} stopped with an "
+        f"error:\n\n{error}\n\n{after}"
     )
     try:
         _notify(config, config.model.schedule.reviewers, subject, text, transport)
     except Exception as e:
-        log.error("could not tell the reviewers that the send of %s failed: %s", edition_id, e)
+        log.error("could not tell the reviewers that the %s of %s failed: %s", job, edition_id, e)
 
 
-def run_send(config_path: str) -> str:
-    """Send this month's edition (in the newsletter's zone), approved and unchanged."""
+def _stopping(config: Config, edition_id: str, due: dt.datetime) -> str:
+    """The scheduler is stopping before this send began: leave it to resume at the next start."""
+    _mark_started(config, edition_id, due)
+    return (
+        f"the scheduler is stopping: the send of edition {edition_id} did not start; it "
+        "starts when the scheduler starts again (within the grace period), or by hand with "
+        f"`newsflash send {edition_id}`"
+    )
+
+
+def run_send(config_path: str, edition_id: str | None = None) -> str:
+    """Send the edition of the month the send was due in (in the newsletter's zone), approved
+    and unchanged. `edition_id` is given when an interrupted send resumes."""
     from newsflash.approval import approval_state
+    from newsflash.schedule import last_send_time
     from newsflash.sending import ledger_name_for, send_edition
 
     config, now = _load(config_path)
-    edition_id = current_edition_id(config, now)
+    if edition_id is None:
+        # The edition of the time the send was due, not of the time it runs: a send due at
+        # 22:00 on the 31st that runs at 00:30 within grace still sends that month's edition.
+        due = last_send_time(config, now) or now
+        edition_id = current_edition_id(config, due)
+    else:
+        marker = interrupted_send(config)
+        due = marker[1] if marker is not None and marker[0] == edition_id else now
+    if STOP.is_set():
+        return _stopping(config, edition_id, due)
     transport = _transport(config)
     lname = ledger_name_for(transport)
     if edition_complete(config, edition_id, lname):
         clear_interrupted_send(config)
         return f"edition {edition_id} was already sent to everyone ({lname}); nothing to do"
-    build = build_edition(config, edition_id, ledger_name=lname)
-    if not build.edition.items:
-        return _hold(config, edition_id, f"Edition {edition_id} has no items.", transport)
-    if config.model.schedule.require_approval:
-        state = approval_state(config, edition_id, build)
-        if not state.approved:
-            return _hold(config, edition_id, state.describe(), transport)
 
     def between_batches(done: int, total: int) -> None:
         if STOP.is_set():
             raise SendStopped(f"stopped after {done} of {total} recipient(s)")
 
-    _mark_started(config, edition_id)
     try:
+        # Built against the publication ledger (no ledger_name), as `approve`, `status` and
+        # the proof build it: the manifest compared is the one the reviewers approved.
+        build = build_edition(config, edition_id)
+        if not build.edition.items:
+            return _hold(
+                config, edition_id, f"Edition {edition_id} has no items.", transport, lname
+            )
+        if config.model.schedule.require_approval:
+            state = approval_state(config, edition_id, build)
+            if not state.approved:
+                return _hold(config, edition_id, state.describe(), transport, lname)
+        if STOP.is_set():
+            return _stopping(config, edition_id, due)
+        _mark_started(config, edition_id, due)
         report = send_edition(
             config, edition_id, transport=transport, build=build, progress=between_batches
         )
@@ -363,15 +448,55 @@ def report_missed_send(config: Config, due: dt.datetime, late_hours: float) -> N
     from newsflash.schedule import zone
 
     edition_id = current_edition_id(config, due)
+    lname = _default_ledger(config)
+    if edition_complete(config, edition_id, lname):
+        log.info(
+            "the missed send of edition %s needs nothing: the %s ledger has it sent to everyone",
+            edition_id,
+            lname,
+        )
+        return
     grace = config.model.schedule.grace_hours
+    sent = _sent_so_far(config, edition_id, lname)
     subject = f"{config.model.newsletter.name} {edition_id} was NOT sent: the send was missed"
     text = (
         f"The send of edition {edition_id} due on {_when(due, zone(config))} was missed by "
         f"{late_hours:.1f} hours (the scheduler was not running; the grace period is {grace:g} "
         "hours). It was not sent late on purpose: a late edition is worse than one sent by hand.\n"
+        f"So far {sent} (ledger {lname}).\n"
         f"\nSend it by hand with: newsflash send {edition_id}\n"
     )
     try:
         _notify(config, config.model.schedule.reviewers, subject, text)
     except Exception as e:  # the log line stays even if the notice can't go
         log.error("could not tell the reviewers that the send of %s was missed: %s", edition_id, e)
+
+
+def report_interrupted_send(
+    config: Config, edition_id: str, due: dt.datetime, late_hours: float
+) -> None:
+    """An interrupted send found past grace at start is not resumed: tell the reviewers."""
+    from newsflash.schedule import zone
+
+    lname = _default_ledger(config)
+    st = _ledger_status(config, edition_id, lname)
+    accepted, total = (st.accepted, st.total) if st is not None else (0, 0)
+    grace = config.model.schedule.grace_hours
+    subject = (
+        f"{config.model.newsletter.name} {edition_id} was only partly sent: "
+        "the send was interrupted"
+    )
+    sent = f"{accepted} of {total} sent" if total else "Nothing was sent yet"
+    text = (
+        f"The scheduled send of {_edition_name(config, edition_id)}, due on "
+        f"{_when(due, zone(config))}, was interrupted, and the scheduler came back "
+        f"{late_hours:.1f} hours after it was due (the grace period is {grace:g} hours), so it "
+        f"did not resume it.\n\n{sent}; finish it with `newsflash send {edition_id}` "
+        "(it never resends anyone already accepted).\n"
+    )
+    try:
+        _notify(config, config.model.schedule.reviewers, subject, text)
+    except Exception as e:
+        log.error(
+            "could not tell the reviewers that the send of %s was interrupted: %s", edition_id, e
+        )

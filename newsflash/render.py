@@ -53,11 +53,18 @@ class RenderedEmail:
 
 
 def template_hash(folder: Path) -> str:
-    """Hash of every template file, so an edited template changes the manifest."""
+    """Hash of every template the renderer can load, so an edited template changes the manifest.
+
+    Only ``*.j2`` files count, and not hidden ones (a vim swap file ``.x.j2.swp``, an emacs
+    lock ``.#x.j2``), backups (``x.j2~``) or autosaves (``#x.j2#``): opening a template in an
+    editor must not look like a change to the approved edition."""
     h = hashlib.sha256()
-    for p in sorted(folder.rglob("*")):
+    for p in sorted(folder.rglob("*.j2")):
+        rel = p.relative_to(folder)
+        if any(part.startswith((".", "#")) or part.endswith("~") for part in rel.parts):
+            continue
         if p.is_file():
-            h.update(p.relative_to(folder).as_posix().encode() + b"\0" + p.read_bytes() + b"\0")
+            h.update(rel.as_posix().encode() + b"\0" + p.read_bytes() + b"\0")
     return h.hexdigest()
 
 

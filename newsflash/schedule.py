@@ -52,6 +52,7 @@ __all__ = [
     "WallClockCronTrigger",
     "coming_edition",
     "configured_triggers",
+    "last_send_time",
     "next_runs",
     "next_send_time",
     "open_scheduler",
@@ -162,6 +163,39 @@ def next_send_time(config: Config, now: dt.datetime | None = None) -> dt.datetim
         return None
     now = now or dt.datetime.now(zone(config))
     return trigger.get_next_fire_time(None, now)  # type: ignore[no-any-return]
+
+
+LOOKBACK_SLACK = 15 * 60
+"""Seconds beyond the grace period that last_send_time looks back (a job handed to a busy
+thread pool starts a little after APScheduler decided to run it)."""
+
+
+def last_send_time(config: Config, now: dt.datetime | None = None) -> dt.datetime | None:
+    """The latest time the send job was due at or before `now`, if within the grace period.
+
+    APScheduler does not tell a job when it was due, so the send job asks its trigger: the
+    edition it carries is that of the month it was due in, not of the moment it runs."""
+    trigger = configured_triggers(config).get("send")
+    if trigger is None:
+        return None
+    tz = zone(config)
+    now = (now or dt.datetime.now(tz)).astimezone(tz)
+
+    def due_at_or_after(moment: dt.datetime) -> dt.datetime | None:
+        nxt: dt.datetime | None = trigger.get_next_fire_time(None, moment)
+        return None if nxt is None or nxt > now else nxt
+
+    lo = now - dt.timedelta(seconds=grace_seconds(config) + LOOKBACK_SLACK)
+    if due_at_or_after(lo) is None:
+        return None
+    hi = now  # invariant: a fire time lies in [lo, now]; none in [hi, now] unless hi == now
+    while hi - lo > dt.timedelta(seconds=1):
+        mid = lo + (hi - lo) / 2
+        if due_at_or_after(mid) is not None:
+            lo = mid
+        else:
+            hi = mid
+    return due_at_or_after(hi) or due_at_or_after(lo)
 
 
 def coming_edition(config: Config, now: dt.datetime | None = None) -> str:
@@ -416,27 +450,31 @@ def open_scheduler(config: Config, now: dt.datetime | None = None) -> Background
 
 
 def _resume_interrupted_send(scheduler: BackgroundScheduler, config: Config) -> None:
-    """A scheduled send stopped (SIGTERM) or killed mid-way resumes at start, within grace."""
+    """A scheduled send stopped (SIGTERM) or killed mid-way resumes at start, within the grace
+    period counted from the time it was due; after that the reviewers are told to finish it."""
     from newsflash import jobs
 
     marker = jobs.interrupted_send(config)
     if marker is None:
         return
-    edition_id, started = marker
+    edition_id, due = marker
     from newsflash.sending import default_ledger_name
 
     if jobs.edition_complete(config, edition_id, default_ledger_name(config)):
         jobs.clear_interrupted_send(config)
+        _drop_stored_resume(scheduler)
         return
-    late = dt.datetime.now(dt.UTC) - started
+    late = dt.datetime.now(dt.UTC) - due
     if late.total_seconds() > grace_seconds(config):
+        _drop_stored_resume(scheduler)  # reported here; not once more as a missed run
         log.warning(
-            "the scheduled send of edition %s started %s was interrupted and is past its grace "
+            "the scheduled send of edition %s due %s was interrupted and is past its grace "
             "period: not resumed; finish it by hand with `newsflash send %s`",
             edition_id,
-            _fmt(started, zone(config)),
+            _fmt(due, zone(config)),
             edition_id,
         )
+        jobs.report_interrupted_send(config, edition_id, due, late.total_seconds() / 3600)
         jobs.clear_interrupted_send(config)
         return
     log.info("the scheduled send of edition %s was interrupted; resuming it now", edition_id)
@@ -445,12 +483,18 @@ def _resume_interrupted_send(scheduler: BackgroundScheduler, config: Config) -> 
         trigger=DateTrigger(dt.datetime.now(zone(config))),
         id=RESUME_ID,
         name=RESUME_ID,
-        args=(str(config.path),),
+        args=(str(config.path), edition_id),
         replace_existing=True,
         misfire_grace_time=grace_seconds(config),
         coalesce=True,
         max_instances=1,
     )
+
+
+def _drop_stored_resume(scheduler: BackgroundScheduler) -> None:
+    """A resume job left in the store by a scheduler that died before running it."""
+    if scheduler.get_job(RESUME_ID) is not None:
+        scheduler.remove_job(RESUME_ID)
 
 
 def run(config: Config, stop: threading.Event | None = None) -> None:
@@ -476,8 +520,10 @@ def run(config: Config, stop: threading.Event | None = None) -> None:
                 pass
             log.info("stopping: a send in progress stops after the batch it is sending")
         finally:
-            jobs.STOP.set()
-            try:
+            if scheduler is not None:
+                scheduler.pause()  # first: no job is handed out while the rest stops
+            jobs.STOP.set()  # a send under way stops after its batch; one just handed out
+            try:  # returns before sending anything
                 if intake is not None:
                     intake.stop()
                 if scheduler is not None:

@@ -9,6 +9,7 @@ import pytest
 from calendar_helpers import (
     REVIEWER,
     at,
+    audience_size,
     body,
     notices,
     running,
@@ -165,3 +166,79 @@ def test_approve_and_status_on_the_command_line(config: Config) -> None:
     result = runner.invoke(main, [*args, "status", edition], env={"COLUMNS": "200"})
     assert "changed since ana approved it" in result.output
     assert f"item edited: {ITEM}" in result.output
+
+
+def _previous_month(edition: str) -> str:
+    year, month = map(int, edition.split("-"))
+    return f"{year - 1}-12" if month == 1 else f"{year}-{month - 1:02d}"
+
+
+def test_an_approval_given_without_the_sendgrid_key_is_what_the_keyed_service_sends(
+    config: Config, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The reviewer's shell has no SENDGRID_API_KEY, the service has: both build one edition."""
+    from fake_sendgrid import DEFAULT_API_KEY, running_server
+
+    from newsflash.approval import status_line
+    from newsflash.sending import make_transport, send_edition
+
+    edition = current_edition_id(config)
+    with running_server() as server:
+        monkeypatch.setenv("SENDGRID_API_KEY", DEFAULT_API_KEY)
+        monkeypatch.setenv("NEWSFLASH_SENDGRID_HOST", server.url)
+        # Last month really went out through SendGrid and carried every unpinned item.
+        last = send_edition(config, _previous_month(edition), transport=make_transport(config))
+        assert last.complete and last.transport == "sendgrid"
+        (config.submissions_dir / "fresh.md").write_text(
+            "---\ntitle: Fresh news\nsection: alliance\ndate: 2022-02-20\n---\nText.\n",
+            encoding="utf-8",
+        )
+
+        monkeypatch.delenv("SENDGRID_API_KEY")  # the reviewer approves in her own shell
+        approval = approve(config, edition, "ana")
+        assert "fresh.md" in [i["path"] for i in approval.manifest["items"]]
+        assert "is approved (by ana" in status_line(config, edition)
+
+        monkeypatch.setenv("SENDGRID_API_KEY", DEFAULT_API_KEY)  # the service has the key
+        assert "is approved (by ana" in status_line(config, edition)
+        outcome = jobs.run_send(str(config.path))
+    assert outcome.startswith(f"sent edition {edition} through sendgrid"), outcome
+    assert not notices(config)  # nothing held
+
+
+def test_editor_swap_and_backup_files_in_templates_do_not_void_the_approval(
+    config: Config,
+) -> None:
+    edition = current_edition_id(config)
+    approve(config, edition, "ana")
+    templates = config.templates_dir
+    (templates / ".edition.mjml.j2.swp").write_bytes(b"vim swap")  # vim has it open
+    (templates / "edition.txt.j2~").write_bytes(b"old backup")  # emacs or gedit backup
+    (templates / "#edition.txt.j2#").write_bytes(b"emacs autosave")
+    (templates / "partials" / ".#item.mjml.j2").write_bytes(b"emacs lock")
+    state = approval_state(config, edition, build_edition(config, edition))
+    assert state.approved, state.describe()
+    (templates / "partials" / "extra.mjml.j2").write_text("{# a new partial #}\n")
+    state = approval_state(config, edition, build_edition(config, edition))
+    assert state.changes == ("the templates changed (templates/)",)
+
+
+def test_a_held_edition_that_was_partly_sent_says_how_many_got_it(config: Config) -> None:
+    from newsflash.sending import make_transport, send_edition
+
+    edition = current_edition_id(config)
+
+    def stop_after_the_first_batch(done: int, total: int) -> None:
+        raise jobs.SendStopped(f"stopped after {done} of {total}")
+
+    config = set_schedule(config.root, jobs={"send": FAR}, require_approval=True, batch_size=2)
+    with pytest.raises(jobs.SendStopped):
+        send_edition(
+            config, edition, transport=make_transport(config), progress=stop_after_the_first_batch
+        )
+    outcome = jobs.run_send(str(config.path))  # never approved: held
+    assert outcome.startswith(f"held edition {edition}")
+    (notice,) = notices(config)
+    text = body(notice)
+    assert "nothing was sent" not in text and "nothing was sent" not in outcome
+    assert f"2 of {audience_size(config)} recipients were sent it before" in text

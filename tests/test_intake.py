@@ -87,15 +87,17 @@ def test_a_good_and_a_broken_file_each_get_the_right_notice_within_seconds(
     )
 
 
-def test_a_file_written_in_two_slow_halves_is_judged_once_whole(
+def test_a_file_still_open_through_a_long_pause_is_judged_once_whole(
     config: Config, intake: Intake
 ) -> None:
+    """The writer stalls longer than the settle time, the file still open: it waits for the
+    close (inotify's close-after-write) and is judged once, whole."""
     path = config.submissions_dir / "slow.md"
     half = len(GOOD) // 2
     with path.open("w", encoding="utf-8") as f:
         f.write(GOOD[:half])  # front matter cut in the middle: broken if judged now
         f.flush()
-        time.sleep(0.3)
+        time.sleep(intake.settle + 0.5)
         f.write(GOOD[half:])
     wait_for(lambda: notices(config), timeout=5)
     time.sleep(1.0)  # a second verdict would arrive in this time
@@ -154,3 +156,17 @@ def test_the_contact_fallback_reads_a_plain_contact_line() -> None:
     verdict = check_file(b"contact: 'x@example.org'\nno front matter", "x.md", ("wg1",))
     assert verdict.contact == "x@example.org" and not verdict.ok
     assert check_file(b"\xff\xfe broken", "y.md", ("wg1",)).contact == ""
+
+
+def test_a_file_with_the_title_of_another_item_needs_changes_as_check_says(
+    config: Config, intake: Intake
+) -> None:
+    from newsflash.pipeline import load
+
+    other = next(i for i in load(config).items if i.status == "ready" and i.edition is None)
+    dup = GOOD.replace("title: Partners meet in Vaasa", f"title: '{other.title}'")
+    (config.submissions_dir / "dup.md").write_text(dup, encoding="utf-8")
+    wait_for(lambda: notices(config), timeout=5)
+    (text,) = notice_to(config, "lena@example.org")
+    assert "dup.md needs changes" in text
+    assert f"dup.md: error: title: same title as {other.key}; two items in one edition" in text

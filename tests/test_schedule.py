@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import itertools
+import json
 import logging
 import os
 import signal
@@ -16,7 +17,9 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from calendar_helpers import (
@@ -273,16 +276,54 @@ def test_schedule_run_refuses_a_second_instance_and_stops_cleanly_on_sigterm(
 # -- stopping in the middle of a send ----------------------------------------------------------
 
 
+@pytest.fixture
+def stop_sending(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[[int], None]]:
+    """`stop_sending(n)`: the next n sends are stopped (as by SIGTERM) as soon as they begin,
+    so each ends after its first batch; STOP is clear again when each returns."""
+    from newsflash import sending
+
+    original = sending.send_edition
+    armed: list[int] = [0]
+
+    def send_then_stop(*args: Any, **kwargs: Any) -> Any:
+        if armed[0] <= 0:
+            return original(*args, **kwargs)
+        armed[0] -= 1
+        jobs.STOP.set()
+        try:
+            return original(*args, **kwargs)
+        finally:
+            jobs.STOP.clear()
+
+    def arm(n: int = 1) -> None:
+        armed[0] = n
+
+    monkeypatch.setattr(sending, "send_edition", send_then_stop)
+    yield arm
+    jobs.STOP.clear()
+
+
+MARKER = "scheduler-send.json"
+
+
+def shift_marker(config: Config, hours: float) -> None:
+    """Move every time the send marker holds by `hours`: the send was due that much earlier."""
+    path = config.state_dir / MARKER
+    doc = json.loads(path.read_text(encoding="utf-8"))
+    for key, value in doc.items():
+        if key != "edition":
+            moved = dt.datetime.fromisoformat(value) + dt.timedelta(hours=hours)
+            doc[key] = moved.isoformat()
+    path.write_text(json.dumps(doc), encoding="utf-8")
+
+
 def test_a_stopped_send_ends_after_its_batch_and_resumes_at_the_next_start(
-    workspace: Path,
+    workspace: Path, stop_sending: Callable[[int], None]
 ) -> None:
     config = set_schedule(workspace, jobs={"send": FAR}, batch_size=2, grace_hours=1)
     edition = current_edition_id(config)
-    jobs.STOP.set()
-    try:
-        outcome = jobs.run_send(str(config.path))
-    finally:
-        jobs.STOP.clear()
+    stop_sending(1)
+    outcome = jobs.run_send(str(config.path))
     assert "stopped after 2 of" in outcome
     accepted, total, _ = ledger_status(config, edition)
     assert accepted == 2 < total
@@ -320,6 +361,143 @@ def test_shutdown_waits_for_the_batch_in_progress(workspace: Path) -> None:
         st = ledger.status(edition)
     assert st.in_flight == 0 and st.uncertain == 0  # stopped between batches, never mid-batch
     assert accepted == len(sent_files(config, edition)) <= total
+
+
+def test_a_resumed_send_stopped_again_keeps_the_time_it_was_first_due(
+    workspace: Path, stop_sending: Callable[[int], None]
+) -> None:
+    config = set_schedule(workspace, jobs={"send": FAR}, batch_size=1, grace_hours=6)
+    edition = current_edition_id(config)
+    stop_sending(2)  # the send, and its resume
+    assert "stopped after 1 of" in jobs.run_send(str(config.path))
+    shift_marker(config, -5)  # the send was due 5 hours ago: 1 hour of grace left
+    marker = jobs.interrupted_send(config)
+    assert marker is not None
+    with running(config):  # resumes it, and is stopped again after one more batch
+        wait_for(lambda: ledger_status(config, edition)[0] == 2)
+    assert jobs.interrupted_send(config) == marker  # no fresh grace period for the resume
+
+
+def test_an_interrupted_send_past_grace_at_start_is_not_resumed_and_the_reviewers_are_told(
+    workspace: Path, stop_sending: Callable[[int], None]
+) -> None:
+    config = set_schedule(workspace, jobs={"send": FAR}, batch_size=1, grace_hours=6)
+    edition = current_edition_id(config)
+    stop_sending(1)
+    assert "stopped after 1 of" in jobs.run_send(str(config.path))
+    shift_marker(config, -7)  # back 7 hours after it was due
+    with running(config) as scheduler:
+        assert scheduler.get_job("send-resume") is None
+    assert ledger_status(config, edition)[0] == 1  # not resumed
+    assert jobs.interrupted_send(config) is None
+    (notice,) = notices(config)
+    assert notice["To"] == REVIEWER
+    assert f"1 of {audience_size(config)} sent; finish it with `newsflash send {edition}`" in (
+        body(notice).replace("\r\n", "\n").replace("\n", " ")
+    )
+
+
+def test_the_send_carries_the_edition_of_the_month_it_was_due_not_of_when_it_ran(
+    workspace: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Due at 22:00 on 31 January, run at 00:30 on 1 February (within grace): January's."""
+    config = set_schedule(workspace, jobs={"send": {"day": "last", "hour": 22}})
+    ran = dt.datetime(2025, 2, 1, 0, 30, tzinfo=TZ)
+    load = jobs._load
+    monkeypatch.setattr(jobs, "_load", lambda path: (load(path)[0], ran))
+    outcome = jobs.run_send(str(config.path))
+    assert outcome.startswith("sent edition 2025-01"), outcome
+    assert not sent_files(config, "2025-02")
+
+
+def test_a_resumed_send_carries_the_edition_it_was_sending(workspace: Path) -> None:
+    config = set_schedule(workspace, jobs={"send": FAR})
+    config.state_dir.mkdir(parents=True, exist_ok=True)
+    an_hour_ago = dt.datetime.now(dt.UTC) - dt.timedelta(hours=1)
+    (config.state_dir / MARKER).write_text(
+        json.dumps({"edition": "2025-01", "started_at": an_hour_ago.isoformat()}),
+        encoding="utf-8",
+    )
+    with running(config):
+        wait_for(lambda: sent_completely(config, "2025-01"))
+    assert not sent_files(config, current_edition_id(config))
+
+
+def test_a_send_handed_out_as_the_scheduler_stops_sends_nothing_and_starts_at_the_next_start(
+    workspace: Path,
+) -> None:
+    config = set_schedule(workspace, jobs={"send": FAR})
+    edition = current_edition_id(config)
+    jobs.STOP.set()
+    try:
+        outcome = jobs.run_send(str(config.path))
+    finally:
+        jobs.STOP.clear()
+    assert "did not start" in outcome
+    assert not sent_files(config, edition) and not ledger_path(config, "outbox").exists()
+    with running(config):
+        wait_for(lambda: sent_completely(config, edition))
+    assert jobs.interrupted_send(config) is None
+
+
+def test_stopping_pauses_the_scheduler_before_anything_else_stops(
+    workspace: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No job is handed out while the intake and a running send are being stopped."""
+    from apscheduler.schedulers.base import STATE_PAUSED
+
+    from newsflash import schedule
+    from newsflash.intake import Intake
+
+    config = set_schedule(workspace, jobs={"send": FAR})
+    opened: list[object] = []
+    seen: list[tuple[bool, bool]] = []
+    open_scheduler = schedule.open_scheduler
+
+    def recording_open(config: Config, now: dt.datetime | None = None) -> object:
+        opened.append(open_scheduler(config, now))
+        return opened[-1]
+
+    intake_stop = Intake.stop
+
+    def recording_stop(self: Intake) -> None:
+        seen.append((getattr(opened[0], "state", None) == STATE_PAUSED, jobs.STOP.is_set()))
+        intake_stop(self)
+
+    monkeypatch.setattr(schedule, "open_scheduler", recording_open)
+    monkeypatch.setattr(Intake, "stop", recording_stop)
+    stop = threading.Event()
+    stop.set()
+    schedule.run(config, stop)
+    assert seen == [(True, True)]
+
+
+def test_a_broken_template_fails_the_scheduled_send_and_proof_and_tells_the_reviewers(
+    workspace: Path,
+) -> None:
+    config = set_schedule(workspace, jobs={"send": FAR, "proof": {"day": "last thu"}})
+    template = config.templates_dir / "edition.txt.j2"
+    template.write_text(template.read_text(encoding="utf-8") + "\n{% if %}\n", encoding="utf-8")
+    with pytest.raises(NewsflashError, match="template"):
+        jobs.run_send(str(config.path))
+    with pytest.raises(NewsflashError, match="template"):
+        jobs.run_proof(str(config.path))
+    send, proof = notices(config)
+    assert "send FAILED" in str(send["Subject"]) and "edition.txt.j2" in body(send)
+    assert "proof FAILED" in str(proof["Subject"]) and "edition.txt.j2" in body(proof)
+    assert send["To"] == proof["To"] == REVIEWER
+
+
+def test_a_missed_send_already_made_by_hand_is_not_reported_as_not_sent(
+    workspace: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO)
+    config = set_schedule(workspace, jobs={"send": FAR})
+    edition = current_edition_id(config)
+    assert jobs.run_send(str(config.path)).startswith(f"sent edition {edition}")
+    jobs.report_missed_send(config, dt.datetime.now(TZ) - dt.timedelta(hours=7), 7.0)
+    assert not notices(config)
+    assert "sent to everyone" in caplog.text
 
 
 # -- daylight saving time ----------------------------------------------------------------------
