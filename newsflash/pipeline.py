@@ -49,32 +49,22 @@ def ledger_path(config: Config, transport_name: str = "sendgrid") -> Path:
 
 
 def publication_ledger_name(config: Config) -> str:
-    """The ledger that says what partners have received: SendGrid's once it exists.
-
-    Before any real send, the ledger of the transport a send would use now (the outbox
-    without a key), so a rehearsal publishes its items to later rehearsals. Once SendGrid's
-    ledger exists it is the authority, with or without a key in the shell that builds.
-    """
-    if ledger_path(config, "sendgrid").exists():
-        return "sendgrid"
-    from newsflash.sending import default_ledger_name
-
-    return default_ledger_name(config)
+    """The ledger that says what partners have received, whoever builds and whatever key
+    their shell holds: SendGrid's once it exists, else the outbox's (rehearsals publish to
+    later rehearsals), else none yet. Every shell must agree, or an approval given in one
+    would not match the edition sent from another."""
+    for name in ("sendgrid", "outbox"):
+        if ledger_path(config, name).exists():
+            return name
+    return "sendgrid"
 
 
-def published_keys(
-    config: Config, exclude_edition: str, ledger_name: str | None = None
-) -> frozenset[str]:
-    """Items carried by editions already sent (see publication_ledger_name for which ledger)."""
-    return _ledger_view(config, exclude_edition, ledger_name)[0]
-
-
-def _ledger_view(
-    config: Config, edition_id: str, ledger_name: str | None
+def _read_ledger(
+    config: Config, name: str, edition_id: str
 ) -> tuple[frozenset[str], frozenset[str] | None]:
-    """What the ledger says about building `edition_id`: the items other sent editions
-    published, and the item set frozen when this edition's send started (None if it has not)."""
-    path = ledger_path(config, ledger_name or publication_ledger_name(config))
+    """From one ledger: the items other sent editions published, and the item set frozen when
+    `edition_id`'s send started there (None if it has not)."""
+    path = ledger_path(config, name)
     if not path.exists():
         return frozenset(), None
     from newsflash.ledger import Ledger
@@ -84,6 +74,18 @@ def _ledger_view(
             ledger.published_item_keys(exclude_edition=edition_id),
             ledger.frozen_item_keys(edition_id),
         )
+
+
+def _ledger_view(
+    config: Config, edition_id: str, ledger_name: str | None
+) -> tuple[frozenset[str], frozenset[str] | None]:
+    """What building `edition_id` must respect: items published (by the publication ledger)
+    and, if its send started in `ledger_name`'s ledger, the item set frozen there."""
+    publication = publication_ledger_name(config)
+    published, frozen = _read_ledger(config, publication, edition_id)
+    if ledger_name is not None and ledger_name != publication:
+        frozen = _read_ledger(config, ledger_name, edition_id)[1]
+    return published, frozen
 
 
 def current_edition_id(config: Config, now: dt.datetime | None = None) -> str:
@@ -106,8 +108,9 @@ def build_edition(
 ) -> Build:
     """Assemble and render in memory; nothing is written.
 
-    `ledger_name` picks the ledger whose sent editions count as published (default: the
-    ledger of the transport a send would use now; see published_keys)."""
+    Items published by sent editions come from publication_ledger_name's ledger, the same for
+    every shell; `ledger_name` (a send's own ledger) adds the item set frozen when this
+    edition's send started there, so a resume rebuilds exactly what it began sending."""
     loaded = load(config)
     published, frozen = _ledger_view(config, edition_id, ledger_name)
     edition = assemble(
