@@ -23,7 +23,7 @@ from newsflash import pipeline
 from newsflash.cli import main
 from newsflash.config import Config, load_config
 from newsflash.errors import LedgerError, NewsflashError, TransportError
-from newsflash.ledger import Ledger
+from newsflash.ledger import Ledger, LedgerRecipient
 from newsflash.sending import SKIPPED_SUFFIX, make_transport, send_edition, send_test
 from newsflash.subscribers import recipient_id
 from newsflash.transports.sendgrid import SendGridTransport
@@ -724,3 +724,35 @@ def test_a_400_about_one_personalization_names_the_partners_address(
         "personalizations.1.to.0.email (broken@@example.org): Does not contain a valid address."
     ) in str(info.value)
     assert sg.all_recipients() == []
+
+
+def test_a_partner_back_in_the_audience_is_sent_by_the_cli_after_being_skipped(
+    workspace: Path, sg: FakeSendGrid, sleeps: list[float]
+) -> None:
+    config = configure(workspace, batch_size=3, retries=0)
+    csv = workspace / "subscribers.csv"
+    sg.inject(503, times=1)
+    assert send_edition(config, ED, transport=transport(config, sleeps)).stopped
+    row = "tomas.novak@example.org,Tomáš,Novák,VŠB Mobility Centre,partners;wg1;projects,"
+    text = csv.read_text(encoding="utf-8")
+    csv.write_text(text.replace(row + "subscribed", row + "unsubscribed"), encoding="utf-8")
+    report = send_edition(config, ED, transport=transport(config, sleeps))
+    assert report.skipped == 1 and "tomas.novak@example.org" not in sg.all_recipients()
+    csv.write_text(text, encoding="utf-8")  # resubscribed
+    result = run(workspace, "send", ED, "--yes")
+    assert result.exit_code == 0, result.output
+    assert Counter(sg.all_recipients()) == Counter(AUDIENCE)
+
+
+def test_status_prints_reasons_that_look_like_terminal_markup_as_they_are(
+    workspace: Path,
+) -> None:
+    config = configure(workspace)
+    with ledger_of(config) as ledger, ledger.sending(ED):
+        ledger.start_send(ED, "h" * 64, '{"items": []}', [LedgerRecipient("r1", "a@example.org")])
+        batch = ledger.next_batch(ED, 10)
+        assert batch is not None
+        ledger.mark_failed(batch.id, "proxy said [/error] and [bold]no[/bold]")
+    result = run(workspace, "status", ED, "--transport", "sendgrid")
+    assert result.exception is None or isinstance(result.exception, SystemExit), result.output
+    assert "[/error]" in result.output and "Traceback" not in result.output
