@@ -16,8 +16,6 @@ not slip into an edition that already went out.
 from __future__ import annotations
 
 import datetime as dt
-import json
-import sqlite3
 import xml.etree.ElementTree as ET
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
@@ -82,24 +80,6 @@ def _when(value: str | None, edition_id: str) -> dt.datetime:
     return when if when.tzinfo else when.replace(tzinfo=dt.UTC)
 
 
-def _frozen_manifest(path: Path, edition_id: str) -> Mapping[str, Any] | None:
-    """The manifest the send froze; read-only, as the Ledger class has no reader for it."""
-    conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
-    try:
-        row = conn.execute(
-            "SELECT manifest_json FROM sends WHERE edition_id = ?", (edition_id,)
-        ).fetchone()
-    except sqlite3.Error:
-        return None
-    finally:
-        conn.close()
-    try:
-        manifest = json.loads(row[0]) if row else None
-    except ValueError:
-        return None
-    return manifest if isinstance(manifest, dict) else None
-
-
 def sent_editions(config: Config) -> list[SentEdition]:
     """Editions that reached at least one partner, oldest first."""
     path = ledger_file(config)
@@ -111,7 +91,7 @@ def sent_editions(config: Config) -> list[SentEdition]:
                 s.edition_id,
                 _when(s.started_at, s.edition_id),
                 s.manifest_hash or "",
-                _frozen_manifest(path, s.edition_id),
+                ledger.manifest(s.edition_id),
                 ledger.published_item_keys(exclude_edition=s.edition_id),
             )
             for s in ledger.editions()

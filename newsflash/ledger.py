@@ -147,15 +147,20 @@ def _enable_wal(conn: sqlite3.Connection, attempts: int = 100) -> None:
             time.sleep(0.05 + random.random() * 0.05)
 
 
-def _manifest_paths(edition_id: str, manifest_json: str) -> list[str]:
-    """The item paths a stored manifest lists."""
+def _parse_manifest(edition_id: str, manifest_json: str) -> dict[str, Any]:
+    """A stored manifest as a dict (start_send refuses invalid JSON, so this is a safeguard)."""
     try:
         manifest = json.loads(manifest_json)
     except ValueError as exc:
         raise LedgerError(
             f"the ledger's manifest of edition {edition_id} is not valid JSON: {exc}"
         ) from exc
-    items = manifest.get("items", []) if isinstance(manifest, dict) else []
+    return manifest if isinstance(manifest, dict) else {}
+
+
+def _manifest_paths(edition_id: str, manifest_json: str) -> list[str]:
+    """The item paths a stored manifest lists."""
+    items = _parse_manifest(edition_id, manifest_json).get("items", [])
     return [
         item["path"]
         for item in (items if isinstance(items, list) else [])
@@ -477,7 +482,7 @@ class Ledger:
         self._transition(batch_id, "uncertain", ("in_flight",), None, reason)
 
     def pending_recipients(self, edition_id: str) -> list[LedgerRecipient]:
-        """Recipients not handed out yet, in the order they will be (for skips and dry runs)."""
+        """Recipients not handed out yet, in list order (to settle those who left the list)."""
         with self._read() as conn:
             rows = conn.execute(
                 "SELECT recipient_id, email FROM recipients WHERE batch_id IS NULL "
@@ -666,16 +671,17 @@ class Ledger:
         with self._read() as conn:
             return self._accepted_any(conn, edition_id)
 
-    def manifest(self, edition_id: str) -> dict[str, Any] | None:
-        """The manifest frozen when the edition's send started (None: it has not started)."""
+    def _manifest_json(self, edition_id: str) -> str | None:
         with self._read() as conn:
             row = conn.execute(
                 "SELECT manifest_json FROM sends WHERE edition_id = ?", (edition_id,)
             ).fetchone()
-        if row is None:
-            return None
-        doc = json.loads(row[0])
-        return doc if isinstance(doc, dict) else {}
+        return None if row is None else str(row[0])
+
+    def manifest(self, edition_id: str) -> dict[str, Any] | None:
+        """The manifest frozen when the edition's send started (None: it has not started)."""
+        text = self._manifest_json(edition_id)
+        return None if text is None else _parse_manifest(edition_id, text)
 
     def frozen_item_keys(self, edition_id: str) -> frozenset[str] | None:
         """The items of the manifest frozen when the edition's send started (None: not started).
@@ -683,13 +689,8 @@ class Ledger:
         A resume rebuilds the edition from these, so an item file that lands after the start
         cannot change, and so block, the edition half its partners already have.
         """
-        with self._read() as conn:
-            row = conn.execute(
-                "SELECT manifest_json FROM sends WHERE edition_id = ?", (edition_id,)
-            ).fetchone()
-        if row is None:
-            return None
-        return frozenset(_manifest_paths(edition_id, row[0]))
+        text = self._manifest_json(edition_id)
+        return None if text is None else frozenset(_manifest_paths(edition_id, text))
 
     def published_item_keys(self, exclude_edition: str | None = None) -> frozenset[str]:
         """Items that already reached someone, so a new edition doesn't repeat them.
