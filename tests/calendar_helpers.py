@@ -1,7 +1,8 @@
 """Helpers for the scheduler, approval and intake tests: a [schedule] to taste, waiting, mail.
 
 Triggers are real cron fields set to a moment a second or two ahead (`at`), so the real
-APScheduler fires them; nothing patches the clock.
+APScheduler fires them. The clock they read starts at a fixed instant (the `clock` fixture,
+time-machine) and ticks on in real time, so a test holds whatever the day it runs.
 """
 
 from __future__ import annotations

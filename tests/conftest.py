@@ -1,11 +1,18 @@
-"""Shared fixtures: no test reaches the internet, and browser tests find Debian's chromium.
+"""Shared fixtures: no test reaches the internet or reads the calendar; browsers are Debian's.
 
 Network: every test runs with outbound connections limited to loopback; a test that tries to
 reach anything else fails loudly instead of silently depending on the network.
+
+Clock: every test runs at a fixed instant (`clock`, time-machine with the clock ticking on from
+there), so nothing depends on the day or the hour the suite runs. A module that needs other
+instants overrides the fixture with parameters (tests/test_schedule.py runs at several,
+including the hour after a first-Tuesday send). Processes a test starts run on the real clock,
+so what they schedule must not depend on it.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import ipaddress
 import os
 import shutil
@@ -13,8 +20,10 @@ import socket
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
+import time_machine
 
 ROOT = Path(__file__).resolve().parent.parent
 CHROMIUM = os.environ.get("NEWSFLASH_CHROMIUM", "/usr/bin/chromium")
@@ -27,6 +36,22 @@ CHROMIUM_ARGS = [
     "--no-first-run",
 ]
 ARTIFACTS = ROOT / "tests" / "artifacts"
+
+# A Wednesday in mid-June, 14:00 in Brussels: far from a first-Tuesday send, a month's end and
+# a daylight-saving change, so a test that still depends on the calendar shows it elsewhere.
+DEFAULT_NOW = dt.datetime(2026, 6, 17, 14, 0, tzinfo=ZoneInfo("Europe/Brussels"))
+
+
+def at_instant(instant: dt.datetime) -> Iterator[dt.datetime]:
+    """Run a test from `instant` on, the clock ticking as usual (sleeps and timeouts still work)."""
+    with time_machine.travel(instant, tick=True):
+        yield instant
+
+
+@pytest.fixture(autouse=True)
+def clock() -> Iterator[dt.datetime]:
+    yield from at_instant(DEFAULT_NOW)
+
 
 _real_connect = socket.socket.connect
 _real_connect_ex = socket.socket.connect_ex

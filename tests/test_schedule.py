@@ -1,5 +1,9 @@
 """The scheduler, with the real APScheduler on triggers a second or two ahead.
 
+Every test here runs at several fixed instants (the `clock` fixture below, time-machine with the
+clock ticking on), among them the hour after a first-Tuesday send, when a monthly send is due
+"weeks away" no more: a test must hold at any instant, not only on the day it was written.
+
 Every send goes through the outbox transport (no SENDGRID_API_KEY in tests), so what a job did
 is files to read: .eml per recipient in outbox/<edition>/, test copies in outbox/tests/,
 notices in outbox/notices/.
@@ -22,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import time_machine
 from calendar_helpers import (
     CONTRIBUTOR,
     REVIEWER,
@@ -53,7 +58,24 @@ from newsflash.schedule import (
     stored_jobs,
 )
 
-FAR = {"day": "1st tue", "hour": 9}  # a real monthly send time, weeks away at most
+FAR = {"day": "1st tue", "hour": 9}  # the real monthly send time (due, or just past, at some instants)
+# A send that is never due while a test runs, whatever the real clock says: for a process the
+# test starts, which runs on the real clock.
+NEVER = {"year": 2099, "month": 1, "day": "1st tue", "hour": 9}
+
+INSTANTS = {
+    "mid-month": dt.datetime(2026, 6, 17, 14, 0, tzinfo=TZ),
+    "the hour after a send": dt.datetime(2026, 12, 1, 10, 3, tzinfo=TZ),
+    "half an hour after a send, in winter time": dt.datetime(2027, 3, 2, 9, 30, tzinfo=TZ),
+    "the evening before a send": dt.datetime(2026, 11, 30, 21, 0, tzinfo=TZ),
+}
+
+
+@pytest.fixture(autouse=True, params=list(INSTANTS.values()), ids=list(INSTANTS))
+def clock(request: pytest.FixtureRequest) -> Iterator[dt.datetime]:
+    """Overrides conftest's single instant: each test here runs at every one of INSTANTS."""
+    with time_machine.travel(request.param, tick=True):
+        yield request.param
 
 
 def ledger_status(config: Config, edition: str) -> tuple[int, int, int]:
@@ -245,10 +267,11 @@ def test_a_second_scheduler_lock_on_the_workspace_is_refused(workspace: Path) ->
         pass
 
 
+@pytest.mark.parametrize("clock", [INSTANTS["mid-month"]], indirect=True)  # runs on the real one
 def test_schedule_run_refuses_a_second_instance_and_stops_cleanly_on_sigterm(
     workspace: Path,
 ) -> None:
-    config = set_schedule(workspace, jobs={"send": FAR})
+    config = set_schedule(workspace, jobs={"send": NEVER})
     newsflash = Path(sys.executable).parent / "newsflash"  # the installed entry point
     cmd = [str(newsflash), "--config", str(config.path), "schedule", "run"]
     env = {k: v for k, v in os.environ.items() if k != "SENDGRID_API_KEY"}
@@ -306,14 +329,15 @@ def stop_sending(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[[int], No
 MARKER = "scheduler-send.json"
 
 
-def shift_marker(config: Config, hours: float) -> None:
-    """Move every time the send marker holds by `hours`: the send was due that much earlier."""
+def set_marker_due(config: Config, hours_ago: float) -> None:
+    """Say the interrupted send was due (and started) `hours_ago` hours before now.
+
+    Set, not shifted: at some instants the send really was due an hour ago, so a shift from the
+    recorded due time would measure the grace period from the wrong place."""
     path = config.state_dir / MARKER
     doc = json.loads(path.read_text(encoding="utf-8"))
-    for key, value in doc.items():
-        if key != "edition":
-            moved = dt.datetime.fromisoformat(value) + dt.timedelta(hours=hours)
-            doc[key] = moved.isoformat()
+    moment = (dt.datetime.now(dt.UTC) - dt.timedelta(hours=hours_ago)).isoformat()
+    doc.update({key: moment for key in doc if key != "edition"})
     path.write_text(json.dumps(doc), encoding="utf-8")
 
 
@@ -328,6 +352,7 @@ def test_a_stopped_send_ends_after_its_batch_and_resumes_at_the_next_start(
     accepted, total, _ = ledger_status(config, edition)
     assert accepted == 2 < total
     assert jobs.interrupted_send(config) is not None
+    set_marker_due(config, 0)  # due just now: well within the hour of grace
 
     with running(config):
         wait_for(lambda: sent_completely(config, edition))
@@ -370,7 +395,7 @@ def test_a_resumed_send_stopped_again_keeps_the_time_it_was_first_due(
     edition = current_edition_id(config)
     stop_sending(2)  # the send, and its resume
     assert "stopped after 1 of" in jobs.run_send(str(config.path))
-    shift_marker(config, -5)  # the send was due 5 hours ago: 1 hour of grace left
+    set_marker_due(config, 5)  # the send was due 5 hours ago: 1 hour of grace left
     marker = jobs.interrupted_send(config)
     assert marker is not None
     with running(config):  # resumes it, and is stopped again after one more batch
@@ -385,7 +410,7 @@ def test_an_interrupted_send_past_grace_at_start_is_not_resumed_and_the_reviewer
     edition = current_edition_id(config)
     stop_sending(1)
     assert "stopped after 1 of" in jobs.run_send(str(config.path))
-    shift_marker(config, -7)  # back 7 hours after it was due
+    set_marker_due(config, 7)  # back 7 hours after it was due
     with running(config) as scheduler:
         assert scheduler.get_job("send-resume") is None
     assert ledger_status(config, edition)[0] == 1  # not resumed
