@@ -58,7 +58,7 @@ from newsflash.schedule import (
     stored_jobs,
 )
 
-FAR = {"day": "1st tue", "hour": 9}  # the real monthly send time (due, or just past, at some instants)
+FAR = {"day": "1st tue", "hour": 9}  # the real monthly send: due, or just past, at some instants
 # A send that is never due while a test runs, whatever the real clock says: for a process the
 # test starts, which runs on the real clock.
 NEVER = {"year": 2099, "month": 1, "day": "1st tue", "hour": 9}
