@@ -63,7 +63,7 @@ def child(workspace: Path) -> None:
     """Runs in the measured process: one complete send, then a JSON line with the numbers."""
     start = time.perf_counter()
     from newsflash.config import load_config
-    from newsflash.sending import send_edition
+    from newsflash.sending.send import send_edition
 
     config = load_config(workspace / "config.toml")
     report = send_edition(config, ED)

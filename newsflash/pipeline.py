@@ -67,7 +67,7 @@ def _read_ledger(
     path = ledger_path(config, name)
     if not path.exists():
         return frozenset(), None
-    from newsflash.ledger import Ledger
+    from newsflash.state.ledger import Ledger
 
     with Ledger(path) as ledger:
         return (

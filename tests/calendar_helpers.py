@@ -21,7 +21,7 @@ from zoneinfo import ZoneInfo
 from apscheduler.schedulers.background import BackgroundScheduler
 
 from newsflash.config import Config, load_config
-from newsflash.schedule import open_scheduler
+from newsflash.schedule.scheduler import open_scheduler
 
 TZ = ZoneInfo("Europe/Brussels")
 REVIEWER = "reviewer@example.org"

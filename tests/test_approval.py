@@ -20,13 +20,13 @@ from calendar_helpers import (
 )
 from click.testing import CliRunner
 
-from newsflash import jobs
-from newsflash.approval import approval_state, approve, diff_manifests
 from newsflash.cli import main
 from newsflash.config import Config
 from newsflash.errors import BuildError
-from newsflash.ledger import Ledger
 from newsflash.pipeline import build_edition, current_edition_id, ledger_path
+from newsflash.schedule import jobs
+from newsflash.sending.approval import approval_state, approve, diff_manifests
+from newsflash.state.ledger import Ledger
 
 FAR = {"day": "1st tue", "hour": 9}
 ITEM = "2022-02/wg1-meeting-17-january.md"
@@ -179,8 +179,8 @@ def test_an_approval_given_without_the_sendgrid_key_is_what_the_keyed_service_se
     """The reviewer's shell has no SENDGRID_API_KEY, the service has: both build one edition."""
     from fake_sendgrid import DEFAULT_API_KEY, running_server
 
-    from newsflash.approval import status_line
-    from newsflash.sending import make_transport, send_edition
+    from newsflash.sending.approval import status_line
+    from newsflash.sending.send import make_transport, send_edition
 
     edition = current_edition_id(config)
     with running_server() as server:
@@ -224,7 +224,7 @@ def test_editor_swap_and_backup_files_in_templates_do_not_void_the_approval(
 
 
 def test_a_held_edition_that_was_partly_sent_says_how_many_got_it(config: Config) -> None:
-    from newsflash.sending import make_transport, send_edition
+    from newsflash.sending.send import make_transport, send_edition
 
     edition = current_edition_id(config)
 

@@ -18,10 +18,11 @@ import pytest
 from browser_helpers import local_only
 from click.testing import CliRunner
 
-from newsflash import archive, pipeline
+from newsflash import pipeline
 from newsflash.cli import main
 from newsflash.config import Config, load_config
-from newsflash.ledger import Ledger, LedgerRecipient
+from newsflash.state.ledger import Ledger, LedgerRecipient
+from newsflash.web import archive
 
 A = "{http://www.w3.org/2005/Atom}"
 BASE = "https://newsflash.example.org"

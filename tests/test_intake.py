@@ -10,8 +10,8 @@ import pytest
 from calendar_helpers import body, notices, set_schedule, wait_for
 
 from newsflash.config import Config
-from newsflash.intake import Intake, check_file
 from newsflash.items import parse_item
+from newsflash.schedule.intake import Intake, check_file
 
 GOOD = """---
 title: Partners meet in Vaasa

@@ -21,7 +21,7 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
 from newsflash.errors import LedgerError
-from newsflash.ledger import Ledger, LedgerRecipient
+from newsflash.state.ledger import Ledger, LedgerRecipient
 
 REPO = Path(__file__).resolve().parents[1]
 ED = "2022-02"
@@ -58,7 +58,7 @@ _HOLDER = textwrap.dedent(
     """
     import sys, time
     from pathlib import Path
-    from newsflash.ledger import Ledger
+    from newsflash.state.ledger import Ledger
     led = Ledger(Path(sys.argv[1]))
     with led.sending(sys.argv[2]):
         print("locked", flush=True)
@@ -200,7 +200,7 @@ def test_in_flight_left_by_a_sigkilled_process_becomes_uncertain(db: Path) -> No
         """
         import os, signal, sys
         from pathlib import Path
-        from newsflash.ledger import Ledger, LedgerRecipient
+        from newsflash.state.ledger import Ledger, LedgerRecipient
         led = Ledger(Path(sys.argv[1]))
         people = [LedgerRecipient(f"p{i}", f"p{i}@example.org") for i in range(5)]
         with led.sending(sys.argv[2]):

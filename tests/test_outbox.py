@@ -14,7 +14,7 @@ from newsflash.cli import main
 from newsflash.config import load_config
 from newsflash.message import message_from
 from newsflash.personalise import Person
-from newsflash.sending import make_transport, send_edition, send_test
+from newsflash.sending.send import make_transport, send_edition, send_test
 from newsflash.subscribers import recipient_id
 from newsflash.transports.outbox import OutboxTransport
 

@@ -19,7 +19,7 @@ from browser_helpers import local_only
 
 from newsflash import pipeline
 from newsflash.errors import NewsflashError
-from newsflash.preview import Previewer, PreviewServer
+from newsflash.web.preview import Previewer, PreviewServer
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = ROOT / "tests" / "fixtures" / "items"

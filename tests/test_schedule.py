@@ -44,19 +44,19 @@ from calendar_helpers import (
 )
 from click.testing import CliRunner
 
-from newsflash import jobs
 from newsflash.cli import main
 from newsflash.config import Config, Job
 from newsflash.errors import NewsflashError
-from newsflash.ledger import Ledger
 from newsflash.pipeline import current_edition_id, ledger_path
-from newsflash.schedule import (
+from newsflash.schedule import jobs
+from newsflash.schedule.scheduler import (
     WallClockCronTrigger,
     make_trigger,
     next_runs,
     scheduler_lock,
     stored_jobs,
 )
+from newsflash.state.ledger import Ledger
 
 FAR = {"day": "1st tue", "hour": 9}  # the real monthly send: due, or just past, at some instants
 # A send that is never due while a test runs, whatever the real clock says: for a process the
@@ -303,7 +303,7 @@ def test_schedule_run_refuses_a_second_instance_and_stops_cleanly_on_sigterm(
 def stop_sending(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[[int], None]]:
     """`stop_sending(n)`: the next n sends are stopped (as by SIGTERM) as soon as they begin,
     so each ends after its first batch; STOP is clear again when each returns."""
-    from newsflash import sending
+    from newsflash.sending import send as sending
 
     original = sending.send_edition
     armed: list[int] = [0]
@@ -366,7 +366,7 @@ def test_shutdown_waits_for_the_batch_in_progress(workspace: Path) -> None:
     config = set_schedule(workspace, jobs={"send": at(t)}, batch_size=1)
     edition = current_edition_id(config)
     stop = threading.Event()
-    from newsflash.schedule import run
+    from newsflash.schedule.scheduler import run
 
     thread = threading.Thread(target=run, args=(config, stop))
     thread.start()
@@ -471,8 +471,8 @@ def test_stopping_pauses_the_scheduler_before_anything_else_stops(
     """No job is handed out while the intake and a running send are being stopped."""
     from apscheduler.schedulers.base import STATE_PAUSED
 
-    from newsflash import schedule
-    from newsflash.intake import Intake
+    from newsflash.schedule import scheduler as schedule
+    from newsflash.schedule.intake import Intake
 
     config = set_schedule(workspace, jobs={"send": FAR})
     opened: list[object] = []

@@ -23,8 +23,8 @@ from newsflash import pipeline
 from newsflash.cli import main
 from newsflash.config import Config, load_config
 from newsflash.errors import LedgerError, NewsflashError, TransportError
-from newsflash.ledger import Ledger, LedgerRecipient
-from newsflash.sending import SKIPPED_SUFFIX, make_transport, send_edition, send_test
+from newsflash.sending.send import SKIPPED_SUFFIX, make_transport, send_edition, send_test
+from newsflash.state.ledger import Ledger, LedgerRecipient
 from newsflash.subscribers import recipient_id
 from newsflash.transports.sendgrid import SendGridTransport
 

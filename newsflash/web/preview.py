@@ -291,7 +291,7 @@ def _page_template() -> jinja2.Template:
     env = jinja2.Environment(
         autoescape=True, undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True
     )
-    source = resources.files("newsflash").joinpath(PAGE_TEMPLATE).read_text(encoding="utf-8")
+    source = resources.files("newsflash.web").joinpath(PAGE_TEMPLATE).read_text(encoding="utf-8")
     return env.from_string(source)
 
 

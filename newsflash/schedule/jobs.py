@@ -1,4 +1,4 @@
-"""The scheduler's jobs: call for items, proof, send. Referenced as ``newsflash.jobs:run_*``.
+"""The scheduler's jobs: call for items, proof, send; stored by path (``FUNCS`` in scheduler).
 
 Each job takes the config path as a string (so the job store can keep it), reads config.toml
 afresh, does its work and returns one line saying what it did, which the scheduler logs. The
@@ -18,8 +18,8 @@ from pathlib import Path
 from newsflash.config import Config, load_config
 from newsflash.edition import MONTHS, edition_number, month_label
 from newsflash.errors import LedgerError, NewsflashError
-from newsflash.ledger import EditionStatus
 from newsflash.pipeline import Build, build_edition, current_edition_id, ledger_path
+from newsflash.state.ledger import EditionStatus
 from newsflash.transports.base import Transport
 
 __all__ = [
@@ -35,7 +35,7 @@ __all__ = [
     "run_send",
 ]
 
-log = logging.getLogger("newsflash.jobs")
+log = logging.getLogger("newsflash.schedule.jobs")
 
 STOP = threading.Event()
 """Set when the scheduler stops: a send in progress stops after the batch it is sending."""
@@ -49,14 +49,14 @@ class SendStopped(Exception):
 
 
 def _load(config_path: str) -> tuple[Config, dt.datetime]:
-    from newsflash.schedule import zone
+    from newsflash.schedule.scheduler import zone
 
     config = load_config(Path(config_path))
     return config, dt.datetime.now(zone(config))
 
 
 def _transport(config: Config) -> Transport:
-    from newsflash.sending import make_transport
+    from newsflash.sending.send import make_transport
 
     return make_transport(config)
 
@@ -94,7 +94,7 @@ def _edition_name(config: Config, edition_id: str) -> str:
 
 def reminder_text(config: Config, now: dt.datetime) -> tuple[str, str, str]:
     """Edition id, subject and text of the call for items."""
-    from newsflash.schedule import coming_edition, next_send_time, zone
+    from newsflash.schedule.scheduler import coming_edition, next_send_time, zone
 
     tz = zone(config)
     edition_id = coming_edition(config, now)
@@ -155,8 +155,8 @@ def proof_text(
     failures: Sequence[str],
     send_at: dt.datetime | None,
 ) -> tuple[str, str]:
-    from newsflash.approval import approval_state
-    from newsflash.schedule import zone
+    from newsflash.schedule.scheduler import zone
+    from newsflash.sending.approval import approval_state
 
     e = build.edition
     subject = f"Proof: {_edition_name(config, e.id)}, {len(e.items)} item(s)"
@@ -195,8 +195,8 @@ def proof_text(
 
 
 def run_proof(config_path: str) -> str:
-    from newsflash.schedule import coming_edition, next_send_time
-    from newsflash.sending import send_test
+    from newsflash.schedule.scheduler import coming_edition, next_send_time
+    from newsflash.sending.send import send_test
 
     config, now = _load(config_path)
     edition_id = coming_edition(config, now)
@@ -276,7 +276,7 @@ def _mark_started(config: Config, edition_id: str, due: dt.datetime) -> None:
 
 
 def _ledger_status(config: Config, edition_id: str, ledger_name: str) -> EditionStatus | None:
-    from newsflash.ledger import Ledger
+    from newsflash.state.ledger import Ledger
 
     path = ledger_path(config, ledger_name)
     if not path.exists():
@@ -302,7 +302,7 @@ def _sent_so_far(config: Config, edition_id: str, ledger_name: str) -> str:
 
 
 def _default_ledger(config: Config) -> str:
-    from newsflash.sending import default_ledger_name
+    from newsflash.sending.send import default_ledger_name
 
     return default_ledger_name(config)
 
@@ -363,9 +363,9 @@ def _stopping(config: Config, edition_id: str, due: dt.datetime) -> str:
 def run_send(config_path: str, edition_id: str | None = None) -> str:
     """Send the edition of the month the send was due in (in the newsletter's zone), approved
     and unchanged. `edition_id` is given when an interrupted send resumes."""
-    from newsflash.approval import approval_state
-    from newsflash.schedule import last_send_time
-    from newsflash.sending import ledger_name_for, send_edition
+    from newsflash.schedule.scheduler import last_send_time
+    from newsflash.sending.approval import approval_state
+    from newsflash.sending.send import ledger_name_for, send_edition
 
     config, now = _load(config_path)
     if edition_id is None:
@@ -445,7 +445,7 @@ def run_send(config_path: str, edition_id: str | None = None) -> str:
 
 def report_missed_send(config: Config, due: dt.datetime, late_hours: float) -> None:
     """A send beyond grace is reported, not made: tell the reviewers how to send by hand."""
-    from newsflash.schedule import zone
+    from newsflash.schedule.scheduler import zone
 
     edition_id = current_edition_id(config, due)
     lname = _default_ledger(config)
@@ -476,7 +476,7 @@ def report_interrupted_send(
     config: Config, edition_id: str, due: dt.datetime, late_hours: float
 ) -> None:
     """An interrupted send found past grace at start is not resumed: tell the reviewers."""
-    from newsflash.schedule import zone
+    from newsflash.schedule.scheduler import zone
 
     lname = _default_ledger(config)
     st = _ledger_status(config, edition_id, lname)

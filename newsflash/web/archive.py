@@ -31,8 +31,8 @@ from newsflash.edition import Edition, assemble, parse_edition_id
 from newsflash.errors import BuildError
 from newsflash.files import write_atomic
 from newsflash.items import LoadResult
-from newsflash.ledger import Ledger
 from newsflash.render import Renderer, template_hash
+from newsflash.state.ledger import Ledger
 
 ATOM = "http://www.w3.org/2005/Atom"
 INDEX_TEMPLATE = "archive_index.html.j2"
@@ -220,7 +220,7 @@ def feed_xml(config: Config, pages: list[Page], now: dt.datetime | None = None) 
 
 def index_html(config: Config, pages: list[Page]) -> str:
     env = jinja2.Environment(autoescape=True, undefined=jinja2.StrictUndefined)
-    source = resources.files("newsflash").joinpath(INDEX_TEMPLATE).read_text(encoding="utf-8")
+    source = resources.files("newsflash.web").joinpath(INDEX_TEMPLATE).read_text(encoding="utf-8")
     return env.from_string(source).render(newsletter=config.model.newsletter, pages=pages)
 
 

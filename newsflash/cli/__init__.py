@@ -245,7 +245,7 @@ def preview(state: State, edition: str | None, port: int) -> None:
     left out and item-file problems; rebuilds and reloads the page when an item file, a
     template or config.toml changes. Writes nothing; Ctrl-C stops it.
     """
-    from newsflash.preview import serve
+    from newsflash.web.preview import serve
 
     serve(
         state.config_path,
@@ -264,7 +264,7 @@ def archive(state: State) -> None:
     Each page is the edition's web version (no unsubscribe link, no greeting), built with the
     items its send recorded. Publish site/ at config.toml's web_base_url on any web server.
     """
-    from newsflash.archive import write_site
+    from newsflash.web.archive import write_site
 
     result = write_site(state.config)
     for note in result.notes:
@@ -317,7 +317,7 @@ def _print_plan(report: Any) -> None:
 
 
 def _print_summary(report: Any) -> None:
-    from newsflash.sending import status_lines
+    from newsflash.sending.send import status_lines
 
     table = Table(
         title=f"Edition {report.edition_id} through {report.transport}",
@@ -393,7 +393,8 @@ def send(
 
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
 
-    from newsflash import pipeline, sending
+    from newsflash import pipeline
+    from newsflash.sending import send as sending
 
     config = state.config
     tp = sending.make_transport(config, transport, dry_run=dry_run)
@@ -426,7 +427,7 @@ def send(
         if plan.uncertain:
             sys.exit(1)
         return
-    from newsflash.approval import require_approved
+    from newsflash.sending.approval import require_approved
 
     require_approved(config, edition, result)
     if sys.stdin.isatty() and not yes:
@@ -488,8 +489,9 @@ def status(state: State, edition: str, ledger_name: str | None, show_all: bool) 
 
     Ends with what to do next (resume, resend uncertain ones, or nothing).
     """
-    from newsflash import pipeline, sending
-    from newsflash.ledger import Ledger
+    from newsflash import pipeline
+    from newsflash.sending import send as sending
+    from newsflash.state.ledger import Ledger
 
     config = state.config
     names = [ledger_name] if ledger_name else list(pipeline.LEDGER_FILES)
@@ -549,7 +551,7 @@ def status(state: State, edition: str, ledger_name: str | None, show_all: bool) 
         for line in sending.status_lines(st):
             console.print(escape(line), soft_wrap=True)
 
-    from newsflash.approval import status_line
+    from newsflash.sending.approval import status_line
 
     try:  # approved / not approved / changed since approval (and what changed)
         console.print(f"[bold]approval[/] {escape(status_line(config, edition))}", soft_wrap=True)
@@ -589,7 +591,7 @@ def subscribers(state: State) -> None:
 
 
 # approve, schedule list|run (newsflash/cli_schedule.py registers them on `main`)
-import newsflash.cli_schedule  # noqa: E402, F401
+import newsflash.cli.schedule  # noqa: E402, F401
 
 if __name__ == "__main__":  # pragma: no cover
     main()

@@ -44,8 +44,8 @@ def approve(state: State, edition: str, by: str) -> None:
     manifest in state/approvals/. If anything changes afterwards, the scheduled send holds the
     edition and tells the reviewers what changed; approve again to accept the change.
     """
-    from newsflash.approval import approve as approve_edition
     from newsflash.pipeline import build_edition
+    from newsflash.sending.approval import approve as approve_edition
 
     config = state.config
     build = build_edition(config, edition)  # the publication ledger, as the send builds it
@@ -105,7 +105,7 @@ def _utc(moment: dt.datetime) -> str:
 def schedule_list(state: State, count: int) -> None:
     """Show each job, its cron fields and its next runs in the newsletter's zone and UTC."""
     from newsflash.pipeline import current_edition_id
-    from newsflash.schedule import (
+    from newsflash.schedule.scheduler import (
         CRON_FIELDS,
         JOBS,
         coming_edition,
@@ -187,7 +187,7 @@ def schedule_run(state: State) -> None:
     SIGTERM/SIGINT stop it cleanly; a send in progress stops after its batch and resumes at
     the next start. Only one scheduler may run per workspace (state/scheduler.lock).
     """
-    from newsflash.schedule import run
+    from newsflash.schedule.scheduler import run
 
     logging.basicConfig(
         level=logging.DEBUG if state.debug else logging.INFO,

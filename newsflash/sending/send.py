@@ -42,9 +42,9 @@ from email_validator import EmailNotValidError, validate_email
 from newsflash import pipeline
 from newsflash.config import Config
 from newsflash.errors import BuildError, LedgerError, NewsflashError, TransportError
-from newsflash.ledger import EditionStatus, Ledger, LedgerRecipient
 from newsflash.message import Message, message_from
 from newsflash.personalise import Person
+from newsflash.state.ledger import EditionStatus, Ledger, LedgerRecipient
 from newsflash.subscribers import SubscriberList, load_subscribers, recipient_id
 from newsflash.transports.base import BatchResult, Transport
 
@@ -452,7 +452,7 @@ def _refuse_if_changed(
     """An edition partners already have in part can't change: say which files did."""
     if frozen_hash is None or frozen_hash == build.edition.manifest_hash:
         return
-    from newsflash.approval import diff_manifests
+    from newsflash.sending.approval import diff_manifests
 
     changes = "; ".join(diff_manifests(frozen or {}, build.edition.manifest))
     raise LedgerError(

@@ -42,7 +42,7 @@ except ImportError:  # pragma: no cover - other platforms
 
 __all__ = ["LOG_FILE", "Intake", "Verdict", "check_file"]
 
-log = logging.getLogger("newsflash.intake")
+log = logging.getLogger("newsflash.schedule.intake")
 
 LOG_FILE = "intake.log"
 _CONTACT = re.compile(r"""^\s*contact\s*:\s*["']?([^\s"'#]+@[^\s"'#]+)""", re.MULTILINE)
@@ -223,7 +223,7 @@ class Intake:
     def start(self) -> None:
         self.root.mkdir(parents=True, exist_ok=True)
         if self._notify is None:
-            from newsflash.sending import make_transport
+            from newsflash.sending.send import make_transport
 
             self._notify = make_transport(self.config).send_notice
         observer = Observer()
@@ -368,6 +368,6 @@ class Intake:
 
 
 def _zone(config: Config) -> dt.tzinfo:
-    from newsflash.schedule import zone
+    from newsflash.schedule.scheduler import zone
 
     return zone(config)

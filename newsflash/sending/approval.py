@@ -98,15 +98,15 @@ def _file(config: Config, edition_id: str) -> Path:
 
 
 def _ledger_name(config: Config) -> str:
-    from newsflash.sending import default_ledger_name
+    from newsflash.sending.send import default_ledger_name
 
     return default_ledger_name(config)
 
 
 def approve(config: Config, edition_id: str, by: str, build: Build | None = None) -> Approval:
     """Record the manifest of the edition as it builds now; the latest approval counts."""
-    from newsflash.ledger import Ledger
     from newsflash.pipeline import ledger_path
+    from newsflash.state.ledger import Ledger
 
     by = by.strip()
     if not by:
@@ -164,8 +164,8 @@ def load_approval(config: Config, edition_id: str) -> Approval | None:
                 f"{path} can't be read ({e}); approve the edition again with "
                 f"`newsflash approve {edition_id}`"
             ) from None
-    from newsflash.ledger import Ledger
     from newsflash.pipeline import ledger_path
+    from newsflash.state.ledger import Ledger
 
     ledger_file = ledger_path(config, _ledger_name(config))
     if not ledger_file.exists():

@@ -46,6 +46,7 @@ from apscheduler.triggers.date import DateTrigger
 from newsflash.config import Config, Job
 from newsflash.errors import ConfigError, NewsflashError
 from newsflash.files import LockHeld, lock_exclusive, unlock
+from newsflash.schedule.upgrade import upgrade_job_store
 
 __all__ = [
     "JOBS",
@@ -62,10 +63,10 @@ __all__ = [
     "sync_jobs",
 ]
 
-log = logging.getLogger("newsflash.schedule")
+log = logging.getLogger("newsflash.schedule.scheduler")
 
 JOBS = ("reminder", "proof", "send")
-FUNCS = {name: f"newsflash.jobs:run_{name}" for name in JOBS}
+FUNCS = {name: f"newsflash.schedule.jobs:run_{name}" for name in JOBS}
 RESUME_ID = "send-resume"
 STORE_FILE = "scheduler.sqlite"
 LOCK_FILE = "scheduler.lock"
@@ -256,6 +257,7 @@ def stored_jobs(config: Config) -> dict[str, dt.datetime | None]:
 def create_scheduler(config: Config) -> BackgroundScheduler:
     """Not started; jobs stored in state/scheduler.sqlite, run in the newsletter's zone."""
     config.state_dir.mkdir(parents=True, exist_ok=True)
+    upgrade_job_store(store_path(config))
     return BackgroundScheduler(
         timezone=zone(config),
         jobstores={"default": SQLAlchemyJobStore(url=f"sqlite:///{store_path(config)}")},
@@ -404,7 +406,7 @@ class _Listener:
             self._next(event),
         )
         if name == "send":
-            from newsflash import jobs
+            from newsflash.schedule import jobs
 
             jobs.report_missed_send(self.config, due, late_h)
 
@@ -452,13 +454,13 @@ def open_scheduler(config: Config, now: dt.datetime | None = None) -> Background
 def _resume_interrupted_send(scheduler: BackgroundScheduler, config: Config) -> None:
     """A scheduled send stopped (SIGTERM) or killed mid-way resumes at start, within the grace
     period counted from the time it was due; after that the reviewers are told to finish it."""
-    from newsflash import jobs
+    from newsflash.schedule import jobs
 
     marker = jobs.interrupted_send(config)
     if marker is None:
         return
     edition_id, due = marker
-    from newsflash.sending import default_ledger_name
+    from newsflash.sending.send import default_ledger_name
 
     if jobs.edition_complete(config, edition_id, default_ledger_name(config)):
         jobs.clear_interrupted_send(config)
@@ -499,8 +501,8 @@ def _drop_stored_resume(scheduler: BackgroundScheduler) -> None:
 
 def run(config: Config, stop: threading.Event | None = None) -> None:
     """Run the scheduler and the intake watcher until SIGTERM/SIGINT (or `stop` is set)."""
-    from newsflash import jobs
-    from newsflash.intake import Intake
+    from newsflash.schedule import jobs
+    from newsflash.schedule.intake import Intake
 
     stop = stop or threading.Event()
     tz = zone(config)
