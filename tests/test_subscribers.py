@@ -187,7 +187,9 @@ def test_missing_file_says_how_to_create_it(tmp_path: Path) -> None:
     with pytest.raises(SubscribersError) as info:
         load_subscribers(tmp_path / "subscribers.csv")
 
-    assert "create subscribers.csv with at least an `email` column" in str(info.value)
+    assert "create subscribers.csv with at least an `email` and a `status` column" in str(
+        info.value
+    )
     assert "README" in str(info.value)
 
 
@@ -232,14 +234,16 @@ def test_quoted_value_spanning_lines_keeps_physical_line_numbers() -> None:
     assert error.line == 4
 
 
-def test_only_email_column_defaults_to_subscribed_english() -> None:
-    (r,) = parse("email\nann@example.org\n").recipients
+def test_only_email_and_status_columns_default_to_english_and_no_names() -> None:
+    (r,) = parse("email,status\nann@example.org,subscribed\n").recipients
 
     assert (r.status, r.language, r.first_name, r.segments) == ("subscribed", "en", "", frozenset())
 
 
 def test_segments_split_on_any_separator_and_are_lowercased() -> None:
-    (r,) = parse('email,segments\nann@example.org,"Partners; WG1,battery|Solar  wind"\n').recipients
+    (r,) = parse(
+        'email,segments,status\nann@example.org,"Partners; WG1,battery|Solar  wind",subscribed\n'
+    ).recipients
 
     assert r.segments == {"partners", "wg1", "battery", "solar", "wind"}
 
@@ -384,7 +388,7 @@ def test_normalised_address_matches_email_validator(address: str) -> None:
     except EmailNotValidError:
         expected = None
 
-    sl = parse(f'email\n"{address}"\n')
+    sl = parse(f'email,status\n"{address}",subscribed\n')
 
     assert [r.email for r in sl.recipients] == ([expected] if expected else [])
     assert len(sl.problems) == (0 if expected else 1)
