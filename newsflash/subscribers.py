@@ -3,8 +3,9 @@
 subscribers.csv comes out of spreadsheets and CRMs, so it arrives with a BOM, `;` or tab
 delimiters, stray spaces, mixed-case and duplicate addresses, blank lines and sometimes in
 Latin-1. Each of those is handled here; every row that cannot be trusted is skipped and reported
-with its line number, so the person who owns the list can fix it at the source. Only a file that
-cannot be read at all raises `SubscribersError`.
+with its line number, so the person who owns the list can fix it at the source, and an address
+that also stands on a skipped row is held back (that row may be its opt-out). A file that cannot
+be read at all, or cannot say who opted out (no `status` column), raises `SubscribersError`.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import difflib
 import functools
 import hashlib
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
@@ -26,9 +27,17 @@ from rich.markup import escape
 from rich.table import Table
 
 from newsflash.errors import SubscribersError
+from newsflash.subscriber_rows import (
+    UnreadableRow,
+    decode,
+    from_legacy,
+    has_legacy_bytes,
+    header_line,
+    read_rows,
+)
 
 if TYPE_CHECKING:
-    from _csv import Reader as _CsvReader
+    from collections.abc import Iterator
 
 # Only the fast path needs these; without them every address takes the full check.
 _RFC2142_NAMES: frozenset[str] | None
@@ -64,16 +73,27 @@ COLUMNS: tuple[str, ...] = (
 
 DEFAULT_LANGUAGE = "en"
 
-_MISSING_FILE_HINT = "create subscribers.csv with at least an `email` column; see README"
+_MISSING_FILE_HINT = (
+    "create subscribers.csv with at least an `email` and a `status` column; see README"
+)
+
+# The columns a list cannot be sent without, and what each one answers.
+_REQUIRED = {"email": "whom to mail", "status": "who unsubscribed, bounced or complained"}
 
 # When one address carries several statuses, the strongest opt-out signal is the one kept, so a
 # complaint is never downgraded to a bounce. Anything above "subscribed" means "do not mail".
 _STATUS_WEIGHT = {"subscribed": 0, "bounced": 1, "unsubscribed": 2, "complained": 3}
 
 _SEGMENT_SPLIT = re.compile(r"[;,|\s]+")
-# Lines as io.StringIO(text, newline="") yields them (ending in \r\n, \r or \n, untranslated).
-_LINE = re.compile(r"[^\r\n]*(?:\r\n|\r|\n)|[^\r\n]+")
 _HEADER_SPACES = re.compile(r"[\s\-]+")
+# Invisible codes that must not reach a To: header: C0/C1 controls other than the tab and line
+# breaks that whitespace-folding already handles, and the bidi embeddings and overrides.
+_CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
+_MAX_UNKNOWN_COLUMNS = 5
+_FORMULA = ("=", "+", "@")  # what a spreadsheet would evaluate at the start of a cell
+# Splits a skipped row into words, one of which may be an address to hold (linear, no regex
+# backtracking on a 100k-character cell).
+_TOKEN_SPLIT = re.compile(r"[\s,;|\"'<>()\[\]\x1f]+")
 
 # A plain ASCII dot-atom address: the overwhelming majority of real rows, and the only shape the
 # fast path in `_Parser._fast_normalise` will vouch for.
@@ -158,7 +178,7 @@ class SubscriberList:
 
 
 def load_subscribers(path: Path) -> SubscriberList:
-    """Decode the way spreadsheets actually save, then hand the text to the pure parser."""
+    """Decode the way spreadsheets actually save, then hand the text to the parser."""
     path = Path(path)
     try:
         data = path.read_bytes()
@@ -170,40 +190,20 @@ def load_subscribers(path: Path) -> SubscriberList:
         raise SubscribersError(
             f"cannot read {path} ({exc.strerror or exc}); check its permissions"
         ) from None
+    decoded = decode(data)
+    parser = _Parser(decoded.text, path, legacy=decoded.encoding in ("legacy", "mixed"))
+    if decoded.encoding == "legacy":
+        parser.problem(decoded.first_legacy_line, _LEGACY_FILE, "warning")
+    elif decoded.encoding == "mixed":
+        parser.mixed = True  # one warning per row: the rest of the file is good UTF-8
+    return parser.run()
 
-    text, warning = _decode(data, path)
-    result = parse_subscribers(text, path)
-    if warning is None:
-        return result
-    return dataclasses.replace(result, problems=(warning, *result.problems))
 
-
-def _decode(data: bytes, path: Path) -> tuple[str, SubscriberProblem | None]:
-    """UTF-8 first (with or without BOM); Excel's "Unicode text" is UTF-16; else Windows Latin-1."""
-    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
-        try:
-            return data.decode("utf-16"), None
-        except UnicodeDecodeError:
-            pass  # A Latin-1 file that happens to start with "ÿþ"; fall through.
-    try:
-        return data.decode("utf-8-sig"), None
-    except UnicodeDecodeError as exc:
-        bad_line = data.count(b"\n", 0, exc.start) + 1
-    try:
-        text = data.decode("cp1252")
-    except UnicodeDecodeError:
-        text = data.decode("latin-1")  # never fails: every byte is a character
-    warning = SubscriberProblem(
-        path=path,
-        line=bad_line,
-        message=(
-            "the file is not UTF-8 (first non-UTF-8 byte on this line), so it was read as "
-            "Latin-1 (Windows-1252); check that accented names look right and save the file "
-            "as UTF-8 (in Excel: Save As > CSV UTF-8)"
-        ),
-        severity="warning",
-    )
-    return text, warning
+_LEGACY_FILE = (
+    "the file is not UTF-8 (first non-UTF-8 byte on this line), so it was read as "
+    "Latin-1 (Windows-1252); check that accented names look right and save the file "
+    "as UTF-8 (in Excel: Save As > CSV UTF-8)"
+)
 
 
 def parse_subscribers(text: str, path: Path) -> SubscriberList:
@@ -214,9 +214,11 @@ def parse_subscribers(text: str, path: Path) -> SubscriberList:
 class _Parser:
     """Holds per-file state (problems, merge index, domain cache) for one pass over the rows."""
 
-    def __init__(self, text: str, path: Path) -> None:
+    def __init__(self, text: str, path: Path, *, legacy: bool = False) -> None:
         self.text = text.removeprefix("\ufeff")  # also when the caller decoded as plain utf-8
         self.path = path
+        self.legacy = legacy  # cells may hold bytes that were not UTF-8 (see subscriber_rows)
+        self.mixed = False  # ...in a file that is otherwise UTF-8: warn on each such row
         self.problems: list[SubscriberProblem] = []
         self.recipients: list[Recipient] = []
         self.index_by_key: dict[str, int] = {}
@@ -230,16 +232,8 @@ class _Parser:
         self.problems.append(SubscriberProblem(self.path, line, message, severity))
 
     def run(self) -> SubscriberList:
-        delimiter = _sniff_delimiter(self.text)
-        reader = csv.reader(_lines(self.text), delimiter=delimiter, skipinitialspace=True)
-        try:
-            self._read(reader)
-        except csv.Error as exc:
-            line = reader.line_num or 1
-            raise SubscribersError(
-                f"{self.path}:{line}: the file is not valid CSV ({exc}); "
-                'check for an unclosed quote (") on or before this line'
-            ) from None
+        self.delimiter = _sniff_delimiter(self.text)
+        self._read(read_rows(self.text, self.delimiter))
         held = frozenset(k for k in self.skipped_addresses if k in self.index_by_key)
         for key in sorted(held, key=lambda k: self.skipped_addresses[k]):
             kept = self.recipients[self.index_by_key[key]]
@@ -252,106 +246,216 @@ class _Parser:
             )
         return SubscriberList(self.path, tuple(self.recipients), tuple(self.problems), held)
 
-    def _read(self, reader: _CsvReader) -> None:
+    def _read(self, rows: Iterator[tuple[int, list[str] | UnreadableRow]]) -> None:
         """One loop, no per-row closures: this is the hot path for 100k-row lists.
 
-        A row starts one line after the previous row ended (`line_num` counts lines consumed),
-        which stays right when a quoted value spans lines. Rows of only spaces or delimiters are
-        what spreadsheets leave below the data, so they are skipped like blank lines.
+        Rows of only spaces or delimiters are what spreadsheets leave below the data, so they
+        are skipped like blank lines. A row that repeats the header (two exports pasted
+        together) switches to its columns for the rows below it.
         """
-        previous_end = 0
-        header_line, header = 0, []
-        for row in reader:
-            start, previous_end = previous_end + 1, reader.line_num
-            if "".join(row).strip():
-                header_line, header = start, row
-                break
-        if header_line == 0:
-            raise SubscribersError(f"{self.path} is empty; {_MISSING_FILE_HINT}")
-        columns = self._columns(header_line, header)
-        width = len(header)
-        # Absent columns point at a trailing "" slot, so every lookup is a plain index.
-        positions = tuple(columns.get(name, width) for name in COLUMNS)
-        has_status = "status" in columns
+        positions = self._header(rows)
+        width = positions[-1]
         padding = [""] * (width + 1)
-        for row in reader:
-            start, previous_end = previous_end + 1, reader.line_num
-            if not "".join(row).strip():
+        i_email = positions[0]
+        for start, row in rows:
+            if isinstance(row, UnreadableRow):
+                self._unreadable(row)
+                continue
+            joined = "".join(row)
+            if not joined.strip():
                 continue
             if len(row) > width:
                 if "".join(row[width:]).strip():
-                    self._too_many_values(start, len(row), width)
+                    self._too_many_values(start, row, width)
                     continue
                 del row[width:]
+            if "\ufeff" in joined:  # a BOM where two files were pasted together
+                row = [v.replace("\ufeff", "") for v in row]
             values = [v.strip() for v in row]
             values += padding[len(values) :]
-            self._row(start, values, positions, has_status)
+            if self.legacy and has_legacy_bytes(joined):
+                repaired = self._from_legacy(start, values, positions)
+                if repaired is None:
+                    continue
+                values = repaired
+            if values[i_email].lower() in COLUMNS and _names_columns(values):
+                positions = self._columns(start, row, repeated=True)
+                width, i_email = positions[-1], positions[0]
+                padding = [""] * (width + 1)
+                continue
+            self._row(start, values, positions, _CONTROL.search(joined) is not None)
 
-    def _columns(self, line: int, header: list[str]) -> dict[str, int]:
-        """Map known column names to positions; anything else is reported but never fatal."""
+    def _header(self, rows: Iterator[tuple[int, list[str] | UnreadableRow]]) -> tuple[int, ...]:
+        for start, row in rows:
+            if isinstance(row, UnreadableRow):
+                raise SubscribersError(
+                    f"{self.path}:{row.line}: the header line cannot be read: {row.message}"
+                )
+            if "".join(row).strip():
+                if self.legacy:
+                    row = [from_legacy(v) for v in row]
+                return self._columns(start, row)
+        raise SubscribersError(f"{self.path} is empty; {_MISSING_FILE_HINT}")
+
+    def _columns(self, line: int, header: list[str], *, repeated: bool = False) -> tuple[int, ...]:
+        """Positions of COLUMNS, then the header's width; absent columns point at the width,
+        a trailing "" slot, so every lookup is a plain index. Unknown names are reported but
+        never fatal; a list without `email` or `status` cannot be sent to, so it is refused."""
         columns: dict[str, int] = {}
+        unknown: list[tuple[str, str]] = []
         for position, raw in enumerate(header):
             name = _HEADER_SPACES.sub("_", raw.strip().strip("\ufeff").lower())
             if not name:
                 continue  # trailing delimiter from a spreadsheet; nothing to map
             if name not in COLUMNS:
-                self.problem(
-                    line,
-                    f"unknown column {raw.strip()!r} is ignored{_did_you_mean(name, COLUMNS)}; "
-                    f"known columns are {', '.join(COLUMNS)}",
-                    "warning",
-                )
+                unknown.append((raw.strip(), name))
             elif name in columns:
-                self.problem(
-                    line,
-                    f"column {name!r} appears more than once; only the first is used, "
-                    "so delete or rename the other",
-                    "warning",
-                )
+                self._duplicate_column(line, name, columns[name], position)
             else:
                 columns[name] = position
-        if "email" not in columns:
-            found = [h.strip().strip("\ufeff") for h in header if h.strip()]
-            by_lower = {f.lower(): f for f in found}
-            closest = difflib.get_close_matches("email", list(by_lower), n=1)
-            hint = f"; rename {by_lower[closest[0]]!r} to `email`" if closest else ""
-            shown = ", ".join(repr(f) for f in found) if found else "none"
-            raise SubscribersError(
-                f"{self.path}:{line}: no `email` column (columns found: {shown}){hint}; "
-                "the first line must name the columns, with at least `email`"
+        self._unknown_columns(line, unknown)
+        for required, why in _REQUIRED.items():
+            if required not in columns:
+                self._missing_column(line, header, required, why)
+        if repeated:
+            self.problem(
+                line,
+                "this line repeats the header (two lists pasted together?), so it is skipped "
+                "and the rows below it are read by its column names; delete it",
+                "warning",
             )
-        return columns
+        width = len(header)
+        return (*(columns.get(name, width) for name in COLUMNS), width)
 
-    def _too_many_values(self, line: int, count: int, width: int) -> None:
+    def _unknown_columns(self, line: int, unknown: list[tuple[str, str]]) -> None:
+        """One warning each, up to a few: a header of thousands of names is one mistake."""
+        known = ", ".join(COLUMNS)
+        for raw, name in unknown[:_MAX_UNKNOWN_COLUMNS]:
+            self.problem(
+                line,
+                f"unknown column {_shown(raw)} is ignored{_did_you_mean(name, COLUMNS)}; "
+                f"known columns are {known}",
+                "warning",
+            )
+        if len(unknown) > _MAX_UNKNOWN_COLUMNS:
+            self.problem(
+                line,
+                f"{len(unknown) - _MAX_UNKNOWN_COLUMNS:,} more unknown columns are ignored; "
+                f"known columns are {known}",
+                "warning",
+            )
+
+    def _duplicate_column(self, line: int, name: str, first: int, again: int) -> None:
+        where = f"columns {first + 1} and {again + 1}"
+        if name in _REQUIRED:
+            raise SubscribersError(
+                f"{self.path}:{line}: column `{name}` appears twice ({where}), so a row could "
+                f"say two different things about {_REQUIRED[name]}; delete or rename one"
+            )
         self.problem(
             line,
-            f"this row has {count} values but the header has {width} columns, so the "
+            f"column {name!r} appears more than once ({where}); only the first is used, "
+            "so delete or rename the other",
+            "warning",
+        )
+
+    def _missing_column(self, line: int, header: list[str], required: str, why: str) -> None:
+        found = [h.strip().strip("\ufeff") for h in header if h.strip()]
+        by_lower = {f.lower(): f for f in found}
+        closest = difflib.get_close_matches(required, list(by_lower), n=1)
+        hint = f"; rename {_shown(by_lower[closest[0]])} to `{required}`" if closest else ""
+        shown = ", ".join(_shown(f) for f in found[:20]) if found else "none"
+        if len(found) > 20:
+            shown += f" and {len(found) - 20} more"
+        if required == "email":
+            todo = "the first line must name the columns, with at least `email` and `status`"
+        else:
+            todo = (
+                f"without it the list cannot say {why}, so it is not sent to: add a `status` "
+                "column and write `subscribed` for each partner who agreed to receive the "
+                "newsletter (or unsubscribed, bounced, complained)"
+            )
+        raise SubscribersError(
+            f"{self.path}:{line}: no `{required}` column (columns found: {shown}){hint}; {todo}"
+        )
+
+    def _too_many_values(self, line: int, row: list[str], width: int) -> None:
+        self._hold(line, "\x1f".join(row))
+        self.problem(
+            line,
+            f"this row has {len(row)} values but the header has {width} columns, so the "
             "values cannot be matched to columns; put quotes around any value that contains "
             'the delimiter (e.g. "ACME, Inc.")',
             "error",
         )
 
+    def _unreadable(self, row: UnreadableRow) -> None:
+        self._hold(row.line, from_legacy(row.text) if self.legacy else row.text)
+        self.problem(row.line, row.message, "error")
+
+    def _from_legacy(
+        self, line: int, values: list[str], positions: tuple[int, ...]
+    ) -> list[str] | None:
+        """Read a row's non-UTF-8 bytes as Windows-1252, except in the address: a guessed
+        address could be someone else's, so that row is skipped (its look-alikes held)."""
+        repaired = [from_legacy(v) for v in values]
+        i_email = positions[0]
+        if has_legacy_bytes(values[i_email]):
+            self._hold(line, "\x1f".join(repaired))
+            self.problem(
+                line,
+                f"the address {_shown(repaired[i_email])} is not valid UTF-8 on this line, and an "
+                "address is never guessed, so the row is skipped; retype it and save the file "
+                "as UTF-8 (in Excel: Save As > CSV UTF-8)",
+                "error",
+            )
+            return None
+        if self.mixed:
+            changed = [
+                f"{name} {_shown(repaired[i])}"
+                for name, i in zip(COLUMNS, positions, strict=False)
+                if i < len(values) and values[i] != repaired[i]
+            ]
+            self.problem(
+                line,
+                "this line is not UTF-8 like the rest of the file, so it was read as "
+                f"Windows-1252 ({', '.join(changed) or 'in an ignored column'}); check that "
+                "it looks right and save the file as UTF-8 (in Excel: Save As > CSV UTF-8)",
+                "warning",
+            )
+        return repaired
+
+    def _hold(self, line: int, text: str) -> None:
+        """Every address a skipped row mentions is held if it is also on a good row."""
+        for token in _TOKEN_SPLIT.split(text):
+            if "@" in token and len(token) <= _MAX_ADDRESS_LENGTH:
+                email = self._normalise_email(token, [])
+                key = (email or token).lower()
+                self.skipped_addresses.setdefault(key, line)
+
     def _row(
-        self, line: int, values: list[str], positions: tuple[int, ...], has_status: bool
+        self, line: int, values: list[str], positions: tuple[int, ...], controls: bool
     ) -> None:
-        i_email, i_first, i_last, i_org, i_segments, i_status, i_language = positions
+        i_email, i_first, i_last, i_org, i_segments, i_status, i_language, _ = positions
         errors: list[str] = []
         email = self._normalise_email(values[i_email], errors)
-        status = self._status(values[i_status], has_status, errors)
+        status = self._status(values[i_status], errors)
         if email is None or status is None:
             for message in errors:
                 self.problem(line, message, "error")
-            if email is not None:
-                self.skipped_addresses.setdefault(email.lower(), line)
+            self._hold(line, "\x1f".join(values))
             return
 
         raw_language = values[i_language].lower()
+        names = [values[i_first], values[i_last], values[i_org]]
+        if controls or any(n.startswith(_FORMULA) for n in names):
+            names = self._clean_names(line, names)
         recipient = Recipient(
             email=email,
             # A cell with a line break (a spreadsheet's Alt+Enter) would break mail headers.
-            first_name=" ".join(values[i_first].split()),
-            last_name=" ".join(values[i_last].split()),
-            organisation=" ".join(values[i_org].split()),
+            first_name=" ".join(names[0].split()),
+            last_name=" ".join(names[1].split()),
+            organisation=" ".join(names[2].split()),
             segments=_split_segments(values[i_segments]),
             status=status,
             language=raw_language or DEFAULT_LANGUAGE,
@@ -367,6 +471,29 @@ class _Parser:
         else:
             self._merge(existing, key, recipient, bool(raw_language))
 
+    def _clean_names(self, line: int, names: list[str]) -> list[str]:
+        """Names reach the To: header and the greeting: control characters (NUL, escape,
+        bidi overrides) are removed, formula-like names are kept as text but pointed out."""
+        cleaned = []
+        for column, value in zip(("first_name", "last_name", "organisation"), names, strict=True):
+            if _CONTROL.search(value):
+                value = _CONTROL.sub("", value)
+                self.problem(
+                    line,
+                    f"{column} had control characters (invisible codes that would reach the "
+                    f"To: header), removed: now {_shown(' '.join(value.split()))}; check the cell",
+                    "warning",
+                )
+            elif value.startswith(_FORMULA):
+                self.problem(
+                    line,
+                    f"{column} {_shown(value)} looks like a spreadsheet formula; it is used as "
+                    "plain text in the greeting and the To: header, so check the cell",
+                    "warning",
+                )
+            cleaned.append(value)
+        return cleaned
+
     def _normalise_email(self, raw: str, errors: list[str]) -> str | None:
         if not raw:
             errors.append("the email address is empty; fill it in or delete the row")
@@ -380,7 +507,8 @@ class _Parser:
             valid = validate_email(raw, check_deliverability=False, allow_smtputf8=False)
         except EmailNotValidError as exc:
             errors.append(
-                f"{raw!r} is not a valid email address ({exc}); correct it or delete the row"
+                f"{_shown(raw)} is not a valid email address ({exc}){self._delimiter_hint(raw)}; "
+                "correct it or delete the row"
             )
             return None
         return valid.ascii_email or valid.normalized
@@ -408,9 +536,16 @@ class _Parser:
             plain = self.domain_cache[domain] = _plain_domain(domain)
         return None if plain is None else f"{local}@{plain}"
 
-    def _status(self, raw: str, has_column: bool, errors: list[str]) -> str | None:
-        if not has_column:
-            return "subscribed"  # a plain address list means everyone on it opted in
+    def _delimiter_hint(self, raw: str) -> str:
+        others = [d for d in ",;\t|" if d != self.delimiter and d in raw]
+        if not others:
+            return ""
+        return (
+            f"; this row seems to use {others[0]!r} between values while the header uses "
+            f"{self.delimiter!r}: use one delimiter throughout"
+        )
+
+    def _status(self, raw: str, errors: list[str]) -> str | None:
         status = raw.lower()
         if status in STATUSES:
             return status
@@ -422,7 +557,8 @@ class _Parser:
             )
         else:
             errors.append(
-                f"unknown status {raw!r}{_did_you_mean(status, STATUSES)}; write one of {choices}"
+                f"unknown status {_shown(raw)}{_did_you_mean(status, STATUSES)}; "
+                f"write one of {choices}"
             )
         return None
 
@@ -463,6 +599,12 @@ class _Parser:
         )
 
 
+def _names_columns(values: list[str]) -> bool:
+    """A repeated header names both required columns; a row that only says "email" is data."""
+    names = {_HEADER_SPACES.sub("_", v.lower()) for v in values}
+    return all(required in names for required in _REQUIRED)
+
+
 def _plain_domain(domain: str) -> str | None:
     """The lowercased domain if email-validator certainly accepts it as is, else None.
 
@@ -483,15 +625,9 @@ def _plain_domain(domain: str) -> str | None:
     return lowered
 
 
-def _lines(text: str) -> Iterator[str]:
-    """The lines of `text`, lazily: io.StringIO would first copy the whole file into a buffer
-    of 4 bytes a character (36 MB for a 100k-row list), which set the peak memory of a send."""
-    return (m.group() for m in _LINE.finditer(text))
-
-
 def _sniff_delimiter(text: str) -> str:
     """Sniff on the header only: it is short, has no quoted commas, and is always present."""
-    header = next((line for line in _lines(text) if line.strip()), "")
+    header = header_line(text)
     try:
         delimiter = csv.Sniffer().sniff(header, delimiters=",;\t|").delimiter
     except csv.Error:
@@ -515,6 +651,13 @@ def _normalise_segment_filter(segments: Iterable[str]) -> frozenset[str]:
     for s in segments:
         wanted |= _split_segments(s)
     return frozenset(wanted)
+
+
+def _shown(value: str, limit: int = 80) -> str:
+    """A cell as messages quote it: repr'd (control characters visible), long ones cut."""
+    if len(value) <= limit:
+        return repr(value)
+    return f"{value[:limit]!r}… ({len(value):,} characters)"
 
 
 def _did_you_mean(value: str, choices: Iterable[str]) -> str:

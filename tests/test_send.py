@@ -756,3 +756,39 @@ def test_status_prints_reasons_that_look_like_terminal_markup_as_they_are(
     result = run(workspace, "status", ED, "--transport", "sendgrid")
     assert result.exception is None or isinstance(result.exception, SystemExit), result.output
     assert "[/error]" in result.output and "Traceback" not in result.output
+
+
+@pytest.mark.parametrize(
+    "break_the_list",
+    [
+        pytest.param(lambda csv: csv.unlink(), id="moved"),
+        pytest.param(lambda csv: csv.write_bytes(b""), id="half_saved_empty"),
+        pytest.param(lambda csv: csv.write_bytes(b"email,first_na"), id="half_saved_header"),
+    ],
+)
+def test_a_list_that_cannot_be_read_during_the_send_stops_it_and_status_says_so(
+    workspace: Path, sg: FakeSendGrid, sleeps: list[float], break_the_list: Any
+) -> None:
+    config = configure(workspace, batch_size=3)
+    csv = workspace / "subscribers.csv"
+    text = csv.read_text(encoding="utf-8")
+    row = "tomas.novak@example.org,Tomáš,Novák,VŠB Mobility Centre,partners;wg1;projects,"
+
+    def unreadable_after_the_first_batch(done: int, total: int) -> None:
+        if done == 3:  # meanwhile Tomáš unsubscribed, in the file that could not be read
+            break_the_list(csv)
+
+    report = send_edition(
+        config, ED, transport=transport(config, sleeps), progress=unreadable_after_the_first_batch
+    )
+    assert "cannot be read now" in report.stopped and not report.complete
+    assert sg.all_recipients() == AUDIENCE[:3]
+    status = run(workspace, "status", ED)
+    assert "the partner list cannot be read now" in status.output, status.output
+    assert "Traceback" not in status.output
+
+    csv.write_text(text.replace(row + "subscribed", row + "unsubscribed"), encoding="utf-8")
+    resumed = send_edition(config, ED, transport=transport(config, sleeps))
+    assert resumed.complete and resumed.skipped == 1
+    assert Counter(sg.all_recipients()) == Counter(set(AUDIENCE) - {"tomas.novak@example.org"})
+    assert "cannot be read" not in run(workspace, "status", ED).output

@@ -497,6 +497,7 @@ def status(state: State, edition: str, ledger_name: str | None, show_all: bool) 
     names = [ledger_name] if ledger_name else list(pipeline.LEDGER_FILES)
     approval = None
     shown = 0
+    unfinished = False
     for name in names:
         path = pipeline.ledger_path(config, name)
         if not path.exists():
@@ -508,6 +509,7 @@ def status(state: State, edition: str, ledger_name: str | None, show_all: bool) 
             continue
         shown += 1
         skipped = sending.skipped_count(st)
+        unfinished |= bool(st.pending or st.in_flight or st.failed - skipped)
         table = Table(
             title=f"Edition {edition} — {name} ledger ({path.name})",
             title_justify="left",
@@ -557,12 +559,29 @@ def status(state: State, edition: str, ledger_name: str | None, show_all: bool) 
         console.print(f"[bold]approval[/] {escape(status_line(config, edition))}", soft_wrap=True)
     except NewsflashError as e:
         console.print(f"[bold]approval[/] unknown: {escape(str(e))}", soft_wrap=True)
+    if unfinished or not shown:
+        _say_if_list_unreadable(config)
     if not shown:
         if approval is not None:
             console.print(f"approved by {escape(approval[2])} at {approval[1]}", soft_wrap=True)
         console.print(
             f"Edition {edition} has not been sent through any transport. Try "
             f"`newsflash send {edition} --dry-run`.",
+            soft_wrap=True,
+        )
+
+
+def _say_if_list_unreadable(config: Config) -> None:
+    """A send stops (or never starts) on a list it cannot read; status says so before one."""
+    from newsflash.errors import SubscribersError
+    from newsflash.subscribers import load_subscribers
+
+    try:
+        load_subscribers(config.subscribers_path)
+    except SubscribersError as e:
+        console.print(
+            f"[red]the partner list cannot be read now[/]: {escape(str(e))}. A send stops "
+            "(or does not start) until it is fixed; see `newsflash subscribers`.",
             soft_wrap=True,
         )
 

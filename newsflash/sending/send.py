@@ -14,7 +14,9 @@ The CLI (`newsflash send`) and the scheduler both call `send_edition`; all the r
   comes up (unsubscribed, bounced, complained, removed from subscribers.csv or from the
   segments since the send started) is not sent: they are recorded as failed with a reason
   ending in SKIPPED_SUFFIX, counted as `skipped`, and checked again on every later run. The
-  list is re-read between batches whenever the file changes.
+  list is re-read between batches whenever the file changes; a changed list that cannot be
+  read (moved, half-saved) stops the run, since the list as last read may still hold a
+  partner who has opted out since.
 * **Exactly once.** Each batch is committed as in flight before its request and settled after
   the answer (ledger.py). A TransportError means the request was definitely not accepted: the
   batch is recorded failed and the error re-raised with where the send stands. A batch that
@@ -181,6 +183,7 @@ class _Audience:
         self.path = config.subscribers_path
         self.segments = config.model.audience.segments
         self._stamp = self._stat()
+        self.unreadable = ""  # why the changed list could not be read, if it could not
         self._use(load_subscribers(self.path))
 
     def _stat(self) -> tuple[int, int] | None:
@@ -207,14 +210,18 @@ class _Audience:
                 self.elsewhere[rid] = r.status
 
     def reload_if_changed(self) -> bool:
+        """Re-read a changed list; if it can't be read, `unreadable` says why and the send
+        must stop: the list as last read may mail a partner who has since opted out."""
         stamp = self._stat()
         if stamp == self._stamp:
             return False
         try:
             sl = load_subscribers(self.path)
-        except NewsflashError:
-            return False  # caught mid-save: keep the list we have and look again next batch
+        except NewsflashError as e:
+            self.unreadable = str(e)
+            return False
         self._stamp = stamp
+        self.unreadable = ""
         self._use(sl)
         return True
 
@@ -322,6 +329,9 @@ def send_edition(
         while True:
             if audience.reload_if_changed():
                 to_send -= audience.skip_gone(ledger, edition_id)
+            if audience.unreadable:
+                stopped = _unreadable_list(edition_id, audience.unreadable)
+                break
             batch = ledger.next_batch(edition_id, transport.max_batch)
             if batch is None:
                 break
@@ -439,6 +449,14 @@ def _record(
             uncertain_in_a_row,
         )
     return "", uncertain_in_a_row
+
+
+def _unreadable_list(edition_id: str, error: str) -> str:
+    return (
+        f"the partner list changed during the send and cannot be read now ({error}); the "
+        "send stopped rather than mail partners whose opt-out it could not read. Fix or "
+        f"restore the file and run `newsflash send {edition_id}` again: it resumes"
+    )
 
 
 def _first_line(text: str) -> str:
