@@ -7,6 +7,8 @@ from dataclasses import dataclass
 from html.parser import HTMLParser
 from typing import Literal
 
+from newsflash.content import is_allowed_link
+
 Level = Literal["ok", "warning", "error"]
 _LINK_OR_IMAGE = re.compile(r"<(?:a|img)\b[^>]*>", re.IGNORECASE)
 
@@ -33,11 +35,10 @@ class _Scan(HTMLParser):
 
 
 def _link_ok(href: str) -> bool:
+    """The item check's rule (content.is_allowed_link), plus the email's own anchors."""
     if href.startswith("#") and len(href) > 1:
         return True  # table of contents inside the email
-    if href.lower().startswith("mailto:"):
-        return "@" in href
-    return bool(re.match(r"^https?://[^\s/]+\.[^\s]+$", href))
+    return is_allowed_link(href)
 
 
 def run_checks(html: str, *, warn_kb: int, limit_kb: int) -> list[Check]:

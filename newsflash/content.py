@@ -40,7 +40,11 @@ _ABSOLUTE_LINK = re.compile(r"^(https?://[^\s/]+\.\S+|mailto:[^\s@]+@\S+)$", re.
 _URL_ATTR = re.compile(
     r"(?<![\w-])(?:href|src|action)\s*=\s*(?:\"([^\"]*)\"|'([^']*)'|([^\s>]+))", re.IGNORECASE
 )
+_HREF = re.compile(r"<a\b[^>]*?\shref\s*=\s*(?:\"([^\"]*)\"|'([^']*)'|([^\s>]+))", re.IGNORECASE)
 _HTML_IMG = re.compile(r"<img\b", re.IGNORECASE)
+# Characters MJML's XML parser refuses (it stops the whole edition) and no reader can see:
+# C0 controls but tab and newline, DEL, U+FFFE/U+FFFF, and lone surrogates.
+CONTROL_CHARS = re.compile("[\x00-\x08\x0b-\x1f\x7f\ufffe\uffff\ud800-\udfff]")
 _HEADING = re.compile(r"<(/?)h[1-6]>")
 
 _md = MarkdownIt("commonmark", {"html": True, "linkify": False, "typographer": False})
@@ -63,15 +67,18 @@ class RenderedBody:
 
 
 def clean_html(fragment: str) -> str:
-    """Sanitise HTML to the allow-list; external links get rel=noopener."""
-    return nh3.clean(
-        fragment,
-        tags=ALLOWED_TAGS,
-        attributes=ALLOWED_ATTRIBUTES,
-        url_schemes=URL_SCHEMES,
-        link_rel="noopener noreferrer",
-        url_relative="deny",
-        strip_comments=True,
+    """Sanitise HTML to the allow-list; external links get rel=noopener. Control characters
+    written as entities (title="&#x0B;") come out of nh3 raw, so they are dropped after it."""
+    return strip_control_chars(
+        nh3.clean(
+            fragment,
+            tags=ALLOWED_TAGS,
+            attributes=ALLOWED_ATTRIBUTES,
+            url_schemes=URL_SCHEMES,
+            link_rel="noopener noreferrer",
+            url_relative="deny",
+            strip_comments=True,
+        )
     )
 
 
@@ -82,8 +89,23 @@ def is_bad_url(url: str) -> bool:
 
 
 def is_allowed_link(url: str) -> bool:
-    """An absolute http(s) or mailto: link, the only kind the build's link check accepts."""
+    """An absolute http(s) or mailto: link: the one rule for item fields, item bodies and the
+    build's link check, so `check` can never pass a link the build refuses."""
     return not is_bad_url(url) and bool(_ABSOLUTE_LINK.match(url.strip()))
+
+
+def control_chars(text: str) -> list[tuple[int, str]]:
+    """(line, character) of every character MJML cannot carry, for the contributor's notice."""
+    return [(text.count("\n", 0, m.start()) + 1, m.group()) for m in CONTROL_CHARS.finditer(text)]
+
+
+def strip_control_chars(text: str) -> str:
+    return CONTROL_CHARS.sub("", text)
+
+
+def char_names(chars: list[str]) -> str:
+    """'U+000B, U+0001': invisible characters named so a contributor can search for them."""
+    return ", ".join(dict.fromkeys(f"U+{ord(c):04X}" for c in chars))
 
 
 def _scan(tokens: list[Token], line: int, bad: list[LinkIssue], images: list[int]) -> None:
@@ -100,10 +122,18 @@ def _scan(tokens: list[Token], line: int, bad: list[LinkIssue], images: list[int
                 images.append(here)
             for m in _URL_ATTR.finditer(tok.content):
                 url = next(g for g in m.groups() if g is not None)
-                if not is_allowed_link(url):
+                if not is_allowed_link(html.unescape(url)):
                     bad.append(LinkIssue(here, url))
         if tok.children:
             _scan(tok.children, here, bad, images)
+
+
+def links_in(fragment: str) -> list[str]:
+    """Every href in HTML as a mail client reads it (entities decoded): the build's view."""
+    return [
+        html.unescape(next(g for g in m.groups() if g is not None))
+        for m in _HREF.finditer(fragment)
+    ]
 
 
 def _raw_bad_links(source: str) -> list[LinkIssue]:
@@ -176,7 +206,7 @@ def _text(tokens: list[Token]) -> str:
             if txt:
                 out.extend([html.unescape(txt), ""])
     flush()
-    return re.sub(r"\n{3,}", "\n\n", "\n".join(out)).strip()
+    return strip_control_chars(re.sub(r"\n{3,}", "\n\n", "\n".join(out)).strip())
 
 
 def render_markdown(source: str) -> RenderedBody:
@@ -189,9 +219,16 @@ def render_markdown(source: str) -> RenderedBody:
     bad.extend(b for b in _raw_bad_links(source) if (b.line, b.url) not in seen)
     body = _md.renderer.render(tokens, _md.options, {})
     # Item titles are h3 under section h2s: demote any body heading to keep the outline.
-    body = _HEADING.sub(r"<\1h4>", body)
+    body = clean_html(_HEADING.sub(r"<\1h4>", body)).strip()
+    # The build judges the sanitised HTML, so judge it here too: what the sanitiser changed
+    # (an attribute it re-encoded, a link markdown-it built) is reported, not found at build.
+    reported = {b.url for b in bad} | {html.unescape(b.url) for b in bad}
+    for url in links_in(body):
+        if not is_allowed_link(url) and url not in reported:
+            bad.append(LinkIssue(1, url))
+            reported.add(url)
     return RenderedBody(
-        html=clean_html(body).strip(),
+        html=body,
         text=_text(tokens),
         bad_links=tuple(sorted(bad, key=lambda b: b.line)),
         images=tuple(images),

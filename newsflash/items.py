@@ -20,7 +20,14 @@ from typing import Any, Literal
 import yaml
 from email_validator import EmailNotValidError, validate_email
 
-from newsflash.content import is_bad_url, render_markdown
+from newsflash.content import (
+    CONTROL_CHARS,
+    char_names,
+    control_chars,
+    is_allowed_link,
+    render_markdown,
+    strip_control_chars,
+)
 
 FIELDS: dict[str, str] = {
     "title": "the item's headline",
@@ -45,11 +52,19 @@ IGNORED_NAMES = {"readme.md", "readme.markdown"}
 _EDITION_RE = re.compile(r"^\d{4}-(0[1-9]|1[0-2])$")
 _SHORT = reprlib.Repr()
 _SHORT.maxlevel, _SHORT.maxlist, _SHORT.maxdict, _SHORT.maxstring = 2, 4, 4, 80
+ONE_LINE = ("title", "author", "organisation", "link_text", "image_alt")
+_LINE_BREAK = re.compile(r"\s*[\n\x85\u2028\u2029]\s*")
+_CONTROL_HINT = (
+    "Remove them in your editor (they are invisible, and often come from pasting out of a "
+    "word processor)."
+)
 
 
 def _shown(value: Any) -> str:
-    """A value for a message; bounded, because YAML aliases can nest lists a billion deep."""
-    return value.strip() if isinstance(value, str) else _SHORT.repr(value)
+    """A value for a message; bounded, because YAML aliases can nest lists a billion deep,
+    and with control characters spelled out, so a message never drives the terminal."""
+    text = value.strip() if isinstance(value, str) else _SHORT.repr(value)
+    return CONTROL_CHARS.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
 
 
 # libyaml's parser when installed (PyYAML wheels ship it): reading front matter is most of a
@@ -163,13 +178,6 @@ def _key_lines(node: yaml.Node | None) -> tuple[dict[str, int], list[tuple[str, 
     return lines, repeated
 
 
-def _url_ok(value: str, schemes: Sequence[str]) -> bool:
-    m = re.match(r"^([a-zA-Z][a-zA-Z0-9+.-]*):", value)
-    if not m or m.group(1).lower() not in schemes:
-        return False
-    return m.group(1).lower() == "mailto" or bool(re.match(r"^https?://[^\s/]+\.[^\s]+", value))
-
-
 def _anchor(key: str) -> str:
     stem = re.sub(r"[^a-z0-9]+", "-", Path(key).stem.lower()).strip("-") or "item"
     return f"item-{stem}-{hashlib.sha256(key.encode()).hexdigest()[:6]}"
@@ -205,6 +213,20 @@ def parse_item(data: bytes, key: str, sections: Sequence[str]) -> tuple[Item | N
             "text (UTF-8) in a text editor."
         )
         return None, problems
+    found = control_chars(text)
+    if found:
+        lines_with = sorted({line for line, _ in found})
+        more = f" (also on line {', '.join(map(str, lines_with[1:6]))})" if lines_with[1:] else ""
+        problems.append(
+            Problem(
+                key,
+                f"control characters {char_names([c for _, c in found])} were left out{more}: "
+                f"an email cannot carry them. {_CONTROL_HINT}",
+                line=lines_with[0],
+                severity="warning",
+            )
+        )
+        text = strip_control_chars(text)
     split = _split_front_matter(text)
     if split is None and text.lstrip("\ufeff").split("\n", 1)[0].strip() == "---":
         err(
@@ -248,24 +270,44 @@ def parse_item(data: bytes, key: str, sections: Sequence[str]) -> tuple[Item | N
         if k not in FIELDS:
             hint = difflib.get_close_matches(k.lower(), FIELDS, n=1)
             sug = f" Did you mean '{hint[0]}'?" if hint else f" Known fields: {', '.join(FIELDS)}."
-            err(f"unknown field.{sug}", k, lines.get(k))
+            err(f"unknown field.{sug}", _shown(k), lines.get(k))
             continue
         values[k] = value
-    for k in REQUIRED:
-        if values.get(k) in (None, ""):
-            err(f"missing. Add '{k}: ...' ({FIELDS[k]}).", k, 2)
 
     def text_field(k: str) -> str:
+        """The field as the email will show it: control characters (which YAML escapes such
+        as "\\x01" produce) left out with a warning, one-line fields on one line."""
         v = values.get(k)
         if v is None:
             return ""
         if isinstance(v, (bool, dict, list)):
             err(f"must be text ({FIELDS[k]}), not {type(v).__name__}.", k, lines.get(k))
             return ""
-        return str(v).strip()
+        text = str(v)
+        bad = CONTROL_CHARS.findall(text)
+        if bad:
+            problems.append(
+                Problem(
+                    key,
+                    f"control characters {char_names(bad)} were left out: an email cannot "
+                    f"carry them. Remove the escapes (such as \\x01) from the value.",
+                    k,
+                    lines.get(k),
+                    "warning",
+                )
+            )
+            text = strip_control_chars(text)
+        if k in ONE_LINE:
+            text = _LINE_BREAK.sub(" ", text)
+        return text.strip()
 
     title = text_field("title")
     section = text_field("section")
+    cleaned = {"title": title, "section": section}  # a title of control characters is none
+    for k in REQUIRED:
+        raw = values.get(k)
+        if raw in (None, "") or (isinstance(raw, str) and cleaned.get(k) == ""):
+            err(f"missing. Add '{k}: ...' ({FIELDS[k]}).", k, 2)
     if section and section not in sections:
         hint = difflib.get_close_matches(section, sections, n=1)
         sug = f"did you mean '{hint[0]}'? " if hint else ""
@@ -317,17 +359,19 @@ def parse_item(data: bytes, key: str, sections: Sequence[str]) -> tuple[Item | N
             lines.get("edition"),
         )
     link = text_field("link")
-    if link and (is_bad_url(link) or not _url_ok(link, ("http", "https", "mailto"))):
+    if link and not is_allowed_link(link):
         err(
-            f"'{link}' is not allowed; write a full https:// (or mailto:) address.",
+            f"'{_shown(link)}' is not allowed; write a full https:// address (or "
+            "mailto:name@example.org), with no spaces.",
             "link",
             lines.get("link"),
         )
     image = text_field("image")
     image_alt = text_field("image_alt")
-    if image and (is_bad_url(image) or not _url_ok(image, ("http", "https"))):
+    if image and (not is_allowed_link(image) or image.lower().startswith("mailto:")):
         err(
-            f"'{image}' is not allowed; write the full https:// address of an image on the web.",
+            f"'{_shown(image)}' is not allowed; write the full https:// address of an image on "
+            "the web, with no spaces.",
             "image",
             lines.get("image"),
         )
@@ -352,7 +396,9 @@ def parse_item(data: bytes, key: str, sections: Sequence[str]) -> tuple[Item | N
     rendered = render_markdown(body)
     for bad in rendered.bad_links:
         err(
-            f"link '{bad.url}' is not allowed; links must start with https://, http:// or mailto:.",
+            f"link '{_shown(bad.url)}' is not allowed; links must start with https://, http:// "
+            "or mailto: and be complete (https://example.org/page, mailto:name@example.org), "
+            "with no spaces.",
             "body",
             body_line + bad.line - 1,
         )

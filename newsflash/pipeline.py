@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -16,7 +17,7 @@ from newsflash.config import Config
 from newsflash.edition import Edition, assemble
 from newsflash.errors import BuildError
 from newsflash.files import write_atomic
-from newsflash.items import LoadResult, load_items
+from newsflash.items import Item, LoadResult, Problem, load_items
 from newsflash.message import message_from, to_mime
 from newsflash.personalise import SAMPLE_RECIPIENT_ID, Person
 from newsflash.render import RenderedEmail, Renderer, template_hash
@@ -99,6 +100,88 @@ def load(config: Config) -> LoadResult:
     return load_items(config.submissions_dir, config.section_keys)
 
 
+def _render_fault(config: Config, renderer: Renderer, edition: Edition) -> str | None:
+    """Why the build could not send this edition, worded for an item's contributor; None if
+    it renders and passes every check."""
+    try:
+        email = renderer.render(edition)
+    except BuildError as e:
+        return f"the email cannot be rendered with this item ({e}). Remove unusual markup."
+    errors = {c.name: c for c in email.checks if c.level == "error"}
+    if "size" in errors:
+        limit = config.model.build.size_limit_kb
+        return (
+            f"this item alone makes the email {email.size / 1024:.0f} KB, over Gmail's "
+            f"~{limit} KB clipping limit. Shorten the text and put the rest behind "
+            "'link: https://...'."
+        )
+    if errors:
+        return (
+            "the build refuses the email with this item ("
+            + "; ".join(c.message for c in errors.values())
+            + "). Use full https:// addresses and give every image its 'image_alt:'."
+        )
+    return None
+
+
+def item_faults(
+    config: Config, items: Sequence[Item], edition_id: str, renderer: Renderer | None = None
+) -> list[Problem]:
+    """Items the build cannot carry even alone in an edition, as problems against their files.
+
+    This is the rule `check` and the build share, so that an item `check` passes always
+    builds and one bad item is left out instead of stopping the edition. Faults only grow
+    with the set of items (a subset of an email that renders and fits renders and fits), so
+    the search halves the set and skips every half that passes: a clean set costs one render,
+    and 100 items too large together about a dozen. An edition that fails without any item
+    (a template or config fault) blames no item."""
+    renderer = renderer or Renderer(config)
+
+    def fault(chosen: Sequence[Item]) -> str | None:
+        edition = assemble(
+            config, edition_id, [replace(i, status="ready", edition=None) for i in chosen]
+        )
+        if len(edition.items) < len(chosen):  # a shared title left one out: try them apart
+            return "not all items rendered together"
+        return _render_fault(config, renderer, edition)
+
+    def search(chosen: Sequence[Item], reason: str) -> list[Problem]:
+        if len(chosen) == 1:
+            return [Problem(chosen[0].key, reason)]
+        half = len(chosen) // 2
+        found: list[Problem] = []
+        for part in (chosen[:half], chosen[half:]):
+            why = fault(part)
+            if why is not None:
+                found += search(part, why)
+        return found
+
+    reason = fault(items) if items else None
+    if reason is None or fault([]) is not None:
+        return []
+    return search(items, reason)
+
+
+def without_faulty(loaded: LoadResult, faults: Sequence[Problem]) -> LoadResult:
+    """The load result with the faulty items moved to the failed files, their reasons kept."""
+    if not faults:
+        return loaded
+    bad = {p.path for p in faults}
+    return LoadResult(
+        tuple(i for i in loaded.items if i.key not in bad),
+        (*loaded.problems, *faults),
+        (*loaded.failed, *sorted(bad)),
+    )
+
+
+def check_items(config: Config, renderer: Renderer | None = None) -> LoadResult:
+    """What `newsflash check` reports: every file's own problems, and every item the build
+    would leave out because the email cannot carry it (too large alone, or unrenderable)."""
+    loaded = load(config)
+    edition_id = config.model.newsletter.first_edition
+    return without_faulty(loaded, item_faults(config, loaded.items, edition_id, renderer))
+
+
 def build_edition(
     config: Config,
     edition_id: str,
@@ -113,17 +196,32 @@ def build_edition(
     edition's send started there, so a resume rebuilds exactly what it began sending."""
     loaded = load(config)
     published, frozen = _ledger_view(config, edition_id, ledger_name)
-    edition = assemble(
-        config,
-        edition_id,
-        loaded.items,
-        problems=loaded.problems,
-        failed=loaded.failed,
-        published=published,
-        frozen=frozen,
-        template_sha256=template_hash(config.templates_dir),
-    )
-    email = (renderer or Renderer(config)).render(edition)
+    renderer = renderer or Renderer(config)
+
+    def assembled(result: LoadResult) -> Edition:
+        return assemble(
+            config,
+            edition_id,
+            result.items,
+            problems=result.problems,
+            failed=result.failed,
+            published=published,
+            frozen=frozen,
+            template_sha256=template_hash(config.templates_dir),
+        )
+
+    edition = assembled(loaded)
+    try:
+        email = renderer.render(edition)
+        failed = not email.ok
+    except BuildError:
+        failed = True
+    if failed:  # find the items the email cannot carry, as `check` does, and leave them out
+        faults = item_faults(config, edition.items, edition_id, renderer)
+        if faults:
+            loaded = without_faulty(loaded, faults)
+            edition = assembled(loaded)
+        email = renderer.render(edition)  # a fault no item explains stops the build, as before
     return Build(edition, email, loaded)
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import datetime as dt
 import email
 import email.policy
+import json
 import re
 import shutil
 from dataclasses import dataclass, field
@@ -21,14 +22,16 @@ from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from newsflash.cli import main
 from newsflash.config import Config, load_config
 from newsflash.content import ALLOWED_TAGS, render_markdown
 from newsflash.edition import assemble
 from newsflash.items import Item, load_items
-from newsflash.pipeline import build_edition, write_build
+from newsflash.pipeline import build_edition, check_items, write_build
 from newsflash.render import Renderer
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -423,3 +426,123 @@ def test_sanitised_body_only_holds_allowed_tags_and_safe_links(source: str) -> N
     assert found.findings == []
     assert found.tags <= ALLOWED_TAGS
     assert found.attributes <= {"href", "title", "rel"}
+
+
+# A fuzzed drop folder: hostile item files of every kind at once. None gives a traceback,
+# none blocks the good items, and `check` and the build agree on every file.
+
+
+def _front(title: str, extra: str = "", body: str = "Text.\n") -> bytes:
+    return (f"---\ntitle: {title}\nsection: wg2\ndate: 2022-02-03\n{extra}---\n{body}").encode(
+        "utf-8", "surrogatepass"
+    )
+
+
+_LEVELS = ["&a [x, x, x, x, x, x, x, x, x]"] + [
+    f"&{n} [" + ", ".join([f"*{p}"] * 9) + "]" for p, n in zip("abcdefgh", "bcdefghi", strict=True)
+]
+_BOMB = "[" + ", ".join(_LEVELS) + "]"  # a billion x's if expanded
+_INJECT = {
+    "mjml": "</mj-text></mj-column></mj-section><mj-raw><script>alert(1)</script></mj-raw>",
+    "jinja": "{{ config.__class__ }} {% for x in range(9) %}loop{% endfor %} {# c #}",
+    "cdata": "<![CDATA[ ]]> ]]> &amp; &#0; &#x0B; &#xFFFE; &bogus; <!-- -->",
+}
+
+
+def _in_every_field(kind: str) -> bytes:
+    value = json.dumps(f"{kind} {_INJECT[kind]}", ensure_ascii=False)
+    extra = "".join(
+        f"{k}: {value}\n" for k in ("author", "organisation", "summary", "link_text", "image_alt")
+    )
+    extra += "link: https://example.org/more\nimage: https://example.org/i.png\n"
+    return _front(value, extra, body=f"{_INJECT[kind]}\n")
+
+
+HOSTILE_FILES: dict[str, bytes] = {
+    "yaml_syntax_error.md": _front("a: b: c"),
+    "yaml_alias_bomb_in_title.md": _front(_BOMB),
+    "yaml_merge_key_anchor.md": b"---\nbase: &b {title: T}\n<<: *b\nsection: wg2\n---\nx\n",
+    "yaml_python_object_tag.md": _front("!!python/object/apply:os.system ['true']"),
+    "yaml_deep_nesting.md": _front("[" * 3000 + "]" * 3000),
+    "yaml_surrogate_escape.md": _front('"\\ud800 lone"'),
+    "not_utf8_latin1.md": "---\ntitle: Café\nsection: wg2\n---\n".encode("latin-1"),
+    "utf16_with_bom.md": _front("UTF-16").decode().encode("utf-16"),
+    "utf8_bom_valid.md": b"\xef\xbb\xbf" + _front("With a BOM", 'edition: "2022-02"\n'),
+    "two_boms.md": "\ufeff\ufeff".encode() + _front("Two BOMs"),
+    "binary_png.md": b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR" + bytes(range(256)),
+    "binary_without_nul.md": bytes(range(0x80, 0x100)) * 4,
+    "empty.md": b"",
+    "whitespace_only.md": b" \n\t\n",
+    "front_matter_only.md": _front("Front matter only", 'edition: "2022-02"\n', body=""),
+    "front_matter_unclosed.md": b"---\ntitle: T\nsection: wg2\n",
+    "fences_only.md": b"---\n---\n",
+    "giant_body.md": _front("Giant body", body="A sentence of the giant body. " * 12000),
+    "giant_title.md": _front("T" * 200_000),
+    "script_style_iframe_body.md": _front(
+        "Script style iframe",
+        body="<script>alert(1)</script><style>*{x:expression(1)}</style>"
+        "<iframe src='https://evil.example'></iframe>\n",
+    ),
+    "javascript_link_body.md": _front("JS link", body="[x](javascript:alert(1))\n"),
+    "javascript_link_field.md": _front("JS field", "link: javascript:alert(1)\n"),
+    "data_uri_image_field.md": _front(
+        "Data image", "image: data:image/png;base64,AAAA\nimage_alt: x\n"
+    ),
+    "data_uri_link_body.md": _front("Data link", body="[x](data:text/html,<script>x</script>)\n"),
+    "mailto_without_address_field.md": _front("Mailto", "link: mailto:wg2\n"),
+    "mjml_injection_in_every_field.md": _in_every_field("mjml"),
+    "jinja_injection_in_every_field.md": _in_every_field("jinja"),
+    "cdata_and_entities_in_every_field.md": _in_every_field("cdata"),
+    "control_characters_everywhere.md": _front(
+        '"Ctrl \\x01\\x0b\\x1b[31m title"',
+        'author: "A\\x00"\nlink_text: "R\\x7f"\nlink: https://example.org/c\n',
+        body="Bell\x07 vertical\x0b escape\x1b[31m <b title='&#x0B;'>x</b>\n",
+    ),
+    "mixed_line_endings.md": (
+        b"---\r\ntitle: Mixed endings\rsection: wg2\ndate: 2022-02-03\r\n---\rx\n"
+    ),
+    "nul_in_the_middle.md": _front("NUL", body="a\x00b\n"),
+    "not_an_item.html": b"<script>alert(1)</script>",
+}
+
+
+def test_a_fuzzed_drop_folder_gives_no_traceback_blocks_no_good_item_and_check_agrees_with_build(
+    workspace: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    folder = workspace / "submissions" / "hostile"
+    folder.mkdir()
+    for name, data in HOSTILE_FILES.items():
+        (folder / name).write_bytes(data)
+    config = load_config(workspace / "config.toml")
+    good = {i.key for i in build_edition(load_config(ROOT / "config.toml"), EDITION).edition.items}
+
+    monkeypatch.chdir(workspace)
+    monkeypatch.setenv("COLUMNS", "200")
+    checked = CliRunner().invoke(main, ["check"])
+    built = CliRunner().invoke(main, ["build", EDITION])
+
+    for result in (checked, built):
+        assert result.exit_code == 1, result.output  # item errors, reported, not raised
+        assert "Traceback" not in result.output
+        assert isinstance(result.exception, SystemExit), result.output
+    html = (workspace / "build" / EDITION / "email.html").read_text(encoding="utf-8")
+    assert audit(html).findings == []
+    build = build_edition(config, EDITION)
+    assert build.email.ok
+    included = {i.key for i in build.edition.items}
+    assert good <= included  # every good item of the sample is in the email
+    # check and the build agree on every hostile file: an error in one is a leave-out in the other
+    refused = {p.path for p in check_items(config).errors}
+    invalid = {lo.key for lo in build.edition.left_out if lo.reason.startswith("invalid: ")}
+    assert refused == invalid
+    for name in HOSTILE_FILES:
+        key = f"hostile/{name}"
+        if name.endswith(".md"):
+            assert (key in refused) != (key in included), key
+            assert key in checked.output or key in included, key
+    assert {f"hostile/{n}" for n in ("giant_body.md", "giant_title.md")} <= refused
+    for name in ("mjml_injection_in_every_field.md", "jinja_injection_in_every_field.md",
+                 "cdata_and_entities_in_every_field.md", "control_characters_everywhere.md",
+                 "utf8_bom_valid.md", "front_matter_only.md"):  # fmt: skip
+        assert f"hostile/{name}" in included, name
+    assert "loop" not in text_of(html).replace("loop{% endfor %}", "")

@@ -14,8 +14,12 @@ from typing import Any
 
 import pytest
 
+from newsflash.checks import run_checks
 from newsflash.config import load_config
+from newsflash.content import CONTROL_CHARS
+from newsflash.errors import BuildError
 from newsflash.items import FIELDS, Item, Problem, item_files, load_items, parse_item
+from newsflash.pipeline import build_edition, check_items, item_faults, write_build
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = ROOT / "tests" / "fixtures" / "items"
@@ -198,3 +202,114 @@ def test_item_sha256_is_of_the_file_bytes() -> None:
     item, _ = parse_item(VALID.encode(), "a.md", SECTIONS)
     assert item is not None
     assert item.sha256 == hashlib.sha256(VALID.encode()).hexdigest()
+
+
+# check and build agree: an item `check` passes builds; one the email cannot carry is
+# reported by check against its file and left out by the build, never stopping the others.
+
+
+def _build_and_write(workspace: Path) -> tuple[Any, Path]:
+    config = load_config(workspace / "config.toml")
+    build = build_edition(config, "2022-02")
+    return build, write_build(config, build)
+
+
+@pytest.mark.parametrize(
+    "name", ["control_characters_in_body.md", "control_character_escapes_in_fields.md"]
+)
+def test_an_item_with_control_characters_passes_check_and_builds_with_its_text(
+    workspace: Path, name: str
+) -> None:
+    """Regression (issue 8): these passed check, then stopped the edition in MJML."""
+    shutil.copy(FIXTURES / name, workspace / "submissions" / name)
+    config = load_config(workspace / "config.toml")
+    assert check_items(config).errors == ()
+
+    build, out = _build_and_write(workspace)
+
+    assert name in {i.key for i in build.edition.items}
+    html = (out / "email.html").read_text(encoding="utf-8")
+    assert CONTROL_CHARS.search(html) is None
+    assert CONTROL_CHARS.search((out / "email.txt").read_text(encoding="utf-8")) is None
+    if name == "control_characters_in_body.md":
+        assert "Line onestill one." in html
+    else:
+        assert "Title with  a vertical tab" in html and 'alt="A hall"' in html
+
+
+@pytest.mark.parametrize(
+    "name", ["mailto_without_address_in_link_field.md", "mailto_without_address_in_body.md"]
+)
+def test_a_mailto_link_without_an_address_is_refused_by_check_and_leaves_the_build_whole(
+    workspace: Path, name: str
+) -> None:
+    """Regression (issue 8): 'link: mailto:wg1' passed check and failed the build's link check."""
+    shutil.copy(FIXTURES / name, workspace / "submissions" / name)
+    config = load_config(workspace / "config.toml")
+    assert [p.path for p in check_items(config).errors] == [name]
+
+    build, _ = _build_and_write(workspace)
+
+    assert build.email.ok
+    assert name in {lo.key for lo in build.edition.left_out}
+    assert len(build.edition.items) == 4  # the sample's items for 2022-02, all there
+
+
+def test_the_build_link_check_refuses_what_the_item_check_refuses() -> None:
+    for href in ("mailto:wg1", "mailto:@example.org", "https://example.org/a b", "https://x"):
+        html = f'<a href="{href}">x</a>'
+        assert [
+            c.level for c in run_checks(html, warn_kb=90, limit_kb=102) if c.name == "links"
+        ] == ["error"], href
+    html = '<a href="mailto:wg1@example.org">x</a><a href="#item-a">toc</a>'
+    assert [c.level for c in run_checks(html, warn_kb=90, limit_kb=102)] == ["ok", "ok", "ok"]
+
+
+def test_an_item_too_large_for_any_email_is_reported_by_check_and_left_out_of_the_build(
+    workspace: Path,
+) -> None:
+    giant = workspace / "submissions" / "giant_item.md"
+    giant.write_text(
+        "---\ntitle: The whole report\nsection: wg2\ndate: 2022-02-01\n---\n"
+        + "A long paragraph of the report. " * 4000,
+        encoding="utf-8",
+    )
+    config = load_config(workspace / "config.toml")
+    errors = check_items(config).errors
+    assert [(p.path, p.line) for p in errors] == [("giant_item.md", None)]
+    assert "this item alone makes the email" in errors[0].message
+    assert "Shorten the text" in errors[0].message
+
+    build, out = _build_and_write(workspace)
+
+    reasons = {lo.key: lo.reason for lo in build.edition.left_out}
+    assert reasons["giant_item.md"].startswith("invalid: this item alone makes the email")
+    assert len(build.edition.items) == 4 and build.email.ok
+    assert (out / "email.html").stat().st_size < 102 * 1024
+
+
+def test_items_too_large_only_together_are_not_blamed_and_the_size_check_still_refuses(
+    workspace: Path,
+) -> None:
+    for n in range(12):
+        (workspace / "submissions" / f"long_{n}.md").write_text(
+            f"---\ntitle: Long item {n}\nsection: wg1\ndate: 2022-02-01\n---\n"
+            + "Text of a long item, none too long alone. " * 250,
+            encoding="utf-8",
+        )
+    config = load_config(workspace / "config.toml")
+    assert check_items(config).errors == ()
+    build = build_edition(config, "2022-02")
+    assert len(build.edition.items) == 16
+    assert [c.name for c in build.email.checks if c.level == "error"] == ["size"]
+
+
+def test_a_template_fault_blames_no_item_and_still_stops_the_build(workspace: Path) -> None:
+    template = workspace / "templates" / "partials" / "footer.mjml.j2"
+    template.write_text(template.read_text(encoding="utf-8") + "<mj-text>\x01</mj-text>\n")
+    config = load_config(workspace / "config.toml")
+    items = load_items(config.submissions_dir, config.section_keys).items
+
+    assert item_faults(config, items, "2022-02") == []
+    with pytest.raises(BuildError, match="MJML could not be rendered"):
+        build_edition(config, "2022-02")

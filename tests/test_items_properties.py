@@ -8,14 +8,25 @@ Problem is a sentence that names the file and says what to do.
 from __future__ import annotations
 
 import datetime as dt
+import json
 import re
+from pathlib import Path
 
 import pytest
 import yaml
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from newsflash.items import FIELDS, Item, Problem, parse_item
+from newsflash.config import Config, load_config
+from newsflash.content import CONTROL_CHARS
+from newsflash.edition import assemble
+from newsflash.items import FIELDS, Item, Problem, load_items, parse_item
+from newsflash.message import message_from, to_mime
+from newsflash.pipeline import SAMPLE_PERSON, item_faults
+from newsflash.render import Renderer
+
+ROOT = Path(__file__).resolve().parent.parent
+EDITION = "2022-02"
 
 SECTIONS = ("alliance", "wg1", "wg2", "battery", "projects", "events")
 KEY = "submissions/any.md"
@@ -257,3 +268,133 @@ def test_yaml_alias_bomb_in_every_field_is_a_clean_problem_and_quick() -> None:
     for field in FIELDS:
         text = f"---\ntitle: T\nsection: wg1\ndate: 2022-01-01\n{field}: {bomb}\n---\nx\n"
         assert_clean(parse_item(text.encode(), KEY, SECTIONS))
+
+
+# Any item `check` accepts, the build accepts: hostile text from all of Unicode (control
+# characters and surrogates included) and MJML/Jinja/HTML syntax in every field and the body.
+
+INJECTIONS = [
+    "{{ 7 * 7 }}",
+    "{% for x in range(3) %}x{% endfor %}",
+    "{# c #}",
+    "{% raw %}",
+    "</mj-text>",
+    "</mj-column></mj-section>",
+    "<mj-raw><script>alert(1)</script></mj-raw>",
+    "<mj-include path='/etc/passwd' />",
+    "</mjml>",
+    "<![CDATA[x]]>",
+    "]]>",
+    "<!--",
+    "-->",
+    "<!--[if mso]><script>x</script><![endif]-->",
+    "&amp;",
+    "&#0;",
+    "&#x0B;",
+    "&#xFFFE;",
+    "&#xD800;",
+    "&#x110000;",
+    "&bogus;",
+    "&",
+    "<",
+    '"',
+    "'",
+    "\x00",
+    "\x0b",
+    "\x1b[31m",
+    "\x7f",
+    "\x85",
+    "\ufffe",
+    "\uffff",
+    "\ud800",
+    "\udfff",
+    "\u2028",
+    "\u202e",
+    "<style>p{}</style>",
+    '<a href="mailto:x">m</a>',
+    '<a href="https://example.org/" title="a&#1;b">t</a>',
+    '<a href="https://exa&#9;mple.org/">t</a>',
+    "[m](mailto:x)",
+    "[m](mailto:)",
+    "[w](https://x)",
+    "<iframe src=javascript:alert(1)>",
+    "[d](data:text/html,x)",
+    "> " * 30 + "deep",
+    "<em>" * 200,
+    "- " * 40 + "nested",
+]
+any_char = st.characters(exclude_categories=())  # surrogates too
+hostile_text = st.lists(
+    st.one_of(st.sampled_from(INJECTIONS), st.text(any_char, max_size=20)), max_size=6
+).map("".join)
+LINKS = st.one_of(
+    st.sampled_from(
+        [
+            "https://example.org/more",
+            "mailto:wg1@example.org",
+            "mailto:wg1",
+            "mailto:",
+            "https://example.org/a b",
+            "https://x",
+            "http://example.org/?a=1&b=2",
+            "https://example.org/</mj-button>",
+            'https://example.org/"><script>',
+            "javascript:alert(1)",
+            "data:image/png;base64,AAAA",
+        ]
+    ),
+    hostile_text.map(lambda t: "https://example.org/" + t),
+)
+
+
+def quoted(value: str) -> str:
+    """A YAML double-quoted scalar: JSON's escapes (\\u0001, \\ud800) reach the value as is."""
+    return json.dumps(value, ensure_ascii=False)
+
+
+@st.composite
+def hostile_items(draw: st.DrawFn) -> bytes:
+    fields = {
+        "title": quoted(draw(hostile_text) or "T"),
+        "section": "wg1",
+        "date": "2022-02-03",
+        "edition": '"2022-02"',
+    }
+    for name in ("author", "organisation", "summary", "link_text", "image_alt", "contact"):
+        if draw(st.booleans()):
+            fields[name] = quoted(draw(hostile_text))
+    if draw(st.booleans()):
+        fields["link"] = quoted(draw(LINKS))
+    if draw(st.booleans()):
+        fields["image"] = quoted(draw(LINKS))
+    raw = draw(st.booleans())  # some values unquoted: raw control characters in the YAML
+    front = "".join(
+        f"{k}: {json.loads(v) if raw and v.startswith(chr(34)) else v}\n" for k, v in fields.items()
+    )
+    text = f"---\n{front}---\n{draw(hostile_text)}\n\n{draw(hostile_text)}\n"
+    return text.encode("utf-8", "surrogatepass")
+
+
+@pytest.fixture(scope="module")
+def sample_build() -> tuple[Config, Renderer, list[Item]]:
+    config = load_config(ROOT / "config.toml")
+    items = list(load_items(config.submissions_dir, config.section_keys).items)
+    return config, Renderer(config), items
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=hostile_items())
+def test_any_item_check_accepts_the_build_accepts_alone_and_among_the_sample_items(
+    data: bytes, sample_build: tuple[Config, Renderer, list[Item]]
+) -> None:
+    config, renderer, sample = sample_build
+    item, _ = parse_item(data, KEY, config.section_keys)
+    assume(item is not None)
+    assert item is not None
+    assert item_faults(config, [item], EDITION, renderer) == []
+    for items in ([item], [*sample, item]):
+        email = renderer.render(assemble(config, EDITION, items))  # no BuildError
+        assert email.ok, [str(c) for c in email.checks if c.level == "error"]
+        assert not CONTROL_CHARS.search(email.html + email.text)
+        to_mime(message_from(config, email), SAMPLE_PERSON).as_bytes()
+    assert item.key in {i.key for i in assemble(config, EDITION, [*sample, item]).items}

@@ -256,10 +256,16 @@ def test_preview_has_one_click_unsubscribe_headers(preview: EmailMessage) -> Non
 # --- size checks -----------------------------------------------------------------------------
 
 
-def test_giant_item_fails_the_size_check_and_is_not_written(
+def add_long_items(workspace: Path, total: int) -> None:
+    """Items too large for Gmail together, none alone (an item too large alone is left out)."""
+    for n in range(5):
+        add_item(workspace, f"long{n}.md", prose(total // 5), title=f"A very long report {n}")
+
+
+def test_items_too_large_together_fail_the_size_check_and_are_not_written(
     workspace: Path, config: Config
 ) -> None:
-    add_item(workspace, "giant.md", prose(110 * 1024))
+    add_long_items(workspace, 110 * 1024)
     build = build_edition(config, EDITION)
     level, message = check(build.email, "size")
     assert level == "error"
@@ -270,8 +276,10 @@ def test_giant_item_fails_the_size_check_and_is_not_written(
     assert not (workspace / "build" / EDITION / "email.html").exists()
 
 
-def test_giant_item_is_written_when_clipping_is_allowed(workspace: Path, config: Config) -> None:
-    add_item(workspace, "giant.md", prose(110 * 1024))
+def test_items_too_large_together_are_written_when_clipping_is_allowed(
+    workspace: Path, config: Config
+) -> None:
+    add_long_items(workspace, 110 * 1024)
     build = build_edition(config, EDITION)
     out = write_build(config, build, allow_clip=True)
     assert (out / "email.html").stat().st_size > 102 * 1024

@@ -118,7 +118,7 @@ def check(state: State) -> None:
     from newsflash.edition import title_clashes
 
     config = state.config
-    loaded = pipeline.load(config)
+    loaded = pipeline.check_items(config)
     console.print(f"[bold]config[/] {config.path}: ok")
     console.print(
         f"[bold]items[/] {len(loaded.items)} valid, {len(loaded.failed)} with errors "
