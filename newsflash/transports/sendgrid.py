@@ -118,8 +118,6 @@ class _NoRedirectClient(HTTPClient):  # type: ignore[misc]
     the one the library documents as its hook, `_build_client` keeps the segments ours.
     """
 
-    _opener = urllib.request.build_opener(_RefuseRedirects)
-
     def _build_client(self, name: str | None = None) -> _NoRedirectClient:
         url_path = [*self._url_path, name] if name else self._url_path
         return _NoRedirectClient(
@@ -134,7 +132,9 @@ class _NoRedirectClient(HTTPClient):  # type: ignore[misc]
     def _make_request(
         self, opener: object, request: urllib.request.Request, timeout: float | None = None
     ) -> Any:
-        return super()._make_request(self._opener, request, timeout)
+        # Built per request as the library does, so proxy settings are read as it reads them.
+        opener = urllib.request.build_opener(_RefuseRedirects)
+        return super()._make_request(opener, request, timeout)
 
 
 @dataclass(frozen=True)
