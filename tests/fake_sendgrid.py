@@ -39,7 +39,10 @@ Endpoint behaviour (``POST /v3/mail/send``), checked in this order:
    nothing counts as delivered.
 
 Other paths answer 404 and other methods on the mail send path answer 405, both with SendGrid's
-JSON error shape. Every response carries ``X-RateLimit-Limit``, ``X-RateLimit-Remaining`` and
+JSON error shape, except :data:`PORTAL_PATH`: a stand-in for whatever a wrong ``host`` or a
+captive proxy serves (an HTML page with 200 to any method), where an injected redirect points by
+default, so a test can see whether a client followed the redirect (and what it sent there).
+Every API (JSON) response carries ``X-RateLimit-Limit``, ``X-RateLimit-Remaining`` and
 ``X-RateLimit-Reset``; without a configured ``rate_limit`` they describe a nominal window of
 10,000 requests per second that is never enforced.
 
@@ -76,6 +79,7 @@ __all__ = [
     "DEFAULT_API_KEY",
     "FAULT_KINDS",
     "MAIL_SEND_PATH",
+    "PORTAL_PATH",
     "AcceptedRequest",
     "FakeSendGrid",
     "LoggedRequest",
@@ -86,6 +90,9 @@ __all__ = [
 ]
 
 MAIL_SEND_PATH: Final = "/v3/mail/send"
+#: A page that is not the API: 200 and HTML to anything, like a captive portal or a web site.
+PORTAL_PATH: Final = "/portal"
+PORTAL_PAGE: Final = b"<!doctype html><title>Welcome</title><p>Please log in to continue.</p>"
 DEFAULT_API_KEY: Final = "SG.test-key"
 
 #: SendGrid says "the total size of your email ... must be less than 30MB"; we measure the
@@ -157,7 +164,7 @@ _HEADER_NAME_RE: Final = re.compile(r"[!-9;-~]+")
 
 _AUTH_INVALID_MESSAGE: Final = "The provided authorization grant is invalid, expired, or revoked"
 
-#: Fault kinds understood by :meth:`FakeSendGrid.inject`, besides any HTTP status 400-599.
+#: Fault kinds understood by :meth:`FakeSendGrid.inject`, besides any HTTP status 100-599.
 FAULT_KINDS: Final = frozenset({"hang", "slow", "drop", "accept_then_hang", "accept_then_drop"})
 
 #: Nominal rate-limit window reported when no limit is configured (never enforced).
@@ -842,6 +849,12 @@ class _Fault:
     kind: str
     seconds: float
     reset_in: float
+    location: str | None = None
+
+    @property
+    def status(self) -> int | None:
+        """The injected HTTP status, or None for the kinds that are not one."""
+        return int(self.kind) if self.kind.isdigit() else None
 
 
 # --------------------------------------------------------------------------------------------
@@ -1068,7 +1081,13 @@ class FakeSendGrid:
         return [email for request in self.delivered_requests for email in request.to_addresses]
 
     def inject(
-        self, kind: str | int, *, seconds: float = 5.0, reset_in: float = 1.0, times: int = 1
+        self,
+        kind: str | int,
+        *,
+        seconds: float = 5.0,
+        reset_in: float = 1.0,
+        times: int = 1,
+        location: str | None = None,
     ) -> None:
         """Queue a fault; each mail send request consumes the oldest one (``times`` queues N).
 
@@ -1077,6 +1096,16 @@ class FakeSendGrid:
         - ``"400"``..``"599"`` (or the int): answer that status with a SendGrid-shaped JSON
           error, record nothing. ``"401"`` uses the real invalid-key body; ``"429"`` carries
           ``X-RateLimit-Remaining: 0`` and ``X-RateLimit-Reset`` = now + ``reset_in``.
+        - ``"200"``..``"299"``: what a host that is not SendGrid's Mail Send might answer (a
+          web server, a captive proxy): that status with a small HTML page (no body for 204),
+          whatever the request, sandbox or not; nothing is recorded. (The real API answers only
+          202, or 200 in sandbox mode.)
+        - ``"300"``..``"399"``: a redirect to ``location`` (default: this server's
+          :data:`PORTAL_PATH`), as a wrong host or a captive proxy answers; nothing recorded.
+        - ``"100"``..``"199"``: an interim response. The request is processed normally (and
+          recorded if accepted); that interim status line is written just before the final
+          answer. Python's http.client skips only ``100 Continue``: it takes any
+          other 1xx for the final answer, so the client never learns that the mail was taken.
         - ``"hang"``: read the request, sleep ``seconds``, then answer 504; nothing is
           recorded. For client time-out tests: the client gives up, SendGrid never took it.
         - ``"slow"``: sleep ``seconds``, then process the request normally (may accept it).
@@ -1094,13 +1123,13 @@ class FakeSendGrid:
         """
         name = str(kind)
         if name.isdigit():
-            if not 400 <= int(name) <= 599:
-                raise ValueError(f"injected status must be 400-599, got {name}")
+            if not 100 <= int(name) <= 599 or len(name) != 3:
+                raise ValueError(f"injected status must be 100-599, got {name}")
         elif name not in FAULT_KINDS:
             raise ValueError(f"unknown fault kind {name!r}; known: {sorted(FAULT_KINDS)}")
         with self._lock:
             for _ in range(times):
-                self._faults.append(_Fault(name, seconds, reset_in))
+                self._faults.append(_Fault(name, seconds, reset_in, location))
 
     @property
     def pending_faults(self) -> list[str]:
@@ -1156,6 +1185,9 @@ class FakeSendGrid:
 
     def _serve_inner(self, exchange: _Exchange) -> int:
         handler, headers = exchange.handler, exchange.headers
+        if exchange.path == PORTAL_PATH:
+            self._read_body(handler, headers)
+            return self._send_page(exchange, 200, PORTAL_PAGE, {})
         if exchange.path != MAIL_SEND_PATH:
             self._read_body(handler, headers)
             return self._error(exchange, 404, "not found")
@@ -1247,9 +1279,14 @@ class FakeSendGrid:
         if kind == "slow":
             exchange.wake.wait(fault.seconds)
             return None
-        if not kind.isdigit():
-            return None  # accept_then_*: handled once the request is accepted
-        status = int(kind)
+        status = fault.status
+        if status is None or status < 200:
+            return None  # accept_then_* and 1xx: handled once the request is accepted
+        if status < 300:
+            return self._send_page(exchange, status, b"" if status == 204 else PORTAL_PAGE, {})
+        if status < 400:
+            target = fault.location if fault.location is not None else self.url + PORTAL_PATH
+            return self._send_page(exchange, status, PORTAL_PAGE, {"Location": target})
         if status == 401:
             return self._error(exchange, 401, _AUTH_INVALID_MESSAGE)
         if status == 429:
@@ -1301,7 +1338,6 @@ class FakeSendGrid:
 
         A client that already hung up (time-out tests do that on purpose) is not an error here.
         """
-        handler = exchange.handler
         body = b""
         if errors is not None:
             exchange.errors = errors
@@ -1309,12 +1345,33 @@ class FakeSendGrid:
         if not any(name.startswith("X-RateLimit") for name in extra_headers):
             with self._lock:
                 extra_headers = {**self._rate.peek(), **extra_headers}
+        return self._write(exchange, status, body, "application/json", extra_headers)
+
+    def _send_page(
+        self, exchange: _Exchange, status: int, page: bytes, extra_headers: dict[str, str]
+    ) -> int:
+        """An HTML answer, as a web server or a captive proxy sends instead of the API."""
+        return self._write(exchange, status, page, "text/html; charset=utf-8", extra_headers)
+
+    def _write(
+        self,
+        exchange: _Exchange,
+        status: int,
+        body: bytes,
+        content_type: str,
+        extra_headers: dict[str, str],
+    ) -> int:
+        handler = exchange.handler
         # Log first: once the answer is out, a test may already be reading the log.
         self._log_exchange(exchange, status)
+        interim = exchange.fault.status if exchange.fault else None
         try:
+            if interim is not None and interim < 200:
+                handler.send_response_only(interim)
+                handler.end_headers()
             handler.send_response(status)
             if body:
-                handler.send_header("Content-Type", "application/json")
+                handler.send_header("Content-Type", content_type)
             handler.send_header("Content-Length", str(len(body)))
             for name, value in extra_headers.items():
                 handler.send_header(name, value)

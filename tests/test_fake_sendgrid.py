@@ -12,6 +12,7 @@ import base64
 import gzip
 import http.client
 import json
+import socket
 import subprocess
 import sys
 import threading
@@ -880,7 +881,125 @@ def test_accept_then_drop_still_refuses_an_invalid_request(sg: FakeSendGrid) -> 
     assert sg.pending_faults == []
 
 
-@pytest.mark.parametrize("kind", ["explode", "200", "302", 600])
+def raw_exchange(server: FakeSendGrid, body: object, path: str = "/v3/mail/send") -> bytes:
+    """Everything the server writes back, byte for byte (interim responses included)."""
+    data = json.dumps(body).encode()
+    head = (
+        f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1:{server.port}\r\n"
+        f"Authorization: Bearer {DEFAULT_API_KEY}\r\nContent-Type: application/json\r\n"
+        f"Content-Length: {len(data)}\r\n\r\n"
+    ).encode()
+    with socket.create_connection(("127.0.0.1", server.port), timeout=5) as conn:
+        conn.sendall(head + data)
+        chunks = []
+        while chunk := conn.recv(65536):
+            chunks.append(chunk)
+    return b"".join(chunks)
+
+
+@pytest.mark.parametrize("status", [301, 302, 303, 307, 308])
+def test_injected_redirect_points_at_the_portal_and_records_nothing(
+    sg: FakeSendGrid, status: int
+) -> None:
+    sg.inject(status)
+
+    answer = raw_exchange(sg, valid_body())
+
+    head = answer.split(b"\r\n\r\n", 1)[0].decode()
+    assert head.startswith(f"HTTP/1.0 {status} ")
+    assert f"Location: {sg.url}/portal" in head
+    assert sg.accepted_requests == [] and sg.pending_faults == []
+    assert [r.status for r in sg.request_log] == [status]
+
+
+def test_injected_redirect_goes_where_it_is_told(sg: FakeSendGrid) -> None:
+    sg.inject(302, location="https://login.example.net/hotspot?next=api")
+
+    answer = raw_exchange(sg, valid_body())
+
+    assert b"Location: https://login.example.net/hotspot?next=api\r\n" in answer
+
+
+def test_the_sendgrid_library_alone_follows_a_302_as_a_get_and_gets_the_portals_200(
+    sg: FakeSendGrid,
+) -> None:
+    """The pitfall the transport must guard against, reproduced: a 302 becomes a 200."""
+    sg.inject(302)
+
+    response = post(sg, valid_body())
+
+    assert response.status_code == 200 and b"log in" in response.body
+    assert sg.accepted_requests == []
+    followed = sg.request_log[-1]
+    assert (followed.method, followed.path, followed.status) == ("GET", "/portal", 200)
+    assert followed.headers["authorization"] == f"Bearer {DEFAULT_API_KEY}"  # the key, leaked
+
+
+@pytest.mark.parametrize("status", [200, 201, 203, 204, 206])
+@pytest.mark.parametrize("sandbox", [False, True])
+def test_an_injected_2xx_answers_that_status_and_records_nothing(
+    sg: FakeSendGrid, status: int, sandbox: bool
+) -> None:
+    sg.inject(status)
+    body = valid_body()
+    if sandbox:
+        body["mail_settings"] = {"sandbox_mode": {"enable": True}}
+
+    response = post(sg, body)
+
+    assert response.status_code == status
+    assert "X-Message-Id" not in response.headers
+    assert (response.body == b"") is (status == 204)
+    assert sg.accepted_requests == []
+
+
+def test_an_injected_300_or_304_answers_that_status(sg: FakeSendGrid) -> None:
+    for status in (300, 304):
+        sg.inject(status)
+        assert raw_exchange(sg, valid_body()).startswith(f"HTTP/1.0 {status} ".encode())
+    assert sg.accepted_requests == []
+
+
+@pytest.mark.parametrize("status", [102, 103])
+def test_an_injected_1xx_comes_just_before_the_final_answer_of_an_accepted_request(
+    sg: FakeSendGrid, status: int
+) -> None:
+    sg.inject(status)
+
+    answer = raw_exchange(sg, valid_body("alex@example.com"))
+
+    assert answer.startswith(f"HTTP/1.0 {status} ".encode())
+    assert b"\r\n\r\nHTTP/1.0 202 Accepted\r\n" in answer
+    assert sg.all_recipients() == ["alex@example.com"]
+
+
+def test_the_sendgrid_library_takes_a_103_for_the_answer_though_the_mail_was_accepted(
+    sg: FakeSendGrid,
+) -> None:
+    sg.inject(103)
+
+    error = refusal(sg, valid_body("alex@example.com"))
+
+    assert error.status_code == 103
+    assert sg.all_recipients() == ["alex@example.com"]
+
+
+def test_the_sendgrid_library_skips_an_injected_100_continue(sg: FakeSendGrid) -> None:
+    sg.inject(100)
+
+    assert post(sg, valid_body()).status_code == 202
+    assert len(sg.delivered_requests) == 1
+
+
+def test_the_portal_answers_200_with_a_page_to_any_method(sg: FakeSendGrid) -> None:
+    for method in ("GET", "POST"):
+        request = urllib.request.Request(sg.url + "/portal", data=b"{}", method=method)
+        with urllib.request.urlopen(request, timeout=5) as response:
+            assert response.status == 200 and b"log in" in response.read()
+    assert [(r.method, r.status) for r in sg.request_log] == [("GET", 200), ("POST", 200)]
+
+
+@pytest.mark.parametrize("kind", ["explode", "099", "0302", 600, 99, "-200", "2e2"])
 def test_inject_rejects_unknown_kinds(sg: FakeSendGrid, kind: str | int) -> None:
     with pytest.raises(ValueError):
         sg.inject(kind)

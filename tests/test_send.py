@@ -792,3 +792,140 @@ def test_a_list_that_cannot_be_read_during_the_send_stops_it_and_status_says_so(
     assert resumed.complete and resumed.skipped == 1
     assert Counter(sg.all_recipients()) == Counter(set(AUDIENCE) - {"tomas.novak@example.org"})
     assert "cannot be read" not in run(workspace, "status", ED).output
+
+
+# -- answers that are not SendGrid's "accepted" (issue 8) -----------------------------------------
+
+
+def ledger_counts(config: Config, name: str = "sendgrid") -> tuple[int, int, int]:
+    """(accepted, failed, uncertain) recipients of the edition."""
+    with ledger_of(config, name) as led:
+        st = led.status(ED)
+    return st.accepted, st.failed, st.uncertain + st.in_flight
+
+
+@pytest.mark.parametrize("status", [301, 302, 303, 307, 308])
+def test_a_redirect_from_the_api_host_is_not_followed_and_fails_the_batch(
+    workspace: Path, sg: FakeSendGrid, sleeps: list[float], status: int
+) -> None:
+    config = configure(workspace)
+    sg.inject(status)
+    with pytest.raises(TransportError) as info:
+        send_edition(config, ED, transport=transport(config, sleeps))
+    message = str(info.value)
+    assert info.value.status == status
+    assert f"{sg.url} answered {status}" in message and "[sendgrid] host" in message
+    assert f"{sg.url}/portal" in message  # where it pointed, so the secretariat can tell why
+    assert [(r.method, r.path) for r in sg.request_log] == [("POST", "/v3/mail/send")]
+    assert sg.all_recipients() == [] and sleeps == []
+    assert ledger_counts(config) == (0, 10, 0)
+
+
+def test_cli_send_answered_by_a_redirect_exits_1_and_says_to_check_the_host(
+    workspace: Path, sg: FakeSendGrid
+) -> None:
+    configure(workspace)
+    sg.inject(302)
+    result = run(workspace, "send", ED, "--yes")
+    assert result.exit_code == 1, result.output
+    assert "Done: all" not in result.output and "Traceback" not in result.output
+    assert f"{sg.url} answered 302 Found" in result.output
+    assert "[sendgrid] host" in result.output
+    status = run(workspace, "status", ED)
+    assert "answered 302" in status.output  # the reason each partner was not sent
+    again = run(workspace, "send", ED, "--yes")  # the host is right again: all are sent
+    assert again.exit_code == 0 and received(sg) == Counter(AUDIENCE)
+
+
+def test_a_redirect_to_another_host_never_gets_the_request_or_the_api_key(
+    workspace: Path, sg: FakeSendGrid, sleeps: list[float]
+) -> None:
+    config = configure(workspace)
+    with running_server() as elsewhere:
+        sg.inject(302, location=f"{elsewhere.url}/portal")
+        with pytest.raises(TransportError, match="answered 302"):
+            send_edition(config, ED, transport=transport(config, sleeps))
+        assert elsewhere.request_log == []
+
+
+def test_a_hostile_redirect_target_is_shown_shortened_and_without_control_characters(
+    workspace: Path, sg: FakeSendGrid, sleeps: list[float]
+) -> None:
+    config = configure(workspace)
+    sg.inject(301, location="https://evil.example/\x1b[2J\x1b]0;pwned\x07" + "a" * 5000)
+    with pytest.raises(TransportError) as info:
+        send_edition(config, ED, transport=transport(config, sleeps))
+    first_line = str(info.value).splitlines()[0]
+    assert "redirecting to https://evil.example/?[2J?]0;pwned?aaa" in first_line
+    assert "\x1b" not in str(info.value) and "\x07" not in str(info.value)
+    assert len(first_line) < 1000
+
+
+@pytest.mark.parametrize("status", [200, 201, 203, 204, 206, 300, 304, 404, 405, 418])
+def test_a_status_sendgrid_never_gives_for_an_accepted_send_fails_the_batch(
+    workspace: Path, sg: FakeSendGrid, sleeps: list[float], status: int
+) -> None:
+    """Only 202 (200 in sandbox mode) means accepted; a wrong host answers anything."""
+    config = configure(workspace)
+    sg.inject(status)
+    with pytest.raises(TransportError) as info:
+        send_edition(config, ED, transport=transport(config, sleeps))
+    assert info.value.status == status
+    assert f"{sg.url} answered {status}" in str(info.value)
+    assert "[sendgrid] host" in str(info.value)
+    assert ledger_counts(config) == (0, 10, 0)
+    assert len(sg.request_log) == 1 and sleeps == []
+
+
+def test_a_200_outside_sandbox_mode_is_not_taken_for_accepted_in_a_batch_after_others(
+    workspace: Path, sg: FakeSendGrid, sleeps: list[float]
+) -> None:
+    config = configure(workspace, batch_size=4)
+    sg.inject("slow", seconds=0)  # the first batch is really accepted
+    sg.inject(200)
+    with pytest.raises(TransportError, match=r"answered 200 OK"):
+        send_edition(config, ED, transport=transport(config, sleeps))
+    assert ledger_counts(config) == (4, 4, 0)
+    report = send_edition(config, ED, transport=transport(config, sleeps))
+    assert report.complete and received(sg) == Counter(AUDIENCE)
+
+
+def test_a_202_to_a_sandbox_request_is_uncertain_since_it_may_have_been_delivered(
+    workspace: Path, sg: FakeSendGrid, sleeps: list[float]
+) -> None:
+    config = configure(workspace, sandbox=True, batch_size=5)
+    sg.inject(202)
+    report = send_edition(config, ED, transport=transport(config, sleeps))
+    assert report.status is not None
+    assert list(report.status.uncertain_recipients) == AUDIENCE[:5]
+    assert ledger_counts(config, "sendgrid-sandbox") == (5, 0, 5)
+    with sqlite3.connect(pipeline.ledger_path(config, "sendgrid-sandbox")) as db:
+        [(reason,)] = db.execute("SELECT reason FROM batches WHERE state = 'uncertain'")
+    assert "202 Accepted to a sandbox-mode request" in reason
+
+
+@pytest.mark.parametrize("status", [102, 103])
+def test_an_interim_1xx_answer_leaves_the_batch_uncertain_and_a_rerun_sends_no_one_twice(
+    workspace: Path, sg: FakeSendGrid, sleeps: list[float], status: int
+) -> None:
+    config = configure(workspace, batch_size=5)
+    sg.inject(status)  # SendGrid took the first batch; the client read only the interim line
+    report = send_edition(config, ED, transport=transport(config, sleeps))
+    assert report.uncertain == 5 and report.accepted_now == 5 and sleeps == []
+    assert ledger_counts(config) == (5, 0, 5)
+    send_edition(config, ED, transport=transport(config, sleeps))  # a plain re-run
+    assert received(sg) == Counter(AUDIENCE)  # everyone exactly once
+
+
+def test_a_notice_answered_by_a_redirect_or_an_odd_status_is_reported_not_sent(
+    workspace: Path, sg: FakeSendGrid, sleeps: list[float]
+) -> None:
+    config = configure(workspace)
+    t = transport(config, sleeps)
+    for status in (302, 200, 204):
+        sg.inject(status)
+        with pytest.raises(TransportError, match=rf"answered {status}.*\[sendgrid\] host"):
+            t.send_notice(["chair@example.org"], "Proof of 2022-02", "Have a look.")
+    assert sg.all_recipients() == [] and len(sg.request_log) == 3
+    t.send_notice(["chair@example.org"], "Proof of 2022-02", "Have a look.")
+    assert sg.all_recipients() == ["chair@example.org"]

@@ -236,9 +236,15 @@ def new(state: State, section: str, title: str, date_: str | None) -> None:
     type=click.IntRange(0, 65535),
     help="Port on 127.0.0.1 (0: any free port).",
 )
+@click.option(
+    "--host",
+    default="127.0.0.1",
+    show_default=True,
+    help="Address to listen on; the preview answers only for it and the loopback names.",
+)
 @pass_state
 @handled
-def preview(state: State, edition: str | None, port: int) -> None:
+def preview(state: State, edition: str | None, port: int, host: str) -> None:
     """Serve a live preview of EDITION (default: this month) on http://127.0.0.1:PORT/.
 
     Shows the email at 600 px and 375 px, the plain text, subject, preheader, checks, items
@@ -252,6 +258,7 @@ def preview(state: State, edition: str | None, port: int) -> None:
         edition,
         port,
         echo=lambda line: console.print(line, soft_wrap=True, markup=False),
+        host=host,
     )
 
 

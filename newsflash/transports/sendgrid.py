@@ -8,12 +8,24 @@ for 1000 personalizations, and `Mail.add_personalization` reverses their order.
 
 What an answer means, and so what the ledger may record:
 
-* 2xx: accepted (SendGrid's X-Message-Id kept to trace complaints).
+* 202 Accepted (200 OK in sandbox mode): accepted (SendGrid's X-Message-Id kept to trace
+  complaints). Nothing else is: the API answers Mail Send with nothing else.
+* A redirect (3xx) is never followed. urllib would follow a 301/302/303 as a GET, carrying the
+  Authorization header to wherever it points, and take that page's 200 for an accepted send:
+  a wrong `host` or a captive proxy would mark the whole list as reached. A 3xx, or any 2xx
+  SendGrid does not give (200 outside sandbox mode, 201, 203, 204...), means the host is not
+  SendGrid's Mail Send: nothing was handed to SendGrid; TransportError naming the host.
+* A 202 to a sandbox-mode request: SendGrid did not apply sandbox mode and may have delivered
+  the mail for real, so the batch is uncertain (see below), not failed: a re-run would send it
+  again.
+* Another 1xx than 100 Continue (which http.client skips): the final answer, which may well
+  be 202, follows it but http.client cannot read past it; uncertain.
 * 429: not accepted; wait until X-RateLimit-Reset (at most ``max_rate_limit_wait`` seconds in
   all for one batch) and try again; a longer wait stops the send with a TransportError.
 * 5xx, or a connection that failed before the request was fully written (refused, reset while
   sending): not accepted; retried with exponential backoff and jitter, ``retries`` times.
 * 400/401/403/413/other 4xx: not accepted and a retry would not help; TransportError.
+  (307/308 and 3xx alike, above.)
 * A time-out or a dropped connection *after* the request was written: SendGrid may have taken
   it. The batch is reported ``uncertain`` and NOT retried here: retrying could send the
   edition twice to a thousand partners, and the issue's rule is that no one is sent twice. The
@@ -35,12 +47,14 @@ import math
 import re
 import time
 import urllib.error
+import urllib.request
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, NoReturn
 
 import tenacity
+from python_http_client import Client as HTTPClient
 from python_http_client import exceptions as http_errors
 from sendgrid import SendGridAPIClient
 
@@ -56,7 +70,9 @@ KEY_HELP = (
     "set SENDGRID_API_KEY in the environment to an API key with the 'Mail Send' permission "
     f"(SendGrid: Settings > API Keys; see {README_KEY_HELP})"
 )
+MAIL_SEND = "POST /v3/mail/send"
 _PRINTABLE_KEY = re.compile(r"[!-~]+")
+_UNPRINTABLE = re.compile(r"[^ -~]")
 _NAME_SPECIALS = re.compile(r"[,;\"]")
 
 # python-http-client logs every request's headers (the Authorization header included) at DEBUG.
@@ -85,6 +101,40 @@ class _Uncertain(Exception):
     def __init__(self, reason: str) -> None:
         super().__init__(reason)
         self.reason = reason
+
+
+class _RefuseRedirects(urllib.request.HTTPRedirectHandler):
+    """Turns every redirect into the HTTPError it is, instead of a new request elsewhere."""
+
+    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
+        return None
+
+
+class _NoRedirectClient(HTTPClient):  # type: ignore[misc]
+    """python-http-client's Client, whose requests never follow a redirect.
+
+    The library builds a fresh default opener (redirects followed) for every request and a
+    fresh `Client` for every path segment, so both seams are overridden: `_make_request` is
+    the one the library documents as its hook, `_build_client` keeps the segments ours.
+    """
+
+    def _build_client(self, name: str | None = None) -> _NoRedirectClient:
+        url_path = [*self._url_path, name] if name else self._url_path
+        return _NoRedirectClient(
+            host=self.host,
+            version=self._version,
+            request_headers=self.request_headers,
+            url_path=url_path,
+            append_slash=self.append_slash,
+            timeout=self.timeout,
+        )
+
+    def _make_request(
+        self, opener: object, request: urllib.request.Request, timeout: float | None = None
+    ) -> Any:
+        # Built per request as the library does, so proxy settings are read as it reads them.
+        opener = urllib.request.build_opener(_RefuseRedirects)
+        return super()._make_request(opener, request, timeout)
 
 
 @dataclass(frozen=True)
@@ -171,7 +221,12 @@ class SendGridTransport:
         self._pool: ThreadPoolExecutor | None = None
         self._prepared: tuple[Message, tuple[Person, ...], Future[JSON]] | None = None
         self._client = SendGridAPIClient(api_key=check_api_key(api_key), host=self.host)
-        self._client.client.timeout = timeout  # the library waits forever by default
+        self._client.client = _NoRedirectClient(
+            host=self.host,
+            request_headers=self._client.client.request_headers,
+            version=3,
+            timeout=timeout,  # the library waits forever by default
+        )
 
     def __repr__(self) -> str:  # the default repr would be harmless, but say so explicitly
         return f"SendGridTransport(host={self.host!r}, api_key=<redacted>)"
@@ -366,15 +421,52 @@ class SendGridTransport:
             raise _Uncertain(
                 f"the connection broke after the request was sent ({type(e).__name__})"
             ) from None
+        status = int(response.status_code)
         headers = response.headers
+        self._check_accepted(status, headers)
         message_id = headers.get("X-Message-Id") if headers is not None else None
-        return int(response.status_code), message_id
+        return status, message_id
+
+    def _check_accepted(self, status: int, headers: Any) -> None:
+        """A 2xx is accepted only if it is the one SendGrid gives for this request."""
+        expected = 200 if self.sandbox else 202
+        if status == expected:
+            return
+        if self.sandbox and status == 202:
+            raise _Uncertain(
+                f"{self.host} answered 202 Accepted to a sandbox-mode request, so SendGrid may "
+                "have delivered it for real; look the partners up in SendGrid's Activity feed"
+            )
+        raise self._not_mail_send(status, headers)
+
+    def _not_mail_send(self, status: int, headers: Any, body: str = "") -> TransportError:
+        """The error for an answer that SendGrid's Mail Send never gives: the host is wrong."""
+        location = headers.get("Location") if headers is not None else None
+        where = f" (redirecting to {_printable(str(location))})" if location else ""
+        expected = "200 OK in sandbox mode" if self.sandbox else "202 Accepted"
+        return TransportError(
+            f"{self.host} answered {status} {_phrase(status)}{where}, where SendGrid's Mail "
+            f"Send answers {expected}: nothing was handed to SendGrid, so this batch is "
+            "recorded as not sent. Check [sendgrid] host in config.toml or "
+            f"NEWSFLASH_SENDGRID_HOST (now {self.host}): SendGrid's API is "
+            "https://api.sendgrid.com (EU data residency: https://api.eu.sendgrid.com), "
+            "reached with no proxy redirecting or answering in its place.",
+            status=status,
+            body=body,
+        )
 
     def _refused(self, e: http_errors.HTTPError) -> NoReturn:
         """Raise what SendGrid's error answer means for this batch."""
         status = int(e.status_code)
         body = _text(e.body)
         headers = e.headers
+        if status < 200:
+            raise _Uncertain(
+                f"{self.host} answered {status} {_phrase(status)}, an interim answer: the final "
+                "one (perhaps 202 Accepted) could not be read"
+            )
+        if status < 400:
+            raise self._not_mail_send(status, headers, body)
         if status == 429:
             raise _RateLimited(_float(headers.get("X-RateLimit-Reset") if headers else None))
         if status >= 500:
@@ -408,8 +500,8 @@ class SendGridTransport:
             )
         lines = "; ".join(_error_lines(body))
         raise TransportError(
-            f"SendGrid answered {status} {_phrase(status)} ({lines}); check [sendgrid] host "
-            f"in config.toml or NEWSFLASH_SENDGRID_HOST (now {self.host}).",
+            f"{self.host} answered {status} {_phrase(status)} ({lines}) to {MAIL_SEND}; check "
+            f"[sendgrid] host in config.toml or NEWSFLASH_SENDGRID_HOST (now {self.host}).",
             status=status,
             body=body,
         )
@@ -421,6 +513,12 @@ def _reason(reason: object) -> str:
             f": {reason.strerror}" if isinstance(reason, OSError) and reason.strerror else ""
         )
     return str(reason)
+
+
+def _printable(text: str, limit: int = 200) -> str:
+    """A header value from a host we do not trust, safe to print on one terminal line."""
+    text = _UNPRINTABLE.sub("?", " ".join(text.split()))
+    return text if len(text) <= limit else text[:limit] + "..."
 
 
 def _text(body: object) -> str:
@@ -457,7 +555,7 @@ def _error_lines(body: str, batch: Sequence[Person] = ()) -> list[str]:
     except (ValueError, AttributeError):
         errors = None
     if not isinstance(errors, list) or not errors:
-        return [body.strip()[:500] or "(no details given)"]
+        return [_printable(body.strip(), 300) or "(no details given)"]
     lines = []
     for item in errors:
         if not isinstance(item, dict):

@@ -6,16 +6,27 @@ changes, and reloaded in the open page within about a second.
     Watcher       watchdog on submissions/, templates/ and config.toml, debounced
     PreviewServer ThreadingHTTPServer on 127.0.0.1: the page, /email.html, /email.txt,
                   /version and /events (Server-Sent Events; the page falls back to polling)
+
+Any web page the secretariat visits can make the browser send requests to 127.0.0.1, and with
+DNS rebinding (a name of the attacker's that resolves to 127.0.0.1) read the answers. So the
+server answers only requests whose Host is a loopback name or the host it was started on
+(anything else: 421), only GET (nothing here changes state, so a cross-site form has nothing to
+forge), only the routes it names (no file is served from a path), and every answer carries
+headers that keep a browser from sniffing, framing or leaking it.
 """
 
 from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import errno
 import hashlib
 import http.server
+import ipaddress
+import re
 import secrets
 import signal
+import socket
 import threading
 import time
 import traceback
@@ -24,7 +35,6 @@ from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 import jinja2
 from watchdog.events import FileSystemEvent, FileSystemEventHandler
@@ -295,8 +305,60 @@ def _page_template() -> jinja2.Template:
     return env.from_string(source)
 
 
-def render_page(snap: Snapshot, config_path: Path) -> str:
-    return _page_template().render(snap=snap, build=snap.build, config_path=config_path)
+def render_page(snap: Snapshot, config_path: Path, nonce: str = "") -> str:
+    """The preview page; `nonce` marks its one script as the only one the browser may run."""
+    return _page_template().render(
+        snap=snap, build=snap.build, config_path=config_path, nonce=nonce
+    )
+
+
+LOOPBACK_NAMES = frozenset({"localhost", "127.0.0.1", "[::1]"})
+_HOST = re.compile(r"(\[[0-9A-Fa-f:.]+\]|[0-9A-Za-z.\-]+)(?::[0-9]{0,5})?")
+
+# Answers that are not the page share these; the page and the email widen them a little.
+_COMMON_HEADERS = {
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+    "Cross-Origin-Resource-Policy": "same-origin",
+    "Cache-Control": "no-store",
+}
+_LOCKED = "default-src 'none'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+_EMAIL_CSP = (
+    "default-src 'none'; img-src http: https: data:; style-src 'unsafe-inline'; "
+    "font-src http: https: data:; base-uri 'none'; form-action 'none'; frame-ancestors 'self'"
+)
+
+
+def _page_csp(nonce: str) -> str:
+    return (
+        f"default-src 'none'; script-src 'nonce-{nonce}'; style-src 'unsafe-inline'; "
+        "connect-src 'self'; frame-src 'self'; img-src 'self' data:; base-uri 'none'; "
+        "form-action 'none'; frame-ancestors 'none'"
+    )
+
+
+def host_name(value: str) -> str | None:
+    """The name in a Host header (lower case, IPv6 bracketed and compressed, no port).
+
+    None when the value is not a Host at all (empty, user info, two ports, an unbracketed
+    IPv6 address...): a request carrying one is refused like a foreign name.
+    """
+    m = _HOST.fullmatch(value.strip(" "))
+    if m is None:
+        return None
+    name = m.group(1).lower()
+    if name.startswith("["):
+        try:
+            return f"[{ipaddress.IPv6Address(name[1:-1]).compressed}]"
+        except ValueError:
+            return None
+    return name
+
+
+def allowed_hosts(host: str) -> frozenset[str]:
+    """The loopback names and the host the server listens on, as `host_name` spells them."""
+    own = f"[{host}]" if ":" in host and not host.startswith("[") else host
+    return LOOPBACK_NAMES | {host_name(own) or "localhost"}
 
 
 _PLACEHOLDER = (
@@ -312,23 +374,63 @@ class _RequestHandler(http.server.BaseHTTPRequestHandler):
     def log_message(self, format: str, *args: Any) -> None:
         pass  # the terminal shows the URL and rebuilds, not every request
 
-    def _send(self, body: str, content_type: str, status: int = 200) -> None:
-        data = body.encode("utf-8")
+    def _headers(self, status: int, content_type: str, extra: dict[str, str]) -> None:
         self.send_response(status)
-        self.send_header("Content-Type", f"{content_type}; charset=utf-8")
+        self.send_header("Content-Type", content_type)
+        for name, value in {**_COMMON_HEADERS, "Content-Security-Policy": _LOCKED, **extra}.items():
+            self.send_header(name, value)
+
+    def _send(
+        self,
+        body: str,
+        content_type: str,
+        status: int = 200,
+        extra: dict[str, str] | None = None,
+    ) -> None:
+        data = body.encode("utf-8")
+        self._headers(status, f"{content_type}; charset=utf-8", extra or {})
         self.send_header("Content-Length", str(len(data)))
-        self.send_header("Cache-Control", "no-store")
         self.end_headers()
         self.wfile.write(data)
 
+    def _refused(self, status: int, message: str, extra: dict[str, str] | None = None) -> None:
+        self.close_connection = True
+        self._send(message + "\n", "text/plain", status, {"Connection": "close", **(extra or {})})
+
+    def _misdirected(self) -> bool:
+        """Refuse (421) a request whose Host is not ours: DNS rebinding ends here."""
+        values = self.headers.get_all("Host") or []
+        if len(values) == 1 and host_name(values[0]) in self.server.allowed_hosts:
+            return False
+        self._refused(
+            421,
+            f"Misdirected request: this preview answers only at {self.server.url} "
+            "(or localhost, 127.0.0.1, [::1] with its port); open that address.",
+        )
+        return True
+
     def do_GET(self) -> None:
-        path = urlsplit(self.path).path
+        if self._misdirected():
+            return
+        if not self.path.startswith("/"):
+            self._refused(400, "Bad request: ask for a path such as / (this is not a proxy).")
+            return
+        path = self.path.split("?", 1)[0]
         previewer = self.server.previewer
         snap = previewer.snapshot()
         if path in ("/", "/index.html"):
-            self._send(render_page(snap, previewer.config_path), "text/html")
+            nonce = secrets.token_urlsafe(16)
+            self._send(
+                render_page(snap, previewer.config_path, nonce),
+                "text/html",
+                extra={"Content-Security-Policy": _page_csp(nonce), "X-Frame-Options": "DENY"},
+            )
         elif path == "/email.html":
-            self._send(snap.email_html or _PLACEHOLDER, "text/html")
+            self._send(
+                snap.email_html or _PLACEHOLDER,
+                "text/html",
+                extra={"Content-Security-Policy": _EMAIL_CSP, "X-Frame-Options": "SAMEORIGIN"},
+            )
         elif path == "/email.txt":
             self._send(snap.email_text, "text/plain")
         elif path == "/version":
@@ -338,10 +440,15 @@ class _RequestHandler(http.server.BaseHTTPRequestHandler):
         else:
             self._send("not found", "text/plain", 404)
 
+    def _not_allowed(self) -> None:
+        """Nothing in the preview changes state, so no other method is needed (or forgeable)."""
+        if not self._misdirected():
+            self._refused(405, "Method not allowed: the preview only shows.", {"Allow": "GET"})
+
+    do_POST = do_PUT = do_DELETE = do_PATCH = do_OPTIONS = do_HEAD = _not_allowed
+
     def _events(self, version: str) -> None:
-        self.send_response(200)
-        self.send_header("Content-Type", "text/event-stream")
-        self.send_header("Cache-Control", "no-store")
+        self._headers(200, "text/event-stream", {})
         self.end_headers()
         try:
             self.wfile.write(f"retry: 500\ndata: {version}\n\n".encode())
@@ -365,7 +472,16 @@ class _HTTPServer(http.server.ThreadingHTTPServer):
 
     def __init__(self, address: tuple[str, int], previewer: Previewer) -> None:
         self.previewer = previewer
+        self.allowed_hosts = allowed_hosts(address[0])
+        if ":" in address[0]:
+            self.address_family = socket.AF_INET6
         super().__init__(address, _RequestHandler)
+
+    @property
+    def url(self) -> str:
+        host, port = self.server_address[:2]
+        host = str(host)
+        return f"http://[{host}]:{port}/" if ":" in host else f"http://{host}:{port}/"
 
 
 class PreviewServer:
@@ -384,6 +500,11 @@ class PreviewServer:
         try:
             self.httpd = _HTTPServer((host, port), self.previewer)
         except OSError as e:
+            if isinstance(e, socket.gaierror) or e.errno == errno.EADDRNOTAVAIL:
+                raise NewsflashError(
+                    f"cannot listen on --host {host} ({e.strerror}): it is not a name or "
+                    "address of this machine; leave it out, or pass --host 127.0.0.1."
+                ) from e
             raise NewsflashError(
                 f"cannot listen on {host}:{port} ({e.strerror}); "
                 "pass another --port, or --port 0 for any free one."
@@ -395,8 +516,7 @@ class PreviewServer:
 
     @property
     def url(self) -> str:
-        host, port = self.httpd.server_address[:2]
-        return f"http://{host!s}:{port}/"
+        return self.httpd.url
 
     def start(self) -> str:
         self.previewer.rebuild()
@@ -419,7 +539,11 @@ class PreviewServer:
 
 
 def serve(
-    config_path: Path, edition_id: str | None, port: int, echo: Callable[[str], None] = print
+    config_path: Path,
+    edition_id: str | None,
+    port: int,
+    echo: Callable[[str], None] = print,
+    host: str = "127.0.0.1",
 ) -> None:
     """Run until Ctrl-C, reporting each rebuild in one line."""
 
@@ -432,7 +556,7 @@ def serve(
             extra = f", {problems} item file(s) with errors" if problems else ""
             echo(f"{snap.built_at} rebuilt {snap.edition_id}{extra}")
 
-    server = PreviewServer(config_path, edition_id, port=port, on_rebuild=report)
+    server = PreviewServer(config_path, edition_id, port=port, host=host, on_rebuild=report)
     url = server.start()
     report(server.previewer.snapshot())
     echo(f"Preview of the edition at {url}  (Ctrl-C stops)")
