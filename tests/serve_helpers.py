@@ -130,8 +130,9 @@ def running(app: Any) -> Iterator[Server]:
         thread.join(10)
 
 
-def event(n: int, kind: str = "delivered", email: str = "anna.keller@example.org", **extra: Any
-          ) -> dict[str, Any]:
+def event(
+    n: int, kind: str = "delivered", email: str = "anna.keller@example.org", **extra: Any
+) -> dict[str, Any]:
     """A SendGrid event as the send's custom_args make it come back (top-level keys)."""
     return {
         "email": email,

@@ -9,13 +9,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from serve_helpers import SECRET, START, Clock, SendGridKeys, Server, event, running
 
 from newsflash.config import load_config
 from newsflash.serve.app import create_app
 from newsflash.serve.webhook import WebhookKeyError
 from newsflash.state.events import EventStore
 from newsflash.state.suppressions import SuppressionStore
-from serve_helpers import SECRET, START, Clock, SendGridKeys, Server, event, running
 
 NOW = int(START.timestamp())
 
@@ -38,8 +38,9 @@ def server(workspace: Path, keys: SendGridKeys, clock: Clock) -> Iterator[Server
         yield srv
 
 
-def post_events(server: Server, keys: SendGridKeys, events: list[dict[str, object]],
-                timestamp: int = NOW):
+def post_events(
+    server: Server, keys: SendGridKeys, events: list[dict[str, object]], timestamp: int = NOW
+):
     body = json.dumps(events).encode()
     return server.request("POST", "/webhooks/sendgrid", body, keys.headers(body, timestamp))
 
@@ -115,23 +116,31 @@ def test_a_timestamp_far_in_the_future_is_refused(server, keys):
         pytest.param({}, id="no-signature-headers"),
         pytest.param({"X-Twilio-Email-Event-Webhook-Timestamp": str(NOW)}, id="no-signature"),
         pytest.param(
-            {"X-Twilio-Email-Event-Webhook-Signature": "AAAA",
-             "X-Twilio-Email-Event-Webhook-Timestamp": str(NOW)},
+            {
+                "X-Twilio-Email-Event-Webhook-Signature": "AAAA",
+                "X-Twilio-Email-Event-Webhook-Timestamp": str(NOW),
+            },
             id="signature-not-der",
         ),
         pytest.param(
-            {"X-Twilio-Email-Event-Webhook-Signature": "%%%not base64%%%",
-             "X-Twilio-Email-Event-Webhook-Timestamp": str(NOW)},
+            {
+                "X-Twilio-Email-Event-Webhook-Signature": "%%%not base64%%%",
+                "X-Twilio-Email-Event-Webhook-Timestamp": str(NOW),
+            },
             id="signature-not-base64",
         ),
         pytest.param(
-            {"X-Twilio-Email-Event-Webhook-Signature": "AAAA",
-             "X-Twilio-Email-Event-Webhook-Timestamp": "1e9"},
+            {
+                "X-Twilio-Email-Event-Webhook-Signature": "AAAA",
+                "X-Twilio-Email-Event-Webhook-Timestamp": "1e9",
+            },
             id="timestamp-not-digits",
         ),
         pytest.param(
-            {"X-Twilio-Email-Event-Webhook-Signature": "AAAA",
-             "X-Twilio-Email-Event-Webhook-Timestamp": "\u00b2\u00b3"},
+            {
+                "X-Twilio-Email-Event-Webhook-Signature": "AAAA",
+                "X-Twilio-Email-Event-Webhook-Timestamp": "\u00b2\u00b3",
+            },
             id="timestamp-superscript-digits",
         ),
     ],
@@ -183,8 +192,13 @@ def test_an_oversized_chunked_body_is_cut_off_while_reading(server, keys, worksp
 
     conn = http.client.HTTPConnection(server.host, server.port, timeout=10)
     try:
-        conn.request("POST", "/webhooks/sendgrid", body=chunks(), encode_chunked=True,
-                     headers={"Transfer-Encoding": "chunked", "Content-Type": "application/json"})
+        conn.request(
+            "POST",
+            "/webhooks/sendgrid",
+            body=chunks(),
+            encode_chunked=True,
+            headers={"Transfer-Encoding": "chunked", "Content-Type": "application/json"},
+        )
         status = conn.getresponse().status
     except (BrokenPipeError, ConnectionResetError):
         status = 413  # the server may close before the client finishes writing
@@ -254,9 +268,7 @@ def test_events_about_the_message_are_counted_not_suppressed(server, keys, works
     assert stored(workspace) == {kind: 1}
 
 
-def test_group_resubscribe_lifts_a_group_unsubscribe_and_keeps_its_history(
-    server, keys, workspace
-):
+def test_group_resubscribe_lifts_a_group_unsubscribe_and_keeps_its_history(server, keys, workspace):
     email = "lena.virtanen@example.org"
     later = event(2, "group_resubscribe", email=email, timestamp=NOW - 10)
     earlier = event(1, "group_unsubscribe", email=email, timestamp=NOW - 100)
@@ -314,9 +326,11 @@ def test_a_malformed_public_key_is_a_clear_error_naming_the_variable(workspace, 
 def test_a_public_key_pasted_as_pem_is_accepted(workspace, keys, clock):
     from cryptography.hazmat.primitives import serialization
 
-    pem = keys.private.public_key().public_bytes(
-        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
-    ).decode()
+    pem = (
+        keys.private.public_key()
+        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+        .decode()
+    )
     config = load_config(workspace / "config.toml")
     env = {"NEWSFLASH_SECRET": SECRET, "SENDGRID_WEBHOOK_PUBLIC_KEY": pem}
     with running(create_app(config, environ=env, clock=clock)) as srv:
