@@ -286,19 +286,32 @@ def test_group_resubscribe_lifts_a_group_unsubscribe_and_keeps_its_history(serve
     ]
 
 
-def test_a_stored_but_unapplied_event_is_applied_when_redelivered(server, keys, workspace):
-    """A crash between storing a batch and applying it must not let the duplicate check
-    swallow the bounce when SendGrid delivers the batch again."""
-    from newsflash.state.events import parse_event
-
+def test_a_redelivered_batch_never_undoes_a_lift_the_secretariat_made(server, keys, workspace):
     bounce = event(1, "bounce", type="bounce", email="jonas.berg@example.org")
-    store = EventStore.in_state(workspace / "state")
+    assert post_events(server, keys, [bounce]).json()["suppressed"] == 1
+    store = SuppressionStore.in_state(workspace / "state")
     try:
-        store.store([parse_event(bounce)])  # stored, never marked applied
+        assert store.lift("jonas.berg@example.org", by="by hand") == 1
     finally:
         store.close()
-    answer = post_events(server, keys, [bounce])
-    assert answer.json()["duplicates"] == 1
+    again = post_events(server, keys, [bounce])  # SendGrid redelivers, hours later
+    assert (again.json()["duplicates"], again.json()["suppressed"]) == (1, 0)
+    assert active(workspace) == []
+
+
+def test_a_batch_applied_but_not_recorded_before_a_crash_is_recorded_once_on_redelivery(
+    server, keys, workspace
+):
+    """The crash window: suppressions written, events not yet; SendGrid got no 2xx."""
+    store = SuppressionStore.in_state(workspace / "state")
+    try:
+        store.add("jonas.berg@example.org", "bounce", "webhook")
+    finally:
+        store.close()
+    bounce = event(1, "bounce", type="bounce", email="jonas.berg@example.org")
+    answer = post_events(server, keys, [bounce, event(2)])
+    assert (answer.json()["duplicates"], answer.json()["suppressed"]) == (0, 0)
+    assert stored(workspace) == {"bounce": 1, "delivered": 1}
     assert active(workspace) == [("jonas.berg@example.org", "bounce", "webhook")]
 
 

@@ -174,10 +174,10 @@ class Listener:
         self._clock = clock
 
     def receive(self, batch: Sequence[Event]) -> BatchResult:
-        to_apply, duplicates = self._events.store(batch)
+        fresh = self._events.fresh(batch)
         suppressed = lifted = 0
         pending: list[NewSuppression] = []
-        for e in sorted(to_apply, key=lambda e: e.happened_at or 0):
+        for e in sorted(fresh, key=lambda e: e.happened_at or 0):
             action = effect_of(e)
             if action is None:
                 continue
@@ -196,8 +196,8 @@ class Listener:
                     NewSuppression(e.email, reason, "webhook", self._detail(e), self._when(e))
                 )
         suppressed += self._add(pending)
-        self._events.mark_applied(e.sg_event_id for e in to_apply)
-        return BatchResult(len(batch), duplicates, suppressed, lifted)
+        new = self._events.record(fresh)
+        return BatchResult(len(batch), len(batch) - new, suppressed, lifted)
 
     def _add(self, pending: list[NewSuppression]) -> int:
         try:
