@@ -334,3 +334,16 @@ def test_a_missing_or_weak_secret_is_a_clear_error_saying_how_to_make_one(worksp
         create_app(config, environ={"NEWSFLASH_SECRET": value})
     assert words in str(info.value)
     assert "secrets.token_urlsafe" in str(info.value)
+
+
+def test_newsflash_serve_without_a_secret_is_one_line_and_exit_1(workspace, monkeypatch):
+    from click.testing import CliRunner
+
+    from newsflash.cli import main
+
+    monkeypatch.chdir(workspace)
+    monkeypatch.delenv("NEWSFLASH_SECRET", raising=False)
+    result = CliRunner().invoke(main, ["serve", "--port", "1"], catch_exceptions=True)
+    assert result.exit_code == 1
+    assert result.output.startswith("error: NEWSFLASH_SECRET is not set")
+    assert "Traceback" not in result.output
