@@ -136,6 +136,25 @@ class Schedule(_Model):
     send: Job | None = None
 
 
+class Serve(_Model):
+    public_url: str = Field(
+        "", description="Where partners reach `newsflash serve` (https); unsubscribe links use it."
+    )
+    webhook_max_age_seconds: int = Field(
+        600, ge=1, description="Refuse a webhook request signed longer ago than this (replay)."
+    )
+    webhook_max_body_kb: int = Field(
+        2048, ge=1, description="Refuse a webhook body over this size (KB) with 413."
+    )
+
+    @field_validator("public_url")
+    @classmethod
+    def _http_url(cls, v: str) -> str:
+        if v and not v.startswith(("https://", "http://")):
+            raise ValueError("must start with https:// (where the reverse proxy serves it)")
+        return v
+
+
 class Paths(_Model):
     submissions: str = "submissions"
     subscribers: str = "subscribers.csv"
@@ -156,6 +175,7 @@ class ConfigModel(_Model):
     build: Build = Build()
     sendgrid: SendGrid = SendGrid()
     schedule: Schedule = Schedule()
+    serve: Serve = Serve()
     paths: Paths = Paths()
 
 

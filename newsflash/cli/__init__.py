@@ -89,6 +89,8 @@ def main(ctx: click.Context, config_path: Path, debug: bool) -> None:
       newsflash status 2022-02     where every partner stands; what to do after a crash
       newsflash schedule run       the monthly calendar: reminder, proof, send (as a service)
       newsflash archive            the web archive of sent editions in site/
+      newsflash serve              one-click unsubscribes and SendGrid's event webhook
+      newsflash suppressions list  who is never mailed again, and why (lift ADDRESS)
 
     \b
     Every command takes --help. Errors are one line and exit 1 (2 for usage errors).
@@ -617,7 +619,10 @@ def subscribers(state: State) -> None:
 
 
 # approve, schedule list|run (newsflash/cli_schedule.py registers them on `main`)
-import newsflash.cli.schedule  # noqa: E402, F401
+import newsflash.cli.schedule  # noqa: E402
+
+# serve, suppressions list|lift|add (newsflash/cli/serve.py registers them on `main`)
+import newsflash.cli.serve  # noqa: E402, F401
 
 if __name__ == "__main__":  # pragma: no cover
     main()

@@ -1,0 +1,174 @@
+"""The event store: what SendGrid told us about each message, once per event.
+
+SendGrid often delivers one batch two or three times, so an event is keyed by its
+`sg_event_id` and stored once; its raw JSON is kept whole, unknown fields and unknown event
+types included, so a later report can read what today's code does not understand. A batch's
+effects are applied *before* its events are recorded: if the process dies in between, the
+redelivered batch is applied again (harmless) rather than swallowed as a duplicate; once an
+event is recorded it is never applied again, so a suppression the secretariat lifted stays
+lifted when SendGrid redelivers an old batch.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from newsflash.state.sqlite import WalDatabase
+
+__all__ = ["Event", "EventStore", "parse_event"]
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS events (
+    sg_event_id   TEXT PRIMARY KEY,
+    event         TEXT NOT NULL,
+    email         TEXT NOT NULL,
+    happened_at   INTEGER,
+    edition_id    TEXT NOT NULL,
+    recipient_id  TEXT NOT NULL,
+    sg_message_id TEXT NOT NULL,
+    raw           TEXT NOT NULL,
+    received_at   TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS events_by_edition ON events (edition_id, event);
+"""
+_VERSION = 1
+_CHUNK = 500  # ids per IN (...) query, well under SQLite's variable limit
+
+
+@dataclass(frozen=True)
+class Event:
+    """One SendGrid event, with the fields newsflash acts on pulled out of `raw`."""
+
+    sg_event_id: str
+    event: str
+    email: str
+    happened_at: int | None
+    edition_id: str
+    recipient_id: str
+    sg_message_id: str
+    raw: dict[str, Any]
+
+    def get(self, key: str) -> str:
+        """A field of the raw event as text ('' when absent or not a plain value)."""
+        value = self.raw.get(key)
+        return str(value) if isinstance(value, str | int | float) else ""
+
+
+def _text(obj: dict[str, Any], key: str) -> str:
+    value = obj.get(key)
+    return value if isinstance(value, str) else ""
+
+
+def parse_event(obj: dict[str, Any]) -> Event:
+    """Read an event tolerantly: a missing or odd field becomes '' or None, never an error.
+
+    An event without an `sg_event_id` (SendGrid always sends one; a hand-made test may not)
+    gets one derived from its content, so a redelivery is still recognised.
+    """
+    event_id = _text(obj, "sg_event_id")
+    if not event_id:
+        canonical = json.dumps(obj, sort_keys=True, ensure_ascii=False, default=str)
+        event_id = "derived:" + hashlib.sha256(canonical.encode()).hexdigest()[:32]
+    stamp = obj.get("timestamp")
+    return Event(
+        sg_event_id=event_id,
+        event=_text(obj, "event"),
+        email=_text(obj, "email").strip().lower(),
+        happened_at=stamp if isinstance(stamp, int) and not isinstance(stamp, bool) else None,
+        edition_id=_text(obj, "edition"),
+        recipient_id=_text(obj, "recipient_id"),
+        sg_message_id=_text(obj, "sg_message_id"),
+        raw=obj,
+    )
+
+
+class EventStore:
+    """state/events.sqlite; safe for several threads and processes at once."""
+
+    def __init__(self, path: Path, clock: Callable[[], datetime] | None = None) -> None:
+        self._db = WalDatabase(path, _SCHEMA, _VERSION)
+        self._clock = clock or (lambda: datetime.now(UTC))
+        self.path = self._db.path
+
+    @classmethod
+    def in_state(cls, state_dir: Path, clock: Callable[[], datetime] | None = None) -> EventStore:
+        """The workspace's store: ``state/events.sqlite``."""
+        return cls(state_dir / "events.sqlite", clock)
+
+    def close(self) -> None:
+        self._db.close()
+
+    def fresh(self, events: Sequence[Event]) -> list[Event]:
+        """The events of a batch not stored before, each once (a batch may repeat one).
+
+        A read, no write: the caller applies their effects first and records them after, so
+        a crash in between makes SendGrid redeliver (no 2xx was sent) and the batch is applied
+        again, harmlessly, since a suppression already active is not added twice.
+        """
+        unique: dict[str, Event] = {}
+        for e in events:
+            unique.setdefault(e.sg_event_id, e)
+        ids = list(unique)
+        with self._db.read() as conn:
+            for start in range(0, len(ids), _CHUNK):
+                chunk = ids[start : start + _CHUNK]
+                marks = ", ".join("?" for _ in chunk)
+                for (eid,) in conn.execute(
+                    f"SELECT sg_event_id FROM events WHERE sg_event_id IN ({marks})", chunk
+                ):
+                    unique.pop(eid, None)
+        return list(unique.values())
+
+    def record(self, events: Sequence[Event]) -> int:
+        """Store the events (once each, whoever records them first); how many were new."""
+        if not events:
+            return 0
+        received = self._clock().astimezone(UTC).isoformat(timespec="seconds")
+        with self._db.write() as conn:
+            before = conn.total_changes
+            conn.executemany(
+                "INSERT OR IGNORE INTO events (sg_event_id, event, email, happened_at, "
+                "edition_id, recipient_id, sg_message_id, raw, received_at) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [
+                    (
+                        e.sg_event_id,
+                        e.event,
+                        e.email,
+                        e.happened_at,
+                        e.edition_id,
+                        e.recipient_id,
+                        e.sg_message_id,
+                        json.dumps(e.raw, ensure_ascii=False, separators=(",", ":")),
+                        received,
+                    )
+                    for e in events
+                ],
+            )
+            return conn.total_changes - before
+
+    def counts(self, edition_id: str | None = None) -> dict[str, int]:
+        """Events per type (all editions, or one), e.g. how many were deferred or blocked."""
+        where, args = ("WHERE edition_id = ?", (edition_id,)) if edition_id else ("", ())
+        with self._db.read() as conn:
+            rows = conn.execute(
+                f"SELECT event, COUNT(*) FROM events {where} GROUP BY event ORDER BY event", args
+            ).fetchall()
+        return {str(kind): int(n) for kind, n in rows}
+
+    def raw(self, sg_event_id: str) -> dict[str, Any] | None:
+        """The event exactly as stored (its JSON), or None."""
+        with self._db.read() as conn:
+            row = conn.execute(
+                "SELECT raw FROM events WHERE sg_event_id = ?", (sg_event_id,)
+            ).fetchone()
+        if row is None:
+            return None
+        value = json.loads(row[0])
+        return value if isinstance(value, dict) else None
