@@ -16,7 +16,7 @@ import click
 from rich.markup import escape
 from rich.table import Table
 
-from newsflash.cli import State, console, handled, main, pass_state
+from newsflash.cli.common import State, console, handled, pass_state
 
 
 def _default_reviewer() -> str:
@@ -26,7 +26,7 @@ def _default_reviewer() -> str:
         return ""
 
 
-@main.command()
+@click.command()
 @click.argument("edition")
 @click.option(
     "--by",
@@ -73,7 +73,7 @@ def approve(state: State, edition: str, by: str) -> None:
         )
 
 
-@main.group()
+@click.group()
 def schedule() -> None:
     """The monthly calendar: call for items, proof, send (config.toml [schedule]).
 

@@ -13,10 +13,10 @@ import click
 from rich.markup import escape
 from rich.table import Table
 
-from newsflash.cli import State, console, handled, main, pass_state
+from newsflash.cli.common import State, console, handled, pass_state
 
 
-@main.command()
+@click.command()
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind.")
 @click.option(
     "--port", default=8025, show_default=True, type=click.IntRange(1, 65535), help="Port."
@@ -49,7 +49,7 @@ def serve(state: State, host: str, port: int) -> None:
     uvicorn.run(app, host=host, port=port, log_config=None, server_header=False)
 
 
-@main.group()
+@click.group()
 def suppressions() -> None:
     """Addresses never mailed again: unsubscribes, bounces, complaints (state/).
 

@@ -1,0 +1,137 @@
+"""`newsflash check`, `build` and `new`: the edition from item files, before any send."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+import sys
+
+import click
+from rich.markup import escape
+from rich.table import Table
+
+from newsflash.cli.common import State, console, handled, pass_state, print_problems
+from newsflash.config import Config
+from newsflash.errors import NewsflashError
+from newsflash.items import FIELDS
+
+
+@click.command()
+@pass_state
+@handled
+def check(state: State) -> None:
+    """Validate config.toml, every item file and subscribers.csv; report every problem at once.
+
+    Exits 1 if any item file or the partner list has an error.
+    """
+    from newsflash import pipeline
+    from newsflash.edition import title_clashes
+
+    config = state.config
+    loaded = pipeline.check_items(config)
+    console.print(f"[bold]config[/] {config.path}: ok")
+    console.print(
+        f"[bold]items[/] {len(loaded.items)} valid, {len(loaded.failed)} with errors "
+        f"in {config.submissions_dir}"
+    )
+    clashes = title_clashes(loaded.items)
+    print_problems([*loaded.problems, *clashes])
+    failed = bool(loaded.errors) or bool(clashes)
+    failed |= _check_subscribers(config)
+    if failed:
+        sys.exit(1)
+
+
+def _check_subscribers(config: Config) -> bool:
+    """Print the partner list's summary line and problems; True if it has errors."""
+    try:
+        from newsflash.subscribers import load_subscribers
+    except ImportError:  # pragma: no cover - during development only
+        return False
+    sl = load_subscribers(config.subscribers_path)
+    counts = sl.counts()
+    audience = sl.audience(config.model.audience.segments)
+    console.print(
+        f"[bold]subscribers[/] {counts.get('total', 0)} rows, "
+        f"{len(audience)} in the audience, {len(sl.problems)} problem(s)"
+    )
+    for p in sl.problems:
+        colour = "red" if p.severity == "error" else "yellow"
+        console.print(f"[{colour}]{escape(str(p))}[/]", soft_wrap=True)
+    return any(p.severity == "error" for p in sl.problems)
+
+
+@click.command()
+@click.argument("edition", required=False)
+@click.option("--allow-clip", is_flag=True, help="Write the build even if Gmail would clip it.")
+@pass_state
+@handled
+def build(state: State, edition: str | None, allow_clip: bool) -> None:
+    """Render EDITION (YYYY-MM; default: this month) into build/EDITION/.
+
+    Writes email.html, email.txt, email.mjml (the intermediate MJML), preview.eml (the full
+    message with sample personalisation) and manifest.json. Broken or left-out items are
+    listed with the reason; exit 1 if an item file has errors or a check fails.
+    """
+    from newsflash import pipeline
+
+    config = state.config
+    edition_id = edition or pipeline.current_edition_id(config)
+    result = pipeline.build_edition(config, edition_id)
+    e = result.edition
+    print_problems(result.load.problems)
+    table = Table(title=f"{e.title}  (No. {e.number}, {e.month})", title_justify="left")
+    table.add_column("section")
+    table.add_column("item")
+    for s in e.sections:
+        for i in s.items:
+            table.add_row(escape(s.title), f"{escape(i.title)}  [dim]{escape(i.key)}[/]")
+    console.print(table)
+    for lo in e.left_out:
+        if lo.key in result.load.failed:
+            console.print(f"[yellow]left out[/] {escape(lo.key)}: invalid (errors listed above)")
+            continue
+        console.print(f"[yellow]left out[/] {escape(lo.key)}: {escape(lo.reason)}", soft_wrap=True)
+    for c in result.email.checks:
+        colour = {"ok": "green", "warning": "yellow", "error": "red"}[c.level]
+        console.print(f"[{colour}]{c.level}[/] {c.name}: {escape(c.message)}", soft_wrap=True)
+    out = pipeline.write_build(config, result, allow_clip=allow_clip)
+    console.print(f"[green]built[/] {out}/ (subject: {result.email.subject})", soft_wrap=True)
+    if result.load.errors:
+        console.print("[red]some item files have errors and were left out; see above.[/]")
+        sys.exit(1)
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")[:60] or "item"
+
+
+@click.command()
+@click.argument("section")
+@click.option("--title", default="", help="The item's headline.")
+@click.option("--date", "date_", default=None, help="YYYY-MM-DD (default: today).")
+@pass_state
+@handled
+def new(state: State, section: str, title: str, date_: str | None) -> None:
+    """Scaffold an item file for SECTION in submissions/ and print its path."""
+    from newsflash.items import parse_item
+    from newsflash.scaffold import item_template
+
+    config = state.config
+    if section not in config.section_keys:
+        raise NewsflashError(
+            f"unknown section '{section}'; valid sections: {', '.join(config.section_keys)}."
+        )
+    day = date_ or dt.date.today().isoformat()
+    text = item_template(section, title or "Your headline here", day)
+    name = f"{day}-{_slug(title or section)}.md"
+    path = config.submissions_dir / name
+    if path.exists():
+        raise NewsflashError(f"{path} exists already; pass another --title.")
+    _, problems = parse_item(text.encode(), name, config.section_keys)
+    if any(p.severity == "error" for p in problems):  # the scaffold itself must be valid
+        raise NewsflashError("; ".join(str(p) for p in problems))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text, encoding="utf-8")
+    console.print(f"[green]created[/] {path}")
+    console.print(f"Fields: {', '.join(FIELDS)}. See docs/contributors.md.", soft_wrap=True)

@@ -1,0 +1,69 @@
+"""What every command shares: the lazily loaded config, one-line errors, the consoles.
+
+Command modules import from here, never from `newsflash.cli` itself, so the package's
+`__init__` can import them all to register them without a cycle.
+"""
+
+from __future__ import annotations
+
+import functools
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+from rich.console import Console
+from rich.markup import escape
+
+from newsflash.config import Config, load_config
+from newsflash.errors import NewsflashError
+from newsflash.items import Problem
+
+console = Console(highlight=False)
+err_console = Console(stderr=True, highlight=False)
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+class State:
+    def __init__(self, config_path: Path, debug: bool) -> None:
+        self.config_path = config_path
+        self.debug = debug
+        self._config: Config | None = None
+
+    @property
+    def config(self) -> Config:
+        if self._config is None:
+            self._config = load_config(self.config_path)
+        return self._config
+
+
+def handled(fn: F) -> F:
+    """Turn NewsflashError into one line and exit 1; keep tracebacks for --debug."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except NewsflashError as e:
+            ctx = click.get_current_context()
+            if ctx.find_object(State) and ctx.find_object(State).debug:  # type: ignore[union-attr]
+                raise
+            for line in str(e).splitlines() or ["error"]:
+                err_console.print(f"[red]error:[/] {escape(line)}", soft_wrap=True)
+            sys.exit(1)
+
+    return wrapper  # type: ignore[return-value]
+
+
+pass_state = click.make_pass_decorator(State)
+
+
+def print_problems(problems: list[Problem] | tuple[Problem, ...]) -> None:
+    for p in problems:
+        colour = "red" if p.severity == "error" else "yellow"
+        where = p.path + (f":{p.line}" if p.line else "")
+        field = f"[bold]{escape(p.field)}[/]: " if p.field else ""
+        console.print(
+            f"[{colour}]{p.severity}[/] {escape(where)}: {field}{escape(p.message)}", soft_wrap=True
+        )
