@@ -100,8 +100,8 @@ class _Model(BaseModel):
         """Every string setting, whatever its field, may end up in a header or a URL."""
         assert info.field_name is not None
         multiline = cv.MULTILINE in cls.model_fields[info.field_name].metadata
-        for text in cv.strings_in(value):
-            cv.refuse_invisible(text, multiline=multiline)
+        for what, text in cv.strings_in(value):
+            cv.refuse_invisible(text, multiline=multiline, what=what)
         return value
 
 

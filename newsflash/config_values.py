@@ -14,7 +14,7 @@ import re
 import string
 import unicodedata
 import zoneinfo
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -54,31 +54,33 @@ def _label(char: str) -> str:
     return f"{name} (U+{ord(char):04X})"
 
 
-def refuse_invisible(value: str, *, multiline: bool = False) -> str:
+def refuse_invisible(value: str, *, multiline: bool = False, what: str = "") -> str:
     """Refuse control characters, line and paragraph separators and bidi overrides.
 
     In a one-line setting a line break is how a header gets injected; elsewhere these
-    characters are invisible in an editor and break what reads the value.
+    characters are invisible in an editor and break what reads the value. `what` names the
+    part of a list or table that holds the value.
     """
     allowed = Multiline.allowed if multiline else ""
     for position, char in enumerate(value, start=1):
         if _forbidden(char, allowed):
             kind = "a paragraph" if multiline else "one line"
             raise ValueError(
-                f"holds {_label(char)} at character {position}; write it as {kind} of visible text"
+                f"{what}holds {_label(char)} at character {position}; "
+                f"write it as {kind} of visible text"
             )
     return value
 
 
-def strings_in(value: Any) -> Iterable[str]:
-    """The strings a raw TOML value holds at its own level: itself, a list's items, a table's
-    keys (nested tables are checked by their own model)."""
+def strings_in(value: Any) -> Iterator[tuple[str, str]]:
+    """(what, text) for each string a raw TOML value holds at its own level: itself, a list's
+    items, a table's keys (nested tables are checked by their own model)."""
     if isinstance(value, str):
-        yield value
+        yield "", value
     elif isinstance(value, list | tuple):
-        yield from (v for v in value if isinstance(v, str))
+        yield from ((f"item {n} ", v) for n, v in enumerate(value, 1) if isinstance(v, str))
     elif isinstance(value, Mapping):
-        yield from (k for k in value if isinstance(k, str))
+        yield from ((f"the key {k!r} ", k) for k in value if isinstance(k, str))
 
 
 def address(value: str) -> str:

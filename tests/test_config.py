@@ -4,16 +4,29 @@ newsletters."""
 
 from __future__ import annotations
 
+import copy
 import dataclasses
+import datetime as dt
 import shutil
 import subprocess
 import sys
+import tomllib
+import types
+import typing
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Annotated, Any
 
 import pydantic
 import pytest
+import tomli_w
+from click.testing import CliRunner
+from pydantic import BaseModel
+from pydantic.fields import FieldInfo
 
-from newsflash.config import Config, load_config, parse_config
+from newsflash import config_values as cv
+from newsflash.cli import main
+from newsflash.config import Config, ConfigModel, load_config, parse_config
 from newsflash.errors import ConfigError, NewsflashError
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -248,3 +261,229 @@ def test_second_newsletter_builds_into_its_own_build_folder(workspace: Path) -> 
     assert "Battery Bulletin" in html
     assert "No. 4" in html  # numbered from the second newsletter's own first edition
     assert "Working Group 1 holds its first meeting" not in html
+
+
+# -- the hostile config: every setting a header, a URL or a format string is built from ----------
+#
+# The keys come from the config model itself, so a setting added later is covered the day it
+# is added. Each case must be refused at load with one line naming the key and the file, and
+# `newsflash check` must exit 1 with that line and no traceback.
+
+DATA = tomllib.loads(SAMPLE)
+INVISIBLE = {
+    "CR": "\r",
+    "LF": "\n",
+    "CRLF": "\r\n",
+    "NUL": "\0",
+    "TAB": "\t",
+    "ESC": "\x1b",
+    "VT": "\x0b",
+    "DEL": "\x7f",
+    "NEL": "\x85",
+    "U+2028": "\u2028",
+    "U+2029": "\u2029",
+    "RLO": "\u202e",
+}
+Loc = tuple[str | int, ...]
+
+
+def _members(annotation: Any) -> list[Any]:
+    if isinstance(annotation, types.UnionType) or typing.get_origin(annotation) is typing.Union:
+        return [a for a in typing.get_args(annotation) if a is not type(None)]
+    return [annotation]
+
+
+def _plain(annotation: Any) -> Any:
+    if typing.get_origin(annotation) is Annotated:
+        return typing.get_args(annotation)[0]
+    return annotation
+
+
+def settings(model: Any = ConfigModel, prefix: Loc = ()) -> Iterator[tuple[Loc, FieldInfo]]:
+    """Every leaf setting of the model, with where it sits in the file: a table inside a list
+    or a dict is entered at its first example (sections[1], editions."2022-02")."""
+    for name, field in model.model_fields.items():
+        loc = (*prefix, name)
+        leaf = True
+        for member in _members(field.annotation):
+            origin, args = typing.get_origin(member), typing.get_args(member)
+            if isinstance(member, type) and issubclass(member, BaseModel):
+                yield from settings(member, loc)
+                leaf = False
+            elif origin is tuple and isinstance(args[0], type) and issubclass(args[0], BaseModel):
+                yield from settings(args[0], (*loc, 0))
+                leaf = False
+            elif origin is dict:
+                yield from settings(args[1], (*loc, "2022-02"))
+                leaf = False
+        if leaf:
+            yield loc, field
+
+
+def accepted_types(field: FieldInfo) -> set[type]:
+    """What TOML value types a setting takes: a list of str counts as list."""
+    kinds: set[type] = set()
+    for member in _members(field.annotation):
+        member = _plain(member)
+        kinds.add(list if typing.get_origin(member) is tuple else member)
+    if float in kinds:
+        kinds.add(int)
+    return kinds
+
+
+def string_settings() -> list[tuple[Loc, FieldInfo]]:
+    return [(loc, f) for loc, f in settings() if accepted_types(f) & {str, list}]
+
+
+def key_name(loc: Loc) -> str:
+    """The key as a user reads it in an error: sections[1].title, editions."2022-02".title."""
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part + 1}]"
+        elif part == "2022-02":
+            out += f'."{part}"'
+        else:
+            out += f".{part}" if out else part
+    return out
+
+
+def sample_value(loc: Loc) -> Any:
+    node: Any = DATA
+    for part in loc:
+        try:
+            node = node[part]
+        except (KeyError, IndexError):
+            return None
+    return node
+
+
+def with_setting(loc: Loc, value: Any) -> str:
+    """The sample config with one setting changed (tables created as needed)."""
+    data = copy.deepcopy(DATA)
+    node: Any = data
+    for part in loc[:-1]:
+        node = node[part] if isinstance(part, int) else node.setdefault(part, {})
+    node[loc[-1]] = value
+    return tomli_w.dumps(data)
+
+
+def valid_text(loc: Loc) -> str:
+    """A value the setting accepts: the sample's, or plain words where the sample has none."""
+    value = sample_value(loc)
+    if isinstance(value, list):
+        value = value[0] if value else None
+    return "Plain words" if value is None else str(value)
+
+
+def hostile(loc: Loc, field: FieldInfo, char: str) -> Any:
+    """A valid value of the setting with `char` in its middle (in a list, as its second item)."""
+    text = valid_text(loc)
+    middle = len(text) // 2
+    bad = text[:middle] + char + text[middle:]
+    return [text, bad] if list in accepted_types(field) else bad
+
+
+STRING_SETTINGS = string_settings()
+HEADER_KEYS = {
+    "newsletter.name",
+    "newsletter.subject",
+    'editions."2022-02".title',
+    "sender.from_email",
+    "sender.from_name",
+    "sender.reply_to",
+    "sender.unsubscribe_url",
+    "sender.unsubscribe_mailto",
+    "sendgrid.categories",
+}
+
+
+def refused_by_check(tmp_path: Path, text: str, key: str) -> str:
+    """`newsflash check` on `text`: exit 1, one error line naming the key and the file."""
+    path = tmp_path / "config.toml"
+    path.write_text(text, encoding="utf-8")
+    result = CliRunner().invoke(main, ["--config", str(path), "check"])
+    assert result.exit_code == 1, result.output
+    assert "Traceback" not in result.output
+    lines = result.output.splitlines()
+    assert len(lines) == 1, lines
+    assert lines[0].startswith(f"error: {path}: ")
+    assert f"'{key}'" in lines[0], lines[0]
+    return lines[0]
+
+
+def test_the_header_settings_are_among_the_string_settings_the_suite_covers() -> None:
+    keys = {key_name(loc) for loc, _ in STRING_SETTINGS}
+    assert keys >= HEADER_KEYS
+    assert len(keys) >= 60  # every table's strings, schedule jobs and paths included
+
+
+def test_every_string_setting_takes_its_sample_value() -> None:
+    """The hostile cases below start from these values, so a refusal is the character's."""
+    for loc, field in STRING_SETTINGS:
+        value = [valid_text(loc)] if list in accepted_types(field) else valid_text(loc)
+        parse_config(with_setting(loc, value), PATH)
+
+
+@pytest.mark.parametrize("char", INVISIBLE.values(), ids=INVISIBLE.keys())
+@pytest.mark.parametrize(
+    ("loc", "field"), STRING_SETTINGS, ids=[key_name(loc) for loc, _ in STRING_SETTINGS]
+)
+def test_a_control_or_invisible_character_in_a_string_setting_is_refused_naming_the_key(
+    loc: Loc, field: FieldInfo, char: str, tmp_path: Path
+) -> None:
+    text = with_setting(loc, hostile(loc, field, char))
+    if cv.MULTILINE in field.metadata and char in "\n\t":
+        parse_config(text, PATH)  # Markdown paragraphs: line breaks and tabs are fine
+        return
+    key = key_name(loc)
+    message = config_error(text)
+    assert f"'{key}'" in message
+    assert f"(U+{ord(char[0]):04X})" in message
+    assert "\n" not in message and "\r" not in message  # the value is shown escaped
+    refused_by_check(tmp_path, text, key)
+
+
+def wrong_values(field: FieldInfo) -> list[Any]:
+    """TOML values of every type the setting does not take."""
+    candidates: dict[type, Any] = {
+        str: "1000",
+        int: 1000,
+        float: 1.5,
+        bool: True,
+        list: ["a"],
+        dict: {"a": "b"},
+        dt.date: dt.date(2022, 2, 1),
+    }
+    kinds = accepted_types(field)
+    if any(isinstance(k, type) and issubclass(k, BaseModel) for k in kinds):
+        kinds.add(dict)
+    return [v for k, v in candidates.items() if k not in kinds]
+
+
+def tables() -> Iterator[Loc]:
+    """Every table of the file, where a whole table can be written as a plain value."""
+    for name, field in ConfigModel.model_fields.items():
+        yield (name,)
+        for member in _members(field.annotation):
+            if typing.get_origin(member) is dict:
+                yield (name, "2022-02")
+
+
+TYPED = [(loc, value) for loc, field in settings() for value in wrong_values(field)] + [
+    (loc, "1000") for loc in tables()
+]
+
+
+@pytest.mark.parametrize(
+    ("loc", "value"), TYPED, ids=[f"{key_name(loc)}={value!r}" for loc, value in TYPED]
+)
+def test_a_value_of_the_wrong_type_is_refused_naming_the_key(
+    loc: Loc, value: Any, tmp_path: Path
+) -> None:
+    text = with_setting(loc, value)
+    key = key_name(loc)
+    message = config_error(text)
+    assert f"'{key}'" in message
+    assert "(got " in message
+    refused_by_check(tmp_path, text, key)
