@@ -408,22 +408,35 @@ def _looks_secret(name: str) -> bool:
     return name in SECRET_KEYS or name.endswith(_SECRET_SUFFIXES)
 
 
-def _find_secret(data: Any, where: str = "") -> str | None:
+def _raw_key(loc: tuple[int | str, ...]) -> str:
+    """A key of the raw file as the user writes it; a name that is not an identifier, such
+    as an edition's, in quotes (`editions."2022-02".closing`)."""
+    key = ""
+    for part in loc:
+        if isinstance(part, int):
+            key += f"[{part + 1}]"
+        else:
+            name = part if part.isidentifier() else f'"{part}"'
+            key = f"{key}.{name}" if key else name
+    return key
+
+
+def _find_secret(data: Any, loc: tuple[int | str, ...] = ()) -> str | None:
     """Where a key named like a secret, or a value holding a SendGrid key, is in the file."""
     if isinstance(data, dict):
         for k, v in data.items():
             if _looks_secret(str(k)):
-                return f"key '{where}{k}' looks like a secret"
-            found = _find_secret(v, f"{where}{k}.")
+                return f"key '{_raw_key((*loc, k))}' looks like a secret"
+            found = _find_secret(v, (*loc, k))
             if found:
                 return found
     elif isinstance(data, list):
         for n, v in enumerate(data):
-            found = _find_secret(v, f"{where.rstrip('.')}[{n + 1}].")
+            found = _find_secret(v, (*loc, n))
             if found:
                 return found
     elif isinstance(data, str) and _SENDGRID_KEY.search(data):
-        return f"'{where.rstrip('.')}' holds what looks like a SendGrid API key"
+        return f"'{_raw_key(loc)}' holds what looks like a SendGrid API key"
     return None
 
 
