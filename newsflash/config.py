@@ -10,65 +10,141 @@ from __future__ import annotations
 import difflib
 import hashlib
 import json
+import re
 import tomllib
+import types
+import typing
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+)
+from pydantic_core import ErrorDetails
 
+from newsflash import config_values as cv
 from newsflash.errors import ConfigError, NewsflashError
 
 SECRET_KEYS = {"api_key", "sendgrid_api_key", "apikey", "password", "secret", "token"}
+_SECRET_SUFFIXES = ("_key", "_token", "_secret", "_password", "apikey")
+# A SendGrid API key: "SG." then two base64url parts; found anywhere in a value.
+_SENDGRID_KEY = re.compile(r"SG\.[\w-]{16,}\.[\w-]{16,}")
+
+SUBJECT_PLACEHOLDERS = {"name": "Newsflash", "number": 1, "month": "February 2022", "title": "T"}
+GREETING_PLACEHOLDERS = {"first_name": "Anna"}
+UNSUBSCRIBE_PLACEHOLDERS = {"recipient_id": "0000000000000000", "edition": "2022-02"}
+
+
+def _edition_id(value: str) -> str:
+    from newsflash.edition import parse_edition_id  # edition.py imports this module
+
+    try:
+        parse_edition_id(value)
+        if value != value.strip():
+            raise ValueError
+    except (NewsflashError, ValueError):
+        raise ValueError(
+            f"is not an edition; write YYYY-MM, e.g. 2022-02{cv.edition_id_hint(value)}"
+        ) from None
+    return value
+
+
+def _unsubscribe_url(value: str) -> str:
+    """Both a template and, once filled, the https URL of RFC 8058's one-click POST."""
+    cv.template(value, UNSUBSCRIBE_PLACEHOLDERS, required=("recipient_id",))
+    cv.url(value.format(**UNSUBSCRIBE_PLACEHOLDERS), ("https",))
+    return value
+
+
+# One line of visible text is every string setting's default (see _Model); these add more.
+Markdown = Annotated[str, cv.MULTILINE]
+Address = Annotated[str, AfterValidator(cv.address)]
+OptionalAddress = Annotated[str, AfterValidator(cv.optional_address)]
+MailtoAddress = Annotated[str, AfterValidator(cv.mailto_address)]
+Link = Annotated[str, AfterValidator(partial(cv.url, schemes=("https", "http")))]
+HttpsUrl = Annotated[str, AfterValidator(partial(cv.url, schemes=("https",)))]
+BaseUrl = Annotated[str, AfterValidator(partial(cv.url, schemes=("https",), extent="base"))]
+ApiHost = Annotated[
+    str,
+    AfterValidator(
+        partial(cv.url, schemes=("https",), extent="origin", example="api.sendgrid.com")
+    ),
+]
+EditionId = Annotated[str, AfterValidator(_edition_id)]
+TimeZone = Annotated[str, AfterValidator(cv.timezone)]
+Language = Annotated[str, AfterValidator(cv.language)]
+Colour = Annotated[str, AfterValidator(cv.colour)]
+Subject = Annotated[str, AfterValidator(partial(cv.template, allowed=SUBJECT_PLACEHOLDERS))]
+Greeting = Annotated[str, AfterValidator(partial(cv.template, allowed=GREETING_PLACEHOLDERS))]
+UnsubscribeUrl = Annotated[str, AfterValidator(_unsubscribe_url)]
+Category = Annotated[str, Field(min_length=1, max_length=255)]
+CronValue = str | int
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    """Strict: TOML has real types, so "1000" for a number is a mistake, not a number."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _visible_text(cls, value: Any, info: ValidationInfo) -> Any:
+        """Every string setting, whatever its field, may end up in a header or a URL."""
+        assert info.field_name is not None
+        multiline = cv.MULTILINE in cls.model_fields[info.field_name].metadata
+        for what, text in cv.strings_in(value):
+            cv.refuse_invisible(text, multiline=multiline, what=what)
+        return value
 
 
 class Newsletter(_Model):
     name: str = Field(description="Newsletter name shown in the header and subject.")
     organisation: str = Field(description="Who sends it, shown in the footer.")
     tagline: str = Field("", description="One line under the name.")
-    language: str = Field("en", description="BCP 47 language of the email (the html lang).")
-    timezone: str = Field("Europe/Brussels", description="Time zone for dates and the schedule.")
-    first_edition: str = Field(
+    language: Language = Field("en", description="BCP 47 language of the email (the html lang).")
+    timezone: TimeZone = Field(
+        "Europe/Brussels", description="Time zone for dates and the schedule."
+    )
+    first_edition: EditionId = Field(
         description="YYYY-MM of edition No. 1; later numbers count months from it."
     )
-    website: str = Field(description="The organisation's site (https).")
-    web_base_url: str = Field(
-        description="Where the web archive is published; 'view in browser' links point here."
+    website: Link = Field(description="The organisation's site (http or https).")
+    web_base_url: BaseUrl = Field(
+        description="Where the web archive is published (https); 'view in browser' links "
+        "point here."
     )
     postal_address: str = Field("", description="Sender's postal address for the footer.")
     why: str = Field(description="Why the partner gets this email (footer).")
-    subject: str = Field(
+    subject: Subject = Field(
         "{name} No. {number} – {month}",
         description="Subject template: {name}, {number}, {month}, {title}.",
     )
-    greeting: str = Field("Dear {first_name},", description="Greeting; {first_name} per partner.")
+    greeting: Greeting = Field(
+        "Dear {first_name},", description="Greeting; {first_name} per partner."
+    )
     greeting_fallback: str = Field("partner", description="Used when a first name is unknown.")
-    accent_color: str = Field("#0b4f8a", description="Colour of headings and buttons.")
-
-    @field_validator("first_edition")
-    @classmethod
-    def _edition_id(cls, v: str) -> str:
-        from newsflash.edition import parse_edition_id
-
-        try:
-            parse_edition_id(v)
-        except NewsflashError as e:
-            raise ValueError(str(e)) from None
-        return v
+    accent_color: Colour = Field("#0b4f8a", description="Colour of headings and buttons.")
 
 
 class Sender(_Model):
-    from_email: str = Field(description="From address (a verified sender in SendGrid).")
+    from_email: Address = Field(description="From address (a verified sender in SendGrid).")
     from_name: str = Field(description="From name.")
-    reply_to: str = Field("", description="Reply-To address.")
-    unsubscribe_url: str = Field(
-        description="One-click unsubscribe URL; {recipient_id} and {edition} are filled in."
+    reply_to: OptionalAddress = Field("", description="Reply-To address.")
+    unsubscribe_url: UnsubscribeUrl = Field(
+        description="One-click unsubscribe URL (https); {recipient_id} (required) and "
+        "{edition} are filled in."
     )
-    unsubscribe_mailto: str = Field("", description="Address for mailto: List-Unsubscribe.")
+    unsubscribe_mailto: MailtoAddress = Field(
+        "", description="Address for mailto: List-Unsubscribe."
+    )
 
 
 class Section(_Model):
@@ -80,54 +156,67 @@ class Section(_Model):
 class EditionSettings(_Model):
     title: str = Field("", description="The edition's headline.")
     preheader: str = Field("", description="Preview text shown after the subject in inboxes.")
-    editorial: str = Field("", description="Opening paragraphs (Markdown).")
-    closing: str = Field("", description="Closing paragraph before the call to action (Markdown).")
+    editorial: Markdown = Field("", description="Opening paragraphs (Markdown).")
+    closing: Markdown = Field(
+        "", description="Closing paragraph before the call to action (Markdown)."
+    )
 
 
 class CallToAction(_Model):
     text: str = Field(description="The question that closes the email.")
     link_text: str = Field(description="The link's words.")
-    url: str = Field(description="Where the link goes (https).")
+    url: Link = Field(description="Where the link goes (http or https).")
 
 
 class Audience(_Model):
-    segments: tuple[str, ...] = Field((), description="Segments that receive it; empty = all.")
+    segments: tuple[str, ...] = Field(
+        (), strict=False, description="Segments that receive it; empty = all."
+    )
 
 
 class Build(_Model):
-    size_warn_kb: int = Field(90, description="Warn when the HTML passes this size (KB).")
-    size_limit_kb: int = Field(102, description="Gmail clips above this; the build fails.")
+    size_warn_kb: int = Field(90, ge=1, description="Warn when the HTML passes this size (KB).")
+    size_limit_kb: int = Field(102, ge=1, description="Gmail clips above this; the build fails.")
 
 
 class SendGrid(_Model):
-    host: str = Field("https://api.sendgrid.com", description="API host; EU: api.eu.sendgrid.com.")
+    host: ApiHost = Field(
+        "https://api.sendgrid.com", description="API host (https); EU: api.eu.sendgrid.com."
+    )
     batch_size: int = Field(1000, ge=1, le=1000, description="Recipients per request (<= 1000).")
     timeout: float = Field(30.0, gt=0, description="Seconds to wait for an answer.")
     retries: int = Field(4, ge=0, le=10, description="Retries on 5xx/connection errors.")
     max_rate_limit_wait: float = Field(120.0, ge=0, description="Longest wait on a 429 (s).")
-    asm_group_id: int | None = Field(None, description="Unsubscribe group id, if any.")
+    asm_group_id: int | None = Field(None, ge=1, description="Unsubscribe group id, if any.")
     sandbox: bool = Field(False, description="Sandbox mode: SendGrid validates, delivers nothing.")
-    categories: tuple[str, ...] = Field((), description="Extra categories for statistics.")
+    categories: tuple[Category, ...] = Field(
+        (),
+        strict=False,
+        max_length=8,
+        description="Extra categories for statistics (at most 8; SendGrid takes 10 with "
+        "newsflash's own two).",
+    )
 
 
 class Job(_Model):
-    model_config = ConfigDict(extra="forbid", frozen=True)
     enabled: bool = Field(True, description="Set false to keep the entry but not run it.")
-    year: str | int | None = None
-    month: str | int | None = None
-    day: str | int | None = None
-    week: str | int | None = None
-    day_of_week: str | int | None = None
-    hour: str | int | None = None
-    minute: str | int | None = 0
-    second: str | int | None = 0
+    year: CronValue | None = None
+    month: CronValue | None = None
+    day: CronValue | None = None
+    week: CronValue | None = None
+    day_of_week: CronValue | None = None
+    hour: CronValue | None = None
+    minute: CronValue | None = 0
+    second: CronValue | None = 0
 
 
 class Schedule(_Model):
     grace_hours: float = Field(6.0, ge=0, description="How late a missed job may still run.")
     require_approval: bool = Field(True, description="Send only an approved, unchanged edition.")
-    reviewers: tuple[str, ...] = Field((), description="Who gets the proof.")
-    contributors: tuple[str, ...] = Field((), description="Who gets the call for items.")
+    reviewers: tuple[Address, ...] = Field((), strict=False, description="Who gets the proof.")
+    contributors: tuple[Address, ...] = Field(
+        (), strict=False, description="Who gets the call for items."
+    )
     deadline_days: int = Field(
         7, ge=0, description="Reminder states a deadline this many days before send."
     )
@@ -168,8 +257,8 @@ class Paths(_Model):
 class ConfigModel(_Model):
     newsletter: Newsletter
     sender: Sender
-    sections: tuple[Section, ...] = Field(min_length=1)
-    editions: dict[str, EditionSettings] = Field(default_factory=dict)
+    sections: tuple[Section, ...] = Field(min_length=1, strict=False)
+    editions: dict[EditionId, EditionSettings] = Field(default_factory=dict)
     call_to_action: CallToAction | None = None
     audience: Audience = Audience()
     build: Build = Build()
@@ -250,50 +339,124 @@ class Config:
         return self.model.editions.get(edition_id, EditionSettings())
 
 
-def _key_path(loc: tuple[int | str, ...]) -> str:
-    parts: list[str] = []
-    for p in loc:
-        if isinstance(p, int):
-            parts[-1:] = [f"{parts[-1]}[{p + 1}]" if parts else f"[{p + 1}]"]
-        else:
-            parts.append(str(p))
-    return ".".join(parts)
+# What to write instead, by pydantic's error type; the rest keep pydantic's own words.
+_HINTS = {
+    "string_type": "write text in double quotes",
+    "int_type": "write a whole number without quotes",
+    "float_type": "write a number without quotes",
+    "bool_type": "write true or false without quotes",
+    "tuple_type": 'write a list in brackets, e.g. ["a", "b"]',
+    "dict_type": "write it as a table",
+    "model_type": "write it as a table",
+}
 
 
-def _known_keys(loc: tuple[int | str, ...]) -> list[str]:
-    """The valid keys at the table where an unknown key was found, for a 'did you mean'."""
-    model: Any = ConfigModel
-    for p in loc[:-1]:
-        if isinstance(p, int) or model is None:
+def _members(annotation: Any) -> tuple[Any, ...]:
+    """The types an annotation may hold: a union's members (None aside), else itself."""
+    if isinstance(annotation, types.UnionType) or typing.get_origin(annotation) is typing.Union:
+        return tuple(a for a in typing.get_args(annotation) if a is not type(None))
+    return (annotation,)
+
+
+def _walk(loc: tuple[int | str, ...]) -> tuple[str, Any]:
+    """The key as the file writes it (`sections[4].title`, `editions."2022-02".title`) and the
+    type found there; union tags and pydantic's markers in `loc` are not keys, so they drop."""
+    key = ""
+    node: Any = ConfigModel
+    for part in loc:
+        models = [m for m in _members(node) if isinstance(m, type) and issubclass(m, BaseModel)]
+        origin = typing.get_origin(_members(node)[0])
+        if isinstance(part, int) and origin is tuple:
+            key, node = f"{key}[{part + 1}]", typing.get_args(_members(node)[0])[0]
+        elif origin is dict and isinstance(part, str) and part != "[key]":
+            key, node = f'{key}."{part}"', typing.get_args(_members(node)[0])[1]
+        elif models and isinstance(part, str) and part in models[0].model_fields:
+            key = f"{key}.{part}" if key else part
+            node = models[0].model_fields[part].annotation
+    return key, node
+
+
+def _known_keys(node: Any) -> list[str]:
+    models = [m for m in _members(node) if isinstance(m, type) and issubclass(m, BaseModel)]
+    return list(models[0].model_fields) if models else []
+
+
+def _shown(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def _problem(err: ErrorDetails) -> tuple[str, str]:
+    """(key, what is wrong and what to write) for one pydantic error."""
+    loc = tuple(err["loc"])
+    key, _ = _walk(loc)
+    if err["type"] == "extra_forbidden":
+        table, node = _walk(loc[:-1])
+        key = f"{table}.{loc[-1]}" if table else str(loc[-1])
+        hint = difflib.get_close_matches(str(loc[-1]), _known_keys(node), n=1)
+        mean = f" (did you mean '{hint[0]}'?)" if hint else ""
+        return key, f"unknown key '{key}'{mean}; remove it or correct its name."
+    if err["type"] == "missing":
+        return key, f"missing key '{key}'; add it (see README, 'config.toml')."
+    if loc and loc[-1] == "[key]":
+        key = f"[{key}]"
+    what = _HINTS.get(err["type"]) or err["msg"].removeprefix("Value error, ")
+    return key, f"'{key}': {what}"
+
+
+def _messages(e: ValidationError, path: Path) -> list[str]:
+    """One line per key: a union's members each refuse a value, and that is one mistake."""
+    by_key: dict[str, list[str]] = {}
+    inputs: dict[str, Any] = {}
+    for err in e.errors():
+        key, message = _problem(err)
+        if message not in by_key.setdefault(key, []):
+            by_key[key].append(message)
+        inputs.setdefault(key, err.get("input"))
+    lines: list[str] = []
+    for key, messages in by_key.items():
+        if messages[0].startswith(("unknown key", "missing key")):
+            lines.extend(f"{path}: {m}" for m in messages)
             continue
-        field = model.model_fields.get(p)
-        if field is None:
-            return []
-        ann = field.annotation
-        model = None
-        for cand in (ann, *getattr(ann, "__args__", ())):
-            if isinstance(cand, type) and issubclass(cand, BaseModel):
-                model = cand
-                break
-    return list(model.model_fields) if model is not None else []
+        what = " or ".join(m.removeprefix(f"'{key}': ") for m in messages)
+        lines.append(f"{path}: '{key}': {what} (got {_shown(inputs[key])}).")
+    return lines
 
 
-def _find_secret(data: Any, where: str = "") -> str | None:
-    """A key named like a secret anywhere in the file, or a value that is a SendGrid key."""
+def _looks_secret(name: str) -> bool:
+    name = name.lower()
+    return name in SECRET_KEYS or name.endswith(_SECRET_SUFFIXES)
+
+
+def _raw_key(loc: tuple[int | str, ...]) -> str:
+    """A key of the raw file as the user writes it; a name that is not an identifier, such
+    as an edition's, in quotes (`editions."2022-02".closing`)."""
+    key = ""
+    for part in loc:
+        if isinstance(part, int):
+            key += f"[{part + 1}]"
+        else:
+            name = part if part.isidentifier() else f'"{part}"'
+            key = f"{key}.{name}" if key else name
+    return key
+
+
+def _find_secret(data: Any, loc: tuple[int | str, ...] = ()) -> str | None:
+    """Where a key named like a secret, or a value holding a SendGrid key, is in the file."""
     if isinstance(data, dict):
         for k, v in data.items():
-            if str(k).lower() in SECRET_KEYS:
-                return f"{where}{k}"
-            found = _find_secret(v, f"{where}{k}.")
+            if _looks_secret(str(k)):
+                return f"key '{_raw_key((*loc, k))}' looks like a secret"
+            found = _find_secret(v, (*loc, k))
             if found:
                 return found
     elif isinstance(data, list):
         for n, v in enumerate(data):
-            found = _find_secret(v, f"{where.rstrip('.')}[{n + 1}].")
+            found = _find_secret(v, (*loc, n))
             if found:
                 return found
-    elif isinstance(data, str) and data.startswith("SG.") and len(data) > 40:
-        return where.rstrip(".")
+    elif isinstance(data, str) and _SENDGRID_KEY.search(data):
+        return f"'{_raw_key(loc)}' holds what looks like a SendGrid API key"
     return None
 
 
@@ -306,38 +469,19 @@ def parse_config(text: str, path: Path) -> Config:
     secret = _find_secret(data)
     if secret:
         raise ConfigError(
-            f"{path}: key '{secret}' looks like a secret. Secrets never go in config.toml: "
+            f"{path}: {secret}. Secrets never go in config.toml: "
             "remove it and set SENDGRID_API_KEY in the environment instead."
         )
     try:
         model = ConfigModel.model_validate(data)
     except ValidationError as e:
-        lines = []
-        for err in e.errors():
-            loc = tuple(err["loc"])
-            key = _key_path(loc)
-            if err["type"] == "extra_forbidden":
-                hint = difflib.get_close_matches(str(loc[-1]), _known_keys(loc), n=1)
-                extra = f" (did you mean '{hint[0]}'?)" if hint else ""
-                lines.append(f"{path}: unknown key '{key}'{extra}; remove it or correct its name.")
-            elif err["type"] == "missing":
-                lines.append(f"{path}: missing key '{key}'; add it (see README, 'config.toml').")
-            else:
-                lines.append(f"{path}: '{key}': {err['msg']} (got {err.get('input')!r}).")
-        raise ConfigError("\n".join(lines)) from None
+        raise ConfigError("\n".join(_messages(e, path))) from None
     keys = [s.key for s in model.sections]
     dupes = sorted({k for k in keys if keys.count(k) > 1})
     if dupes:
         raise ConfigError(
             f"{path}: section key(s) {', '.join(dupes)} appear twice in [[sections]]."
         )
-    for eid in model.editions:
-        from newsflash.edition import parse_edition_id
-
-        try:
-            parse_edition_id(eid)
-        except Exception as e:
-            raise ConfigError(f'{path}: [editions."{eid}"]: {e}') from None
     return Config(path=path, model=model, sha256=hashlib.sha256(text.encode()).hexdigest())
 
 
