@@ -238,10 +238,9 @@ class Serve(_Model):
 
     @field_validator("public_url")
     @classmethod
-    def _http_url(cls, v: str) -> str:
-        if v and not v.startswith(("https://", "http://")):
-            raise ValueError("must start with https:// (where the reverse proxy serves it)")
-        return v
+    def _https_base(cls, v: str) -> str:
+        """https only: mail clients send RFC 8058's one-click POST to https links alone."""
+        return cv.url(v, ("https",), extent="base") if v else v
 
 
 class Paths(_Model):

@@ -21,7 +21,6 @@ import pydantic
 import pytest
 import tomli_w
 from click.testing import CliRunner
-from newsflash.preview import Previewer
 from pydantic import BaseModel
 from pydantic.fields import FieldInfo
 
@@ -29,6 +28,7 @@ from newsflash import config_values as cv
 from newsflash.cli import main
 from newsflash.config import Config, ConfigModel, load_config, parse_config
 from newsflash.errors import ConfigError, NewsflashError
+from newsflash.web.preview import Previewer
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLE = (ROOT / "config.toml").read_text(encoding="utf-8")

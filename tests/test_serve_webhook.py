@@ -352,7 +352,9 @@ def test_a_public_key_pasted_as_pem_is_accepted(workspace, keys, clock):
 def test_the_window_and_body_limit_come_from_config(workspace, keys, clock):
     path = workspace / "config.toml"
     path.write_text(
-        path.read_text() + "\n[serve]\nwebhook_max_age_seconds = 30\nwebhook_max_body_kb = 1\n"
+        path.read_text().replace(
+            "\n[serve]", "\n[serve]\nwebhook_max_age_seconds = 30\nwebhook_max_body_kb = 1\n#", 1
+        )
     )
     config = load_config(path)
     env = {"NEWSFLASH_SECRET": SECRET, "SENDGRID_WEBHOOK_PUBLIC_KEY": keys.public_b64}
