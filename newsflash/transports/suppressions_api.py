@@ -458,8 +458,7 @@ def _entry(item: object) -> RemoteEntry | str:
         return f"no address in 'email' ({_printable(json.dumps(item), 120)})"
     created = item.get("created")
     when: int | None = None
-    number = isinstance(created, int | float) and not isinstance(created, bool)
-    if number and isinstance(created, int | float) and 0 <= created < 1e11:  # seconds, < 5138
+    if isinstance(created, int | float) and not isinstance(created, bool) and 0 <= created < 1e11:
         when = int(created)
     detail = " ".join(
         _printable(str(item[k]), 200) for k in _DETAIL_FIELDS if isinstance(item.get(k), str)
