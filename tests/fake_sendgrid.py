@@ -38,6 +38,10 @@ Endpoint behaviour (``POST /v3/mail/send``), checked in this order:
    ``mail_settings.sandbox_mode.enable`` true: 200 with an empty body and no message id, and
    nothing counts as delivered.
 
+SendGrid's suppression lists (bounces, blocks, spam reports, invalid emails, global and ASM group
+unsubscribes: paged reads, adds, deletes) are served too, by ``fake_sendgrid_suppressions``,
+with the same auth, rate limiting and faults; ``FakeSendGrid.suppressions`` holds the lists.
+
 Other paths answer 404 and other methods on the mail send path answer 405, both with SendGrid's
 JSON error shape, except :data:`PORTAL_PATH`: a stand-in for whatever a wrong ``host`` or a
 captive proxy serves (an HTML page with 200 to any method), where an injected redirect points by
@@ -74,6 +78,8 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Final
 from urllib.parse import urlsplit
+
+from fake_sendgrid_suppressions import SuppressionLists, is_suppression_path
 
 __all__ = [
     "DEFAULT_API_KEY",
@@ -165,7 +171,9 @@ _HEADER_NAME_RE: Final = re.compile(r"[!-9;-~]+")
 _AUTH_INVALID_MESSAGE: Final = "The provided authorization grant is invalid, expired, or revoked"
 
 #: Fault kinds understood by :meth:`FakeSendGrid.inject`, besides any HTTP status 100-599.
-FAULT_KINDS: Final = frozenset({"hang", "slow", "drop", "accept_then_hang", "accept_then_drop"})
+FAULT_KINDS: Final = frozenset(
+    {"hang", "slow", "drop", "accept_then_hang", "accept_then_drop", "body"}
+)
 
 #: Nominal rate-limit window reported when no limit is configured (never enforced).
 _NOMINAL_RATE_LIMIT: Final = (10_000, 1.0)
@@ -850,6 +858,7 @@ class _Fault:
     seconds: float
     reset_in: float
     location: str | None = None
+    body: bytes = b""
 
     @property
     def status(self) -> int | None:
@@ -998,6 +1007,8 @@ class FakeSendGrid:
         self._lock = threading.Lock()
         self._accepted: list[AcceptedRequest] = []
         self._log: list[LoggedRequest] = []
+        #: The account's suppression lists (see fake_sendgrid_suppressions); fill them in tests.
+        self.suppressions = SuppressionLists()
         self._faults: deque[_Fault] = deque()
         # Sleeping handlers wait on ``_wake``; reset() and stop() set it so that no injected hang
         # outlives the test that asked for it. ``_generation`` lets a handler that started before
@@ -1088,8 +1099,9 @@ class FakeSendGrid:
         reset_in: float = 1.0,
         times: int = 1,
         location: str | None = None,
+        body: bytes = b"",
     ) -> None:
-        """Queue a fault; each mail send request consumes the oldest one (``times`` queues N).
+        """Queue a fault; each API request consumes the oldest one (``times`` queues N).
 
         Kinds:
 
@@ -1116,10 +1128,12 @@ class FakeSendGrid:
           "SendGrid accepted the mail but the answer never came" -> a retry duplicates it.
         - ``"accept_then_drop"``: process normally; if accepted, record it (``answered=False``)
           and close the connection without an answer.
+        - ``"body"``: answer 200 with ``body`` as it is (``Content-Type: application/json``),
+          whatever it holds: for clients that must survive a hostile or broken answer.
 
         Requests that fail auth, rate limiting or validation under an ``accept_then_*`` fault
         are answered with their error as usual (the fault is still used up). Faults are only
-        consumed by requests to ``POST /v3/mail/send``.
+        consumed by requests to ``POST /v3/mail/send`` and to the suppression endpoints.
         """
         name = str(kind)
         if name.isdigit():
@@ -1129,7 +1143,7 @@ class FakeSendGrid:
             raise ValueError(f"unknown fault kind {name!r}; known: {sorted(FAULT_KINDS)}")
         with self._lock:
             for _ in range(times):
-                self._faults.append(_Fault(name, seconds, reset_in, location))
+                self._faults.append(_Fault(name, seconds, reset_in, location, body))
 
     @property
     def pending_faults(self) -> list[str]:
@@ -1138,7 +1152,7 @@ class FakeSendGrid:
             return [fault.kind for fault in self._faults]
 
     def reset(self) -> None:
-        """Forget recorded requests, queued faults and the rate-limit window.
+        """Forget recorded requests, queued faults, the rate-limit window and the suppressions.
 
         Requests still sleeping in an injected hang are woken up and will record nothing.
         """
@@ -1150,6 +1164,7 @@ class FakeSendGrid:
             self._log.clear()
             self._faults.clear()
             self._rate.reset()
+            self.suppressions = SuppressionLists()
 
     # ---- request handling ------------------------------------------------------------------
 
@@ -1188,6 +1203,8 @@ class FakeSendGrid:
         if exchange.path == PORTAL_PATH:
             self._read_body(handler, headers)
             return self._send_page(exchange, 200, PORTAL_PAGE, {})
+        if is_suppression_path(exchange.path):
+            return self._serve_suppressions(exchange)
         if exchange.path != MAIL_SEND_PATH:
             self._read_body(handler, headers)
             return self._error(exchange, 404, "not found")
@@ -1264,6 +1281,54 @@ class FakeSendGrid:
             return self._send(exchange, 200, None, rate_headers)
         return self._send(exchange, 202, None, {**rate_headers, "X-Message-Id": message_id or ""})
 
+    def _serve_suppressions(self, exchange: _Exchange) -> int:
+        """The suppression endpoints: fault, framing, auth, rate limit, then the lists."""
+        handler, headers = exchange.handler, exchange.headers
+        with self._lock:
+            fault = exchange.fault = self._faults.popleft() if self._faults else None
+        raw, body_problem = self._read_body(handler, headers)
+        if fault is not None:
+            early = self._apply_early_fault(exchange, fault)
+            if early is not None:
+                return early
+        if body_problem is not None and body_problem != 411:
+            return self._error(exchange, body_problem, _STATUS_MESSAGES.get(body_problem, ""))
+        key = _bearer_key(headers.get("authorization"))
+        if key is None or (key not in self.api_keys and key not in self.keys_without_scope):
+            return self._error(exchange, 401, _AUTH_INVALID_MESSAGE)
+        behalf = headers.get("on-behalf-of")
+        if key in self.keys_without_scope or (
+            behalf is not None and behalf not in self.suppressions.subusers
+        ):
+            return self._error(exchange, 403, "access forbidden")
+        with self._lock:
+            allowed, rate_headers = self._rate.acquire()
+        if not allowed:
+            too_many: ErrorItem = {"field": None, "message": "too many requests"}
+            return self._send(exchange, 429, [too_many], rate_headers)
+        query = urlsplit(handler.path).query
+        accept = headers.get("accept", "").split(";")[0].strip()
+        is_bounces = exchange.path.startswith("/v3/suppression/bounces")
+        if is_bounces and exchange.method == "GET" and accept != "application/json":
+            return self._error(exchange, 400, "the Accept header is required")
+        body: Any = None
+        if self.suppressions.needs_body(exchange.method, exchange.path):
+            content_type = headers.get("content-type", "").split(";", 1)[0].strip().lower()
+            if content_type != "application/json":
+                return self._error(exchange, 415, "Content-Type should be application/json.")
+            try:
+                body = json.loads(raw.decode("utf-8"), parse_constant=_reject_constant)
+            except (UnicodeDecodeError, ValueError, RecursionError):
+                return self._error(exchange, 400, "Bad Request")
+        with self._lock:
+            answer = self.suppressions.handle(exchange.method, exchange.path, query, body)
+        if answer.status >= 400 and isinstance(answer.body, dict):
+            exchange.errors = list(answer.body.get("errors", []))
+        payload = b"" if answer.body is None else json.dumps(answer.body).encode("utf-8")
+        return self._write(
+            exchange, answer.status, payload, "application/json", {**rate_headers, **answer.headers}
+        )
+
     def _apply_early_fault(self, exchange: _Exchange, fault: _Fault) -> int | None:
         """Answer faults decided before looking at the request; ``None`` lets processing go on.
 
@@ -1272,6 +1337,8 @@ class FakeSendGrid:
         kind = fault.kind
         if kind == "drop":
             raise _Drop
+        if kind == "body":
+            return self._write(exchange, 200, fault.body, "application/json", {})
         if kind == "hang":
             if exchange.wake.wait(fault.seconds):
                 raise _Drop  # woken by reset()/stop(): the test that wanted this is over

@@ -57,6 +57,7 @@ def suppressions() -> None:
       newsflash suppressions list            who is suppressed, why, since when, by what
       newsflash suppressions lift ADDRESS    mail ADDRESS again (the history is kept)
       newsflash suppressions add ADDRESS     suppress ADDRESS by hand (a partner asked)
+      newsflash suppressions sync            in step with SendGrid's lists (SENDGRID_API_KEY)
     """
 
 
@@ -113,6 +114,11 @@ def suppressions_lift(state: State, address: str, reasons: tuple[str, ...]) -> N
             + "; see `newsflash suppressions list`"
         )
     console.print(f"[green]lifted[/] {lifted} suppression(s) of {escape(address)}", soft_wrap=True)
+    console.print(
+        "SendGrid may still list it and would then drop the mail: the next "
+        "`newsflash suppressions sync` (and a send with a key) removes it there too.",
+        soft_wrap=True,
+    )
 
 
 @suppressions.command("add")
@@ -132,3 +138,30 @@ def suppressions_add(state: State, address: str, reason: str, note: str) -> None
         store.close()
     word = "suppressed" if added else "already suppressed"
     console.print(f"[green]{word}[/] {escape(address)} ({reason})", soft_wrap=True)
+
+
+@suppressions.command("sync")
+@pass_state
+@handled
+def suppressions_sync(state: State) -> None:
+    """Bring state/ and SendGrid's suppression lists into step, both ways.
+
+    \b
+    Reads SendGrid's bounces, blocks, spam reports, invalid emails, global unsubscribes and
+    the [sendgrid] asm_group_id group; records what is new here; removes from SendGrid what
+    was lifted here; pushes newsflash's own unsubscribes. Needs SENDGRID_API_KEY (a key with
+    the Suppressions permission). Run twice, the second run changes nothing.
+    """
+    from newsflash.sending.suppression_sync import key_and_host, sync_suppressions
+    from newsflash.state.suppressions import SuppressionStore
+
+    key, host = key_and_host(state.config)
+    store = SuppressionStore.in_state(state.config.state_dir)
+    try:
+        report = sync_suppressions(state.config, store, key, host=host)
+    finally:
+        store.close()
+    for line in report.lines():
+        console.print(escape(line), soft_wrap=True)
+    if report.errors:
+        sys.exit(1)
