@@ -37,8 +37,8 @@ from pathlib import Path
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from newsflash.serve.tokens import Signer
 from newsflash.subscribers import recipient_id
+from newsflash.tokens import Signer
 
 ROOT = Path(__file__).resolve().parents[1]
 SECRET = "bench-secret-" + "s" * 40

@@ -12,9 +12,9 @@ from serve_helpers import SECRET, Clock, Server, running
 
 from newsflash.config import load_config
 from newsflash.serve.app import create_app
-from newsflash.serve.tokens import SecretError, Signer
 from newsflash.state.suppressions import SuppressionStore
 from newsflash.subscribers import recipient_id
+from newsflash.tokens import SecretError, Signer
 
 ANNA = "anna.keller@example.org"
 ONE_CLICK = "List-Unsubscribe=One-Click"

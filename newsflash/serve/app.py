@@ -20,11 +20,11 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from newsflash.config import Config
-from newsflash.serve.tokens import Signer
 from newsflash.serve.unsubscribe import Directory, Unsubscribe
 from newsflash.serve.webhook import Listener, Verifier, WebhookEndpoint
 from newsflash.state.events import EventStore
 from newsflash.state.suppressions import SuppressionStore
+from newsflash.tokens import Signer
 
 __all__ = ["create_app"]
 

@@ -30,9 +30,9 @@ from starlette.responses import HTMLResponse, PlainTextResponse, Response
 
 from newsflash.errors import NewsflashError
 from newsflash.serve.body import BadLength, BodyTooLarge, read_limited
-from newsflash.serve.tokens import Signer
 from newsflash.state.suppressions import Suppression, SuppressionStore
 from newsflash.subscribers import load_subscribers
+from newsflash.tokens import Signer
 
 __all__ = ["Directory", "Unsubscribe"]
 
