@@ -18,6 +18,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from newsflash.errors import ConfigError, NewsflashError
+from newsflash.months import parse_edition_id
 
 SECRET_KEYS = {"api_key", "sendgrid_api_key", "apikey", "password", "secret", "token"}
 
@@ -52,8 +53,6 @@ class Newsletter(_Model):
     @field_validator("first_edition")
     @classmethod
     def _edition_id(cls, v: str) -> str:
-        from newsflash.edition import parse_edition_id
-
         try:
             parse_edition_id(v)
         except NewsflashError as e:
@@ -332,8 +331,6 @@ def parse_config(text: str, path: Path) -> Config:
             f"{path}: section key(s) {', '.join(dupes)} appear twice in [[sections]]."
         )
     for eid in model.editions:
-        from newsflash.edition import parse_edition_id
-
         try:
             parse_edition_id(eid)
         except Exception as e:

@@ -7,6 +7,8 @@ import os
 import tempfile
 from pathlib import Path
 
+from newsflash.errors import NewsflashError
+
 
 def write_atomic(path: Path, data: bytes | str, *, mode: int = 0o644) -> None:
     """Write via a temporary file and rename: a crash, a mail client or a web server never sees
@@ -24,8 +26,9 @@ def write_atomic(path: Path, data: bytes | str, *, mode: int = 0o644) -> None:
         raise
 
 
-class LockHeld(Exception):
-    """Another process holds the lock; `holder` is the pid it wrote, or "unknown"."""
+class LockHeld(NewsflashError):
+    """Another process holds the lock; `holder` is the pid it wrote, or "unknown". Callers
+    turn it into their own words (a send or a scheduler already running)."""
 
     def __init__(self, path: Path, holder: str) -> None:
         super().__init__(f"{path} is locked by pid {holder}")

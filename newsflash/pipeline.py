@@ -15,7 +15,7 @@ from zoneinfo import ZoneInfo
 
 from newsflash.config import Config
 from newsflash.edition import Edition, assemble
-from newsflash.errors import BuildError
+from newsflash.errors import BuildError, RenderError
 from newsflash.files import write_atomic
 from newsflash.items import Item, LoadResult, Problem, load_items
 from newsflash.message import message_from, to_mime
@@ -105,7 +105,7 @@ def _render_fault(config: Config, renderer: Renderer, edition: Edition) -> str |
     it renders and passes every check."""
     try:
         email = renderer.render(edition)
-    except BuildError as e:
+    except RenderError as e:
         return f"the email cannot be rendered with this item ({e}). Remove unusual markup."
     errors = {c.name: c for c in email.checks if c.level == "error"}
     if "size" in errors:
@@ -214,7 +214,7 @@ def build_edition(
     try:
         email = renderer.render(edition)
         failed = not email.ok
-    except BuildError:
+    except RenderError:
         failed = True
     if failed:  # find the items the email cannot carry, as `check` does, and leave them out
         faults = item_faults(config, edition.items, edition_id, renderer)

@@ -16,8 +16,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from newsflash.config import Config, load_config
-from newsflash.edition import MONTHS, edition_number, month_label
 from newsflash.errors import LedgerError, NewsflashError
+from newsflash.months import MONTHS, edition_number, month_label
 from newsflash.pipeline import Build, build_edition, current_edition_id, ledger_path
 from newsflash.state.ledger import EditionStatus
 from newsflash.transports.base import Transport

@@ -91,7 +91,7 @@ def _dir(config: Config) -> Path:
 
 
 def _file(config: Config, edition_id: str) -> Path:
-    from newsflash.edition import parse_edition_id
+    from newsflash.months import parse_edition_id
 
     parse_edition_id(edition_id)  # ids become file names: only YYYY-MM
     return _dir(config) / f"{edition_id}.json"

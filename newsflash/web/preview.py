@@ -44,8 +44,8 @@ from watchdog.observers.polling import PollingObserver
 
 from newsflash import personalise, pipeline
 from newsflash.config import Config, load_config
-from newsflash.edition import parse_edition_id
 from newsflash.errors import NewsflashError
+from newsflash.months import parse_edition_id
 from newsflash.render import Renderer
 
 PAGE_TEMPLATE = "preview_page.html.j2"
