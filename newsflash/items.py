@@ -28,6 +28,7 @@ from newsflash.content import (
     render_markdown,
     strip_control_chars,
 )
+from newsflash.files import slug
 
 FIELDS: dict[str, str] = {
     "title": "the item's headline",
@@ -179,7 +180,7 @@ def _key_lines(node: yaml.Node | None) -> tuple[dict[str, int], list[tuple[str, 
 
 
 def _anchor(key: str) -> str:
-    stem = re.sub(r"[^a-z0-9]+", "-", Path(key).stem.lower()).strip("-") or "item"
+    stem = slug(Path(key).stem)
     return f"item-{stem}-{hashlib.sha256(key.encode()).hexdigest()[:6]}"
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import re
 import sys
 
 import click
@@ -13,6 +12,7 @@ from rich.table import Table
 from newsflash.cli.common import State, console, handled, pass_state, print_problems
 from newsflash.config import Config
 from newsflash.errors import NewsflashError
+from newsflash.files import slug
 from newsflash.items import FIELDS
 
 
@@ -102,10 +102,6 @@ def build(state: State, edition: str | None, allow_clip: bool) -> None:
         sys.exit(1)
 
 
-def _slug(text: str) -> str:
-    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")[:60] or "item"
-
-
 @click.command()
 @click.argument("section")
 @click.option("--title", default="", help="The item's headline.")
@@ -124,7 +120,7 @@ def new(state: State, section: str, title: str, date_: str | None) -> None:
         )
     day = date_ or dt.date.today().isoformat()
     text = item_template(section, title or "Your headline here", day)
-    name = f"{day}-{_slug(title or section)}.md"
+    name = f"{day}-{slug(title or section, limit=60)}.md"
     path = config.submissions_dir / name
     if path.exists():
         raise NewsflashError(f"{path} exists already; pass another --title.")
