@@ -36,7 +36,7 @@ ALLOWED_ATTRIBUTES = {"a": {"href", "title"}}
 URL_SCHEMES = {"http", "https", "mailto"}
 _BAD_SCHEME = re.compile(r"^\s*(javascript|data|vbscript|file)\s*:", re.IGNORECASE)
 _IGNORED_IN_URL = re.compile(r"[\t\n\r\x00]")  # browsers drop these anywhere in a URL
-_ABSOLUTE_LINK = re.compile(r"^(https?://[^\s/]+\.\S+|mailto:[^\s@]+@\S+)$", re.IGNORECASE)
+_ABSOLUTE_LINK = re.compile(r"https?://[^\s/]+\.\S+|mailto:[^\s@]+@\S+", re.IGNORECASE)
 _URL_ATTR = re.compile(
     r"(?<![\w-])(?:href|src|action)\s*=\s*(?:\"([^\"]*)\"|'([^']*)'|([^\s>]+))", re.IGNORECASE
 )
@@ -91,7 +91,7 @@ def is_bad_url(url: str) -> bool:
 def is_allowed_link(url: str) -> bool:
     """An absolute http(s) or mailto: link: the one rule for item fields, item bodies and the
     build's link check, so `check` can never pass a link the build refuses."""
-    return not is_bad_url(url) and bool(_ABSOLUTE_LINK.match(url.strip()))
+    return not is_bad_url(url) and bool(_ABSOLUTE_LINK.fullmatch(url.strip()))
 
 
 def control_chars(text: str) -> list[tuple[int, str]]:

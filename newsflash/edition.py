@@ -26,7 +26,10 @@ class LeftOut:
 
 
 @dataclass(frozen=True)
-class Section:
+class EditionSection:
+    """A config section with the items this edition carries in it (config.Section is the
+    section as configured, with no items)."""
+
     key: str
     title: str
     intro: str
@@ -42,7 +45,7 @@ class Edition:
     title: str
     month: str
     settings: EditionSettings
-    sections: tuple[Section, ...]
+    sections: tuple[EditionSection, ...]
     left_out: tuple[LeftOut, ...]
     problems: tuple[Problem, ...]
     manifest: dict[str, Any]
@@ -162,7 +165,7 @@ def assemble(
             (i for i in chosen if i.section == s.key), key=lambda i: (i.order, i.date, i.title)
         )
         if its:
-            sections.append(Section(s.key, s.title, s.intro, tuple(its)))
+            sections.append(EditionSection(s.key, s.title, s.intro, tuple(its)))
     settings = config.edition_settings(edition_id)
     manifest = build_manifest(
         edition_id, chosen, template_sha256, config.content_sha256(edition_id)

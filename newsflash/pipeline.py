@@ -33,7 +33,10 @@ SAMPLE_PERSON = Person(SAMPLE_RECIPIENT_ID, "partner@example.org", "Alex")
 
 
 @dataclass(frozen=True)
-class Build:
+class BuiltEdition:
+    """One edition assembled and rendered in memory, with the load it came from: what a build
+    writes, a send sends and the preview shows (config.Build is the [build] settings)."""
+
     edition: Edition
     email: RenderedEmail
     load: LoadResult
@@ -188,7 +191,7 @@ def build_edition(
     renderer: Renderer | None = None,
     *,
     ledger_name: str | None = None,
-) -> Build:
+) -> BuiltEdition:
     """Assemble and render in memory; nothing is written.
 
     Items published by sent editions come from publication_ledger_name's ledger, the same for
@@ -222,10 +225,10 @@ def build_edition(
             loaded = without_faulty(loaded, faults)
             edition = assembled(loaded)
         email = renderer.render(edition)  # a fault no item explains stops the build, as before
-    return Build(edition, email, loaded)
+    return BuiltEdition(edition, email, loaded)
 
 
-def manifest_document(build: Build) -> dict[str, object]:
+def manifest_document(build: BuiltEdition) -> dict[str, object]:
     e = build.edition
     return {
         **e.manifest,
@@ -242,7 +245,7 @@ def manifest_document(build: Build) -> dict[str, object]:
     }
 
 
-def write_build(config: Config, build: Build, *, allow_clip: bool = False) -> Path:
+def write_build(config: Config, build: BuiltEdition, *, allow_clip: bool = False) -> Path:
     """Write build/<edition>/ with the five files; refuses a build that fails its checks."""
     errors = [
         c

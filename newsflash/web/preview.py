@@ -63,7 +63,7 @@ class Snapshot:
     version: str
     built_at: str
     edition_id: str
-    build: pipeline.Build | None
+    build: pipeline.BuiltEdition | None
     error: str | None = None
     trace: str | None = None
     email_html: str = ""
@@ -137,7 +137,7 @@ class Previewer:
         with self._build_lock:
             previous = self.snapshot()
             edition_id = self.edition_id or previous.edition_id
-            build: pipeline.Build | None = None
+            build: pipeline.BuiltEdition | None = None
             error = trace = None
             try:
                 config = load_config(self.config_path)
@@ -161,7 +161,7 @@ class Previewer:
         self,
         previous: Snapshot,
         edition_id: str,
-        build: pipeline.Build | None,
+        build: pipeline.BuiltEdition | None,
         error: str | None,
         trace: str | None,
     ) -> Snapshot | None:
@@ -213,7 +213,9 @@ class Previewer:
         return self.config_path, (config.submissions_dir.resolve(), config.templates_dir.resolve())
 
 
-class _Handler(FileSystemEventHandler):
+class _PokeOnChange(FileSystemEventHandler):
+    """watchdog's callback: a change to an input pokes the watcher, which debounces."""
+
     def __init__(self, watcher: Watcher) -> None:
         self.watcher = watcher
 
@@ -234,7 +236,7 @@ class Watcher:
         self._dirty = threading.Event()
         self._stop = threading.Event()
         self._watches = _Watches()
-        self._handler = _Handler(self)
+        self._handler = _PokeOnChange(self)
         self.observer: BaseObserver = Observer()
         try:
             self.observer.start()
