@@ -13,7 +13,7 @@ from newsflash.cli.common import State, console, handled, pass_state, print_prob
 from newsflash.config import Config
 from newsflash.errors import NewsflashError
 from newsflash.files import slug
-from newsflash.items import FIELDS
+from newsflash.item_fields import FIELDS
 
 
 @click.command()
