@@ -77,7 +77,7 @@ def ledger_name_for(transport: Transport) -> str:
 
 
 def default_ledger_name(config: Config) -> str:
-    """The ledger a send would use now (pipeline.published_keys reads it)."""
+    """The ledger a send would use now (pipeline.build_edition reads its frozen item set)."""
     name = default_transport_name()
     if name == "sendgrid" and config.model.sendgrid.sandbox:
         return "sendgrid-sandbox"
