@@ -26,7 +26,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from newsflash.config import load_config
-from newsflash.pipeline import Build, build_edition
+from newsflash.pipeline import BuiltEdition, build_edition
 from newsflash.render import Renderer
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -99,7 +99,7 @@ def warm(count: int, runs: int, profile: bool = False) -> tuple[float, str]:
         config = load_config(synthetic_workspace(Path(tmp), count) / "config.toml")
         renderer = Renderer(config)
 
-        def once() -> Build:
+        def once() -> BuiltEdition:
             return build_edition(config, EDITION, renderer)
 
         build = once()  # warm-up: premailer/cssutils and Jinja2 compile on first use

@@ -32,6 +32,7 @@ from pydantic_core import ErrorDetails
 
 from newsflash import config_values as cv
 from newsflash.errors import ConfigError, NewsflashError
+from newsflash.months import parse_edition_id
 
 SECRET_KEYS = {"api_key", "sendgrid_api_key", "apikey", "password", "secret", "token"}
 _SECRET_SUFFIXES = ("_key", "_token", "_secret", "_password", "apikey")
@@ -44,8 +45,6 @@ UNSUBSCRIBE_PLACEHOLDERS = {"recipient_id": "0000000000000000", "edition": "2022
 
 
 def _edition_id(value: str) -> str:
-    from newsflash.edition import parse_edition_id  # edition.py imports this module
-
     try:
         parse_edition_id(value)
         if value != value.strip():

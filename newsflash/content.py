@@ -36,7 +36,7 @@ ALLOWED_ATTRIBUTES = {"a": {"href", "title"}}
 URL_SCHEMES = {"http", "https", "mailto"}
 _BAD_SCHEME = re.compile(r"^\s*(javascript|data|vbscript|file)\s*:", re.IGNORECASE)
 _IGNORED_IN_URL = re.compile(r"[\t\n\r\x00]")  # browsers drop these anywhere in a URL
-_ABSOLUTE_LINK = re.compile(r"^(https?://[^\s/]+\.\S+|mailto:[^\s@]+@\S+)$", re.IGNORECASE)
+_ABSOLUTE_LINK = re.compile(r"https?://[^\s/]+\.\S+|mailto:[^\s@]+@\S+", re.IGNORECASE)
 _URL_ATTR = re.compile(
     r"(?<![\w-])(?:href|src|action)\s*=\s*(?:\"([^\"]*)\"|'([^']*)'|([^\s>]+))", re.IGNORECASE
 )
@@ -91,7 +91,7 @@ def is_bad_url(url: str) -> bool:
 def is_allowed_link(url: str) -> bool:
     """An absolute http(s) or mailto: link: the one rule for item fields, item bodies and the
     build's link check, so `check` can never pass a link the build refuses."""
-    return not is_bad_url(url) and bool(_ABSOLUTE_LINK.match(url.strip()))
+    return not is_bad_url(url) and bool(_ABSOLUTE_LINK.fullmatch(url.strip()))
 
 
 def control_chars(text: str) -> list[tuple[int, str]]:
@@ -147,66 +147,84 @@ def _raw_bad_links(source: str) -> list[LinkIssue]:
 
 def _text(tokens: list[Token]) -> str:
     """Plain text from Markdown tokens: paragraphs, bullets, and links as 'text <url>'."""
-    out: list[str] = []
-    line: list[str] = []
-    prefix: list[str] = []
-    counters: list[int] = []
+    plain = _PlainText()
+    for tok in tokens:
+        plain.block(tok)
+    return plain.result()
 
-    def flush() -> None:
-        if line:
-            out.append("".join(prefix) + "".join(line).strip())
-            line.clear()
 
-    def inline(children: list[Token]) -> None:
+class _PlainText:
+    """The plain-text part being written: finished lines, the line under way, and the bullet
+    or quote prefixes and list counters of the blocks it is inside."""
+
+    def __init__(self) -> None:
+        self.out: list[str] = []
+        self.line: list[str] = []
+        self.prefix: list[str] = []
+        self.counters: list[int] = []
+
+    def result(self) -> str:
+        self.flush()
+        return strip_control_chars(re.sub(r"\n{3,}", "\n\n", "\n".join(self.out)).strip())
+
+    def flush(self) -> None:
+        if self.line:
+            self.out.append("".join(self.prefix) + "".join(self.line).strip())
+            self.line.clear()
+
+    def inline(self, children: list[Token]) -> None:
         href = ""
         for c in children:
             if c.type in ("text", "code_inline"):
-                line.append(c.content)
+                self.line.append(c.content)
             elif c.type in ("softbreak", "hardbreak"):
-                line.append(" " if c.type == "softbreak" else "\n")
+                self.line.append(" " if c.type == "softbreak" else "\n")
             elif c.type == "link_open":
                 href = str(c.attrs.get("href", ""))
             elif c.type == "link_close" and href:
-                line.append(f" <{href.removeprefix('mailto:')}>")
+                self.line.append(f" <{href.removeprefix('mailto:')}>")
                 href = ""
             elif c.type == "html_inline" and c.content.lower().startswith("<br"):
-                line.append("\n")
+                self.line.append("\n")
 
-    for tok in tokens:
-        if tok.type == "bullet_list_open":
-            counters.append(0)
-        elif tok.type == "ordered_list_open":
-            counters.append(1)
+    def block(self, tok: Token) -> None:
+        if tok.type in ("bullet_list_open", "ordered_list_open", "list_item_open"):
+            self._open_list(tok.type)
         elif tok.type in ("bullet_list_close", "ordered_list_close"):
-            counters.pop()
-            out.append("")
-        elif tok.type == "list_item_open":
-            n = counters[-1] if counters else 0
-            prefix.append(f"{n}. " if n else "- ")
-            if n:
-                counters[-1] += 1
+            self.counters.pop()
+            self.out.append("")
         elif tok.type == "list_item_close":
-            flush()
-            prefix.pop()
+            self.flush()
+            self.prefix.pop()
         elif tok.type == "blockquote_open":
-            prefix.append("> ")
+            self.prefix.append("> ")
         elif tok.type == "blockquote_close":
-            prefix.pop()
+            self.prefix.pop()
         elif tok.type == "inline" and tok.children is not None:
-            inline(tok.children)
+            self.inline(tok.children)
         elif tok.type in ("paragraph_close", "heading_close"):
-            flush()
-            if not counters:
-                out.append("")
+            self.flush()
+            if not self.counters:
+                self.out.append("")
         elif tok.type in ("fence", "code_block"):
-            out.extend(tok.content.rstrip("\n").split("\n"))
-            out.append("")
+            self.out.extend(tok.content.rstrip("\n").split("\n"))
+            self.out.append("")
         elif tok.type == "html_block":
             txt = nh3.clean(tok.content, tags=set()).strip()
             if txt:
-                out.extend([html.unescape(txt), ""])
-    flush()
-    return strip_control_chars(re.sub(r"\n{3,}", "\n\n", "\n".join(out)).strip())
+                self.out.extend([html.unescape(txt), ""])
+
+    def _open_list(self, kind: str) -> None:
+        """A list starts (bullets count 0, numbers from 1), or an item in it: '- ' or 'n. '."""
+        if kind == "bullet_list_open":
+            self.counters.append(0)
+        elif kind == "ordered_list_open":
+            self.counters.append(1)
+        else:
+            n = self.counters[-1] if self.counters else 0
+            self.prefix.append(f"{n}. " if n else "- ")
+            if n:
+                self.counters[-1] += 1
 
 
 def render_markdown(source: str) -> RenderedBody:

@@ -6,61 +6,15 @@ rule "not already published in a sent edition" is consulted in one spot.
 
 from __future__ import annotations
 
-import datetime as dt
 import hashlib
 import json
-import re
 from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 from typing import Any
 
 from newsflash.config import Config, EditionSettings
-from newsflash.errors import BuildError
 from newsflash.items import Item, Problem
-
-_ID = re.compile(r"^(\d{4})-(\d{2})$")
-MONTHS = (
-    "January",
-    "February",
-    "March",
-    "April",
-    "May",
-    "June",
-    "July",
-    "August",
-    "September",
-    "October",
-    "November",
-    "December",
-)
-
-
-def parse_edition_id(value: str) -> dt.date:
-    """The first day of the edition's month; the error says how to write an id."""
-    m = _ID.match(value.strip())
-    if not m or not 1 <= int(m.group(2)) <= 12:
-        raise BuildError(f"'{value}' is not an edition; write YYYY-MM, e.g. 2022-02.")
-    return dt.date(int(m.group(1)), int(m.group(2)), 1)
-
-
-def edition_number(edition_id: str, first_edition: str) -> int:
-    a, b = parse_edition_id(first_edition), parse_edition_id(edition_id)
-    n = (b.year - a.year) * 12 + (b.month - a.month) + 1
-    if n < 1:
-        raise BuildError(
-            f"edition {edition_id} is before the first edition {first_edition} "
-            "(config.toml [newsletter] first_edition)."
-        )
-    return n
-
-
-def month_label(edition_id: str) -> str:
-    d = parse_edition_id(edition_id)
-    return f"{MONTHS[d.month - 1]} {d.year}"
-
-
-def human_date(d: dt.date) -> str:
-    return f"{d.day} {MONTHS[d.month - 1]} {d.year}"
+from newsflash.months import edition_number, month_label, parse_edition_id
 
 
 @dataclass(frozen=True)
@@ -72,7 +26,10 @@ class LeftOut:
 
 
 @dataclass(frozen=True)
-class Section:
+class EditionSection:
+    """A config section with the items this edition carries in it (config.Section is the
+    section as configured, with no items)."""
+
     key: str
     title: str
     intro: str
@@ -88,7 +45,7 @@ class Edition:
     title: str
     month: str
     settings: EditionSettings
-    sections: tuple[Section, ...]
+    sections: tuple[EditionSection, ...]
     left_out: tuple[LeftOut, ...]
     problems: tuple[Problem, ...]
     manifest: dict[str, Any]
@@ -208,7 +165,7 @@ def assemble(
             (i for i in chosen if i.section == s.key), key=lambda i: (i.order, i.date, i.title)
         )
         if its:
-            sections.append(Section(s.key, s.title, s.intro, tuple(its)))
+            sections.append(EditionSection(s.key, s.title, s.intro, tuple(its)))
     settings = config.edition_settings(edition_id)
     manifest = build_manifest(
         edition_id, chosen, template_sha256, config.content_sha256(edition_id)

@@ -1,4 +1,9 @@
-"""One exception root, so the CLI can turn every expected failure into one clear line."""
+"""One exception root, so the CLI can turn every expected failure into one clear line.
+
+A caller that needs to tell one failure from another catches its subclass here (or the one
+defined beside the code that raises it, such as files.LockHeld or state.sqlite.StateError);
+every one of them is a NewsflashError, so nothing expected ever reaches the user as a
+traceback."""
 
 from __future__ import annotations
 
@@ -11,16 +16,18 @@ class ConfigError(NewsflashError):
     """config.toml is missing, malformed, or holds an unknown key or a wrong type."""
 
 
-class ItemsError(NewsflashError):
-    """One or more item files are wrong; carries every problem, not only the first."""
-
-    def __init__(self, problems: list[object]) -> None:
-        self.problems = problems
-        super().__init__(f"{len(problems)} problem(s) in item files")
-
-
 class BuildError(NewsflashError):
     """The edition cannot be built or fails a hard check (e.g. Gmail clipping)."""
+
+
+class EditionIdError(BuildError):
+    """Not an edition id (YYYY-MM), or one before the first edition; a usage error to callers
+    that take an id from the user, a config error to config.toml's reader."""
+
+
+class RenderError(BuildError):
+    """The templates or MJML could not turn an edition into an email. The build catches this
+    one to look for the item to blame; any other BuildError stops the build as it is."""
 
 
 class SubscribersError(NewsflashError):

@@ -1,11 +1,23 @@
-"""Writing files so that readers never see half of one, and lock files that name their holder."""
+"""File names from free text, writing files so that readers never see half of one, and lock
+files that name their holder."""
 
 from __future__ import annotations
 
 import fcntl
 import os
+import re
 import tempfile
 from pathlib import Path
+
+from newsflash.errors import NewsflashError
+
+_NOT_SLUG = re.compile(r"[^a-z0-9]+")
+
+
+def slug(text: str, *, limit: int | None = None, empty: str = "item") -> str:
+    """Lower-case letters and digits joined by '-', at most `limit` of them: whatever a
+    contributor typed becomes safe in a file name, a URL and an HTML id alike."""
+    return _NOT_SLUG.sub("-", text.lower()).strip("-")[:limit] or empty
 
 
 def write_atomic(path: Path, data: bytes | str, *, mode: int = 0o644) -> None:
@@ -24,8 +36,9 @@ def write_atomic(path: Path, data: bytes | str, *, mode: int = 0o644) -> None:
         raise
 
 
-class LockHeld(Exception):
-    """Another process holds the lock; `holder` is the pid it wrote, or "unknown"."""
+class LockHeld(NewsflashError):
+    """Another process holds the lock; `holder` is the pid it wrote, or "unknown". Callers
+    turn it into their own words (a send or a scheduler already running)."""
 
     def __init__(self, path: Path, holder: str) -> None:
         super().__init__(f"{path} is locked by pid {holder}")

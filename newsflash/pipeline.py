@@ -15,7 +15,7 @@ from zoneinfo import ZoneInfo
 
 from newsflash.config import Config
 from newsflash.edition import Edition, assemble
-from newsflash.errors import BuildError
+from newsflash.errors import BuildError, RenderError
 from newsflash.files import write_atomic
 from newsflash.items import Item, LoadResult, Problem, load_items
 from newsflash.message import message_from, to_mime
@@ -33,7 +33,10 @@ SAMPLE_PERSON = Person(SAMPLE_RECIPIENT_ID, "partner@example.org", "Alex")
 
 
 @dataclass(frozen=True)
-class Build:
+class BuiltEdition:
+    """One edition assembled and rendered in memory, with the load it came from: what a build
+    writes, a send sends and the preview shows (config.Build is the [build] settings)."""
+
     edition: Edition
     email: RenderedEmail
     load: LoadResult
@@ -105,7 +108,7 @@ def _render_fault(config: Config, renderer: Renderer, edition: Edition) -> str |
     it renders and passes every check."""
     try:
         email = renderer.render(edition)
-    except BuildError as e:
+    except RenderError as e:
         return f"the email cannot be rendered with this item ({e}). Remove unusual markup."
     errors = {c.name: c for c in email.checks if c.level == "error"}
     if "size" in errors:
@@ -188,7 +191,7 @@ def build_edition(
     renderer: Renderer | None = None,
     *,
     ledger_name: str | None = None,
-) -> Build:
+) -> BuiltEdition:
     """Assemble and render in memory; nothing is written.
 
     Items published by sent editions come from publication_ledger_name's ledger, the same for
@@ -214,7 +217,7 @@ def build_edition(
     try:
         email = renderer.render(edition)
         failed = not email.ok
-    except BuildError:
+    except RenderError:
         failed = True
     if failed:  # find the items the email cannot carry, as `check` does, and leave them out
         faults = item_faults(config, edition.items, edition_id, renderer)
@@ -222,10 +225,10 @@ def build_edition(
             loaded = without_faulty(loaded, faults)
             edition = assembled(loaded)
         email = renderer.render(edition)  # a fault no item explains stops the build, as before
-    return Build(edition, email, loaded)
+    return BuiltEdition(edition, email, loaded)
 
 
-def manifest_document(build: Build) -> dict[str, object]:
+def manifest_document(build: BuiltEdition) -> dict[str, object]:
     e = build.edition
     return {
         **e.manifest,
@@ -242,7 +245,7 @@ def manifest_document(build: Build) -> dict[str, object]:
     }
 
 
-def write_build(config: Config, build: Build, *, allow_clip: bool = False) -> Path:
+def write_build(config: Config, build: BuiltEdition, *, allow_clip: bool = False) -> Path:
     """Write build/<edition>/ with the five files; refuses a build that fails its checks."""
     errors = [
         c

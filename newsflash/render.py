@@ -22,8 +22,9 @@ from newsflash import personalise
 from newsflash.checks import Check, run_checks
 from newsflash.config import Config
 from newsflash.content import inline_markdown, wrap_text
-from newsflash.edition import Edition, human_date
-from newsflash.errors import BuildError
+from newsflash.edition import Edition
+from newsflash.errors import BuildError, RenderError
+from newsflash.months import human_date
 
 HTML_TEMPLATE = "edition.mjml.j2"
 _DOCTYPE = re.compile(r"^\s*<!doctype html>", re.IGNORECASE)
@@ -143,7 +144,7 @@ class Renderer:
             text = self.text_env.get_template(TEXT_TEMPLATE).render(ctx)
         except jinja2.TemplateError as e:
             where = f"{getattr(e, 'filename', '') or 'templates'}:{getattr(e, 'lineno', '')}"
-            raise BuildError(
+            raise RenderError(
                 f"{where}: template error: {e}. Fix the template or restore it "
                 "with git checkout templates/."
             ) from e
@@ -160,7 +161,7 @@ def to_html(source: str) -> str:
     try:
         raw = mjml.mjml2html(source, fonts={}, disable_comments=True)
     except Exception as e:  # mjml-python raises a bare exception type from Rust
-        raise BuildError(
+        raise RenderError(
             f"MJML could not be rendered: {e}. Check templates/{HTML_TEMPLATE}."
         ) from e
     # premailer keeps a doctype only if it matches lxml's spelling exactly ('<!DOCTYPE html>');

@@ -30,7 +30,7 @@ TAGS = ("-recipient_id-", "-first_name-", "-first_name_html-")
 FEB_TITLES = ("The ASA launches the partners’ Newsflash", "Working Group 1 holds its first meeting")
 
 
-def send(config: Config, edition_id: str, *, accept: bool = True) -> pipeline.Build:
+def send(config: Config, edition_id: str, *, accept: bool = True) -> pipeline.BuiltEdition:
     """Record a send of the edition as it builds now, through the ledger's own API."""
     build = pipeline.build_edition(config, edition_id)
     with Ledger(archive.ledger_file(config)) as ledger, ledger.sending(edition_id):

@@ -14,13 +14,11 @@ from newsflash.edition import (
     Edition,
     assemble,
     build_manifest,
-    edition_number,
-    month_label,
-    parse_edition_id,
     select_items,
 )
 from newsflash.errors import BuildError
 from newsflash.items import Item, load_items
+from newsflash.months import edition_number, month_label, parse_edition_id
 from newsflash.pipeline import build_edition, load, write_build
 from newsflash.render import template_hash
 

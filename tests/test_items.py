@@ -18,7 +18,8 @@ from newsflash.checks import run_checks
 from newsflash.config import load_config
 from newsflash.content import CONTROL_CHARS
 from newsflash.errors import BuildError
-from newsflash.items import FIELDS, Item, Problem, item_files, load_items, parse_item
+from newsflash.item_fields import FIELDS
+from newsflash.items import Item, Problem, item_files, load_items, parse_item
 from newsflash.pipeline import build_edition, check_items, item_faults, write_build
 
 ROOT = Path(__file__).resolve().parent.parent

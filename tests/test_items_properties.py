@@ -20,7 +20,8 @@ from hypothesis import strategies as st
 from newsflash.config import Config, load_config
 from newsflash.content import CONTROL_CHARS
 from newsflash.edition import assemble
-from newsflash.items import FIELDS, Item, Problem, load_items, parse_item
+from newsflash.item_fields import FIELDS
+from newsflash.items import Item, Problem, load_items, parse_item
 from newsflash.message import message_from, to_mime
 from newsflash.pipeline import SAMPLE_PERSON, item_faults
 from newsflash.render import Renderer

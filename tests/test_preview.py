@@ -21,7 +21,8 @@ from browser_helpers import local_only
 
 from newsflash import pipeline
 from newsflash.errors import NewsflashError
-from newsflash.web.preview import Previewer, PreviewServer
+from newsflash.web.preview import PreviewServer
+from newsflash.web.previewer import Previewer
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = ROOT / "tests" / "fixtures" / "items"

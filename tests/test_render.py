@@ -17,7 +17,7 @@ from newsflash import personalise
 from newsflash.config import Config, load_config
 from newsflash.errors import BuildError
 from newsflash.items import parse_item
-from newsflash.pipeline import Build, build_edition, write_build
+from newsflash.pipeline import BuiltEdition, build_edition, write_build
 from newsflash.render import RenderedEmail, Renderer, to_html
 
 EDITION = "2022-02"
@@ -63,17 +63,17 @@ def config(workspace: Path) -> Config:
 
 
 @pytest.fixture
-def build(config: Config) -> Build:
+def build(config: Config) -> BuiltEdition:
     return build_edition(config, EDITION)
 
 
 @pytest.fixture
-def rendered(build: Build) -> RenderedEmail:
+def rendered(build: BuiltEdition) -> RenderedEmail:
     return build.email
 
 
 @pytest.fixture
-def preview(config: Config, build: Build) -> EmailMessage:
+def preview(config: Config, build: BuiltEdition) -> EmailMessage:
     out = write_build(config, build)
     msg = email.message_from_bytes((out / "preview.eml").read_bytes(), policy=email.policy.default)
     assert isinstance(msg, EmailMessage)
@@ -218,7 +218,7 @@ def test_recipient_id_tag_sits_inside_the_unsubscribe_url(rendered: RenderedEmai
     assert rendered.text.count(personalise.RECIPIENT_ID) == 1
 
 
-def test_render_is_the_same_for_every_recipient(config: Config, build: Build) -> None:
+def test_render_is_the_same_for_every_recipient(config: Config, build: BuiltEdition) -> None:
     again = Renderer(config).render(build.edition)
     assert (again.html, again.text) == (build.email.html, build.email.text)
 

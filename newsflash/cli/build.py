@@ -1,9 +1,13 @@
-"""`newsflash check`, `build` and `new`: the edition from item files, before any send."""
+"""`newsflash check`, `build` and `new`: the edition from item files, before any send.
+
+The pipeline is imported inside `check` and `build` on purpose: it loads the renderer
+(premailer, lxml, cssutils; about a quarter of a second), which every other command, and
+`newsflash --help`, would otherwise pay for too, since the CLI registers all commands at start.
+"""
 
 from __future__ import annotations
 
 import datetime as dt
-import re
 import sys
 
 import click
@@ -12,8 +16,13 @@ from rich.table import Table
 
 from newsflash.cli.common import State, console, handled, pass_state, print_problems
 from newsflash.config import Config
+from newsflash.edition import title_clashes
 from newsflash.errors import NewsflashError
-from newsflash.items import FIELDS
+from newsflash.files import slug
+from newsflash.item_fields import FIELDS
+from newsflash.items import parse_item
+from newsflash.scaffold import item_template
+from newsflash.subscribers import load_subscribers
 
 
 @click.command()
@@ -24,8 +33,7 @@ def check(state: State) -> None:
 
     Exits 1 if any item file or the partner list has an error.
     """
-    from newsflash import pipeline
-    from newsflash.edition import title_clashes
+    from newsflash import pipeline  # deferred: the renderer's start-up time (module docstring)
 
     config = state.config
     loaded = pipeline.check_items(config)
@@ -44,10 +52,6 @@ def check(state: State) -> None:
 
 def _check_subscribers(config: Config) -> bool:
     """Print the partner list's summary line and problems; True if it has errors."""
-    try:
-        from newsflash.subscribers import load_subscribers
-    except ImportError:  # pragma: no cover - during development only
-        return False
     sl = load_subscribers(config.subscribers_path)
     counts = sl.counts()
     audience = sl.audience(config.model.audience.segments)
@@ -73,7 +77,7 @@ def build(state: State, edition: str | None, allow_clip: bool) -> None:
     message with sample personalisation) and manifest.json. Broken or left-out items are
     listed with the reason; exit 1 if an item file has errors or a check fails.
     """
-    from newsflash import pipeline
+    from newsflash import pipeline  # deferred: the renderer's start-up time (module docstring)
 
     config = state.config
     edition_id = edition or pipeline.current_edition_id(config)
@@ -102,10 +106,6 @@ def build(state: State, edition: str | None, allow_clip: bool) -> None:
         sys.exit(1)
 
 
-def _slug(text: str) -> str:
-    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")[:60] or "item"
-
-
 @click.command()
 @click.argument("section")
 @click.option("--title", default="", help="The item's headline.")
@@ -114,9 +114,6 @@ def _slug(text: str) -> str:
 @handled
 def new(state: State, section: str, title: str, date_: str | None) -> None:
     """Scaffold an item file for SECTION in submissions/ and print its path."""
-    from newsflash.items import parse_item
-    from newsflash.scaffold import item_template
-
     config = state.config
     if section not in config.section_keys:
         raise NewsflashError(
@@ -124,7 +121,7 @@ def new(state: State, section: str, title: str, date_: str | None) -> None:
         )
     day = date_ or dt.date.today().isoformat()
     text = item_template(section, title or "Your headline here", day)
-    name = f"{day}-{_slug(title or section)}.md"
+    name = f"{day}-{slug(title or section, limit=60)}.md"
     path = config.submissions_dir / name
     if path.exists():
         raise NewsflashError(f"{path} exists already; pass another --title.")

@@ -7,6 +7,7 @@ import sys
 import click
 
 from newsflash.cli.common import State, console, handled, pass_state
+from newsflash.subscribers import load_subscribers, summary_table
 
 
 @click.command()
@@ -17,8 +18,6 @@ def subscribers(state: State) -> None:
 
     Exit 1 if any row has an error (such rows are skipped when sending).
     """
-    from newsflash.subscribers import load_subscribers, summary_table
-
     config = state.config
     sl = load_subscribers(config.subscribers_path)
     console.print(summary_table(sl, config.model.audience.segments, max_problems=200))

@@ -1,4 +1,8 @@
-"""`newsflash preview` and `archive`: the edition seen in a browser."""
+"""`newsflash preview` and `archive`: the edition seen in a browser.
+
+Both rooms are imported inside their command on purpose: they load the renderer (premailer,
+lxml, cssutils) and watchdog, start-up time that every other command would pay for too.
+"""
 
 from __future__ import annotations
 
@@ -31,7 +35,7 @@ def preview(state: State, edition: str | None, port: int, host: str) -> None:
     left out and item-file problems; rebuilds and reloads the page when an item file, a
     template or config.toml changes. Writes nothing; Ctrl-C stops it.
     """
-    from newsflash.web.preview import serve
+    from newsflash.web.preview import serve  # deferred: the renderer's start-up time
 
     serve(
         state.config_path,
@@ -51,7 +55,7 @@ def archive(state: State) -> None:
     Each page is the edition's web version (no unsubscribe link, no greeting), built with the
     items its send recorded. Publish site/ at config.toml's web_base_url on any web server.
     """
-    from newsflash.web.archive import write_site
+    from newsflash.web.archive import write_site  # deferred: the renderer's start-up time
 
     result = write_site(state.config)
     for note in result.notes:
@@ -64,6 +68,3 @@ def archive(state: State) -> None:
         f"{result.ledger.name}; feed.xml, index.html)",
         soft_wrap=True,
     )
-
-
-# -- sending ---------------------------------------------------------------------------------

@@ -16,9 +16,9 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from newsflash.config import Config, load_config
-from newsflash.edition import MONTHS, edition_number, month_label
 from newsflash.errors import LedgerError, NewsflashError
-from newsflash.pipeline import Build, build_edition, current_edition_id, ledger_path
+from newsflash.months import MONTHS, edition_number, month_label
+from newsflash.pipeline import BuiltEdition, build_edition, current_edition_id, ledger_path
 from newsflash.state.ledger import EditionStatus
 from newsflash.transports.base import Transport
 
@@ -150,7 +150,7 @@ def run_reminder(config_path: str) -> str:
 
 def proof_text(
     config: Config,
-    build: Build,
+    build: BuiltEdition,
     sent_to: Sequence[str],
     failures: Sequence[str],
     send_at: dt.datetime | None,

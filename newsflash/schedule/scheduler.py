@@ -2,7 +2,7 @@
 
 The job store lives in ``state/scheduler.sqlite`` so a run that fell due while the scheduler was
 down still fires when it comes back, within ``grace_hours``, and is reported instead of made
-after that. Two rules keep that promise (see DESIGN.md, "Known pitfalls"):
+after that. Two rules keep that promise against an APScheduler 3 pitfall:
 
 * a stored job whose trigger is unchanged is kept as it is: re-adding it would recompute its
   next run from *now* and silently drop the missed one;

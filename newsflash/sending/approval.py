@@ -23,7 +23,7 @@ from typing import Any, Literal
 from newsflash.config import Config
 from newsflash.errors import BuildError, NewsflashError
 from newsflash.files import write_atomic
-from newsflash.pipeline import Build, build_edition
+from newsflash.pipeline import BuiltEdition, build_edition
 
 __all__ = [
     "Approval",
@@ -91,7 +91,7 @@ def _dir(config: Config) -> Path:
 
 
 def _file(config: Config, edition_id: str) -> Path:
-    from newsflash.edition import parse_edition_id
+    from newsflash.months import parse_edition_id
 
     parse_edition_id(edition_id)  # ids become file names: only YYYY-MM
     return _dir(config) / f"{edition_id}.json"
@@ -103,7 +103,9 @@ def _ledger_name(config: Config) -> str:
     return default_ledger_name(config)
 
 
-def approve(config: Config, edition_id: str, by: str, build: Build | None = None) -> Approval:
+def approve(
+    config: Config, edition_id: str, by: str, build: BuiltEdition | None = None
+) -> Approval:
     """Record the manifest of the edition as it builds now; the latest approval counts."""
     from newsflash.pipeline import ledger_path
     from newsflash.state.ledger import Ledger
@@ -177,7 +179,7 @@ def load_approval(config: Config, edition_id: str) -> Approval | None:
     return Approval(edition_id, row[0], {}, row[2], row[1])
 
 
-def approval_state(config: Config, edition_id: str, build: Build) -> ApprovalState:
+def approval_state(config: Config, edition_id: str, build: BuiltEdition) -> ApprovalState:
     """Compare the freshly built edition with what the reviewers approved."""
     current = build.edition.manifest_hash
     approval = load_approval(config, edition_id)
@@ -214,7 +216,7 @@ def diff_manifests(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
     return out
 
 
-def status_line(config: Config, edition_id: str, build: Build | None = None) -> str:
+def status_line(config: Config, edition_id: str, build: BuiltEdition | None = None) -> str:
     """For `newsflash status`: the approval state of the edition as it builds now."""
     required = config.model.schedule.require_approval
     if build is None:
@@ -225,7 +227,7 @@ def status_line(config: Config, edition_id: str, build: Build | None = None) -> 
     return text
 
 
-def require_approved(config: Config, edition_id: str, build: Build) -> None:
+def require_approved(config: Config, edition_id: str, build: BuiltEdition) -> None:
     """Refuse to send what the reviewers did not approve, when config.toml asks for approval.
 
     The scheduled send holds such an edition and tells the reviewers; a send by hand stops

@@ -77,7 +77,7 @@ def ledger_name_for(transport: Transport) -> str:
 
 
 def default_ledger_name(config: Config) -> str:
-    """The ledger a send would use now (pipeline.published_keys reads it)."""
+    """The ledger a send would use now (pipeline.build_edition reads its frozen item set)."""
     name = default_transport_name()
     if name == "sendgrid" and config.model.sendgrid.sandbox:
         return "sendgrid-sandbox"
@@ -253,7 +253,7 @@ class _Audience:
 # -- sending -------------------------------------------------------------------------------------
 
 
-def _check_build(build: pipeline.Build) -> None:
+def _check_build(build: pipeline.BuiltEdition) -> None:
     errors = [c for c in build.email.checks if c.level == "error"]
     if errors:
         raise BuildError(
@@ -268,7 +268,7 @@ def _check_build(build: pipeline.Build) -> None:
         )
 
 
-def _left_out(build: pipeline.Build) -> tuple[tuple[str, str], ...]:
+def _left_out(build: pipeline.BuiltEdition) -> tuple[tuple[str, str], ...]:
     return tuple((lo.key, lo.reason) for lo in build.edition.left_out)
 
 
@@ -280,7 +280,7 @@ def send_edition(
     resend_uncertain: bool = False,
     dry_run: bool = False,
     progress: Progress | None = None,
-    build: pipeline.Build | None = None,
+    build: pipeline.BuiltEdition | None = None,
 ) -> SendReport:
     """Send the edition to every audience member not yet reached (see the module docstring).
 
@@ -465,7 +465,10 @@ def _first_line(text: str) -> str:
 
 
 def _refuse_if_changed(
-    edition_id: str, frozen: dict[str, Any] | None, frozen_hash: str | None, build: pipeline.Build
+    edition_id: str,
+    frozen: dict[str, Any] | None,
+    frozen_hash: str | None,
+    build: pipeline.BuiltEdition,
 ) -> None:
     """An edition partners already have in part can't change: say which files did."""
     if frozen_hash is None or frozen_hash == build.edition.manifest_hash:
@@ -488,7 +491,7 @@ def _dry_run(
     lname: str,
     message: Message,
     audience: _Audience,
-    build: pipeline.Build,
+    build: pipeline.BuiltEdition,
     resend_uncertain: bool,
 ) -> SendReport:
     """Counts and the first request, from the ledger if the send started; writes nothing."""
@@ -553,7 +556,7 @@ def send_test(
     to: str,
     transport: Transport | None = None,
     *,
-    build: pipeline.Build | None = None,
+    build: pipeline.BuiltEdition | None = None,
 ) -> SendReport:
     """One copy to `to`, subject marked "[TEST] ", outside the ledger (it counts for no one)."""
     try:

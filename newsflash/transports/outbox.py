@@ -20,22 +20,17 @@ from email.message import EmailMessage
 from pathlib import Path
 
 from newsflash.errors import TransportError
-from newsflash.files import write_atomic
+from newsflash.files import slug, write_atomic
 from newsflash.message import Message, to_mime
 from newsflash.personalise import Person
 from newsflash.transports.base import BatchResult
 
 MAX_PER_BATCH = 1000
 _UNSAFE = re.compile(r"[^A-Za-z0-9._@+-]+")
-_SLUG = re.compile(r"[^a-z0-9]+")
 
 
 def safe_name(text: str, limit: int = 80) -> str:
     return _UNSAFE.sub("_", text).strip("._")[:limit] or "x"
-
-
-def _slug(text: str) -> str:
-    return _SLUG.sub("-", text.lower()).strip("-")[:50] or "notice"
 
 
 class OutboxTransport:
@@ -107,7 +102,8 @@ class OutboxTransport:
         domain = self.from_email.rpartition("@")[2] or "newsflash.local"
         msg["Message-ID"] = email.utils.make_msgid(idstring="notice", domain=domain)
         msg.set_content(text)
-        path = self.root / "notices" / f"{self._now():%Y%m%dT%H%M%S%f}-{_slug(subject)}.eml"
+        name = slug(subject, limit=50, empty="notice")
+        path = self.root / "notices" / f"{self._now():%Y%m%dT%H%M%S%f}-{name}.eml"
         try:
             write_atomic(path, msg.as_bytes())
         except OSError as e:

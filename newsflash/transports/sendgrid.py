@@ -28,7 +28,7 @@ What an answer means, and so what the ledger may record:
   (307/308 and 3xx alike, above.)
 * A time-out or a dropped connection *after* the request was written: SendGrid may have taken
   it. The batch is reported ``uncertain`` and NOT retried here: retrying could send the
-  edition twice to a thousand partners, and the issue's rule is that no one is sent twice. The
+  edition twice to a thousand partners, and newsflash's first rule is that no one is sent twice. The
   ledger lists such recipients and `newsflash send --resend-uncertain` resends them on request.
 
 Every TransportError raised here therefore means "this request was not accepted", which is what

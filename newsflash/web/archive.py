@@ -27,10 +27,11 @@ import jinja2
 
 from newsflash import personalise, pipeline
 from newsflash.config import Config
-from newsflash.edition import Edition, assemble, parse_edition_id
+from newsflash.edition import Edition, assemble
 from newsflash.errors import BuildError
 from newsflash.files import write_atomic
 from newsflash.items import LoadResult
+from newsflash.months import parse_edition_id
 from newsflash.render import Renderer, template_hash
 from newsflash.state.ledger import Ledger
 

@@ -1,300 +1,48 @@
 """Live preview: the coming edition in a browser, rebuilt when an item, a template or config.toml
 changes, and reloaded in the open page within about a second.
 
-    Previewer     builds in memory (nothing is written) and keeps the latest snapshot; any
-                  failure, expected or not, becomes an error on the page, never a crash
-    Watcher       watchdog on submissions/, templates/ and config.toml, debounced
-    PreviewServer ThreadingHTTPServer on 127.0.0.1: the page, /email.html, /email.txt,
-                  /version and /events (Server-Sent Events; the page falls back to polling)
+    previewer.py  Previewer: builds in memory and keeps the latest Snapshot
+    watcher.py    Watcher: watchdog on the edition's inputs, debounced
+    guard.py      which Host is answered, and the headers every answer carries
+    preview.py    PreviewServer: ThreadingHTTPServer on 127.0.0.1 with the page, /email.html,
+                  /email.txt, /version and /events (Server-Sent Events; the page falls back
+                  to polling)
 
-Any web page the secretariat visits can make the browser send requests to 127.0.0.1, and with
-DNS rebinding (a name of the attacker's that resolves to 127.0.0.1) read the answers. So the
-server answers only requests whose Host is a loopback name or the host it was started on
-(anything else: 421), only GET (nothing here changes state, so a cross-site form has nothing to
-forge), only the routes it names (no file is served from a path), and every answer carries
-headers that keep a browser from sniffing, framing or leaking it.
+The server answers only GET (nothing here changes state, so a cross-site form has nothing to
+forge), only the routes it names (no file is served from a path), and only for the Host names
+guard.py allows.
 """
 
 from __future__ import annotations
 
-import contextlib
-import datetime as dt
 import errno
-import hashlib
 import http.server
-import ipaddress
-import re
 import secrets
 import signal
 import socket
 import threading
 import time
-import traceback
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
 import jinja2
-from watchdog.events import FileSystemEvent, FileSystemEventHandler
-from watchdog.observers import Observer
-from watchdog.observers.api import BaseObserver, ObservedWatch
-from watchdog.observers.polling import PollingObserver
 
-from newsflash import personalise, pipeline
-from newsflash.config import Config, load_config
-from newsflash.edition import parse_edition_id
 from newsflash.errors import NewsflashError
-from newsflash.render import Renderer
+from newsflash.web.guard import (
+    COMMON_HEADERS,
+    EMAIL_CSP,
+    LOCKED_CSP,
+    allowed_hosts,
+    host_name,
+    page_csp,
+)
+from newsflash.web.previewer import Previewer, Snapshot
+from newsflash.web.watcher import Watcher
 
 PAGE_TEMPLATE = "preview_page.html.j2"
-DEBOUNCE = 0.15  # seconds of quiet after the last change before rebuilding
-MAX_DELAY = 0.6  # rebuild at the latest this long after the first change of a burst
 KEEPALIVE = 15.0
-_CHANGES = {"created", "modified", "deleted", "moved"}  # not opened/closed: builds read files
-_SCRATCH = ("~", ".swp", ".swx", ".tmp", ".part")
-
-
-@dataclass(frozen=True)
-class Snapshot:
-    """One rebuild's outcome; `build` is the latest good build, kept while an error shows."""
-
-    version: str
-    built_at: str
-    edition_id: str
-    build: pipeline.Build | None
-    error: str | None = None
-    trace: str | None = None
-    email_html: str = ""
-    email_text: str = ""
-    from_line: str = ""
-    stale: bool = False  # the build shown is older than the error
-
-
-@dataclass
-class _Watches:
-    dirs: tuple[Path, ...] = ()
-    config: Path | None = None
-    scheduled: dict[tuple[str, bool], ObservedWatch] = field(default_factory=dict)
-
-
-class Previewer:
-    """Rebuilds on request and hands out the latest snapshot; safe to share between threads."""
-
-    def __init__(self, config_path: Path, edition_id: str | None = None) -> None:
-        if edition_id is not None:
-            parse_edition_id(edition_id)  # a typo is a usage error, not a page to show
-        self.config_path = config_path.resolve()
-        self.edition_id = edition_id
-        self._boot = secrets.token_hex(4)
-        self._count = 0
-        self._digest = ""
-        self._renderer: tuple[str, Renderer] | None = None
-        self._config: Config | None = None
-        self._changed = threading.Condition()
-        self._build_lock = threading.Lock()
-        self.closed = False
-        self._snapshot = Snapshot(
-            f"{self._boot}-0",
-            "",
-            edition_id or "",
-            None,
-            error="The first build has not finished yet.",
-        )
-
-    @property
-    def config(self) -> Config | None:
-        """The config of the last build that could read it."""
-        return self._config
-
-    def snapshot(self) -> Snapshot:
-        with self._changed:
-            return self._snapshot
-
-    def wait_for_change(self, version: str, timeout: float) -> str:
-        """Block until the version differs from `version` (or the timeout); return the latest."""
-        with self._changed:
-            self._changed.wait_for(
-                lambda: self.closed or self._snapshot.version != version, timeout
-            )
-            return self._snapshot.version
-
-    def close(self) -> None:
-        """End every wait_for_change, now and later: the server is stopping."""
-        with self._changed:
-            self.closed = True
-            self._changed.notify_all()
-
-    def _renderer_for(self, config: Config) -> Renderer:
-        key = f"{config.sha256}:{config.templates_dir}"
-        if self._renderer is None or self._renderer[0] != key:
-            self._renderer = (key, Renderer(config))
-        return self._renderer[1]
-
-    def rebuild(self) -> bool:
-        """Build once; True if what the page shows changed (and the version moved)."""
-        with self._build_lock:
-            previous = self.snapshot()
-            edition_id = self.edition_id or previous.edition_id
-            build: pipeline.Build | None = None
-            error = trace = None
-            try:
-                config = load_config(self.config_path)
-                self._config = config
-                edition_id = self.edition_id or pipeline.current_edition_id(config)
-                build = pipeline.build_edition(config, edition_id, self._renderer_for(config))
-            except NewsflashError as e:
-                error = str(e)
-            except Exception as e:  # a preview shows every failure and keeps serving
-                error = f"unexpected error: {type(e).__name__}: {e}"
-                trace = traceback.format_exc()
-            snap = self._snapshot_of(previous, edition_id, build, error, trace)
-            with self._changed:
-                if snap is None:
-                    return False
-                self._snapshot = snap
-                self._changed.notify_all()
-            return True
-
-    def _snapshot_of(
-        self,
-        previous: Snapshot,
-        edition_id: str,
-        build: pipeline.Build | None,
-        error: str | None,
-        trace: str | None,
-    ) -> Snapshot | None:
-        shown = build or previous.build
-        html = text = from_line = ""
-        if shown is not None and self._config is not None:
-            nl = self._config.model.newsletter
-            subs = personalise.substitutions(pipeline.SAMPLE_PERSON, nl.greeting_fallback)
-            html = personalise.apply(shown.email.html, subs)
-            text = personalise.apply(shown.email.text, subs)
-            sender = self._config.model.sender
-            from_line = f"{sender.from_name} <{sender.from_email}>"
-        if build is not None:
-            e = build.edition
-            facts: tuple[object, ...] = (
-                e.id,
-                e.title,
-                e.left_out,
-                build.load.problems,
-                build.email.checks,
-                build.email.subject,
-                build.email.preheader,
-            )
-        else:
-            facts = (error, trace)
-        digest = hashlib.sha256(repr((facts, html, text, from_line)).encode()).hexdigest()
-        if digest == self._digest:
-            return None
-        self._digest = digest
-        self._count += 1
-        return Snapshot(
-            version=f"{self._boot}-{self._count}",
-            built_at=dt.datetime.now().strftime("%H:%M:%S"),
-            edition_id=edition_id,
-            build=shown,
-            error=error,
-            trace=trace,
-            email_html=html,
-            email_text=text,
-            from_line=from_line,
-            stale=build is None and shown is not None,
-        )
-
-    def watched(self) -> tuple[Path, tuple[Path, ...]]:
-        """config.toml and the folders whose changes alter the edition."""
-        config = self._config
-        if config is None:
-            return self.config_path, ()
-        return self.config_path, (config.submissions_dir.resolve(), config.templates_dir.resolve())
-
-
-class _Handler(FileSystemEventHandler):
-    def __init__(self, watcher: Watcher) -> None:
-        self.watcher = watcher
-
-    def on_any_event(self, event: FileSystemEvent) -> None:
-        if event.event_type not in _CHANGES:
-            return
-        paths = [event.src_path, getattr(event, "dest_path", "")]
-        if any(p and self.watcher.relevant(Path(str(p))) for p in paths):
-            self.watcher.poke()
-
-
-class Watcher:
-    """Watches the edition's inputs and rebuilds after a short quiet spell."""
-
-    def __init__(self, previewer: Previewer, on_rebuild: Callable[[Snapshot], None]) -> None:
-        self.previewer = previewer
-        self.on_rebuild = on_rebuild
-        self._dirty = threading.Event()
-        self._stop = threading.Event()
-        self._watches = _Watches()
-        self._handler = _Handler(self)
-        self.observer: BaseObserver = Observer()
-        try:
-            self.observer.start()
-        except OSError:  # e.g. out of inotify watches: poll instead
-            self.observer = PollingObserver(timeout=0.5)
-            self.observer.start()
-        self._thread = threading.Thread(target=self._run, name="preview-rebuild", daemon=True)
-
-    def start(self) -> None:
-        self._update_watches()
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._dirty.set()
-        self.observer.stop()
-        self.observer.join(timeout=2)
-        self._thread.join(timeout=5)
-
-    def poke(self) -> None:
-        self._dirty.set()
-
-    def relevant(self, path: Path) -> bool:
-        name = path.name
-        if name.startswith(".#") or name.endswith(_SCRATCH) or name == "4913":
-            return False  # editors' scratch files
-        w = self._watches
-        return path == w.config or any(path == d or d in path.parents for d in w.dirs)
-
-    def _update_watches(self) -> None:
-        config, dirs = self.previewer.watched()
-        w = self._watches
-        w.config, w.dirs = config, dirs
-        wanted = {(str(config.parent), False)}
-        for d in dirs:
-            # A missing folder is noticed by watching its parent for its creation.
-            wanted.add((str(d), True) if d.is_dir() else (str(d.parent), False))
-        for key in set(w.scheduled) - wanted:
-            with contextlib.suppress(KeyError, OSError):
-                self.observer.unschedule(w.scheduled.pop(key))
-        for key in wanted - set(w.scheduled):
-            # A folder that vanished since the check is tried again after the next rebuild.
-            with contextlib.suppress(OSError):
-                w.scheduled[key] = self.observer.schedule(self._handler, key[0], recursive=key[1])
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            if not self._dirty.wait(timeout=1.0):
-                continue
-            start = time.monotonic()
-            while time.monotonic() - start < MAX_DELAY:
-                self._dirty.clear()
-                if self._stop.wait(DEBOUNCE) or not self._dirty.is_set():
-                    break
-            if self._stop.is_set():
-                return
-            self._dirty.clear()
-            if self.previewer.rebuild():
-                self.on_rebuild(self.previewer.snapshot())
-            self._update_watches()
 
 
 def _page_template() -> jinja2.Template:
@@ -310,55 +58,6 @@ def render_page(snap: Snapshot, config_path: Path, nonce: str = "") -> str:
     return _page_template().render(
         snap=snap, build=snap.build, config_path=config_path, nonce=nonce
     )
-
-
-LOOPBACK_NAMES = frozenset({"localhost", "127.0.0.1", "[::1]"})
-_HOST = re.compile(r"(\[[0-9A-Fa-f:.]+\]|[0-9A-Za-z.\-]+)(?::[0-9]{0,5})?")
-
-# Answers that are not the page share these; the page and the email widen them a little.
-_COMMON_HEADERS = {
-    "X-Content-Type-Options": "nosniff",
-    "Referrer-Policy": "no-referrer",
-    "Cross-Origin-Resource-Policy": "same-origin",
-    "Cache-Control": "no-store",
-}
-_LOCKED = "default-src 'none'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
-_EMAIL_CSP = (
-    "default-src 'none'; img-src http: https: data:; style-src 'unsafe-inline'; "
-    "font-src http: https: data:; base-uri 'none'; form-action 'none'; frame-ancestors 'self'"
-)
-
-
-def _page_csp(nonce: str) -> str:
-    return (
-        f"default-src 'none'; script-src 'nonce-{nonce}'; style-src 'unsafe-inline'; "
-        "connect-src 'self'; frame-src 'self'; img-src 'self' data:; base-uri 'none'; "
-        "form-action 'none'; frame-ancestors 'none'"
-    )
-
-
-def host_name(value: str) -> str | None:
-    """The name in a Host header (lower case, IPv6 bracketed and compressed, no port).
-
-    None when the value is not a Host at all (empty, user info, two ports, an unbracketed
-    IPv6 address...): a request carrying one is refused like a foreign name.
-    """
-    m = _HOST.fullmatch(value.strip(" "))
-    if m is None:
-        return None
-    name = m.group(1).lower()
-    if name.startswith("["):
-        try:
-            return f"[{ipaddress.IPv6Address(name[1:-1]).compressed}]"
-        except ValueError:
-            return None
-    return name
-
-
-def allowed_hosts(host: str) -> frozenset[str]:
-    """The loopback names and the host the server listens on, as `host_name` spells them."""
-    own = f"[{host}]" if ":" in host and not host.startswith("[") else host
-    return LOOPBACK_NAMES | {host_name(own) or "localhost"}
 
 
 _PLACEHOLDER = (
@@ -377,7 +76,11 @@ class _RequestHandler(http.server.BaseHTTPRequestHandler):
     def _headers(self, status: int, content_type: str, extra: dict[str, str]) -> None:
         self.send_response(status)
         self.send_header("Content-Type", content_type)
-        for name, value in {**_COMMON_HEADERS, "Content-Security-Policy": _LOCKED, **extra}.items():
+        for name, value in {
+            **COMMON_HEADERS,
+            "Content-Security-Policy": LOCKED_CSP,
+            **extra,
+        }.items():
             self.send_header(name, value)
 
     def _send(
@@ -423,13 +126,13 @@ class _RequestHandler(http.server.BaseHTTPRequestHandler):
             self._send(
                 render_page(snap, previewer.config_path, nonce),
                 "text/html",
-                extra={"Content-Security-Policy": _page_csp(nonce), "X-Frame-Options": "DENY"},
+                extra={"Content-Security-Policy": page_csp(nonce), "X-Frame-Options": "DENY"},
             )
         elif path == "/email.html":
             self._send(
                 snap.email_html or _PLACEHOLDER,
                 "text/html",
-                extra={"Content-Security-Policy": _EMAIL_CSP, "X-Frame-Options": "SAMEORIGIN"},
+                extra={"Content-Security-Policy": EMAIL_CSP, "X-Frame-Options": "SAMEORIGIN"},
             )
         elif path == "/email.txt":
             self._send(snap.email_text, "text/plain")
