@@ -1,10 +1,15 @@
 """Carry a job store written by an earlier package layout over to this one.
 
 APScheduler stores each job pickled, with its function as an import path
-(``newsflash.jobs:run_send``) and its trigger's class by module (``newsflash.schedule``). When
-a stored path no longer imports, APScheduler logs "Unable to restore job" and deletes the job:
-a send missed while the scheduler was down for the upgrade would be dropped without a word.
-So before the store is opened, every job is rewritten to the paths this layout uses.
+(``newsflash.jobs:run_send``) and its trigger's class by module and name
+(``newsflash.schedule.WallClockCronTrigger``). When a stored path no longer imports, APScheduler
+logs "Unable to restore job" and deletes the job: a send missed while the scheduler was down for
+the upgrade would be dropped without a word. So before the store is opened, every job is
+rewritten to the paths this layout uses.
+
+Two earlier layouts wrote stores: the single modules (``newsflash.jobs``, the trigger in
+``newsflash.schedule``), then the rooms before the timetable was split off (the trigger in
+``newsflash.schedule.scheduler``, a module that still exists, so that move is known by name).
 """
 
 from __future__ import annotations
@@ -19,11 +24,19 @@ from typing import Any
 
 log = logging.getLogger(__name__)
 
-# Where the modules the job store refers to lived before the package was split into rooms.
-MOVED_MODULES = {
-    "newsflash.schedule": "newsflash.schedule.scheduler",
-    "newsflash.jobs": "newsflash.schedule.jobs",
+# Where the names a job store refers to (job functions, the trigger class) live now, by the
+# module and name an earlier layout stored: (module, None) stands for every name in a module
+# that moved whole; (module, name) for one name that left a module that is still there.
+MOVED_MODULES: dict[tuple[str, str | None], str] = {
+    ("newsflash.jobs", None): "newsflash.schedule.jobs",
+    ("newsflash.schedule", "WallClockCronTrigger"): "newsflash.schedule.timetable",
+    ("newsflash.schedule.scheduler", "WallClockCronTrigger"): "newsflash.schedule.timetable",
 }
+
+
+def new_home(module: str, name: str) -> str:
+    """The module that holds `name` now, if an earlier layout stored it under `module`."""
+    return MOVED_MODULES.get((module, name)) or MOVED_MODULES.get((module, None)) or module
 
 
 class _RenamingUnpickler(pickle.Unpickler):
@@ -32,15 +45,14 @@ class _RenamingUnpickler(pickle.Unpickler):
     renamed = False
 
     def find_class(self, module: str, name: str) -> Any:
-        if module in MOVED_MODULES:
-            self.renamed = True
-            module = MOVED_MODULES[module]
-        return super().find_class(module, name)
+        home = new_home(module, name)
+        self.renamed = self.renamed or home != module
+        return super().find_class(home, name)
 
 
 def _moved_func(ref: str) -> str:
     module, sep, name = ref.partition(":")
-    return f"{MOVED_MODULES.get(module, module)}{sep}{name}"
+    return f"{new_home(module, name)}{sep}{name}"
 
 
 def upgrade_job_store(path: Path) -> list[str]:
