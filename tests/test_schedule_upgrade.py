@@ -1,10 +1,16 @@
-"""A job store written before the package moved into rooms still loads, its missed send kept.
+"""A job store written by an earlier package layout still loads, its missed send kept.
 
-The fixture store was written by the scheduler of the earlier layout (jobs stored as
-``newsflash.jobs:run_send`` with triggers of class ``newsflash.schedule.WallClockCronTrigger``),
-at 12:00 on 17 June 2026 in Brussels, with a send due at 13:00 that day and a proof on the last
-Thursday. The tests run at 14:00 (conftest's fixed instant): the send is a missed run within
-its six hours of grace, as after an upgrade that kept the scheduler down over the send time.
+Each fixture store was written by the scheduler of an earlier layout, at 12:00 on 17 June 2026
+in Brussels, with a send due at 13:00 that day and a proof on the last Thursday:
+
+* before the package moved into rooms: jobs stored as ``newsflash.jobs:run_send``, triggers of
+  class ``newsflash.schedule.WallClockCronTrigger``;
+* before the timetable was split off the scheduler: jobs as ``newsflash.schedule.jobs:run_send``
+  (where they still are), triggers of class ``newsflash.schedule.scheduler.WallClockCronTrigger``
+  (written by tests/write_scheduler_store.py from a checkout of that layout, commit f640cbb).
+
+The tests run at 14:00 (conftest's fixed instant): the send is a missed run within its six
+hours of grace, as after an upgrade that kept the scheduler down over the send time.
 """
 
 from __future__ import annotations
@@ -18,39 +24,50 @@ from calendar_helpers import running, sent_files, set_schedule, wait_for
 
 from newsflash.pipeline import ledger_path
 from newsflash.schedule.scheduler import store_path, stored_jobs
+from newsflash.schedule.timetable import WallClockCronTrigger
 from newsflash.schedule.upgrade import upgrade_job_store
 from newsflash.state.ledger import Ledger
 
-OLD_STORE = (
-    Path(__file__).parent
-    / "fixtures"
-    / "scheduler"
-    / "store-written-before-the-package-move.sqlite"
-)
+STORES = Path(__file__).parent / "fixtures" / "scheduler"
+OLD_STORE = STORES / "store-written-before-the-package-move.sqlite"
+ROOMS_STORE = STORES / "store-written-before-the-timetable-was-split-off.sqlite"
 JOBS = {
     "send": {"year": 2026, "month": 6, "day": 17, "hour": 13},
     "proof": {"day": "last thu", "hour": 10},
 }
 
 
-def _install_old_store(workspace: Path) -> Path:
+def _install_old_store(workspace: Path, store: Path = OLD_STORE) -> Path:
     config = set_schedule(workspace, jobs=JOBS, grace_hours=6)
     config.state_dir.mkdir(parents=True, exist_ok=True)
-    shutil.copy(OLD_STORE, store_path(config))
+    shutil.copy(store, store_path(config))
     return config.path
 
 
 def test_a_missed_send_stored_by_the_earlier_layout_runs_once_after_the_upgrade(
     workspace: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
+    _the_missed_send_runs_once(workspace, OLD_STORE, caplog)
+
+
+def test_a_missed_send_stored_before_the_timetable_was_split_off_runs_once_after_the_upgrade(
+    workspace: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    _the_missed_send_runs_once(workspace, ROOMS_STORE, caplog)
+
+
+def _the_missed_send_runs_once(
+    workspace: Path, store: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     caplog.set_level(logging.INFO)
-    _install_old_store(workspace)
+    _install_old_store(workspace, store)
     config = set_schedule(workspace, jobs=JOBS, grace_hours=6)
     assert set(stored_jobs(config)) == {"send", "proof"}
     with running(config) as scheduler:
         wait_for(lambda: sent_files(config, "2026-06"), timeout=10)
         proof = scheduler.get_job("proof")
         assert proof is not None and proof.func_ref == "newsflash.schedule.jobs:run_proof"
+        assert type(proof.trigger) is WallClockCronTrigger
     assert "Unable to restore job" not in caplog.text
     assert "carried over from the earlier package layout" in caplog.text
     with Ledger(ledger_path(config, "outbox")) as ledger:
@@ -58,8 +75,11 @@ def test_a_missed_send_stored_by_the_earlier_layout_runs_once_after_the_upgrade(
     assert st.total > 0 and st.accepted == st.total == len(sent_files(config, "2026-06"))
 
 
-def test_upgrading_a_store_twice_changes_nothing_the_second_time(workspace: Path) -> None:
-    _install_old_store(workspace)
+@pytest.mark.parametrize("store", [OLD_STORE, ROOMS_STORE], ids=["single modules", "rooms"])
+def test_upgrading_a_store_twice_changes_nothing_the_second_time(
+    workspace: Path, store: Path
+) -> None:
+    _install_old_store(workspace, store)
     config = set_schedule(workspace, jobs=JOBS, grace_hours=6)
     assert sorted(upgrade_job_store(store_path(config))) == ["proof", "send"]
     assert upgrade_job_store(store_path(config)) == []
