@@ -15,15 +15,20 @@ hours of grace, as after an upgrade that kept the scheduler down over the send t
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import shutil
+import sqlite3
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 from calendar_helpers import running, sent_files, set_schedule, wait_for
 
+from newsflash.config import Config
+from newsflash.errors import NewsflashError
 from newsflash.pipeline import ledger_path
-from newsflash.schedule.scheduler import store_path, stored_jobs
+from newsflash.schedule.scheduler import open_scheduler, store_path, stored_jobs
 from newsflash.schedule.timetable import WallClockCronTrigger
 from newsflash.schedule.upgrade import upgrade_job_store
 from newsflash.state.ledger import Ledger
@@ -89,3 +94,51 @@ def test_no_store_or_an_empty_file_is_left_alone(tmp_path: Path) -> None:
     assert upgrade_job_store(tmp_path / "missing.sqlite") == []
     (tmp_path / "empty.sqlite").write_bytes(b"")
     assert upgrade_job_store(tmp_path / "empty.sqlite") == []
+
+
+# -- a store this newsflash cannot read: refused in one line, nothing in it changed -------------
+
+
+def _store_with(workspace: Path, edit: Callable[[Path], None]) -> tuple[Config, bytes]:
+    _install_old_store(workspace, ROOMS_STORE)
+    config = set_schedule(workspace, jobs=JOBS, grace_hours=6)
+    edit(store_path(config))
+    return config, store_path(config).read_bytes()
+
+
+def _trigger_class_renamed(path: Path) -> None:
+    """A trigger class no layout ever had (same length, so the pickle stays well formed)."""
+    with contextlib.closing(sqlite3.connect(path)) as conn, conn:
+        for job_id, blob in conn.execute("SELECT id, job_state FROM apscheduler_jobs").fetchall():
+            blob = blob.replace(b"WallClockCronTrigger", b"TriggerFromTheFuture")
+            conn.execute("UPDATE apscheduler_jobs SET job_state = ? WHERE id = ?", (blob, job_id))
+
+
+def _send_job_garbled(path: Path) -> None:
+    with contextlib.closing(sqlite3.connect(path)) as conn, conn:
+        conn.execute("UPDATE apscheduler_jobs SET job_state = ? WHERE id = 'send'", (b"\x80junk",))
+
+
+def _not_a_database(path: Path) -> None:
+    path.write_bytes(b"this is a text file, not a job store\n" * 200)
+
+
+@pytest.mark.parametrize(
+    "edit,named",
+    [
+        (_trigger_class_renamed, "TriggerFromTheFuture"),
+        (_send_job_garbled, "job 'send' cannot be read"),
+        (_not_a_database, "not an SQLite job store"),
+    ],
+    ids=["a class no layout had", "a job's bytes garbled", "not a database"],
+)
+def test_a_store_that_cannot_be_read_is_refused_naming_the_file_and_left_as_it_was(
+    workspace: Path, edit: Callable[[Path], None], named: str
+) -> None:
+    config, before = _store_with(workspace, edit)
+    with pytest.raises(NewsflashError) as refused:
+        open_scheduler(config)
+    message = str(refused.value)
+    assert str(store_path(config)) in message and named in message
+    assert "move the file aside" in message and "send it by hand" in message
+    assert store_path(config).read_bytes() == before
