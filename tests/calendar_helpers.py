@@ -3,6 +3,10 @@
 Triggers are real cron fields set to a moment a second or two ahead (`at`), so the real
 APScheduler fires them. The clock they read starts at a fixed instant (the `clock` fixture,
 time-machine) and ticks on in real time, so a test holds whatever the day it runs.
+
+test_timetable.py, test_scheduler.py and test_jobs.py import `clock` from here, which runs each
+of their tests at every one of INSTANTS, among them the hour after a first-Tuesday send; they
+share `stop_sending` and the ledger's counts too.
 """
 
 from __future__ import annotations
@@ -11,6 +15,7 @@ import contextlib
 import datetime as dt
 import email
 import email.policy
+import json
 import time
 from collections.abc import Callable, Iterator
 from email.message import EmailMessage
@@ -18,10 +23,15 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import pytest
+import time_machine
 from apscheduler.schedulers.background import BackgroundScheduler
 
 from newsflash.config import Config, load_config
+from newsflash.pipeline import ledger_path
+from newsflash.schedule import jobs
 from newsflash.schedule.scheduler import open_scheduler
+from newsflash.state.ledger import Ledger
 
 TZ = ZoneInfo("Europe/Brussels")
 REVIEWER = "reviewer@example.org"
@@ -150,3 +160,87 @@ def audience_size(config: Config) -> int:
 
     sl = load_subscribers(config.subscribers_path)
     return len(sl.audience(config.model.audience.segments))
+
+
+# -- the calendar tests' instants, ledger counts and stopped sends -------------------------------
+
+FAR = {"day": "1st tue", "hour": 9}  # the real monthly send: due, or just past, at some instants
+# A send that is never due while a test runs, whatever the real clock says: for a process the
+# test starts, which runs on the real clock.
+NEVER = {"year": 2099, "month": 1, "day": "1st tue", "hour": 9}
+
+INSTANTS = {
+    "mid-month": dt.datetime(2026, 6, 17, 14, 0, tzinfo=TZ),
+    "the hour after a send": dt.datetime(2026, 12, 1, 10, 3, tzinfo=TZ),
+    "half an hour after a send, in winter time": dt.datetime(2027, 3, 2, 9, 30, tzinfo=TZ),
+    "the evening before a send": dt.datetime(2026, 11, 30, 21, 0, tzinfo=TZ),
+}
+
+
+@pytest.fixture(name="clock", autouse=True, params=list(INSTANTS.values()), ids=list(INSTANTS))
+def clock_at_each_instant(request: pytest.FixtureRequest) -> Iterator[dt.datetime]:
+    """Overrides conftest's single instant: each test of a module that imports this fixture
+    runs at every one of INSTANTS."""
+    with time_machine.travel(request.param, tick=True):
+        yield request.param
+
+
+def ledger_status(config: Config, edition: str) -> tuple[int, int, int]:
+    """(accepted, total, accepted batches) in the outbox ledger."""
+    with Ledger(ledger_path(config, "outbox")) as ledger:
+        st = ledger.status(edition)
+        batches = ledger._conn.execute(
+            "SELECT COUNT(*) FROM batches WHERE edition_id = ? AND state = 'accepted'",
+            (edition,),
+        ).fetchone()[0]
+    return st.accepted, st.total, batches
+
+
+def sent_completely(config: Config, edition: str) -> bool:
+    path = ledger_path(config, "outbox")
+    if not path.exists():
+        return False
+    accepted, total, _ = ledger_status(config, edition)
+    return total > 0 and accepted == total
+
+
+@pytest.fixture(name="stop_sending")
+def stop_sending_fixture(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[[int], None]]:
+    """`stop_sending(n)`: the next n sends are stopped (as by SIGTERM) as soon as they begin,
+    so each ends after its first batch; STOP is clear again when each returns."""
+    from newsflash.sending import send as sending
+
+    original = sending.send_edition
+    armed: list[int] = [0]
+
+    def send_then_stop(*args: Any, **kwargs: Any) -> Any:
+        if armed[0] <= 0:
+            return original(*args, **kwargs)
+        armed[0] -= 1
+        jobs.STOP.set()
+        try:
+            return original(*args, **kwargs)
+        finally:
+            jobs.STOP.clear()
+
+    def arm(n: int = 1) -> None:
+        armed[0] = n
+
+    monkeypatch.setattr(sending, "send_edition", send_then_stop)
+    yield arm
+    jobs.STOP.clear()
+
+
+MARKER = "scheduler-send.json"
+
+
+def set_marker_due(config: Config, hours_ago: float) -> None:
+    """Say the interrupted send was due (and started) `hours_ago` hours before now.
+
+    Set, not shifted: at some instants the send really was due an hour ago, so a shift from the
+    recorded due time would measure the grace period from the wrong place."""
+    path = config.state_dir / MARKER
+    doc = json.loads(path.read_text(encoding="utf-8"))
+    moment = (dt.datetime.now(dt.UTC) - dt.timedelta(hours=hours_ago)).isoformat()
+    doc.update({key: moment for key in doc if key != "edition"})
+    path.write_text(json.dumps(doc), encoding="utf-8")

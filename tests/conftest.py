@@ -5,9 +5,9 @@ reach anything else fails loudly instead of silently depending on the network.
 
 Clock: every test runs at a fixed instant (`clock`, time-machine with the clock ticking on from
 there), so nothing depends on the day or the hour the suite runs. A module that needs other
-instants overrides the fixture with parameters (tests/test_schedule.py runs at several,
-including the hour after a first-Tuesday send). Processes a test starts run on the real clock,
-so what they schedule must not depend on it.
+instants overrides the fixture with parameters (test_timetable, test_scheduler and test_jobs
+run at several, including the hour after a first-Tuesday send: calendar_helpers' `clock`).
+Processes a test starts run on the real clock, so what they schedule must not depend on it.
 """
 
 from __future__ import annotations

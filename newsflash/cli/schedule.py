@@ -1,7 +1,9 @@
 """The calendar's commands: `newsflash approve`, `newsflash schedule list|run`.
 
-Registered on the main group by importing this module (cli.py does, at its end); the commands
-are thin: the work is in approval.py, schedule.py, jobs.py and intake.py.
+Registered on the main group by importing this module (cli/__init__.py does); the commands
+are thin: the work is in sending/approval.py and schedule/ (timetable, scheduler, jobs, intake).
+The imports of that work are deferred into the commands on purpose: APScheduler, SQLAlchemy
+and the renderer take a second to load, which `newsflash --help` or `check` should not pay.
 """
 
 from __future__ import annotations
@@ -44,8 +46,8 @@ def approve(state: State, edition: str, by: str) -> None:
     manifest in state/approvals/. If anything changes afterwards, the scheduled send holds the
     edition and tells the reviewers what changed; approve again to accept the change.
     """
-    from newsflash.pipeline import build_edition
-    from newsflash.sending.approval import approve as approve_edition
+    from newsflash.pipeline import build_edition  # deferred: the renderer's start-up time
+    from newsflash.sending.approval import approve as approve_edition  # deferred: the same
 
     config = state.config
     build = build_edition(config, edition)  # the publication ledger, as the send builds it
@@ -104,19 +106,11 @@ def _utc(moment: dt.datetime) -> str:
 @handled
 def schedule_list(state: State, count: int) -> None:
     """Show each job, its cron fields and its next runs in the newsletter's zone and UTC."""
-    from newsflash.pipeline import current_edition_id
-    from newsflash.schedule.scheduler import (
-        CRON_FIELDS,
-        JOBS,
-        coming_edition,
-        configured_triggers,
-        next_runs,
-        stored_jobs,
-        zone,
-    )
+    from newsflash.schedule import timetable  # deferred: APScheduler and the renderer, start-up
+    from newsflash.schedule.scheduler import stored_jobs  # deferred: SQLAlchemy, start-up
 
     config = state.config
-    tz = zone(config)
+    tz = timetable.zone(config)
     now = dt.datetime.now(tz)
     sched = config.model.schedule
     stored = stored_jobs(config)
@@ -129,37 +123,20 @@ def schedule_list(state: State, count: int) -> None:
     table.add_column("next runs", no_wrap=True)
     table.add_column("UTC", no_wrap=True)
     table.add_column("edition", no_wrap=True)
-    triggers = configured_triggers(config)
     crons: list[str] = []
-    for name in JOBS:
+    for name in timetable.JOBS:
         job = getattr(sched, name)
         if job is None or not job.enabled:
             table.add_row(name, "[dim]not configured[/]" if job is None else "[dim]disabled[/]")
             continue
-        fields = " ".join(
-            f"{f}={getattr(job, f)}"
-            for f in CRON_FIELDS
-            if getattr(job, f) is not None and not (f == "second" and getattr(job, f) == 0)
-        )
-        crons.append(f"  {name}: {escape(fields)}")
-        label = name
-        pending = stored.get(name)
-        if pending is not None and pending <= now:
-            table.add_row(
-                label,
-                f"[yellow]{_local(pending, tz)} missed[/]",
-                _utc(pending),
-                "[yellow]runs at start if within grace[/]",
-            )
-            label = ""
-        for run_time in next_runs(triggers[name], count, now):
-            edition = (
-                current_edition_id(config, run_time)
-                if name == "send"
-                else coming_edition(config, run_time)
-            )
-            table.add_row(label, _local(run_time, tz), _utc(run_time), edition)
-            label = ""
+        crons.append(f"  {name}: {escape(timetable.cron_text(job))}")
+        rows = _missed_row(stored.get(name), now, tz)
+        rows += [
+            (_local(when, tz), _utc(when), edition)
+            for when, edition in timetable.upcoming_runs(config, name, count, now)
+        ]
+        for i, row in enumerate(rows):
+            table.add_row(name if i == 0 else "", *row)
     console.print(table)
     console.print(
         "cron fields (config.toml \\[schedule.JOB]):\n" + "\n".join(crons), soft_wrap=True
@@ -170,6 +147,16 @@ def schedule_list(state: State, count: int) -> None:
         "send",
         soft_wrap=True,
     )
+
+
+def _missed_row(
+    pending: dt.datetime | None, now: dt.datetime, tz: dt.tzinfo
+) -> list[tuple[str, str, str]]:
+    """A run that fell due while the scheduler was down and waits in the store, if any."""
+    if pending is None or pending > now:
+        return []
+    missed = f"[yellow]{_local(pending, tz)} missed[/]"
+    return [(missed, _utc(pending), "[yellow]runs at start if within grace[/]")]
 
 
 @schedule.command("run")
@@ -187,7 +174,7 @@ def schedule_run(state: State) -> None:
     SIGTERM/SIGINT stop it cleanly; a send in progress stops after its batch and resumes at
     the next start. Only one scheduler may run per workspace (state/scheduler.lock).
     """
-    from newsflash.schedule.scheduler import run
+    from newsflash.schedule.scheduler import run  # deferred: APScheduler's start-up time
 
     logging.basicConfig(
         level=logging.DEBUG if state.debug else logging.INFO,

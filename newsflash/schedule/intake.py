@@ -33,7 +33,11 @@ from watchdog.events import FileSystemEvent, FileSystemEventHandler
 from watchdog.observers import Observer
 
 from newsflash.config import Config
+from newsflash.edition import title_clashes
 from newsflash.items import IGNORED_NAMES, ITEM_SUFFIXES, Item, Problem, parse_item
+from newsflash.pipeline import load
+from newsflash.schedule.timetable import zone
+from newsflash.sending.send import make_transport
 
 try:  # Linux: the observer that reports close-after-write
     from watchdog.observers.inotify import InotifyObserver as _CloseReporting
@@ -112,8 +116,6 @@ def check_file(
 ) -> Verdict:
     """The verdict `newsflash check` gives the file: its own problems, and a title it shares
     with another ready item (`others`: the other item files; the file's own key is skipped)."""
-    from newsflash.edition import title_clashes
-
     item, problems = parse_item(data, key, sections)
     if item is not None and item.status == "ready":
         for other in others:
@@ -155,8 +157,8 @@ class _Pending:
 Event = Literal["created", "opened", "modified", "closed", "closed_no_write", "moved"]
 
 
-class _Handler(FileSystemEventHandler):
-    """Passes each file event on as (path, what happened)."""
+class _FileEventRelay(FileSystemEventHandler):
+    """Passes each file event watchdog reports on as (path, what happened)."""
 
     def __init__(self, on_path: Callable[[Path, Event], None]) -> None:
         self.on_path = on_path
@@ -216,21 +218,19 @@ class Intake:
         self._stop = threading.Event()
         self._observer: Observer | None = None  # type: ignore[valid-type]
         self._worker: threading.Thread | None = None
-        self._tz = _zone(config)
+        self._tz = zone(config)
 
     # -- lifecycle ---------------------------------------------------------------------------
 
     def start(self) -> None:
         self.root.mkdir(parents=True, exist_ok=True)
         if self._notify is None:
-            from newsflash.sending.send import make_transport
-
             self._notify = make_transport(self.config).send_notice
         observer = Observer()
         self._closes_reported = _CloseReporting is not None and isinstance(
             observer, _CloseReporting
         )
-        observer.schedule(_Handler(self._seen), str(self.root), recursive=True)
+        observer.schedule(_FileEventRelay(self._seen), str(self.root), recursive=True)
         observer.daemon = True
         observer.start()
         self._observer = observer
@@ -339,8 +339,6 @@ class Intake:
             return None  # touched, not changed: the contributor has had this answer
         self._judged[path] = digest
         key = path.relative_to(self.root).as_posix()
-        from newsflash.pipeline import load
-
         verdict = check_file(data, key, self.config.section_keys, load(self.config).items)
         outcome = "no contact to notify"
         if verdict.contact:
@@ -365,9 +363,3 @@ class Intake:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         with self.log_path.open("a", encoding="utf-8") as f:
             f.write(line.replace("\n", " ") + "\n")
-
-
-def _zone(config: Config) -> dt.tzinfo:
-    from newsflash.schedule.scheduler import zone
-
-    return zone(config)

@@ -4,6 +4,9 @@ Each job takes the config path as a string (so the job store can keep it), reads
 afresh, does its work and returns one line saying what it did, which the scheduler logs. The
 ledger, not the scheduler, guards against a double send: a send job fired twice, or by two
 schedulers, finds the edition sent (or being sent) and sends nothing new.
+
+Job stores name these functions as ``newsflash.schedule.jobs:run_*``: keep them here, or
+teach schedule/upgrade.py where they went.
 """
 
 from __future__ import annotations
@@ -12,14 +15,17 @@ import datetime as dt
 import json
 import logging
 import threading
-from collections.abc import Sequence
 from pathlib import Path
 
 from newsflash.config import Config, load_config
 from newsflash.errors import LedgerError, NewsflashError
-from newsflash.months import MONTHS, edition_number, month_label
+from newsflash.files import write_atomic
 from newsflash.pipeline import BuiltEdition, build_edition, current_edition_id, ledger_path
-from newsflash.state.ledger import EditionStatus
+from newsflash.schedule import notices
+from newsflash.schedule.timetable import coming_edition, last_send_time, next_send_time, zone
+from newsflash.sending import send as sending
+from newsflash.sending.approval import approval_state
+from newsflash.state.ledger import EditionStatus, Ledger
 from newsflash.transports.base import Transport
 
 __all__ = [
@@ -41,7 +47,6 @@ STOP = threading.Event()
 """Set when the scheduler stops: a send in progress stops after the batch it is sending."""
 
 MARKER_FILE = "scheduler-send.json"
-DAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
 
 
 class SendStopped(Exception):
@@ -49,158 +54,27 @@ class SendStopped(Exception):
 
 
 def _load(config_path: str) -> tuple[Config, dt.datetime]:
-    from newsflash.schedule.scheduler import zone
-
     config = load_config(Path(config_path))
     return config, dt.datetime.now(zone(config))
-
-
-def _transport(config: Config) -> Transport:
-    from newsflash.sending.send import make_transport
-
-    return make_transport(config)
-
-
-def _day(moment: dt.date) -> str:
-    return f"{DAYS[moment.weekday()]} {moment.day} {MONTHS[moment.month - 1]} {moment.year}"
-
-
-def _when(moment: dt.datetime, tz: dt.tzinfo) -> str:
-    local = moment.astimezone(tz)
-    return f"{_day(local.date())} at {local:%H:%M} ({tz})"
-
-
-def _notify(
-    config: Config, to: Sequence[str], subject: str, text: str, transport: Transport | None = None
-) -> str:
-    """Send a notice if there is anyone to send it to; returns what happened, for the log."""
-    if not to:
-        log.warning("no one to tell (config.toml [schedule] lists no addresses): %s", subject)
-        return "no addresses configured"
-    (transport or _transport(config)).send_notice(list(to), subject, text)
-    return f"told {', '.join(to)}"
-
-
-def _edition_name(config: Config, edition_id: str) -> str:
-    nl = config.model.newsletter
-    return (
-        f"{nl.name} No. {edition_number(edition_id, nl.first_edition)} "
-        f"({month_label(edition_id)}, edition {edition_id})"
-    )
 
 
 # -- reminder ------------------------------------------------------------------------------------
 
 
-def reminder_text(config: Config, now: dt.datetime) -> tuple[str, str, str]:
-    """Edition id, subject and text of the call for items."""
-    from newsflash.schedule.scheduler import coming_edition, next_send_time, zone
-
-    tz = zone(config)
-    edition_id = coming_edition(config, now)
-    send_at = next_send_time(config, now)
-    sched = config.model.schedule
-    name = _edition_name(config, edition_id)
-    lines = []
-    if send_at is not None:
-        deadline = (send_at.astimezone(tz) - dt.timedelta(days=sched.deadline_days)).date()
-        subject = (
-            f"{config.model.newsletter.name} {edition_id}: please send your items by "
-            f"{_day(deadline)}"
-        )
-        lines += [
-            f"The next {name} goes out on {_when(send_at, tz)}.",
-            f"Please send your items by {_day(deadline)} (the deadline).",
-            "",
-        ]
-    else:
-        subject = f"{config.model.newsletter.name} {edition_id}: call for items"
-        lines += [f"Items are welcome for the next {name}.", ""]
-    sections = ", ".join(config.section_keys)
-    lines += [
-        "How to write an item: one small text file per item, ending in .md, in the",
-        "submissions/ folder. Fields between two '---' lines, then your text in Markdown:",
-        "",
-        "    ---",
-        "    title: Your headline",
-        f"    section: {config.section_keys[0]}",
-        f"    date: {now.date().isoformat()}",
-        "    summary: One or two sentences.",
-        "    status: ready",
-        "    contact: you@example.org",
-        "    ---",
-        "    Your text: paragraphs, **bold**, lists and [links](https://example.org).",
-        "",
-        f"Sections: {sections}. Each file is checked as soon as it lands, and the",
-        "result goes to the address in 'contact:'.",
-        "The full guide, with every field: docs/contributors.md.",
-    ]
-    return edition_id, subject, "\n".join(lines) + "\n"
-
-
 def run_reminder(config_path: str) -> str:
     config, now = _load(config_path)
-    edition_id, subject, text = reminder_text(config, now)
-    done = _notify(config, config.model.schedule.contributors, subject, text)
+    edition_id, subject, text = notices.reminder_text(config, now)
+    done = notices.notify(config, config.model.schedule.contributors, subject, text)
     return f"call for items for edition {edition_id}: {done}"
 
 
 # -- proof ---------------------------------------------------------------------------------------
 
 
-def proof_text(
-    config: Config,
-    build: BuiltEdition,
-    sent_to: Sequence[str],
-    failures: Sequence[str],
-    send_at: dt.datetime | None,
-) -> tuple[str, str]:
-    from newsflash.schedule.scheduler import zone
-    from newsflash.sending.approval import approval_state
-
-    e = build.edition
-    subject = f"Proof: {_edition_name(config, e.id)}, {len(e.items)} item(s)"
-    lines = [f"The proof of {_edition_name(config, e.id)}: {build.email.subject}", ""]
-    if sent_to:
-        lines.append(f"A test copy (subject marked [TEST]) went to: {', '.join(sent_to)}.")
-    lines += [f"Test copy NOT sent: {f}" for f in failures]
-    if send_at is not None:
-        lines.append(f"The send is due on {_when(send_at, zone(config))}.")
-    lines += ["", "In this edition:"]
-    for s in e.sections:
-        lines += [f"  {s.title}:"] + [f"    - {i.title}  ({i.key})" for i in s.items]
-    if not e.items:
-        lines.append("  nothing: no item is ready for this edition.")
-    lines += ["", "Left out, and why:"]
-    lines += [f"  - {lo.key}: {lo.reason}" for lo in e.left_out] or ["  nothing."]
-    problems = build.load.problems
-    if problems:
-        lines += ["", "Item file problems (as newsflash check reports them):"]
-        lines += [f"  {p}" for p in problems]
-    lines += ["", "Checks:"] + [f"  {c.level}: {c.name}: {c.message}" for c in build.email.checks]
-    lines.append("")
-    if config.model.schedule.require_approval:
-        state = approval_state(config, e.id, build)
-        if state.approved:
-            lines.append(state.describe() + ".")
-        else:
-            lines += [
-                f"If it is right, approve it: newsflash approve {e.id}",
-                "An edition that is not approved, or that changes after approval, is "
-                "held at send time, not sent.",
-            ]
-    else:
-        lines.append("Approval is not required: the edition goes out as it builds at send time.")
-    return subject, "\n".join(lines) + "\n"
-
-
 def run_proof(config_path: str) -> str:
-    from newsflash.schedule.scheduler import coming_edition, next_send_time
-    from newsflash.sending.send import send_test
-
     config, now = _load(config_path)
     edition_id = coming_edition(config, now)
-    transport = _transport(config)
+    transport = sending.make_transport(config)
     try:
         # The publication ledger, as `approve` and the send use: one edition, one manifest.
         build = build_edition(config, edition_id)
@@ -212,13 +86,14 @@ def run_proof(config_path: str) -> str:
     failures: list[str] = []
     for reviewer in reviewers:
         try:
-            send_test(config, edition_id, reviewer, transport, build=build)
+            sending.send_test(config, edition_id, reviewer, transport, build=build)
             sent.append(reviewer)
         except NewsflashError as e:
             failures.append(f"{reviewer}: {e}")
             log.warning("proof of %s to %s not sent: %s", edition_id, reviewer, e)
-    subject, text = proof_text(config, build, sent, failures, next_send_time(config, now))
-    done = _notify(config, reviewers, subject, text, transport)
+    send_at = next_send_time(config, now)
+    subject, text = notices.proof_text(config, build, sent, failures, send_at)
+    done = notices.notify(config, reviewers, subject, text, transport)
     return (
         f"proof of edition {edition_id} ({len(build.edition.items)} items, "
         f"{len(build.edition.left_out)} left out): test copy to {len(sent)} reviewer(s), "
@@ -226,7 +101,7 @@ def run_proof(config_path: str) -> str:
     )
 
 
-# -- send ----------------------------------------------------------------------------------------
+# -- the interrupted-send marker and the ledger's word on how far a send got ---------------------
 
 
 def _marker(config: Config) -> Path:
@@ -263,21 +138,15 @@ def _mark_started(config: Config, edition_id: str, due: dt.datetime) -> None:
     current = interrupted_send(config)
     if current is not None and current[0] == edition_id:
         return
-    path = _marker(config)
-    path.parent.mkdir(parents=True, exist_ok=True)
     doc = {
         "edition": edition_id,
         "due": due.astimezone(dt.UTC).isoformat(timespec="seconds"),
         "started_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
     }
-    tmp = path.with_name(f".{path.name}.{threading.get_ident()}.tmp")
-    tmp.write_text(json.dumps(doc) + "\n", encoding="utf-8")
-    tmp.replace(path)
+    write_atomic(_marker(config), json.dumps(doc) + "\n")
 
 
 def _ledger_status(config: Config, edition_id: str, ledger_name: str) -> EditionStatus | None:
-    from newsflash.state.ledger import Ledger
-
     path = ledger_path(config, ledger_name)
     if not path.exists():
         return None
@@ -301,22 +170,14 @@ def _sent_so_far(config: Config, edition_id: str, ledger_name: str) -> str:
     return f"{st.accepted} of {st.total} recipients were sent it before, the other {rest} not"
 
 
-def _default_ledger(config: Config) -> str:
-    from newsflash.sending.send import default_ledger_name
-
-    return default_ledger_name(config)
+# -- send ----------------------------------------------------------------------------------------
 
 
 def _hold(config: Config, edition_id: str, why: str, transport: Transport, ledger_name: str) -> str:
     clear_interrupted_send(config)  # a held send is finished by hand, not resumed
     sent = _sent_so_far(config, edition_id, ledger_name)
-    subject = f"{config.model.newsletter.name} {edition_id} was NOT sent: held"
-    text = (
-        f"The scheduled send of {_edition_name(config, edition_id)} was held; {sent}.\n\n"
-        f"{why}\n\nWhen it is right, send it by hand: newsflash send {edition_id}\n"
-        "(the scheduler does not retry this month's send by itself).\n"
-    )
-    done = _notify(config, config.model.schedule.reviewers, subject, text, transport)
+    subject, text = notices.held_text(config, edition_id, why, sent)
+    done = notices.notify(config, config.model.schedule.reviewers, subject, text, transport)
     return f"held edition {edition_id}, {sent} ({why.splitlines()[0]}); {done}"
 
 
@@ -329,23 +190,9 @@ def _failed(
     job: str = "send",
 ) -> None:
     """Tell the reviewers a scheduled job failed; the scheduler logs the error itself."""
-    subject = f"{config.model.newsletter.name} {edition_id}: the scheduled {job} FAILED"
-    if job == "send":
-        after = (
-            f"See `newsflash status {edition_id}`; once the cause is fixed, `newsflash send "
-            f"{edition_id}` resumes where it stopped and never resends anyone accepted.\n"
-        )
-    else:
-        after = (
-            f"Once the cause is fixed, `newsflash build {edition_id}` (or `newsflash send "
-            f"{edition_id} --to YOU`) shows the proof.\n"
-        )
-    text = (
-        f"The scheduled {job} of {_edition_name(config, edition_id)} stopped with an "
-        f"error:\n\n{error}\n\n{after}"
-    )
+    subject, text = notices.failed_text(config, edition_id, error, job)
     try:
-        _notify(config, config.model.schedule.reviewers, subject, text, transport)
+        notices.notify(config, config.model.schedule.reviewers, subject, text, transport)
     except Exception as e:
         log.error("could not tell the reviewers that the %s of %s failed: %s", job, edition_id, e)
 
@@ -360,51 +207,45 @@ def _stopping(config: Config, edition_id: str, due: dt.datetime) -> str:
     )
 
 
+def _due_edition(
+    config: Config, now: dt.datetime, edition_id: str | None
+) -> tuple[str, dt.datetime]:
+    """The edition this send carries and the time it was due.
+
+    The edition of the time the send was due, not of the time it runs: a send due at 22:00 on
+    the 31st that runs at 00:30 within grace still sends that month's edition. A resumed send
+    names its edition, and its marker keeps the time it was first due."""
+    if edition_id is None:
+        due = last_send_time(config, now) or now
+        return current_edition_id(config, due), due
+    marker = interrupted_send(config)
+    return edition_id, marker[1] if marker is not None and marker[0] == edition_id else now
+
+
 def run_send(config_path: str, edition_id: str | None = None) -> str:
     """Send the edition of the month the send was due in (in the newsletter's zone), approved
     and unchanged. `edition_id` is given when an interrupted send resumes."""
-    from newsflash.schedule.scheduler import last_send_time
-    from newsflash.sending.approval import approval_state
-    from newsflash.sending.send import ledger_name_for, send_edition
-
     config, now = _load(config_path)
-    if edition_id is None:
-        # The edition of the time the send was due, not of the time it runs: a send due at
-        # 22:00 on the 31st that runs at 00:30 within grace still sends that month's edition.
-        due = last_send_time(config, now) or now
-        edition_id = current_edition_id(config, due)
-    else:
-        marker = interrupted_send(config)
-        due = marker[1] if marker is not None and marker[0] == edition_id else now
+    edition_id, due = _due_edition(config, now, edition_id)
     if STOP.is_set():
         return _stopping(config, edition_id, due)
-    transport = _transport(config)
-    lname = ledger_name_for(transport)
+    transport = sending.make_transport(config)
+    lname = sending.ledger_name_for(transport)
     if edition_complete(config, edition_id, lname):
         clear_interrupted_send(config)
         return f"edition {edition_id} was already sent to everyone ({lname}); nothing to do"
-
-    def between_batches(done: int, total: int) -> None:
-        if STOP.is_set():
-            raise SendStopped(f"stopped after {done} of {total} recipient(s)")
-
     try:
         # Built against the publication ledger (no ledger_name), as `approve`, `status` and
         # the proof build it: the manifest compared is the one the reviewers approved.
         build = build_edition(config, edition_id)
-        if not build.edition.items:
-            return _hold(
-                config, edition_id, f"Edition {edition_id} has no items.", transport, lname
-            )
-        if config.model.schedule.require_approval:
-            state = approval_state(config, edition_id, build)
-            if not state.approved:
-                return _hold(config, edition_id, state.describe(), transport, lname)
+        held = _why_held(config, edition_id, build)
+        if held is not None:
+            return _hold(config, edition_id, held, transport, lname)
         if STOP.is_set():
             return _stopping(config, edition_id, due)
         _mark_started(config, edition_id, due)
-        report = send_edition(
-            config, edition_id, transport=transport, build=build, progress=between_batches
+        report = sending.send_edition(
+            config, edition_id, transport=transport, build=build, progress=_between_batches
         )
     except SendStopped as e:
         return (
@@ -412,17 +253,40 @@ def run_send(config_path: str, edition_id: str | None = None) -> str:
             "again (within the grace period), or by hand with "
             f"`newsflash send {edition_id}`"
         )
-    except LedgerError as e:
-        if "another send" in str(e):
+    except Exception as e:
+        if isinstance(e, LedgerError) and "another send" in str(e):
             return f"another process is sending edition {edition_id}; this run sends nothing"
         clear_interrupted_send(config)
         _failed(config, edition_id, e, transport)
         raise
-    except Exception as e:
-        clear_interrupted_send(config)
-        _failed(config, edition_id, e, transport)
-        raise
     clear_interrupted_send(config)
+    return _outcome(config, edition_id, report, transport, lname)
+
+
+def _between_batches(done: int, total: int) -> None:
+    if STOP.is_set():
+        raise SendStopped(f"stopped after {done} of {total} recipient(s)")
+
+
+def _why_held(config: Config, edition_id: str, build: BuiltEdition) -> str | None:
+    """Why the scheduled send must not go out as built, or None when it may."""
+    if not build.edition.items:
+        return f"Edition {edition_id} has no items."
+    if config.model.schedule.require_approval:
+        state = approval_state(config, edition_id, build)
+        if not state.approved:
+            return state.describe()
+    return None
+
+
+def _outcome(
+    config: Config,
+    edition_id: str,
+    report: sending.SendReport,
+    transport: Transport,
+    lname: str,
+) -> str:
+    """The send's line for the log; a send that needs attention is also told to the reviewers."""
     if report.complete and report.accepted_now == 0:
         return f"edition {edition_id} was already sent to everyone ({lname}); nothing new sent"
     outcome = (
@@ -433,7 +297,7 @@ def run_send(config_path: str, edition_id: str | None = None) -> str:
     if report.stopped:
         outcome += f"; stopped: {report.stopped}"
     if report.stopped or report.failed or report.uncertain:
-        _notify(
+        notices.notify(
             config,
             config.model.schedule.reviewers,
             f"{config.model.newsletter.name} {edition_id}: the send needs attention",
@@ -443,12 +307,13 @@ def run_send(config_path: str, edition_id: str | None = None) -> str:
     return outcome
 
 
+# -- what the scheduler reports at start ---------------------------------------------------------
+
+
 def report_missed_send(config: Config, due: dt.datetime, late_hours: float) -> None:
     """A send beyond grace is reported, not made: tell the reviewers how to send by hand."""
-    from newsflash.schedule.scheduler import zone
-
     edition_id = current_edition_id(config, due)
-    lname = _default_ledger(config)
+    lname = sending.default_ledger_name(config)
     if edition_complete(config, edition_id, lname):
         log.info(
             "the missed send of edition %s needs nothing: the %s ledger has it sent to everyone",
@@ -456,18 +321,10 @@ def report_missed_send(config: Config, due: dt.datetime, late_hours: float) -> N
             lname,
         )
         return
-    grace = config.model.schedule.grace_hours
     sent = _sent_so_far(config, edition_id, lname)
-    subject = f"{config.model.newsletter.name} {edition_id} was NOT sent: the send was missed"
-    text = (
-        f"The send of edition {edition_id} due on {_when(due, zone(config))} was missed by "
-        f"{late_hours:.1f} hours (the scheduler was not running; the grace period is {grace:g} "
-        "hours). It was not sent late on purpose: a late edition is worse than one sent by hand.\n"
-        f"So far {sent} (ledger {lname}).\n"
-        f"\nSend it by hand with: newsflash send {edition_id}\n"
-    )
+    subject, text = notices.missed_send_text(config, edition_id, due, late_hours, sent, lname)
     try:
-        _notify(config, config.model.schedule.reviewers, subject, text)
+        notices.notify(config, config.model.schedule.reviewers, subject, text)
     except Exception as e:  # the log line stays even if the notice can't go
         log.error("could not tell the reviewers that the send of %s was missed: %s", edition_id, e)
 
@@ -476,26 +333,13 @@ def report_interrupted_send(
     config: Config, edition_id: str, due: dt.datetime, late_hours: float
 ) -> None:
     """An interrupted send found past grace at start is not resumed: tell the reviewers."""
-    from newsflash.schedule.scheduler import zone
-
-    lname = _default_ledger(config)
-    st = _ledger_status(config, edition_id, lname)
+    st = _ledger_status(config, edition_id, sending.default_ledger_name(config))
     accepted, total = (st.accepted, st.total) if st is not None else (0, 0)
-    grace = config.model.schedule.grace_hours
-    subject = (
-        f"{config.model.newsletter.name} {edition_id} was only partly sent: "
-        "the send was interrupted"
-    )
-    sent = f"{accepted} of {total} sent" if total else "Nothing was sent yet"
-    text = (
-        f"The scheduled send of {_edition_name(config, edition_id)}, due on "
-        f"{_when(due, zone(config))}, was interrupted, and the scheduler came back "
-        f"{late_hours:.1f} hours after it was due (the grace period is {grace:g} hours), so it "
-        f"did not resume it.\n\n{sent}; finish it with `newsflash send {edition_id}` "
-        "(it never resends anyone already accepted).\n"
+    subject, text = notices.interrupted_send_text(
+        config, edition_id, due, late_hours, accepted, total
     )
     try:
-        _notify(config, config.model.schedule.reviewers, subject, text)
+        notices.notify(config, config.model.schedule.reviewers, subject, text)
     except Exception as e:
         log.error(
             "could not tell the reviewers that the send of %s was interrupted: %s", edition_id, e

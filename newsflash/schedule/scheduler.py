@@ -1,4 +1,7 @@
-"""The newsletter's calendar: APScheduler 3 jobs from config.toml, kept across restarts.
+"""The scheduler: APScheduler 3 running the jobs of config.toml, kept across restarts.
+
+The calendar itself (zone, triggers, grace) is timetable.py's; this module stores its triggers,
+keeps the store in step with config.toml, logs and reports what the jobs do, and runs them.
 
 The job store lives in ``state/scheduler.sqlite`` so a run that fell due while the scheduler was
 down still fires when it comes back, within ``grace_hours``, and is reported instead of made
@@ -26,7 +29,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from apscheduler.events import (
     EVENT_JOB_ERROR,
@@ -39,194 +41,42 @@ from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.job import Job as StoredJob
 from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
 from apscheduler.schedulers.background import BackgroundScheduler
-from apscheduler.triggers.base import BaseTrigger
-from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.date import DateTrigger
 
-from newsflash.config import Config, Job
-from newsflash.errors import ConfigError, NewsflashError
+from newsflash.config import Config
+from newsflash.errors import NewsflashError
 from newsflash.files import LockHeld, lock_exclusive, unlock
+from newsflash.schedule import jobs
+from newsflash.schedule.intake import Intake
+from newsflash.schedule.timetable import (
+    JOBS,
+    configured_triggers,
+    fmt,
+    grace_seconds,
+    trigger_key,
+    zone,
+)
 from newsflash.schedule.upgrade import upgrade_job_store
+from newsflash.sending.send import default_ledger_name
 
 __all__ = [
-    "JOBS",
-    "WallClockCronTrigger",
-    "coming_edition",
-    "configured_triggers",
-    "last_send_time",
-    "next_runs",
-    "next_send_time",
+    "FUNCS",
+    "SyncAction",
+    "create_scheduler",
     "open_scheduler",
     "run",
     "scheduler_lock",
+    "store_path",
     "stored_jobs",
     "sync_jobs",
 ]
 
 log = logging.getLogger("newsflash.schedule.scheduler")
 
-JOBS = ("reminder", "proof", "send")
 FUNCS = {name: f"newsflash.schedule.jobs:run_{name}" for name in JOBS}
 RESUME_ID = "send-resume"
 STORE_FILE = "scheduler.sqlite"
 LOCK_FILE = "scheduler.lock"
-CRON_FIELDS = ("year", "month", "day", "week", "day_of_week", "hour", "minute", "second")
-
-
-class WallClockCronTrigger(CronTrigger):  # type: ignore[misc]
-    """A CronTrigger that fires once per wall-clock time, also on the autumn DST night.
-
-    APScheduler's CronTrigger fires a job set at 02:30 twice on the night the clocks go back
-    (02:30 summer time, then 02:30 winter time). Like cron, this one skips the second
-    occurrence of a repeated wall-clock time. A time that does not exist (the spring night)
-    still fires once, at the same instant, which the clock shows an hour later (02:30 becomes
-    03:30 summer time): it is never skipped.
-    """
-
-    def get_next_fire_time(
-        self, previous_fire_time: dt.datetime | None, now: dt.datetime
-    ) -> dt.datetime | None:
-        nxt: dt.datetime | None = super().get_next_fire_time(previous_fire_time, now)
-        while nxt is not None and _second_occurrence(nxt, self.timezone):
-            nxt = super().get_next_fire_time(nxt, nxt)
-        # Normalised through UTC: in a spring gap CronTrigger returns a wall time that does not
-        # exist (02:30+01:00 on the night it jumps to 03:00), which prints misleadingly.
-        return None if nxt is None else nxt.astimezone(dt.UTC).astimezone(self.timezone)
-
-
-def _second_occurrence(moment: dt.datetime, tz: dt.tzinfo) -> bool:
-    """True when the wall-clock time of `moment` already happened an hour before.
-
-    Converting from UTC never lands in a spring gap, and sets ``fold=1`` exactly on the
-    second pass through a repeated hour."""
-    return moment.astimezone(dt.UTC).astimezone(tz).fold == 1
-
-
-# -- the calendar, computed from config alone -------------------------------------------------
-
-
-def zone(config: Config) -> ZoneInfo:
-    name = config.model.newsletter.timezone
-    try:
-        return ZoneInfo(name)
-    except (KeyError, ValueError) as e:
-        raise ConfigError(
-            f"{config.path}: [newsletter] timezone '{name}' is not a time zone; write an IANA "
-            "name such as 'Europe/Brussels'."
-        ) from e
-
-
-def grace_seconds(config: Config) -> int:
-    """APScheduler counts grace in whole seconds; at least one, so 0 means 'on time only'."""
-    return max(1, round(config.model.schedule.grace_hours * 3600))
-
-
-def make_trigger(name: str, job: Job, tz: ZoneInfo, config_path: Path | None = None) -> CronTrigger:
-    fields = {f: getattr(job, f) for f in CRON_FIELDS if getattr(job, f) is not None}
-    try:
-        return WallClockCronTrigger(timezone=tz, **fields)
-    except (ValueError, TypeError) as e:
-        where = f"{config_path}: " if config_path else ""
-        raise ConfigError(
-            f"{where}[schedule.{name}]: {e}. Write cron fields as APScheduler's CronTrigger "
-            'understands them, e.g. day = "1st tue", hour = 9.'
-        ) from None
-
-
-def configured_triggers(config: Config) -> dict[str, CronTrigger]:
-    """The enabled jobs of config.toml [schedule], by name."""
-    tz = zone(config)
-    out: dict[str, CronTrigger] = {}
-    for name in JOBS:
-        job: Job | None = getattr(config.model.schedule, name)
-        if job is not None and job.enabled:
-            out[name] = make_trigger(name, job, tz, config.path)
-    return out
-
-
-def next_runs(trigger: BaseTrigger, count: int, now: dt.datetime) -> list[dt.datetime]:
-    """The next `count` fire times after `now`, as the scheduler itself would chain them."""
-    runs: list[dt.datetime] = []
-    previous: dt.datetime | None = None
-    cursor = now
-    while len(runs) < count:
-        nxt: dt.datetime | None = trigger.get_next_fire_time(previous, cursor)
-        if nxt is None:
-            break
-        runs.append(nxt)
-        previous = cursor = nxt
-    return runs
-
-
-def next_send_time(config: Config, now: dt.datetime | None = None) -> dt.datetime | None:
-    trigger = configured_triggers(config).get("send")
-    if trigger is None:
-        return None
-    now = now or dt.datetime.now(zone(config))
-    return trigger.get_next_fire_time(None, now)  # type: ignore[no-any-return]
-
-
-LOOKBACK_SLACK = 15 * 60
-"""Seconds beyond the grace period that last_send_time looks back (a job handed to a busy
-thread pool starts a little after APScheduler decided to run it)."""
-
-
-def last_send_time(config: Config, now: dt.datetime | None = None) -> dt.datetime | None:
-    """The latest time the send job was due at or before `now`, if within the grace period.
-
-    APScheduler does not tell a job when it was due, so the send job asks its trigger: the
-    edition it carries is that of the month it was due in, not of the moment it runs."""
-    trigger = configured_triggers(config).get("send")
-    if trigger is None:
-        return None
-    tz = zone(config)
-    now = (now or dt.datetime.now(tz)).astimezone(tz)
-
-    def due_at_or_after(moment: dt.datetime) -> dt.datetime | None:
-        nxt: dt.datetime | None = trigger.get_next_fire_time(None, moment)
-        return None if nxt is None or nxt > now else nxt
-
-    lo = now - dt.timedelta(seconds=grace_seconds(config) + LOOKBACK_SLACK)
-    if due_at_or_after(lo) is None:
-        return None
-    hi = now  # invariant: a fire time lies in [lo, now]; none in [hi, now] unless hi == now
-    while hi - lo > dt.timedelta(seconds=1):
-        mid = lo + (hi - lo) / 2
-        if due_at_or_after(mid) is not None:
-            lo = mid
-        else:
-            hi = mid
-    return due_at_or_after(hi) or due_at_or_after(lo)
-
-
-def coming_edition(config: Config, now: dt.datetime | None = None) -> str:
-    """The edition the reminder and the proof are about: the one the next send will carry.
-
-    Without a send job, the edition of the next month."""
-    from newsflash.pipeline import current_edition_id
-
-    tz = zone(config)
-    now = (now or dt.datetime.now(tz)).astimezone(tz)
-    when = next_send_time(config, now)
-    if when is None:
-        first = now.date().replace(day=1) + dt.timedelta(days=32)
-        when = dt.datetime(first.year, first.month, 1, tzinfo=tz)
-    return current_edition_id(config, when)
-
-
-def trigger_key(trigger: BaseTrigger) -> str:
-    """What makes two triggers fire at the same times: class, fields, zone, bounds."""
-    return "|".join(
-        str(x)
-        for x in (
-            type(trigger).__name__,
-            trigger,
-            getattr(trigger, "timezone", ""),
-            getattr(trigger, "start_date", ""),
-            getattr(trigger, "end_date", ""),
-            getattr(trigger, "jitter", ""),
-        )
-    )
 
 
 # -- the persistent scheduler -------------------------------------------------------------------
@@ -324,20 +174,15 @@ def sync_jobs(
         scheduler.modify_job(name, trigger=trigger, next_run_time=nxt, **changes)
         detail = f"{old.trigger} -> {trigger}"
         if due is not None:
-            detail += f"; the run due {_fmt(due, tz)} is kept"
+            detail += f"; the run due {fmt(due, tz)} is kept"
         actions.append(SyncAction(name, "updated", detail))
     return actions
 
 
 def _pending(next_run: dt.datetime | None, now: dt.datetime) -> str:
     if next_run is not None and next_run <= now:
-        return f"a run due {_fmt(next_run, now.tzinfo)} is pending"
+        return f"a run due {fmt(next_run, now.tzinfo)} is pending"
     return ""
-
-
-def _fmt(moment: dt.datetime, tz: dt.tzinfo | None) -> str:
-    local = moment.astimezone(tz)
-    return f"{local:%Y-%m-%d %H:%M %Z} ({moment.astimezone(dt.UTC):%H:%M} UTC)"
 
 
 # -- reporting -----------------------------------------------------------------------------------
@@ -357,7 +202,7 @@ class _LoggingExecutor(ThreadPoolExecutor):  # type: ignore[misc]
         grace = job.misfire_grace_time
         if grace is None or late <= grace:  # beyond grace the missed-run report follows
             extra = f", {late / 60:.0f} min late" if late >= 60 else ""
-            log.info("job %s started (due %s%s)", job.id, _fmt(due, self._tz), extra)
+            log.info("job %s started (due %s%s)", job.id, fmt(due, self._tz), extra)
         super()._do_submit_job(job, run_times)
 
 
@@ -390,7 +235,7 @@ class _Listener:
         next_run = stored_jobs(self.config).get(event.job_id)
         if next_run is None:
             return "; no further run"
-        return f"; next run {_fmt(next_run, self.tz)}"
+        return f"; next run {fmt(next_run, self.tz)}"
 
     def _missed(self, event: JobExecutionEvent) -> None:
         due: dt.datetime = event.scheduled_run_time
@@ -400,14 +245,12 @@ class _Listener:
         log.warning(
             "job %s due %s was missed by %.1f hours (grace %g hours): not run%s",
             event.job_id,
-            _fmt(due, self.tz),
+            fmt(due, self.tz),
             late_h,
             grace_h,
             self._next(event),
         )
         if name == "send":
-            from newsflash.schedule import jobs
-
             jobs.report_missed_send(self.config, due, late_h)
 
 
@@ -454,14 +297,10 @@ def open_scheduler(config: Config, now: dt.datetime | None = None) -> Background
 def _resume_interrupted_send(scheduler: BackgroundScheduler, config: Config) -> None:
     """A scheduled send stopped (SIGTERM) or killed mid-way resumes at start, within the grace
     period counted from the time it was due; after that the reviewers are told to finish it."""
-    from newsflash.schedule import jobs
-
     marker = jobs.interrupted_send(config)
     if marker is None:
         return
     edition_id, due = marker
-    from newsflash.sending.send import default_ledger_name
-
     if jobs.edition_complete(config, edition_id, default_ledger_name(config)):
         jobs.clear_interrupted_send(config)
         _drop_stored_resume(scheduler)
@@ -473,7 +312,7 @@ def _resume_interrupted_send(scheduler: BackgroundScheduler, config: Config) -> 
             "the scheduled send of edition %s due %s was interrupted and is past its grace "
             "period: not resumed; finish it by hand with `newsflash send %s`",
             edition_id,
-            _fmt(due, zone(config)),
+            fmt(due, zone(config)),
             edition_id,
         )
         jobs.report_interrupted_send(config, edition_id, due, late.total_seconds() / 3600)
@@ -501,9 +340,6 @@ def _drop_stored_resume(scheduler: BackgroundScheduler) -> None:
 
 def run(config: Config, stop: threading.Event | None = None) -> None:
     """Run the scheduler and the intake watcher until SIGTERM/SIGINT (or `stop` is set)."""
-    from newsflash.schedule import jobs
-    from newsflash.schedule.intake import Intake
-
     stop = stop or threading.Event()
     tz = zone(config)
     with scheduler_lock(config):
@@ -514,7 +350,7 @@ def run(config: Config, stop: threading.Event | None = None) -> None:
             scheduler = open_scheduler(config)
             for job in scheduler.get_jobs():
                 if job.next_run_time is not None:
-                    log.info("job %s: next run %s", job.id, _fmt(job.next_run_time, tz))
+                    log.info("job %s: next run %s", job.id, fmt(job.next_run_time, tz))
             intake = Intake(config)
             intake.start()
             log.info("watching %s for item files", config.submissions_dir)
