@@ -135,11 +135,9 @@ def plan_writeback(
         edits.append((start, end, _same_case(old, decision.status)))
         changes.append(Change(cell.line, cell.key, old, decision.status, decision.why))
     for change in changes:
-        if change.new == "subscribed":
-            written.pop(change.address, None)
-        else:
-            written[change.address] = change.new
+        written[change.address] = change.new
     on_list = {c.key for c in located.cells}
+    written = _still_said(written, located.cells, changes)
     return WriteBack(
         data=encode(_spliced(text, edits)) if edits else data,
         changes=tuple(changes),
@@ -148,6 +146,22 @@ def plan_writeback(
         skipped_lines=_error_lines(located.subscribers.problems),
         written=written,
     )
+
+
+def _still_said(
+    written: dict[str, str], cells: tuple[StatusCell, ...], changes: list[Change]
+) -> dict[str, str]:
+    """What apply wrote and the list still says: a row changed by hand since, or gone, or
+    turned back to subscribed, is the secretariat's again."""
+    after = {(c.line, c.address): c.new for c in changes}
+    says: dict[str, set[str]] = {}
+    for cell in cells:
+        says.setdefault(cell.key, set()).add(after.get((cell.line, cell.key), cell.status))
+    return {
+        key: status
+        for key, status in sorted(written.items())
+        if status != "subscribed" and status in says.get(key, ())
+    }
 
 
 def _error_lines(problems: tuple[SubscriberProblem, ...]) -> tuple[int, ...]:

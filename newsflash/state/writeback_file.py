@@ -64,10 +64,10 @@ def apply_statuses(
         return Applied(path, _plan(path, state_dir)[1], None, dry_run=True)
     state_dir.mkdir(parents=True, exist_ok=True)
     with _no_send_running(state_dir):
-        removed = _remove_leftovers(path)
+        removed = _remove_leftovers(path) + _remove_leftovers(state_dir / WRITTEN_FILE)
         old, plan = _plan(path, state_dir)
         backup = _write(path, old, plan, clock) if plan.changes else None
-        if plan.changes:
+        if plan.written != _written_before(state_dir):  # after the list: see _written_before
             write_atomic(state_dir / WRITTEN_FILE, _written_json(plan), mode=0o600, durable=True)
         return Applied(path, plan, backup, dry_run=False, leftovers_removed=removed)
 
@@ -98,6 +98,9 @@ def _store_views(state_dir: Path) -> dict[str, StoreView]:
 
 
 def _written_before(state_dir: Path) -> dict[str, str]:
+    """What earlier applies wrote. It is saved after the list, never before: a kill between
+    the two loses an entry, so a later lift leaves that row for a human (and says so), where
+    an entry for a status the list never got could resubscribe someone unsubscribed by hand."""
     path = state_dir / WRITTEN_FILE
     try:
         loaded = json.loads(path.read_text(encoding="utf-8"))
@@ -154,8 +157,8 @@ def _take(lock: Path, who: str) -> int:
 
 
 def _remove_leftovers(path: Path) -> int:
-    """Temporary files write_atomic left when an apply was killed mid-write (we hold the lock,
-    so none of them is being written now)."""
+    """Temporary files write_atomic left for `path` when an apply was killed mid-write (we
+    hold the lock, so none of them is being written now)."""
     removed = 0
     for leftover in path.parent.glob(f".{path.name}.*.tmp"):
         leftover.unlink(missing_ok=True)
