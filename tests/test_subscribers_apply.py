@@ -4,6 +4,8 @@ the send lock and the file are real, and a real child process is SIGKILLed mid-w
 
 from __future__ import annotations
 
+import csv
+import io
 import os
 import re
 import stat
@@ -16,6 +18,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 from click.testing import CliRunner
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from newsflash.cli import main
 from newsflash.files import lock_exclusive, unlock
@@ -29,7 +33,7 @@ from newsflash.state.writeback_file import (
     SendRunningError,
     apply_statuses,
 )
-from newsflash.subscribers import load_subscribers
+from newsflash.subscribers import STATUSES, load_subscribers
 
 NOW = datetime(2026, 6, 17, 14, 0, tzinfo=ZoneInfo("Europe/Brussels"))
 BACKUP = "subscribers.csv.2026-06-17T140000.bak"
@@ -553,3 +557,74 @@ def test_a_sigkill_at_any_point_of_the_write_back_leaves_the_old_or_the_new_list
     assert path.read_bytes() == new
     assert not list(folder.glob(".*.tmp")) and not list((folder / "state").glob(".*.tmp"))
     assert bool(final.plan.changes) is not replaced
+
+
+# --- any list a spreadsheet can save: only the status cells change -----------------------------
+
+_NAME_CHARS = "abcXYZ019 ,;\t\"'\néüß-"
+_WEIGHT = {"subscribed": 0, "bounced": 1, "unsubscribed": 2, "complained": 3}
+
+
+@st.composite
+def saved_lists(draw: st.DrawFn) -> tuple[list[list[str]], dict[str, str], dict[str, object]]:
+    """Rows (address, name, status) as a spreadsheet might hold them, the suppressions to
+    apply, and how the file is saved (delimiter, quoting, line ends, encoding, last newline)."""
+    pool = [f"p{i}@example.org" for i in range(6)]
+    rows = draw(
+        st.lists(
+            st.tuples(
+                st.sampled_from(pool),
+                st.text(_NAME_CHARS, max_size=8),
+                st.sampled_from(STATUSES),
+                st.sampled_from([str.lower, str.title, str.upper]),
+            ),
+            min_size=1,
+            max_size=8,
+        )
+    )
+    reasons = draw(st.dictionaries(st.sampled_from(pool), st.sampled_from(sorted(REASON_STATUS))))
+    how = {
+        "delimiter": draw(st.sampled_from([",", ";", "\t"])),
+        "quoting": draw(st.sampled_from([csv.QUOTE_MINIMAL, csv.QUOTE_ALL])),
+        "lineterminator": draw(st.sampled_from(["\r\n", "\n"])),
+        "encoding": draw(st.sampled_from(["utf-8", "utf-8-sig", "utf-16", "latin-1"])),
+        "last_newline": draw(st.booleans()),
+    }
+    table = [[a, n, case(s)] for a, n, s, case in rows]
+    return table, reasons, how
+
+
+def saved(table: list[list[str]], how: dict[str, object]) -> bytes:
+    out = io.StringIO()
+    writer = csv.writer(
+        out,
+        delimiter=str(how["delimiter"]),
+        quoting=int(str(how["quoting"])),
+        lineterminator=str(how["lineterminator"]),
+    )
+    writer.writerows([["email", "first_name", "status"], *table])
+    text = out.getvalue()
+    if not how["last_newline"]:
+        text = text.removesuffix(str(how["lineterminator"]))
+    return text.encode(str(how["encoding"]))
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(saved_lists())
+def test_any_saved_list_changes_only_in_the_status_cells_the_store_speaks_for(
+    case: tuple[list[list[str]], dict[str, str], dict[str, object]],
+) -> None:
+    table, reasons, how = case
+    expected = []
+    for address, name, status in table:
+        wanted = REASON_STATUS.get(reasons.get(address, ""), status.lower())
+        better = _WEIGHT[wanted] > _WEIGHT[status.lower()]
+        new = wanted if better else status.lower()
+        shown = new.upper() if status.isupper() else new.title() if status[0].isupper() else new
+        expected.append([address, name, shown if better else status])
+    views = {a: StoreView(frozenset({r})) for a, r in reasons.items()}
+
+    plan = plan_writeback(saved(table, how), views, Path("subscribers.csv"))
+
+    assert plan.data == saved(expected, how)
+    assert plan.notes == () and plan.skipped_lines == ()
