@@ -20,20 +20,37 @@ def slug(text: str, *, limit: int | None = None, empty: str = "item") -> str:
     return _NOT_SLUG.sub("-", text.lower()).strip("-")[:limit] or empty
 
 
-def write_atomic(path: Path, data: bytes | str, *, mode: int = 0o644) -> None:
+def write_atomic(
+    path: Path, data: bytes | str, *, mode: int = 0o644, durable: bool = False
+) -> None:
     """Write via a temporary file and rename: a crash, a mail client or a web server never sees
-    a half-written file. mkstemp makes files private, so the mode is set explicitly."""
+    a half-written file. mkstemp makes files private, so the mode is set explicitly. `durable`
+    also survives a power cut (data synced before the rename, the folder after it): for files
+    that are the only copy of something, such as the partner list."""
     payload = data.encode("utf-8") if isinstance(data, str) else data
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(payload)
+            if durable:
+                f.flush()
+                os.fsync(f.fileno())
         os.chmod(tmp, mode)
         os.replace(tmp, path)
+        if durable:
+            _sync_folder(path.parent)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def _sync_folder(folder: Path) -> None:
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 class LockHeld(NewsflashError):

@@ -50,11 +50,16 @@ except ImportError:  # pragma: no cover - depends on email-validator internals
 
 __all__ = [
     "STATUSES",
+    "STATUS_WEIGHT",
     "Recipient",
+    "StatusCell",
+    "StatusMap",
     "SubscriberList",
     "SubscriberProblem",
     "load_subscribers",
+    "locate_statuses",
     "parse_subscribers",
+    "read_list",
     "recipient_id",
     "summary_table",
 ]
@@ -81,8 +86,9 @@ _MISSING_FILE_HINT = (
 _REQUIRED = {"email": "whom to mail", "status": "who unsubscribed, bounced or complained"}
 
 # When one address carries several statuses, the strongest opt-out signal is the one kept, so a
-# complaint is never downgraded to a bounce. Anything above "subscribed" means "do not mail".
-_STATUS_WEIGHT = {"subscribed": 0, "bounced": 1, "unsubscribed": 2, "complained": 3}
+# complaint is never downgraded to a bounce (nor by `subscribers apply`). Anything above
+# "subscribed" means "do not mail".
+STATUS_WEIGHT: dict[str, int] = {"subscribed": 0, "bounced": 1, "unsubscribed": 2, "complained": 3}
 
 _SEGMENT_SPLIT = re.compile(r"[;,|\s]+")
 _HEADER_SPACES = re.compile(r"[\s\-]+")
@@ -180,8 +186,13 @@ class SubscriberList:
 def load_subscribers(path: Path) -> SubscriberList:
     """Decode the way spreadsheets actually save, then hand the text to the parser."""
     path = Path(path)
+    return _parser_for(read_list(path), path).run()
+
+
+def read_list(path: Path) -> bytes:
+    """The file's bytes, or SubscribersError saying why they cannot be had."""
     try:
-        data = path.read_bytes()
+        return path.read_bytes()
     except FileNotFoundError:
         raise SubscribersError(f"{path} does not exist; {_MISSING_FILE_HINT}") from None
     except IsADirectoryError:
@@ -190,13 +201,45 @@ def load_subscribers(path: Path) -> SubscriberList:
         raise SubscribersError(
             f"cannot read {path} ({exc.strerror or exc}); check its permissions"
         ) from None
+
+
+def _parser_for(data: bytes, path: Path) -> _Parser:
     decoded = decode(data)
     parser = _Parser(decoded.text, path, legacy=decoded.encoding in ("legacy", "mixed"))
     if decoded.encoding == "legacy":
         parser.problem(decoded.first_legacy_line, _LEGACY_FILE, "warning")
     elif decoded.encoding == "mixed":
         parser.mixed = True  # one warning per row: the rest of the file is good UTF-8
-    return parser.run()
+    return parser
+
+
+@dataclass(frozen=True, slots=True)
+class StatusCell:
+    """Where a row the reader accepted keeps its status, so `subscribers apply` can change
+    that cell and nothing else; rows the reader skips have none, and so are never touched."""
+
+    line: int  # the row's first physical line
+    key: str  # its address as the store keeps it (normalised, lowercased)
+    status: str  # what the row says, lowercased
+    column: int  # the status cell's position in the row (a repeated header may move it)
+
+
+@dataclass(frozen=True, slots=True)
+class StatusMap:
+    """The list as the reader sees it, with where each accepted row's status stands."""
+
+    subscribers: SubscriberList
+    delimiter: str
+    cells: tuple[StatusCell, ...]
+
+
+def locate_statuses(data: bytes, path: Path) -> StatusMap:
+    """Read the list exactly as a send does, noting each accepted row's status cell: writing
+    statuses back must agree with the reader on which rows count and which address each has."""
+    parser = _parser_for(data, Path(path))
+    parser.cells = []
+    sl = parser.run()
+    return StatusMap(sl, parser.delimiter, tuple(parser.cells))
 
 
 _LEGACY_FILE = (
@@ -225,6 +268,7 @@ class _Parser:
         self.blank_language: set[str] = set()
         self.domain_cache: dict[str, str | None] = {}
         self.skipped_addresses: dict[str, int] = {}  # address on a skipped row -> its line
+        self.cells: list[StatusCell] | None = None  # kept only for locate_statuses
 
     def problem(
         self, line: int | None, message: str, severity: Literal["error", "warning"]
@@ -462,6 +506,8 @@ class _Parser:
             line=line,
         )
         key = email.lower()
+        if self.cells is not None:
+            self.cells.append(StatusCell(line, key, status, i_status))
         existing = self.index_by_key.get(key)
         if existing is None:
             self.index_by_key[key] = len(self.recipients)
@@ -567,7 +613,7 @@ class _Parser:
         first = self.recipients[index]
         status = first.status
         status_note = ""
-        if _STATUS_WEIGHT[later.status] > _STATUS_WEIGHT[first.status]:
+        if STATUS_WEIGHT[later.status] > STATUS_WEIGHT[first.status]:
             status = later.status
             status_note = (
                 f"; status {later.status!r} from line {later.line} wins over "

@@ -1,24 +1,31 @@
-"""`newsflash subscribers`: the partner list at a glance."""
+"""`newsflash subscribers`: the partner list at a glance; `subscribers apply` heals it."""
 
 from __future__ import annotations
 
 import sys
+from datetime import datetime
+from zoneinfo import ZoneInfo
 
 import click
+from rich.markup import escape
 
 from newsflash.cli.common import State, console, handled, pass_state
+from newsflash.state.writeback_file import apply_statuses, summary_lines
 from newsflash.subscribers import load_subscribers, summary_table
 
 
-@click.command()
-@pass_state
+@click.group(invoke_without_command=True)
+@click.pass_context
 @handled
-def subscribers(state: State) -> None:
+def subscribers(ctx: click.Context) -> None:
     """Summarise subscribers.csv: statuses, segments, the audience, and every problem row.
 
     Exit 1 if any row has an error (such rows are skipped when sending).
+    `newsflash subscribers apply` writes the suppression store's statuses into the file.
     """
-    config = state.config
+    if ctx.invoked_subcommand is not None:
+        return
+    config = ctx.find_object(State).config  # type: ignore[union-attr]
     sl = load_subscribers(config.subscribers_path)
     console.print(summary_table(sl, config.model.audience.segments, max_problems=200))
     errors = sum(1 for p in sl.problems if p.severity == "error")
@@ -29,3 +36,32 @@ def subscribers(state: State) -> None:
             soft_wrap=True,
         )
         sys.exit(1)
+
+
+@subscribers.command()
+@click.option("--dry-run", is_flag=True, help="Show what would change; write nothing.")
+@pass_state
+@handled
+def apply(state: State, dry_run: bool) -> None:
+    """Write the suppression store's statuses into subscribers.csv.
+
+    \b
+    Only status cells change (unsubscribe -> unsubscribed, bounce/invalid -> bounced,
+    spam report -> complained; a lifted suppression -> subscribed where apply wrote the
+    status); every other byte stays. The old file is kept as subscribers.csv.<when>.bak.
+    Refused while a send runs.
+    """
+        apply_statuses,
+        summary_lines,
+    )
+
+    config = state.config
+    zone = ZoneInfo(config.model.newsletter.timezone)
+    applied = apply_statuses(
+        config.subscribers_path,
+        config.state_dir,
+        clock=lambda: datetime.now(zone),
+        dry_run=dry_run,
+    )
+    for line in summary_lines(applied):
+        console.print(escape(line), soft_wrap=True)
