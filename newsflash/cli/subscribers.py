@@ -51,9 +51,6 @@ def apply(state: State, dry_run: bool) -> None:
     status); every other byte stays. The old file is kept as subscribers.csv.<when>.bak.
     Refused while a send runs.
     """
-        apply_statuses,
-        summary_lines,
-    )
 
     config = state.config
     zone = ZoneInfo(config.model.newsletter.timezone)
