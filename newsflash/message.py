@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import email.policy
 import email.utils
+from collections.abc import Mapping
 from dataclasses import dataclass
 from email.message import EmailMessage
 
@@ -15,6 +16,7 @@ from newsflash import personalise
 from newsflash.config import Config
 from newsflash.personalise import Person
 from newsflash.render import RenderedEmail
+from newsflash.tokens import Signer, unsubscribe_link
 
 TEST_PREFIX = "[TEST] "
 
@@ -36,30 +38,54 @@ class Message:
     unsubscribe_mailto: str
     fallback_name: str
     test: bool = False
+    public_url: str = ""
+    """Where `newsflash serve` answers; set, the unsubscribe link carries a signed token."""
+    signer: Signer | None = None
+    """Signs each partner's token; None when building (the link then shows a sample token)."""
+
+    def token_for(self, person: Person) -> str:
+        """The partner's signed unsubscribe token, or the sample one in a build or preview."""
+        if self.signer is None:
+            return personalise.SAMPLE_TOKEN
+        return self.signer.unsubscribe_token(person.recipient_id)
 
     def unsubscribe_for(self, person: Person) -> str:
+        if self.public_url:
+            return unsubscribe_link(self.public_url, self.token_for(person))
         return personalise.unsubscribe_url(
             self.unsubscribe_url, self.edition_id, person.recipient_id
         )
 
     def list_headers(self, person: Person) -> dict[str, str]:
-        """RFC 2369 + RFC 8058 one-click headers, per recipient."""
+        """RFC 2369 + RFC 8058 one-click headers, per recipient; the mailto subject carries the
+        same token as the link, so a reply can be matched to a partner without guessing."""
         targets = [f"<{self.unsubscribe_for(person)}>"]
         if self.unsubscribe_mailto:
-            targets.append(
-                f"<mailto:{self.unsubscribe_mailto}?subject=unsubscribe-{person.recipient_id}>"
-            )
+            key = self.token_for(person) if self.public_url else person.recipient_id
+            targets.append(f"<mailto:{self.unsubscribe_mailto}?subject=unsubscribe-{key}>")
         return {
             "List-Unsubscribe": ", ".join(targets),
             "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
         }
 
     def substitutions(self, person: Person) -> dict[str, str]:
-        return personalise.substitutions(person, self.fallback_name)
+        token = self.token_for(person) if self.public_url else ""
+        return personalise.substitutions(person, self.fallback_name, token)
 
 
-def message_from(config: Config, rendered: RenderedEmail, *, test: bool = False) -> Message:
+def message_from(
+    config: Config,
+    rendered: RenderedEmail,
+    *,
+    test: bool = False,
+    environ: Mapping[str, str] | None = None,
+) -> Message:
+    """The message of a build (no `environ`: sample tokens) or of a send (`environ` holds
+    NEWSFLASH_SECRET, required once `[serve] public_url` is set: a send never goes out with
+    links that cannot unsubscribe anyone)."""
     m = config.model
+    public_url = m.serve.public_url
+    signer = Signer.from_env(environ) if public_url and environ is not None else None
     categories = tuple(
         dict.fromkeys(
             c[:255] for c in ("newsflash", f"edition-{rendered.edition_id}", *m.sendgrid.categories)
@@ -79,6 +105,8 @@ def message_from(config: Config, rendered: RenderedEmail, *, test: bool = False)
         unsubscribe_mailto=m.sender.unsubscribe_mailto,
         fallback_name=m.newsletter.greeting_fallback,
         test=test,
+        public_url=public_url,
+        signer=signer,
     )
 
 

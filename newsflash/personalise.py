@@ -13,8 +13,12 @@ from dataclasses import dataclass
 FIRST_NAME = "-first_name-"
 FIRST_NAME_HTML = "-first_name_html-"
 RECIPIENT_ID = "-recipient_id-"
+TOKEN = "-unsubscribe_token-"
 
 SAMPLE_RECIPIENT_ID = "0000000000000000"
+# What a build or preview shows where a send puts a signed token: no secret is needed to build,
+# and `newsflash serve` answers this one with its plain 400, like any token it did not sign.
+SAMPLE_TOKEN = f"{SAMPLE_RECIPIENT_ID}.sample"
 
 
 @dataclass(frozen=True)
@@ -36,12 +40,13 @@ def unsubscribe_url(template: str, edition_id: str, recipient_id: str) -> str:
     return template.format(recipient_id=recipient_id, edition=edition_id)
 
 
-def substitutions(person: Person, fallback_name: str) -> dict[str, str]:
+def substitutions(person: Person, fallback_name: str, token: str = "") -> dict[str, str]:
     name = person.first_name.strip() or fallback_name
     return {
         FIRST_NAME: name,
         FIRST_NAME_HTML: html.escape(name),
         RECIPIENT_ID: person.recipient_id,
+        TOKEN: token or SAMPLE_TOKEN,
     }
 
 

@@ -25,6 +25,7 @@ from newsflash.content import inline_markdown, wrap_text
 from newsflash.edition import Edition
 from newsflash.errors import BuildError, RenderError
 from newsflash.months import human_date
+from newsflash.tokens import unsubscribe_link
 
 HTML_TEMPLATE = "edition.mjml.j2"
 _DOCTYPE = re.compile(r"^\s*<!doctype html>", re.IGNORECASE)
@@ -116,13 +117,22 @@ class Renderer:
             "preheader": self.preheader(edition),
             "view_url": f"{base}/{edition.id}/",
             "archive_url": f"{base}/",
-            "unsubscribe_url": personalise.unsubscribe_url(
-                sender.unsubscribe_url, edition.id, personalise.RECIPIENT_ID
-            ),
+            "unsubscribe_url": self.unsubscribe_url(edition),
             "first_name_html": personalise.FIRST_NAME_HTML,
             "first_name": personalise.FIRST_NAME,
             "web": web,
         }
+
+    def unsubscribe_url(self, edition: Edition) -> str:
+        """The body's link: to `newsflash serve` with the partner's token tag where it runs,
+        else the secretariat's own page with the recipient id."""
+        public_url = self.config.model.serve.public_url
+        if public_url:
+            return unsubscribe_link(public_url, personalise.TOKEN)
+        sender = self.config.model.sender
+        return personalise.unsubscribe_url(
+            sender.unsubscribe_url, edition.id, personalise.RECIPIENT_ID
+        )
 
     def subject(self, edition: Edition) -> str:
         nl = self.config.model.newsletter

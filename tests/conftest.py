@@ -53,6 +53,17 @@ def clock() -> Iterator[dt.datetime]:
     yield from at_instant(DEFAULT_NOW)
 
 
+# What signs unsubscribe tokens in tests, as NEWSFLASH_SECRET does in a real shell.
+TEST_SECRET = "test-secret-for-unsubscribe-tokens-0123456789"
+
+
+def token(recipient: str) -> str:
+    """The signed unsubscribe token a send under TEST_SECRET puts in `recipient`'s email."""
+    from newsflash.tokens import Signer
+
+    return Signer([TEST_SECRET]).unsubscribe_token(recipient)
+
+
 _real_connect = socket.socket.connect
 _real_connect_ex = socket.socket.connect_ex
 
@@ -86,6 +97,7 @@ def _block_network(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(socket.socket, "connect", _guarded_connect)
     monkeypatch.setattr(socket.socket, "connect_ex", _guarded_connect_ex)
     monkeypatch.delenv("SENDGRID_API_KEY", raising=False)
+    monkeypatch.setenv("NEWSFLASH_SECRET", TEST_SECRET)
     monkeypatch.delenv("NEWSFLASH_SENDGRID_HOST", raising=False)
 
 

@@ -8,6 +8,7 @@ from email.message import EmailMessage
 from pathlib import Path
 
 from click.testing import CliRunner
+from conftest import token
 
 from newsflash import pipeline
 from newsflash.cli import main
@@ -76,15 +77,16 @@ def test_each_eml_has_both_parts_in_order_the_headers_and_its_personalisation(
         assert (plain_type, html_type) == ("text/plain", "text/html")
         assert f"Dear {first_name}," in plain
         assert f"Dear {first_name}," in html
-        for tag in ("-first_name-", "-first_name_html-", "-recipient_id-"):
+        for tag in ("-first_name-", "-first_name_html-", "-recipient_id-", "-unsubscribe_token-"):
             assert tag not in plain and tag not in html
-        assert f"r={rid}&e=2022-02" in plain and f"r={rid}&amp;e=2022-02" in html
+        link = f"https://newsflash.example.org/unsubscribe/{token(rid)}"
+        assert link in plain and link in html
         assert msg["Subject"] == build.email.subject
         assert msg["From"].addresses[0].addr_spec == "newsflash@example.org"
         assert msg["Reply-To"] == "secretariat@example.org"
         assert msg["List-Unsubscribe"].strip() == (  # folded: value starts on line 2
-            f"<https://newsflash.example.org/unsubscribe?r={rid}&e=2022-02>, "
-            f"<mailto:unsubscribe@example.org?subject=unsubscribe-{rid}>"
+            f"<https://newsflash.example.org/unsubscribe/{token(rid)}>, "
+            f"<mailto:unsubscribe@example.org?subject=unsubscribe-{token(rid)}>"
         )
         assert msg["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
         assert msg["X-Newsflash-Recipient"] == rid

@@ -194,9 +194,7 @@ def test_text_part_has_every_title_and_the_footer_links(rendered: RenderedEmail)
     text = rendered.text
     for title in SAMPLE_TITLES:
         assert f"## {title}\n" in text
-    assert (
-        "Unsubscribe: https://newsflash.example.org/unsubscribe?r=-recipient_id-&e=2022-02" in text
-    )
+    assert "Unsubscribe: https://newsflash.example.org/unsubscribe/-unsubscribe_token-" in text
     assert "View in browser: https://newsflash.example.org/2022-02/" in text
     assert "<" not in text.replace("<https", "").replace("<mailto", "")  # no stray HTML
 
@@ -211,11 +209,14 @@ def test_first_name_tags_appear_once_each_in_their_part(rendered: RenderedEmail)
     assert personalise.FIRST_NAME_HTML not in rendered.text
 
 
-def test_recipient_id_tag_sits_inside_the_unsubscribe_url(rendered: RenderedEmail) -> None:
-    assert rendered.html.count(personalise.RECIPIENT_ID) == 1
+def test_the_token_tag_sits_inside_the_unsubscribe_url(rendered: RenderedEmail) -> None:
+    """The sample runs `newsflash serve`: the link carries each partner's signed token, never
+    the recipient id, which anyone who knows an address can compute."""
+    assert rendered.html.count(personalise.TOKEN) == 1
+    assert personalise.RECIPIENT_ID not in rendered.html
     unsubscribe = [href for href, text in links(rendered.html) if text == "Unsubscribe"]
-    assert unsubscribe == ["https://newsflash.example.org/unsubscribe?r=-recipient_id-&e=2022-02"]
-    assert rendered.text.count(personalise.RECIPIENT_ID) == 1
+    assert unsubscribe == ["https://newsflash.example.org/unsubscribe/-unsubscribe_token-"]
+    assert rendered.text.count(personalise.TOKEN) == 1
 
 
 def test_render_is_the_same_for_every_recipient(config: Config, build: BuiltEdition) -> None:
@@ -239,16 +240,16 @@ def test_preview_is_personalised_for_the_sample_partner(preview: EmailMessage) -
     plain_text, html_text = plain.get_content(), html.get_content()
     assert "Dear Alex," in plain_text
     assert "Dear Alex," in html_text
-    for tag in (personalise.FIRST_NAME, personalise.FIRST_NAME_HTML, personalise.RECIPIENT_ID):
+    for tag in (personalise.FIRST_NAME, personalise.FIRST_NAME_HTML, personalise.TOKEN):
         assert tag not in plain_text and tag not in html_text
-    assert "r=0000000000000000&amp;e=2022-02" in html_text
+    assert "unsubscribe/0000000000000000.sample" in html_text
     assert str(preview["To"]) == "Alex <partner@example.org>"
 
 
 def test_preview_has_one_click_unsubscribe_headers(preview: EmailMessage) -> None:
     value = str(preview["List-Unsubscribe"])
-    assert "<https://newsflash.example.org/unsubscribe?r=0000000000000000&e=2022-02>" in value
-    assert "<mailto:unsubscribe@example.org?subject=unsubscribe-0000000000000000>" in value
+    assert "<https://newsflash.example.org/unsubscribe/0000000000000000.sample>" in value
+    assert "<mailto:unsubscribe@example.org?subject=unsubscribe-0000000000000000.sample>" in value
     assert str(preview["List-Unsubscribe-Post"]) == "List-Unsubscribe=One-Click"
     assert preview["Subject"].startswith("ASA Newsflash No. 1 – ")
 

@@ -18,6 +18,7 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner
+from conftest import token
 from fake_sendgrid import DEFAULT_API_KEY, FakeSendGrid, running_server
 
 from newsflash import pipeline
@@ -157,8 +158,8 @@ def test_the_request_is_exactly_the_json_sendgrid_expects(
         "custom_args": {"edition": "2022-02", "recipient_id": rid},
         "headers": {
             "List-Unsubscribe": (
-                f"<https://newsflash.example.org/unsubscribe?r={rid}&e=2022-02>, "
-                f"<mailto:unsubscribe@example.org?subject=unsubscribe-{rid}>"
+                f"<https://newsflash.example.org/unsubscribe/{token(rid)}>, "
+                f"<mailto:unsubscribe@example.org?subject=unsubscribe-{token(rid)}>"
             ),
             "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
         },
