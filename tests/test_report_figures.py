@@ -50,7 +50,7 @@ def delivered(rid: str, at: int | None = T0) -> EventRow:
         "curl/8.1",
         "Mozilla/5.0 HeadlessChrome/120",
         "Proofpoint URL Defense",
-    ],  # fmt: skip
+    ],
 )
 def test_a_click_from_a_known_scanner_user_agent_is_counted_apart(agent: str) -> None:
     r = report(delivered("r1"), click("r1", T0 + 3600, agent=agent))
@@ -67,9 +67,7 @@ def test_a_click_before_the_send_started_is_a_scanners_even_without_a_delivery()
     assert report(click("r1", T0 - 3600)).scanners.by_rule == {"before delivery": 1}
 
 
-def test_three_links_clicked_within_seconds_of_delivery_are_a_link_sweep_and_later_clicks_count() -> (
-    None
-):
+def test_three_links_clicked_within_seconds_of_delivery_are_a_sweep_later_clicks_count() -> None:
     urls = list(LINKS)
     sweep = [click("r1", T0 + k, u) for k, u in enumerate(urls)]
     later = click("r1", T0 + SWEEP_SECONDS + 600, urls[0])
