@@ -127,8 +127,8 @@ def main() -> int:
         (Path(tmp) / "report.html").write_text(render_page(report, tables), encoding="utf-8")
         lap("HTML page")
     total = sum(s for _, s in stages)
-    print(f"{args.recipients:,} recipients, {args.events:,} events "
-          f"({report.engagement.clicks:,} partner clicks, {report.scanners.clicks:,} scanner)")  # fmt: skip
+    clicks = f"{report.engagement.clicks:,} partner clicks, {report.scanners.clicks:,} scanner"
+    print(f"{args.recipients:,} recipients, {args.events:,} events ({clicks})")
     print(f"{'stage':<58}{'seconds':>9}")
     for name, seconds in stages:
         print(f"{name:<58}{seconds:>9.3f}")
