@@ -10,7 +10,7 @@ from pathlib import Path
 
 import click
 
-from newsflash.cli import build, schedule, send, serve, subscribers, web
+from newsflash.cli import build, report, schedule, send, serve, subscribers, web
 from newsflash.cli.common import State
 
 
@@ -43,6 +43,7 @@ def main(ctx: click.Context, config_path: Path, debug: bool) -> None:
       newsflash archive            the web archive of sent editions in site/
       newsflash serve              one-click unsubscribes and SendGrid's event webhook
       newsflash suppressions list  who is never mailed again, and why (lift ADDRESS)
+      newsflash report             what the last edition did (--all, --csv DIR, --html FILE)
 
     \b
     Every command takes --help. Errors are one line and exit 1 (2 for usage errors).
@@ -63,6 +64,7 @@ for command in (
     subscribers.subscribers,
     serve.serve,
     serve.suppressions,
+    report.report,
 ):
     main.add_command(command)
 

@@ -1,0 +1,141 @@
+"""How fast `newsflash report` is on a big edition: 100k recipients, 500k SendGrid events.
+
+    python benchmarks/bench_report.py                 # 100k recipients, 500k events
+    python benchmarks/bench_report.py --recipients 10000 --events 50000
+
+A fresh workspace (the sample items, a generated subscribers.csv) gets a ledger in which
+SendGrid accepted every recipient, written through the public Ledger API, and an event store
+filled through EventStore.record with a realistic mix (processed, delivered, opens, clicks,
+some from scanners, bounces, deferrals, spam reports, unsubscribes). Only the report is timed:
+reading the state, computing every figure, the terminal tables, the CSV files and the HTML
+page, each stage on its own line. Target (issue #11): under 2 s in all.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import random
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from rich.console import Console
+
+from newsflash.config import load_config
+from newsflash.reports.csv_out import write_csv
+from newsflash.reports.figures import compute
+from newsflash.reports.html_page import render_page
+from newsflash.reports.sources import read_edition
+from newsflash.reports.tables import edition_tables
+from newsflash.reports.terminal import print_tables
+from newsflash.state.events import EventStore, parse_event
+from newsflash.state.ledger import Ledger, LedgerRecipient
+from newsflash.subscribers import recipient_id
+
+ROOT = Path(__file__).resolve().parents[1]
+ED = "2022-02"
+TARGET_SECONDS = 2.0
+LINKS = ["https://www.project-albatts.eu/", "https://example.org/agenda", "https://example.org/x"]
+KINDS = ["processed", "delivered", "open", "open", "click", "deferred", "bounce", "spamreport"]
+
+
+def workspace(folder: Path, n: int) -> tuple[Path, list[str]]:
+    for name in ("config.toml",):
+        shutil.copy(ROOT / name, folder / name)
+    for name in ("templates", "submissions"):
+        shutil.copytree(ROOT / name, folder / name)
+    emails = [f"partner{i}@org{i % 400}.example.org" for i in range(n)]
+    rows = ["email,first_name,last_name,organisation,segments,status,language"]
+    rows += [f"{e},P,{i},Org {i % 400},partners,subscribed,en" for i, e in enumerate(emails)]
+    (folder / "subscribers.csv").write_text("\n".join(rows) + "\n", encoding="utf-8")
+    return folder / "config.toml", emails
+
+
+def fill_ledger(path: Path, emails: list[str]) -> int:
+    manifest = json.dumps(
+        {"edition": ED, "items": [{"path": "2022-02/battery-albatts-results.md"}]}
+    )
+    with Ledger(path) as ledger, ledger.sending(ED):
+        ledger.start_send(
+            ED, "bench", manifest, [LedgerRecipient(recipient_id(e), e) for e in emails]
+        )
+        while (batch := ledger.next_batch(ED, 1000)) is not None:
+            ledger.mark_accepted(batch.id, f"msg{batch.id}")
+        started = ledger.status(ED).started_at or ""
+    from datetime import datetime
+
+    return int(datetime.fromisoformat(started).timestamp())
+
+
+def fill_events(state: Path, emails: list[str], total: int, t0: int) -> None:
+    rng = random.Random(11)
+    store = EventStore.in_state(state)
+    chunk = []
+    for n in range(total):
+        email = emails[n % len(emails)] if n < len(emails) else rng.choice(emails)
+        kind = "delivered" if n < len(emails) else rng.choice(KINDS)
+        obj = {"email": email, "event": kind, "sg_event_id": f"e{n}", "edition": ED,
+               "recipient_id": recipient_id(email), "sg_message_id": "m.filter",
+               "timestamp": t0 + 60 + rng.randrange(0, 100 * 3600)}  # fmt: skip
+        if kind == "click":
+            obj["url"] = rng.choice(LINKS)
+            obj["useragent"] = "Mimecast" if rng.random() < 0.05 else "Mozilla/5.0"
+        if kind == "bounce":
+            obj.update(
+                type=rng.choice(["bounce", "blocked"]), status=rng.choice(["5.1.1", "4.2.2"])
+            )
+        chunk.append(parse_event(obj))
+        if len(chunk) == 20_000:
+            store.record(chunk)
+            chunk = []
+    store.record(chunk)
+    store.close()
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--recipients", type=int, default=100_000)
+    parser.add_argument("--events", type=int, default=500_000)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        cfg_path, emails = workspace(Path(tmp), args.recipients)
+        config = load_config(cfg_path)
+        t0 = fill_ledger(config.state_dir / "ledger.sqlite", emails)
+        fill_events(config.state_dir, emails, args.events, t0)
+        stages: list[tuple[str, float]] = []
+        clock = time.perf_counter()
+
+        def lap(name: str) -> None:
+            nonlocal clock
+            now = time.perf_counter()
+            stages.append((name, now - clock))
+            clock = now
+
+        data = read_edition(config, ED, "sendgrid")
+        lap("read ledger, events, suppressions, partner list, items")
+        report = compute(data)
+        lap("compute every figure")
+        tables = edition_tables(report)
+        print_tables(Console(file=io.StringIO(), width=120), tables)
+        lap("terminal tables")
+        write_csv(Path(tmp) / "csv", tables)
+        lap("CSV files")
+        (Path(tmp) / "report.html").write_text(render_page(report, tables), encoding="utf-8")
+        lap("HTML page")
+    total = sum(s for _, s in stages)
+    clicks = f"{report.engagement.clicks:,} partner clicks, {report.scanners.clicks:,} scanner"
+    print(f"{args.recipients:,} recipients, {args.events:,} events ({clicks})")
+    print(f"{'stage':<58}{'seconds':>9}")
+    for name, seconds in stages:
+        print(f"{name:<58}{seconds:>9.3f}")
+    verdict = "ok" if total < TARGET_SECONDS else "TOO SLOW"
+    print(f"{'total (target < ' + str(TARGET_SECONDS) + ' s)':<58}{total:>9.3f}  {verdict}")
+    return 0 if total < TARGET_SECONDS else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

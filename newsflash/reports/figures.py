@@ -1,0 +1,447 @@
+"""The edition report as pure arithmetic over rows: who was sent it, what SendGrid said.
+
+Every figure counts *recipients* (an address the ledger says SendGrid accepted), never raw
+events, because SendGrid reports one message several times (two opens, a redelivered batch);
+total clicks are the one exception and say so. Events for a recipient the ledger does not know
+(another edition's, a hand-made test) are counted apart and left out of every figure.
+
+Delivery is one outcome per recipient, the strongest SendGrid reported, so the rows add up to
+`sent`: a bounce beats a drop, a drop beats a delivery (a late asynchronous bounce does follow
+a delivery), a delivery beats a deferral, and a recipient with none of these is "not yet
+known". A bounce is *blocked* when SendGrid's `type` says so, *soft* when its SMTP `status` is
+4.x.x (the receiving server gave up for now), *hard* otherwise.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter, defaultdict
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import NamedTuple
+
+__all__ = [
+    "GMAIL_SPAM_LIMIT",
+    "GMAIL_SPAM_WARNING",
+    "HOURS",
+    "SCANNER_AGENTS",
+    "SWEEP_LINKS",
+    "SWEEP_SECONDS",
+    "Delivery",
+    "EditionInput",
+    "EditionReport",
+    "Engagement",
+    "EventRow",
+    "GroupClicks",
+    "ItemClicks",
+    "LinkClicks",
+    "Scanners",
+    "Sent",
+    "Trust",
+    "compute",
+    "scanner_rule",
+]
+
+GMAIL_SPAM_LIMIT = 0.003  # Gmail's bulk-sender rule: stay below 0.3% of delivered mail
+GMAIL_SPAM_WARNING = 0.001  # Google's own advice: act from 0.1%
+HOURS = 72
+SWEEP_SECONDS = 60
+SWEEP_LINKS = 3
+# Link scanners that announce themselves (mail gateways, link previewers, HTTP libraries).
+SCANNER_AGENTS = re.compile(
+    r"barracuda|mimecast|proofpoint|urldefense|safelinks|forcepoint|trend ?micro|sophos|"
+    r"symantec|fireeye|cisco|ironport|bingpreview|headlesschrome|phantomjs|python-requests|"
+    r"python-urllib|go-http-client|curl/|wget/|libwww|okhttp|java/|scanner|bot\b|crawler|spider",
+    re.IGNORECASE,
+)
+NO_ITEM = "(not an item's link)"
+NOT_LISTED = "(not in subscribers.csv)"
+NO_ORGANISATION = "(no organisation)"
+
+
+class EventRow(NamedTuple):
+    """The few fields of one stored event a report reads (sources pulls them out in SQL)."""
+
+    kind: str
+    recipient_id: str
+    at: int | None
+    url: str | None = None
+    useragent: str | None = None
+    bounce_type: str | None = None
+    status: str | None = None
+    machine_open: bool = False
+
+
+class Sent(NamedTuple):
+    """One recipient the ledger says SendGrid accepted, with what subscribers.csv says now."""
+
+    recipient_id: str
+    email: str
+    organisation: str = NOT_LISTED
+
+
+@dataclass(frozen=True)
+class EditionInput:
+    """Everything the report of one edition is computed from; built by `reports.sources`."""
+
+    edition_id: str
+    started_at: int | None  # when the send started (Unix seconds), the clock of the 72 h
+    recipients: Sequence[Sent]
+    events: Sequence[EventRow]
+    link_items: Mapping[str, str] = field(default_factory=dict)  # url -> item key
+    item_titles: Mapping[str, str] = field(default_factory=dict)  # item key -> title
+    one_click_unsubscribes: frozenset[str] = frozenset()  # recipient ids, from suppressions
+    notes: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Delivery:
+    sent: int
+    delivered: int
+    deferred: int
+    bounced_hard: int
+    bounced_soft: int
+    blocked: int
+    dropped: int
+    not_yet_known: int
+
+    @property
+    def bounced(self) -> int:
+        return self.bounced_hard + self.bounced_soft + self.blocked
+
+
+@dataclass(frozen=True)
+class Trust:
+    spam_reports: int
+    spam_rate: float | None  # of delivered; None when nothing is known delivered
+    unsubscribes: int
+    unsubscribe_rate: float | None
+
+    @property
+    def spam_level(self) -> str:
+        """'ok', 'warning' (from 0.1%) or 'over limit' (from Gmail's 0.3%); 'n/a' unknown."""
+        if self.spam_rate is None:
+            return "n/a"
+        if self.spam_rate >= GMAIL_SPAM_LIMIT:
+            return "over limit"
+        return "warning" if self.spam_rate >= GMAIL_SPAM_WARNING else "ok"
+
+
+@dataclass(frozen=True)
+class LinkClicks:
+    url: str
+    item_key: str
+    clicks: int
+    clickers: int
+
+
+@dataclass(frozen=True)
+class ItemClicks:
+    """What a receipt tells a contributor: counts only, nothing about who."""
+
+    item_key: str
+    title: str
+    clicks: int
+    clickers: int
+    top_link: str | None
+
+
+@dataclass(frozen=True)
+class GroupClicks:
+    name: str
+    recipients: int
+    clickers: int
+    clicks: int
+
+
+@dataclass(frozen=True)
+class Scanners:
+    clicks: int
+    recipients: int  # recipients with at least one scanner click
+    by_rule: Mapping[str, int]
+
+
+@dataclass(frozen=True)
+class Engagement:
+    unique_opens: int
+    machine_opens: int  # recipients whose only opens SendGrid marked sg_machine_open
+    open_rate: float | None
+    unique_clicks: int
+    clicks: int
+    click_rate: float | None
+    items: tuple[ItemClicks, ...]
+    links: tuple[LinkClicks, ...]
+    organisations: tuple[GroupClicks, ...]
+    domains: tuple[GroupClicks, ...]
+    hours: tuple[int, ...]  # human clicks in each of the first 72 hours after the send started
+    later_clicks: int
+
+
+@dataclass(frozen=True)
+class EditionReport:
+    edition_id: str
+    events: int
+    unmatched_events: int
+    delivery: Delivery
+    trust: Trust
+    engagement: Engagement
+    scanners: Scanners
+    notes: tuple[str, ...]
+
+    def item_clicks(self, item_key: str) -> ItemClicks:
+        """One item's clicks (zero when nobody clicked), for a contributor's receipt."""
+        for item in self.engagement.items:
+            if item.item_key == item_key:
+                return item
+        return ItemClicks(item_key, item_key, 0, 0, None)
+
+
+def _rate(part: int, whole: int) -> float | None:
+    return part / whole if whole else None
+
+
+def compute(data: EditionInput) -> EditionReport:
+    """The whole report of one edition; pure, so tests feed rows and assert every figure."""
+    sent = {r.recipient_id: r for r in data.recipients}
+    by_kind: dict[str, list[EventRow]] = defaultdict(list)
+    unmatched = 0
+    for row in data.events:
+        if row.recipient_id in sent:
+            by_kind[row.kind].append(row)
+        else:
+            unmatched += 1
+    delivered_at = _first_times(by_kind.get("delivered", ()))
+    delivery = _delivery(len(sent), by_kind, delivered_at)
+    trust = _trust(by_kind, data.one_click_unsubscribes & sent.keys(), delivery.delivered)
+    human, scanners = _split_clicks(by_kind.get("click", []), delivered_at, data)
+    engagement = _engagement(data, sent, by_kind.get("open", []), human, delivery.delivered)
+    notes = list(data.notes)
+    if not data.events:
+        notes.append(
+            "no events recorded for this edition: SendGrid's Event Webhook has not reported "
+            "(newsflash serve), or this was an outbox rehearsal; only the ledger's counts show"
+        )
+    if unmatched:
+        notes.append(
+            f"{unmatched} event(s) name a recipient this edition's ledger did not send to; "
+            "they are left out of every figure"
+        )
+    return EditionReport(
+        data.edition_id,
+        len(data.events),
+        unmatched,
+        delivery,
+        trust,
+        engagement,
+        scanners,
+        tuple(notes),
+    )
+
+
+def _first_times(rows: Iterable[EventRow]) -> dict[str, int]:
+    first: dict[str, int] = {}
+    for row in rows:
+        if row.at is not None and (
+            row.recipient_id not in first or row.at < first[row.recipient_id]
+        ):
+            first[row.recipient_id] = row.at
+    return first
+
+
+def _bounce_kind(row: EventRow) -> str:
+    if (row.bounce_type or "").lower() == "blocked":
+        return "blocked"
+    return "soft" if (row.status or "").startswith("4") else "hard"
+
+
+def _delivery(
+    sent: int, by_kind: Mapping[str, list[EventRow]], delivered_at: Mapping[str, int]
+) -> Delivery:
+    bounce: dict[str, str] = {}
+    for row in sorted(by_kind.get("bounce", []), key=lambda r: r.at or 0):
+        bounce[row.recipient_id] = _bounce_kind(row)  # the latest bounce says the most
+    dropped = {r.recipient_id for r in by_kind.get("dropped", [])} - bounce.keys()
+    delivered = {r.recipient_id for r in by_kind.get("delivered", [])} | delivered_at.keys()
+    delivered -= bounce.keys() | dropped
+    deferred = {r.recipient_id for r in by_kind.get("deferred", [])}
+    deferred -= bounce.keys() | dropped | delivered
+    kinds = Counter(bounce.values())
+    known = len(bounce) + len(dropped) + len(delivered) + len(deferred)
+    return Delivery(
+        sent=sent,
+        delivered=len(delivered),
+        deferred=len(deferred),
+        bounced_hard=kinds["hard"],
+        bounced_soft=kinds["soft"],
+        blocked=kinds["blocked"],
+        dropped=len(dropped),
+        not_yet_known=sent - known,
+    )
+
+
+def _trust(
+    by_kind: Mapping[str, list[EventRow]], one_click: frozenset[str], delivered: int
+) -> Trust:
+    """Unsubscribes join SendGrid's (list and group) with newsflash's own one-click ones."""
+    spam = {r.recipient_id for r in by_kind.get("spamreport", [])}
+    unsub = {
+        r.recipient_id
+        for kind in ("unsubscribe", "group_unsubscribe")
+        for r in by_kind.get(kind, [])
+    }
+    unsub |= one_click
+    return Trust(len(spam), _rate(len(spam), delivered), len(unsub), _rate(len(unsub), delivered))
+
+
+def scanner_rule(
+    click: EventRow, delivered: int | None, started_at: int | None, swept: bool
+) -> str | None:
+    """Which rule marks a click as a security scanner's, or None for a partner's click.
+
+    Rules, in the order they are tried (a click counts under the first that matches):
+
+    * ``user agent``: the click's user agent names a known scanner, gateway or HTTP library
+      (`SCANNER_AGENTS`): Barracuda, Mimecast, Proofpoint, Safe Links, curl, python-requests...
+    * ``before delivery``: the click happened before the recipient's delivery was reported, or
+      before the send started: no person clicks a message they do not have yet.
+    * ``link sweep``: the recipient's message had several distinct links (`SWEEP_LINKS`, or
+      every link of the edition when it has fewer, at least two) clicked within
+      `SWEEP_SECONDS` of its delivery: a gateway opening every link to check it, not a reader.
+    """
+    if click.useragent and SCANNER_AGENTS.search(click.useragent):
+        return "user agent"
+    at = click.at
+    early = at is not None and (
+        (delivered is not None and at < delivered) or (started_at is not None and at < started_at)
+    )
+    if early:
+        return "before delivery"
+    if swept:
+        return "link sweep"
+    return None
+
+
+def _in_sweep_window(click: EventRow, delivered: int | None) -> bool:
+    return (
+        delivered is not None
+        and click.at is not None
+        and 0 <= click.at - delivered <= SWEEP_SECONDS
+    )
+
+
+def _split_clicks(
+    clicks: Sequence[EventRow], delivered_at: Mapping[str, int], data: EditionInput
+) -> tuple[list[EventRow], Scanners]:
+    """Partners' clicks on one side, scanners' counted apart by rule."""
+    edition_links = len(set(data.link_items)) or SWEEP_LINKS
+    needed = max(2, min(SWEEP_LINKS, edition_links))
+    fast_links: dict[str, set[str]] = defaultdict(set)
+    for c in clicks:
+        if _in_sweep_window(c, delivered_at.get(c.recipient_id)):
+            fast_links[c.recipient_id].add(c.url or "")
+    swept = {rid for rid, urls in fast_links.items() if len(urls) >= needed}
+    human: list[EventRow] = []
+    rules: Counter[str] = Counter()
+    flagged: set[str] = set()
+    for c in clicks:
+        delivered = delivered_at.get(c.recipient_id)
+        sweep = c.recipient_id in swept and _in_sweep_window(c, delivered)
+        rule = scanner_rule(c, delivered, data.started_at, sweep)
+        if rule is None:
+            human.append(c)
+        else:
+            rules[rule] += 1
+            flagged.add(c.recipient_id)
+    return human, Scanners(sum(rules.values()), len(flagged), dict(rules))
+
+
+def _engagement(
+    data: EditionInput,
+    sent: Mapping[str, Sent],
+    opens: Sequence[EventRow],
+    clicks: Sequence[EventRow],
+    delivered: int,
+) -> Engagement:
+    openers = {r.recipient_id for r in opens}
+    human_openers = {r.recipient_id for r in opens if not r.machine_open}
+    clickers = {c.recipient_id for c in clicks}
+    links = _links(clicks, data.link_items)
+    hours, later = _hours(clicks, data.started_at)
+    return Engagement(
+        unique_opens=len(openers),
+        machine_opens=len(openers - human_openers),
+        open_rate=_rate(len(openers), delivered),
+        unique_clicks=len(clickers),
+        clicks=len(clicks),
+        click_rate=_rate(len(clickers), delivered),
+        items=_items(clicks, data.link_items, data.item_titles, links),
+        links=tuple(links),
+        organisations=_groups(sent, clicks, lambda r: r.organisation),
+        domains=_groups(sent, clicks, lambda r: r.email.rpartition("@")[2]),
+        hours=hours,
+        later_clicks=later,
+    )
+
+
+def _links(clicks: Sequence[EventRow], link_items: Mapping[str, str]) -> list[LinkClicks]:
+    total: Counter[str] = Counter()
+    who: dict[str, set[str]] = defaultdict(set)
+    for c in clicks:
+        url = c.url or ""
+        total[url] += 1
+        who[url].add(c.recipient_id)
+    return sorted(
+        (LinkClicks(u, link_items.get(u, NO_ITEM), n, len(who[u])) for u, n in total.items()),
+        key=lambda lc: (-lc.clickers, -lc.clicks, lc.url),
+    )
+
+
+def _items(
+    clicks: Sequence[EventRow],
+    link_items: Mapping[str, str],
+    titles: Mapping[str, str],
+    links: Sequence[LinkClicks],
+) -> tuple[ItemClicks, ...]:
+    """Every item of the edition, clicked or not, then the clicks on no item's link."""
+    who: dict[str, set[str]] = defaultdict(set)
+    total: Counter[str] = Counter()
+    for c in clicks:
+        key = link_items.get(c.url or "", NO_ITEM)
+        who[key].add(c.recipient_id)
+        total[key] += 1
+    top: dict[str, str] = {}
+    for lc in links:  # already best first
+        top.setdefault(lc.item_key, lc.url)
+    keys = list(titles) + ([NO_ITEM] if NO_ITEM in total else [])
+    result = [ItemClicks(k, titles.get(k, k), total[k], len(who[k]), top.get(k)) for k in keys]
+    return tuple(sorted(result, key=lambda i: (i.item_key == NO_ITEM, -i.clickers, -i.clicks)))
+
+
+def _groups(
+    sent: Mapping[str, Sent], clicks: Sequence[EventRow], key: Callable[[Sent], str]
+) -> tuple[GroupClicks, ...]:
+    members: Counter[str] = Counter(key(r) or NO_ORGANISATION for r in sent.values())
+    who: dict[str, set[str]] = defaultdict(set)
+    total: Counter[str] = Counter()
+    for c in clicks:
+        group = key(sent[c.recipient_id]) or NO_ORGANISATION
+        who[group].add(c.recipient_id)
+        total[group] += 1
+    rows = (GroupClicks(g, n, len(who[g]), total[g]) for g, n in members.items())
+    return tuple(sorted(rows, key=lambda g: (-g.clickers, -g.clicks, g.name)))
+
+
+def _hours(clicks: Sequence[EventRow], started_at: int | None) -> tuple[tuple[int, ...], int]:
+    buckets = [0] * HOURS
+    later = 0
+    if started_at is None:
+        return tuple(buckets), 0
+    for c in clicks:
+        if c.at is None:
+            continue
+        hour = (c.at - started_at) // 3600
+        if 0 <= hour < HOURS:
+            buckets[hour] += 1
+        elif hour >= HOURS:
+            later += 1
+    return tuple(buckets), later

@@ -1,0 +1,238 @@
+"""Reading the local state an edition report is computed from; nothing here touches a network.
+
+The ledger says who SendGrid accepted, the event store what SendGrid said since, the
+suppression store who unsubscribed with newsflash's own one-click link, subscribers.csv each
+partner's organisation and the item files which item each link came from. Every file is
+opened read-only and none is created: a report must never change what it reports on.
+
+The ledger's and the event store's public classes answer questions a send asks; a report
+needs every accepted recipient and a few fields of every event, so it reads their documented
+tables with read-only SQL (`json_extract` pulls the fields out of the stored JSON inside
+SQLite: parsing 500,000 events in Python would cost seconds).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sqlite3
+from collections.abc import Iterator, Sequence
+from datetime import datetime
+from html.parser import HTMLParser
+from pathlib import Path
+
+from newsflash import pipeline
+from newsflash.config import Config
+from newsflash.errors import NewsflashError, SubscribersError
+from newsflash.items import Item, load_items
+from newsflash.reports.figures import NOT_LISTED, EditionInput, EventRow, Sent
+from newsflash.state.ledger import Ledger
+from newsflash.state.suppressions import SuppressionStore
+from newsflash.subscribers import load_subscribers, recipient_id
+
+__all__ = [
+    "LEDGERS",
+    "NoSendError",
+    "ReportError",
+    "read_edition",
+    "resolve_ledger",
+    "sent_editions",
+]
+
+LEDGERS = tuple(pipeline.LEDGER_FILES)
+_KINDS = ("delivered", "deferred", "bounce", "dropped", "open", "click", "spamreport",
+          "unsubscribe", "group_unsubscribe")  # fmt: skip
+_EVENTS_SQL = f"""
+SELECT event, recipient_id, email, happened_at,
+       CASE WHEN event = 'click' THEN json_extract(raw, '$.url') END,
+       CASE WHEN event = 'click' THEN json_extract(raw, '$.useragent') END,
+       CASE WHEN event = 'bounce' THEN json_extract(raw, '$.type') END,
+       CASE WHEN event = 'bounce' THEN json_extract(raw, '$.status') END,
+       CASE WHEN event = 'open' THEN json_extract(raw, '$.sg_machine_open') END
+FROM events WHERE edition_id = ? AND event IN ({", ".join("?" for _ in _KINDS)})
+"""
+_ACCEPTED_SQL = (
+    "SELECT r.recipient_id, r.email FROM batches b CROSS JOIN recipients r "
+    "ON r.batch_id = b.id AND r.edition_id = b.edition_id "
+    "WHERE b.edition_id = ? AND b.state = 'accepted' ORDER BY r.seq"
+)
+
+
+class ReportError(NewsflashError):
+    """A report cannot be made: no ledger, an edition never sent, an unreadable state file."""
+
+
+class NoSendError(ReportError):
+    """Nothing has been sent yet through the ledger asked for (or the edition was not sent)."""
+
+
+def resolve_ledger(config: Config, name: str | None) -> tuple[str, Path]:
+    """The ledger to read: the one named, else SendGrid's once it exists, else the outbox's."""
+    chosen = name or pipeline.publication_ledger_name(config)
+    path = pipeline.ledger_path(config, chosen)
+    if not path.exists():
+        raise NoSendError(
+            f"no {chosen} ledger at {path}: nothing has been sent that way yet; send an "
+            f"edition first (newsflash send), or pick another with --ledger "
+            f"({', '.join(LEDGERS)})"
+        )
+    return chosen, path
+
+
+def sent_editions(config: Config, ledger_name: str | None = None) -> list[str]:
+    """Editions that reached at least one partner through that ledger, oldest first."""
+    _, path = resolve_ledger(config, ledger_name)
+    with Ledger(path) as ledger:
+        return [s.edition_id for s in ledger.editions() if s.accepted > 0]
+
+
+@contextlib.contextmanager
+def _read_only(path: Path) -> Iterator[sqlite3.Connection]:
+    try:
+        conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
+    except sqlite3.Error as e:
+        raise ReportError(
+            f"{path}: cannot open it read-only ({e}); check its permissions"
+        ) from None
+    try:
+        yield conn
+    except sqlite3.DatabaseError as e:
+        raise ReportError(
+            f"{path}: cannot read it ({e}); is it a newsflash state file? restore it from a "
+            "backup or move it aside"
+        ) from None
+    finally:
+        conn.close()
+
+
+def _started_at(text: str | None) -> int | None:
+    if not text:
+        return None
+    try:
+        return int(datetime.fromisoformat(text).timestamp())
+    except ValueError:
+        return None
+
+
+def _recipients(config: Config, path: Path, edition_id: str) -> tuple[list[Sent], list[str]]:
+    """Accepted recipients with their organisation; a partner list that will not load is a
+    note (organisations unknown), not a failure: the report is about the send."""
+    with _read_only(path) as conn:
+        rows = conn.execute(_ACCEPTED_SQL, (edition_id,)).fetchall()
+    notes: list[str] = []
+    organisations: dict[str, str] = {}
+    try:
+        listed = load_subscribers(config.subscribers_path)
+        organisations = {r.recipient_id: r.organisation for r in listed.recipients}
+    except SubscribersError as e:
+        notes.append(f"organisations unknown: {e}")
+    return [
+        Sent(str(rid), str(email), organisations.get(str(rid), NOT_LISTED)) for rid, email in rows
+    ], notes
+
+
+def _events(config: Config, edition_id: str) -> list[EventRow]:
+    path = config.state_dir / "events.sqlite"
+    if not path.exists():
+        return []
+    with _read_only(path) as conn:
+        cursor = conn.execute(_EVENTS_SQL, (edition_id, *_KINDS))
+        return [
+            EventRow(
+                kind,
+                rid or recipient_id(email),
+                at if isinstance(at, int) else None,
+                url if isinstance(url, str) else None,
+                agent if isinstance(agent, str) else None,
+                btype if isinstance(btype, str) else None,
+                str(status) if status is not None else None,
+                machine in (1, "true", "True"),
+            )
+            for kind, rid, email, at, url, agent, btype, status, machine in cursor
+        ]
+
+
+def _one_click(config: Config, edition_id: str) -> frozenset[str]:
+    """Recipients who unsubscribed with this edition's link (lifted later or not)."""
+    path = config.state_dir / "suppressions.sqlite"
+    if not path.exists():
+        return frozenset()
+    store = SuppressionStore(path)
+    try:
+        rows = store.rows(include_lifted=True)
+    finally:
+        store.close()
+    mark = f"edition={edition_id}"
+    return frozenset(
+        recipient_id(r.address)
+        for r in rows
+        if r.source == "one-click" and r.reason == "unsubscribe" and mark in r.detail.split("; ")
+    )
+
+
+class _Links(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.hrefs: list[str] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag == "a":
+            self.hrefs.extend(v.strip() for k, v in attrs if k == "href" and v)
+
+
+def item_links(item: Item) -> list[str]:
+    """The links a partner can click in one item: its body's, then its 'read more' button."""
+    parser = _Links()
+    parser.feed(item.body_html)
+    return [*parser.hrefs, *([item.link] if item.link else [])]
+
+
+def _items(config: Config, keys: Sequence[str]) -> tuple[dict[str, str], dict[str, str], list[str]]:
+    """url -> item key and item key -> title for the items the send froze; the first item
+    that has a link owns it. An item file gone since the send is a note: its clicks then
+    count under "not an item's link"."""
+    loaded = {i.key: i for i in load_items(config.submissions_dir, config.section_keys).items}
+    links: dict[str, str] = {}
+    titles: dict[str, str] = {}
+    missing = []
+    for key in keys:
+        item = loaded.get(key)
+        if item is None:
+            missing.append(key)
+            titles[key] = key
+            continue
+        titles[key] = item.title
+        for url in item_links(item):
+            links.setdefault(url, key)
+    notes = (
+        [f"item file(s) gone from submissions since the send: {', '.join(missing)}"]
+        if missing
+        else []
+    )
+    return links, titles, notes
+
+
+def read_edition(config: Config, edition_id: str, ledger_name: str | None = None) -> EditionInput:
+    """Everything `figures.compute` needs for one sent edition."""
+    name, path = resolve_ledger(config, ledger_name)
+    with Ledger(path) as ledger:
+        status = ledger.status(edition_id)
+        manifest = ledger.manifest(edition_id) or {}
+    if status.accepted == 0:
+        raise NoSendError(
+            f"edition {edition_id} has not reached anyone through the {name} ledger; "
+            "sent editions: " + (", ".join(sent_editions(config, name)) or "none yet")
+        )
+    recipients, notes = _recipients(config, path, edition_id)
+    entries = manifest.get("items", [])
+    keys = [str(e["path"]) for e in entries if isinstance(e, dict) and "path" in e]
+    links, titles, item_notes = _items(config, keys)
+    return EditionInput(
+        edition_id=edition_id,
+        started_at=_started_at(status.started_at),
+        recipients=recipients,
+        events=_events(config, edition_id),
+        link_items=links,
+        item_titles=titles,
+        one_click_unsubscribes=_one_click(config, edition_id),
+        notes=(*notes, *item_notes),
+    )
