@@ -154,6 +154,7 @@ def test_the_request_is_exactly_the_json_sendgrid_expects(
             "-first_name-": "Anna",
             "-first_name_html-": "Anna",
             "-recipient_id-": rid,
+            "-unsubscribe_token-": token(rid),
         },
         "custom_args": {"edition": "2022-02", "recipient_id": rid},
         "headers": {

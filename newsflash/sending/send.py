@@ -293,7 +293,7 @@ def send_edition(
     if build.edition.id != edition_id:
         raise BuildError(f"the build given is edition {build.edition.id}, not {edition_id}")
     _check_build(build)
-    message = message_from(config, build.email)
+    message = message_from(config, build.email, environ=_signing_env(lname))
     audience = _Audience(config)
     if not audience.people:
         raise NewsflashError(
@@ -550,6 +550,14 @@ def _dry_run(
     )
 
 
+def _signing_env(ledger_name: str) -> dict[str, str] | None:
+    """Where unsubscribe tokens are signed from. Through SendGrid NEWSFLASH_SECRET is required
+    (a partner must be able to leave); an outbox rehearsal without it shows sample tokens."""
+    if ledger_name == "outbox" and not os.environ.get("NEWSFLASH_SECRET"):
+        return None
+    return dict(os.environ)
+
+
 def send_test(
     config: Config,
     edition_id: str,
@@ -568,7 +576,9 @@ def send_test(
         config, edition_id, ledger_name=ledger_name_for(transport)
     )
     _check_build(build)
-    message = message_from(config, build.email, test=True)
+    message = message_from(
+        config, build.email, test=True, environ=_signing_env(ledger_name_for(transport))
+    )
     categories = tuple(dict.fromkeys((*message.categories, "test")))[:10]
     message = dataclasses.replace(message, categories=categories)
     person = Person(recipient_id(address), address, _first_name(config, address))
