@@ -37,6 +37,7 @@ import os
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from email_validator import EmailNotValidError, validate_email
@@ -47,6 +48,7 @@ from newsflash.errors import BuildError, LedgerError, NewsflashError, TransportE
 from newsflash.message import Message, message_from
 from newsflash.personalise import Person
 from newsflash.state.ledger import EditionStatus, Ledger, LedgerRecipient
+from newsflash.state.suppressions import SuppressionStore
 from newsflash.subscribers import SubscriberList, load_subscribers, recipient_id
 from newsflash.transports.base import BatchResult, Transport
 
@@ -176,6 +178,13 @@ def skipped_count(status: EditionStatus) -> int:
 # -- the audience --------------------------------------------------------------------------------
 
 
+def _stat_or_none(path: Path) -> os.stat_result | None:
+    try:
+        return os.stat(path)
+    except OSError:
+        return None
+
+
 class _Audience:
     """The partner list as it is now; re-read between batches when the file changes."""
 
@@ -184,7 +193,34 @@ class _Audience:
         self.segments = config.model.audience.segments
         self._stamp = self._stat()
         self.unreadable = ""  # why the changed list could not be read, if it could not
+        self._store = config.state_dir / "suppressions.sqlite"
+        self._store_stamp: tuple[tuple[int, int] | None, ...] = ()
         self._use(load_subscribers(self.path))
+
+    def _store_stat(self) -> tuple[tuple[int, int] | None, ...]:
+        """The suppression store changes in its WAL file first: both are watched."""
+        return tuple(
+            (st.st_mtime_ns, st.st_size) if (st := _stat_or_none(p)) else None
+            for p in (self._store, self._store.with_name(self._store.name + "-wal"))
+        )
+
+    def _drop_suppressed(self) -> bool:
+        """Take everyone the suppression store names out of the audience, whatever the list
+        says (an unsubscribe, bounce or complaint heard by `newsflash serve` or a sync)."""
+        self._store_stamp = self._store_stat()
+        if not self._store.exists():
+            return False
+        store = SuppressionStore(self._store)
+        try:
+            gone = store.suppressed(p.email for p in self.people.values())
+        finally:
+            store.close()
+        if not gone:
+            return False
+        for rid in [rid for rid, p in self.people.items() if p.email.lower() in gone]:
+            del self.people[rid]
+            self.elsewhere[rid] = "suppressed (newsflash suppressions list)"
+        return True
 
     def _stat(self) -> tuple[int, int] | None:
         try:
@@ -208,13 +244,15 @@ class _Audience:
                 )
             else:
                 self.elsewhere[rid] = r.status
+        self._drop_suppressed()
 
     def reload_if_changed(self) -> bool:
         """Re-read a changed list; if it can't be read, `unreadable` says why and the send
-        must stop: the list as last read may mail a partner who has since opted out."""
+        must stop: the list as last read may mail a partner who has since opted out. A
+        partner suppressed since the last batch (a one-click unsubscribe) leaves at once."""
         stamp = self._stat()
         if stamp == self._stamp:
-            return False
+            return self._store_stat() != self._store_stamp and self._drop_suppressed()
         try:
             sl = load_subscribers(self.path)
         except NewsflashError as e:
