@@ -19,10 +19,8 @@ from __future__ import annotations
 
 import contextlib
 import json
-import random
 import re
 import sqlite3
-import time
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -33,6 +31,7 @@ from typing import Any
 
 from newsflash.errors import LedgerError
 from newsflash.files import LockHeld, lock_exclusive, unlock
+from newsflash.state.sqlite import enable_wal
 
 __all__ = ["Batch", "EditionStatus", "Ledger", "LedgerRecipient"]
 
@@ -130,23 +129,6 @@ def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
 
 
-def _enable_wal(conn: sqlite3.Connection, attempts: int = 100) -> None:
-    """Switch to WAL, waiting out a second process that creates the same ledger right now.
-
-    Changing the journal mode needs an exclusive lock and SQLite does not call its busy
-    handler for it, so "database is locked" comes back at once; a short bounded retry is the
-    documented remedy.
-    """
-    for attempt in range(attempts):
-        try:
-            conn.execute("PRAGMA journal_mode = WAL")
-            return
-        except sqlite3.OperationalError as e:
-            if "locked" not in str(e) or attempt == attempts - 1:
-                raise
-            time.sleep(0.05 + random.random() * 0.05)
-
-
 def _parse_manifest(edition_id: str, manifest_json: str) -> dict[str, Any]:
     """A stored manifest as a dict (start_send refuses invalid JSON, so this is a safeguard)."""
     try:
@@ -185,7 +167,7 @@ class Ledger:
         conn = sqlite3.connect(self.path, timeout=10.0, isolation_level=None)
         try:
             conn.execute("PRAGMA busy_timeout = 10000")
-            _enable_wal(conn)
+            enable_wal(conn)
             # FULL, not NORMAL: in WAL mode NORMAL may lose the last commits on power loss, and
             # losing an "in flight" commit after its request left would invite a double send.
             conn.execute("PRAGMA synchronous = FULL")

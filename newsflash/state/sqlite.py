@@ -17,14 +17,14 @@ from pathlib import Path
 
 from newsflash.errors import NewsflashError
 
-__all__ = ["StateError", "WalDatabase"]
+__all__ = ["StateError", "WalDatabase", "enable_wal"]
 
 
 class StateError(NewsflashError):
     """A state file cannot be opened: written by a newer newsflash, or not a database."""
 
 
-def _enable_wal(conn: sqlite3.Connection, attempts: int = 100) -> None:
+def enable_wal(conn: sqlite3.Connection, attempts: int = 100) -> None:
     """Switch to WAL, waiting out a second process that creates the same file right now.
 
     Changing the journal mode needs an exclusive lock and SQLite does not call its busy
@@ -65,7 +65,7 @@ class WalDatabase:
         )
         try:
             conn.execute("PRAGMA busy_timeout = 10000")
-            _enable_wal(conn)
+            enable_wal(conn)
             conn.execute("PRAGMA synchronous = FULL")
             found = conn.execute("PRAGMA user_version").fetchone()[0]
             if found > self._version:

@@ -51,7 +51,7 @@ import urllib.request
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any, NoReturn
+from typing import Any, NoReturn, Self
 
 import tenacity
 from python_http_client import Client as HTTPClient
@@ -118,9 +118,10 @@ class _NoRedirectClient(HTTPClient):  # type: ignore[misc]
     the one the library documents as its hook, `_build_client` keeps the segments ours.
     """
 
-    def _build_client(self, name: str | None = None) -> _NoRedirectClient:
+    def _build_client(self, name: str | None = None) -> Self:
+        """Each path segment gets a client of this same class, subclasses included."""
         url_path = [*self._url_path, name] if name else self._url_path
-        return _NoRedirectClient(
+        return type(self)(
             host=self.host,
             version=self._version,
             request_headers=self.request_headers,

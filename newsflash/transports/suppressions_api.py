@@ -144,17 +144,6 @@ class _CappedClient(_NoRedirectClient):
 
     cap = MAX_ANSWER_BYTES
 
-    def _build_client(self, name: str | None = None) -> _CappedClient:
-        url_path = [*self._url_path, name] if name else self._url_path
-        return _CappedClient(
-            host=self.host,
-            version=self._version,
-            request_headers=self.request_headers,
-            url_path=url_path,
-            append_slash=self.append_slash,
-            timeout=self.timeout,
-        )
-
     def _make_request(
         self, opener: object, request: urllib.request.Request, timeout: float | None = None
     ) -> Any:
