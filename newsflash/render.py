@@ -178,5 +178,8 @@ def to_html(source: str) -> str:
             keep_style_tags=False,
             strip_important=False,
             disable_validation=True,
+            # premailer would copy the inlined `width:100%` of an image over MJML's pixel
+            # width attribute; Outlook for Windows sizes images by that attribute alone.
+            disable_basic_attributes=["width", "height"],
         ).transform(pretty_print=False)
     )
