@@ -9,9 +9,10 @@ Debian's Chromium:
     docs/img/sample-dark.png        600 px, prefers-color-scheme: dark
     docs/img/sample-images-off.png  600 px, every image blocked (as Outlook does by default)
 
-Nothing leaves the machine: the sample logo's address is answered with docs/img/sample-logo.png
-and every other request is aborted. The browser is /usr/bin/chromium unless NEWSFLASH_CHROMIUM
-names another (apt-get install -y chromium).
+Nothing leaves the machine: the sample's images (its logo and the edition's picture, published
+under {web_base_url}/img/) are answered from docs/img/ and every other request is aborted.
+The browser is /usr/bin/chromium unless NEWSFLASH_CHROMIUM names another (apt-get install -y
+chromium).
 """
 
 from __future__ import annotations
@@ -39,7 +40,8 @@ ARGS = [
     "--disable-sync",
     "--no-first-run",
 ]
-LOGO_FILE = ROOT / "docs" / "img" / "sample-logo.png"
+IMAGES = ROOT / "docs" / "img"
+TYPES = {".png": "image/png", ".jpg": "image/jpeg"}
 # (file, width, colour scheme, images shown)
 SHOTS = (
     ("sample-desktop.png", 600, "light", True),
@@ -50,30 +52,31 @@ SHOTS = (
 
 
 def sample_html(config_path: Path, edition: str) -> tuple[str, str]:
-    """The sample partner's email, and the logo's address (empty without a logo)."""
+    """The sample partner's email, and where its images are published."""
     config = load_config(config_path)
     build = build_edition(config, edition)
     subs = personalise.substitutions(SAMPLE_PERSON, config.model.newsletter.greeting_fallback)
-    logo = config.model.newsletter.logo
-    return personalise.apply(build.email.html, subs), logo.url if logo else ""
+    images_url = config.model.newsletter.web_base_url.rstrip("/") + "/img/"
+    return personalise.apply(build.email.html, subs), images_url
 
 
-def router(logo_url: str, images: bool) -> Callable[[Any], None]:
-    """Serve the sample logo from disk when images are on; abort everything else."""
+def router(images_url: str, images: bool) -> Callable[[Any], None]:
+    """Serve the sample's images from docs/img/ when images are on; abort everything else."""
 
     def route(r: Any) -> None:
         url = r.request.url
+        local = IMAGES / url.removeprefix(images_url)
         if url.startswith(("about:", "data:")):
             r.continue_()
-        elif images and logo_url and url == logo_url and LOGO_FILE.is_file():
-            r.fulfill(path=str(LOGO_FILE), content_type="image/png")
+        elif images and url.startswith(images_url) and local.suffix in TYPES and local.is_file():
+            r.fulfill(path=str(local), content_type=TYPES[local.suffix])
         else:
             r.abort()
 
     return route
 
 
-def shoot(html: str, logo_url: str, out: Path) -> list[tuple[Path, int]]:
+def shoot(html: str, images_url: str, out: Path) -> list[tuple[Path, int]]:
     if not Path(CHROMIUM).exists():
         sys.exit(f"{CHROMIUM} not found: apt-get install -y chromium, or set NEWSFLASH_CHROMIUM")
     out.mkdir(parents=True, exist_ok=True)
@@ -87,7 +90,7 @@ def shoot(html: str, logo_url: str, out: Path) -> list[tuple[Path, int]]:
                     device_scale_factor=1,
                     color_scheme=scheme,
                 )
-                page.route("**/*", router(logo_url, images))
+                page.route("**/*", router(images_url, images))
                 page.set_content(html, wait_until="load")
                 path = out / name
                 page.screenshot(path=str(path), full_page=True)
@@ -104,8 +107,8 @@ def main() -> None:
     ap.add_argument("--config", type=Path, default=ROOT / "config.toml")
     ap.add_argument("--out", type=Path, default=ROOT / "docs" / "img")
     args = ap.parse_args()
-    html, logo_url = sample_html(args.config, args.edition)
-    for path, width in shoot(html, logo_url, args.out):
+    html, images_url = sample_html(args.config, args.edition)
+    for path, width in shoot(html, images_url, args.out):
         print(
             f"{path.relative_to(ROOT) if path.is_relative_to(ROOT) else path}: {width} px "
             f"wide, {path.stat().st_size // 1024} KB"
