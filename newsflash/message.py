@@ -10,6 +10,7 @@ import datetime as dt
 import email.policy
 import email.utils
 import re
+import unicodedata
 from dataclasses import dataclass
 from email.message import EmailMessage
 from zoneinfo import ZoneInfo
@@ -92,10 +93,17 @@ def message_from(config: Config, rendered: RenderedEmail, *, test: bool = False)
 def list_id(name: str, from_email: str) -> str:
     """RFC 2919's List-Id, derived from the newsletter's name and the sender's domain, so
     partners' filters ("skip the inbox for this list") keep working whoever sends an edition
-    and no one has to invent an identifier: `ASA Newsflash <asa-newsflash.example.org>`."""
-    label = re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-") or "newsflash"
+    and no one has to invent an identifier: `ASA Newsflash <asa-newsflash.example.org>`.
+
+    The phrase is the name folded to ASCII without quotes, brackets or backslashes: the
+    header is unstructured to Python's email package, which would otherwise re-fold an
+    encoded name into a phrase that no longer parses."""
+    ascii_name = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode()
+    phrase = " ".join(re.sub(r'["<>()\\\[\]]+', " ", ascii_name).split()).replace(" ,", ",")
+    label = re.sub(r"[^a-z0-9]+", "-", ascii_name.lower()).strip("-") or "newsflash"
     domain = from_email.rpartition("@")[2].lower() or "newsflash.local"
-    return email.utils.formataddr((name, f"{label}.{domain}"))
+    quoted = f'"{phrase}"' if re.search(r"[,;:@.]", phrase) else phrase
+    return f"{quoted} <{label}.{domain}>" if phrase else f"<{label}.{domain}>"
 
 
 def date_header(timezone: str) -> str:
