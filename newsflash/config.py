@@ -27,6 +27,7 @@ from pydantic import (
     ValidationError,
     ValidationInfo,
     field_validator,
+    model_validator,
 )
 from pydantic_core import ErrorDetails
 
@@ -70,6 +71,9 @@ OptionalAddress = Annotated[str, AfterValidator(cv.optional_address)]
 MailtoAddress = Annotated[str, AfterValidator(cv.mailto_address)]
 Link = Annotated[str, AfterValidator(partial(cv.url, schemes=("https", "http")))]
 HttpsUrl = Annotated[str, AfterValidator(partial(cv.url, schemes=("https",)))]
+OptionalHttpsUrl = Annotated[
+    str, AfterValidator(lambda v: v and cv.url(v, ("https",), example="example.org/photo.jpg"))
+]
 BaseUrl = Annotated[str, AfterValidator(partial(cv.url, schemes=("https",), extent="base"))]
 ApiHost = Annotated[
     str,
@@ -104,6 +108,18 @@ class _Model(BaseModel):
         return value
 
 
+class Logo(_Model):
+    """An image the mail client fetches: https, because many clients block plain http ones."""
+
+    url: HttpsUrl = Field(description="Address of the logo (https; PNG or JPEG, not SVG).")
+    alt: str = Field(
+        min_length=1, description="Words shown instead when images are off (the alliance's name)."
+    )
+    width: int = Field(
+        ge=16, le=552, description="Width in pixels the logo is shown at (the file may be 2x)."
+    )
+
+
 class Newsletter(_Model):
     name: str = Field(description="Newsletter name shown in the header and subject.")
     organisation: str = Field(description="Who sends it, shown in the footer.")
@@ -131,6 +147,7 @@ class Newsletter(_Model):
     )
     greeting_fallback: str = Field("partner", description="Used when a first name is unknown.")
     accent_color: Colour = Field("#0b4f8a", description="Colour of headings and buttons.")
+    logo: Logo | None = Field(None, description="The alliance's logo at the top of the email.")
 
 
 class Sender(_Model):
@@ -159,6 +176,17 @@ class EditionSettings(_Model):
     closing: Markdown = Field(
         "", description="Closing paragraph before the call to action (Markdown)."
     )
+    image: OptionalHttpsUrl = Field(
+        "", description="Optional picture under the headline (https; 1200 px wide is ample)."
+    )
+    image_alt: str = Field("", description="What the picture shows; required with `image`.")
+
+    @model_validator(mode="after")
+    def _image_has_alt(self) -> EditionSettings:
+        """A picture without words is a blank box with images off and silent to a reader."""
+        if self.image and not self.image_alt.strip():
+            raise ValueError("'image' needs 'image_alt': write what the picture shows")
+        return self
 
 
 class CallToAction(_Model):

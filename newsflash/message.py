@@ -6,11 +6,15 @@ partner gets the same List-Unsubscribe and the same From whichever way the email
 
 from __future__ import annotations
 
+import datetime as dt
 import email.policy
 import email.utils
+import re
+import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass
 from email.message import EmailMessage
+from zoneinfo import ZoneInfo
 
 from newsflash import personalise
 from newsflash.config import Config
@@ -37,6 +41,8 @@ class Message:
     unsubscribe_url: str
     unsubscribe_mailto: str
     fallback_name: str
+    timezone: str = "UTC"
+    list_id: str = ""
     test: bool = False
     public_url: str = ""
     """Where `newsflash serve` answers; set, the unsubscribe link carries a signed token."""
@@ -104,10 +110,34 @@ def message_from(
         unsubscribe_url=m.sender.unsubscribe_url,
         unsubscribe_mailto=m.sender.unsubscribe_mailto,
         fallback_name=m.newsletter.greeting_fallback,
+        timezone=m.newsletter.timezone,
+        list_id=list_id(m.newsletter.name, m.sender.from_email),
         test=test,
         public_url=public_url,
         signer=signer,
     )
+
+
+def list_id(name: str, from_email: str) -> str:
+    """RFC 2919's List-Id, derived from the newsletter's name and the sender's domain, so
+    partners' filters ("skip the inbox for this list") keep working whoever sends an edition
+    and no one has to invent an identifier: `ASA Newsflash <asa-newsflash.example.org>`.
+
+    The phrase is the name folded to ASCII without quotes, brackets or backslashes: the
+    header is unstructured to Python's email package, which would otherwise re-fold an
+    encoded name into a phrase that no longer parses."""
+    ascii_name = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode()
+    phrase = " ".join(re.sub(r'["<>()\\\[\]]+', " ", ascii_name).split()).replace(" ,", ",")
+    label = re.sub(r"[^a-z0-9]+", "-", ascii_name.lower()).strip("-") or "newsflash"
+    domain = from_email.rpartition("@")[2].lower() or "newsflash.local"
+    quoted = f'"{phrase}"' if re.search(r"[,;:@.]", phrase) else phrase
+    return f"{quoted} <{label}.{domain}>" if phrase else f"<{label}.{domain}>"
+
+
+def date_header(timezone: str) -> str:
+    """Now, with the newsletter's own zone offset: `-0000` would tell the client the zone
+    is unknown, and some show it as a warning or sort it oddly."""
+    return email.utils.format_datetime(dt.datetime.now(ZoneInfo(timezone)))
 
 
 def to_mime(
@@ -121,11 +151,13 @@ def to_mime(
     msg["Subject"] = message.subject
     if message.reply_to:
         msg["Reply-To"] = message.reply_to
-    msg["Date"] = email.utils.formatdate(localtime=False)
+    msg["Date"] = date_header(message.timezone)
     domain = message_id_domain or message.from_email.rpartition("@")[2] or "newsflash.local"
     msg["Message-ID"] = email.utils.make_msgid(
         idstring=f"{message.edition_id}.{person.recipient_id}", domain=domain
     )
+    if message.list_id:
+        msg["List-Id"] = message.list_id
     for name, value in message.list_headers(person).items():
         msg[name] = value
     msg["X-Newsflash-Edition"] = message.edition_id
@@ -134,4 +166,6 @@ def to_mime(
     msg.add_alternative(
         personalise.apply(message.html, subs), subtype="html", cte="quoted-printable"
     )
+    for part in msg.iter_parts():  # add_alternative leaves a MIME-Version in the HTML part
+        del part["MIME-Version"]
     return msg

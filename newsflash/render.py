@@ -30,6 +30,7 @@ from newsflash.tokens import unsubscribe_link
 HTML_TEMPLATE = "edition.mjml.j2"
 _DOCTYPE = re.compile(r"^\s*<!doctype html>", re.IGNORECASE)
 _MJML_RESET = re.compile(r'<style type="text/css">(\s*#outlook a\s*\{)')
+_BODY = re.compile(r"(<body[^>]*>)(.*)(</body>)", re.DOTALL)
 TEXT_TEMPLATE = "edition.txt.j2"
 
 
@@ -180,6 +181,9 @@ def to_html(source: str) -> str:
     # MJML's own reset rules (table/td/img/p/body) belong in <head>, as MJML leaves them:
     # inlined onto every cell they made the HTML ~14% larger and premailer ~35% slower.
     raw = _MJML_RESET.sub(r'<style type="text/css" data-premailer="ignore">\1', raw, count=1)
+    # MJML's role="article" wrapper is the email; opened alone (browser, preview) the page
+    # still needs a main landmark around it, or a screen reader user has no way in.
+    raw = _BODY.sub(r'\1<div role="main">\2</div>\3', raw, count=1)
     return str(
         Premailer(
             raw,
@@ -189,5 +193,8 @@ def to_html(source: str) -> str:
             keep_style_tags=False,
             strip_important=False,
             disable_validation=True,
+            # premailer would copy the inlined `width:100%` of an image over MJML's pixel
+            # width attribute; Outlook for Windows sizes images by that attribute alone.
+            disable_basic_attributes=["width", "height"],
         ).transform(pretty_print=False)
     )

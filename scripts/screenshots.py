@@ -2,13 +2,17 @@
 
 Builds the sample edition (2022-02) of this repository in memory, fills the personal fields
 with the sample partner (as build/2022-02/preview.eml does) and photographs the whole email in
-Debian's Chromium at 600 px (desktop) and 375 px (phone):
+Debian's Chromium:
 
-    docs/img/sample-desktop.png
-    docs/img/sample-phone.png
+    docs/img/sample-desktop.png     600 px, light
+    docs/img/sample-phone.png       375 px, light
+    docs/img/sample-dark.png        600 px, prefers-color-scheme: dark
+    docs/img/sample-images-off.png  600 px, every image blocked (as Outlook does by default)
 
-Nothing leaves the machine: every request but the page itself is aborted. The browser is
-/usr/bin/chromium unless NEWSFLASH_CHROMIUM names another (apt-get install -y chromium).
+Nothing leaves the machine: the sample's images (its logo and the edition's picture, published
+under {web_base_url}/img/) are answered from docs/img/ and every other request is aborted.
+The browser is /usr/bin/chromium unless NEWSFLASH_CHROMIUM names another (apt-get install -y
+chromium).
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -35,17 +40,43 @@ ARGS = [
     "--disable-sync",
     "--no-first-run",
 ]
-SHOTS = (("sample-desktop.png", 600), ("sample-phone.png", 375))
+IMAGES = ROOT / "docs" / "img"
+TYPES = {".png": "image/png", ".jpg": "image/jpeg"}
+# (file, width, colour scheme, images shown)
+SHOTS = (
+    ("sample-desktop.png", 600, "light", True),
+    ("sample-phone.png", 375, "light", True),
+    ("sample-dark.png", 600, "dark", True),
+    ("sample-images-off.png", 600, "light", False),
+)
 
 
-def sample_html(config_path: Path, edition: str) -> str:
+def sample_html(config_path: Path, edition: str) -> tuple[str, str]:
+    """The sample partner's email, and where its images are published."""
     config = load_config(config_path)
     build = build_edition(config, edition)
     subs = personalise.substitutions(SAMPLE_PERSON, config.model.newsletter.greeting_fallback)
-    return personalise.apply(build.email.html, subs)
+    images_url = config.model.newsletter.web_base_url.rstrip("/") + "/img/"
+    return personalise.apply(build.email.html, subs), images_url
 
 
-def shoot(html: str, out: Path) -> list[tuple[Path, int]]:
+def router(images_url: str, images: bool) -> Callable[[Any], None]:
+    """Serve the sample's images from docs/img/ when images are on; abort everything else."""
+
+    def route(r: Any) -> None:
+        url = r.request.url
+        local = IMAGES / url.removeprefix(images_url)
+        if url.startswith(("about:", "data:")):
+            r.continue_()
+        elif images and url.startswith(images_url) and local.suffix in TYPES and local.is_file():
+            r.fulfill(path=str(local), content_type=TYPES[local.suffix])
+        else:
+            r.abort()
+
+    return route
+
+
+def shoot(html: str, images_url: str, out: Path) -> list[tuple[Path, int]]:
     if not Path(CHROMIUM).exists():
         sys.exit(f"{CHROMIUM} not found: apt-get install -y chromium, or set NEWSFLASH_CHROMIUM")
     out.mkdir(parents=True, exist_ok=True)
@@ -53,13 +84,13 @@ def shoot(html: str, out: Path) -> list[tuple[Path, int]]:
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
         try:
-            for name, width in SHOTS:
+            for name, width, scheme, images in SHOTS:
                 page = browser.new_page(
                     viewport={"width": width, "height": 800},
                     device_scale_factor=1,
-                    color_scheme="light",
+                    color_scheme=scheme,
                 )
-                page.route("**/*", _local_only)
+                page.route("**/*", router(images_url, images))
                 page.set_content(html, wait_until="load")
                 path = out / name
                 page.screenshot(path=str(path), full_page=True)
@@ -70,20 +101,14 @@ def shoot(html: str, out: Path) -> list[tuple[Path, int]]:
     return written
 
 
-def _local_only(route: Any) -> None:
-    if route.request.url.startswith(("about:", "data:")):
-        route.continue_()
-    else:
-        route.abort()
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--edition", default="2022-02")
     ap.add_argument("--config", type=Path, default=ROOT / "config.toml")
     ap.add_argument("--out", type=Path, default=ROOT / "docs" / "img")
     args = ap.parse_args()
-    for path, width in shoot(sample_html(args.config, args.edition), args.out):
+    html, images_url = sample_html(args.config, args.edition)
+    for path, width in shoot(html, images_url, args.out):
         print(
             f"{path.relative_to(ROOT) if path.is_relative_to(ROOT) else path}: {width} px "
             f"wide, {path.stat().st_size // 1024} KB"

@@ -6,7 +6,11 @@ from typing import Any
 
 
 def local_only(page: Any) -> list[str]:
-    """Abort every request that leaves the machine; return what was blocked."""
+    """Abort every request that leaves the machine; return what was blocked.
+
+    An email's images (the logo, an edition's picture) are remote by design: they are
+    aborted too, so the page shows their alt text as a client with images off does, but not
+    reported; a remote stylesheet, font, script or frame still is."""
     blocked: list[str] = []
 
     def handle(route: Any) -> None:
@@ -14,7 +18,8 @@ def local_only(page: Any) -> list[str]:
         if url.startswith(("http://127.0.0.1", "file:", "data:", "about:")):
             route.continue_()
         else:
-            blocked.append(url)
+            if route.request.resource_type != "image":
+                blocked.append(url)
             route.abort()
 
     page.route("**/*", handle)

@@ -111,17 +111,22 @@ def workspace(tmp_path: Path) -> Path:
     return tmp_path
 
 
-def chromium_or_skip() -> str:
-    """The browser's path; a missing browser skips, except under CI where it must fail."""
-    if Path(CHROMIUM).exists():
-        return CHROMIUM
-    reason = (
-        f"{CHROMIUM} not found: install Debian's chromium (apt-get install -y chromium) "
-        "to run browser tests"
-    )
+def missing_tool(reason: str) -> None:
+    """A checker the machine lacks: skip with the reason, except under CI where it must fail
+    (.ci/run installs every one)."""
     if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
         pytest.fail(reason + " (required under CI=true)")
     pytest.skip(reason)
+
+
+def chromium_or_skip() -> str:
+    """The browser's path; a missing browser skips, except under CI where it must fail."""
+    if not Path(CHROMIUM).exists():
+        missing_tool(
+            f"{CHROMIUM} not found: install Debian's chromium (apt-get install -y chromium) "
+            "to run browser tests"
+        )
+    return CHROMIUM
 
 
 @pytest.fixture(scope="session")
