@@ -22,11 +22,12 @@ from click.testing import CliRunner
 
 from newsflash.cli import main
 from newsflash.config import Config
-from newsflash.errors import BuildError
-from newsflash.pipeline import build_edition, current_edition_id, ledger_path
+from newsflash.errors import BuildError, NotApproved
+from newsflash.pipeline import current_edition_id
 from newsflash.schedule import jobs
 from newsflash.sending.approval import approval_state, approve, diff_manifests
 from newsflash.state.ledger import Ledger
+from newsflash.state.ledgers import build_edition, ledger_path
 
 FAR = {"day": "1st tue", "hour": 9}
 ITEM = "2022-02/wg1-meeting-17-january.md"
@@ -142,6 +143,52 @@ def test_an_unapproved_edition_is_held(config: Config) -> None:
     assert "is not approved" in body(notices(config)[0])
 
 
+def test_send_edition_itself_refuses_an_unapproved_edition_and_writes_nothing(
+    config: Config,
+) -> None:
+    """No caller has to remember the rule: the library's send holds the edition."""
+    from newsflash.sending.send import send_edition
+
+    edition = current_edition_id(config)
+    with pytest.raises(NotApproved) as info:
+        send_edition(config, edition)
+    assert str(info.value).startswith(f"held, nothing sent: edition {edition} is not approved")
+    assert "require_approval = true" in str(info.value)
+    assert info.value.description.startswith(f"edition {edition} is not approved")
+    assert not sent_files(config, edition)
+    assert not ledger_path(config, "outbox").exists()  # nothing frozen, nothing to resume
+
+
+def test_send_edition_refuses_an_edition_changed_since_its_approval_and_names_the_change(
+    config: Config,
+) -> None:
+    from newsflash.sending.send import send_edition
+
+    edition = current_edition_id(config)
+    approve(config, edition, "ana")
+    edit(config, ITEM, "title:", "title: Edited after approval -")
+    with pytest.raises(NotApproved) as info:
+        send_edition(config, edition)
+    assert f"item edited: {ITEM}" in info.value.description
+    assert not sent_files(config, edition)
+    with Ledger(ledger_path(config, "outbox")) as ledger:
+        assert ledger.status(edition).manifest_hash is None  # approval recorded, no send
+
+
+def test_a_dry_run_of_an_unapproved_edition_counts_the_send_and_says_it_would_be_held(
+    config: Config,
+) -> None:
+    from newsflash.sending.send import send_edition
+
+    edition = current_edition_id(config)
+    plan = send_edition(config, edition, dry_run=True)
+    assert plan.to_send == 10 and plan.first_request is not None
+    assert plan.held.startswith(f"held, nothing sent: edition {edition} is not approved")
+    approve(config, edition, "ana")
+    assert send_edition(config, edition, dry_run=True).held == ""
+    assert not sent_files(config, edition)
+
+
 def test_an_approved_unchanged_edition_is_sent(config: Config) -> None:
     edition = current_edition_id(config)
     approve(config, edition, "ana")
@@ -180,13 +227,15 @@ def test_an_approval_given_without_the_sendgrid_key_is_what_the_keyed_service_se
     from fake_sendgrid import DEFAULT_API_KEY, running_server
 
     from newsflash.sending.approval import status_line
-    from newsflash.sending.send import make_transport, send_edition
+    from newsflash.sending.send import send_edition
+    from newsflash.transports.factory import make_transport
 
     edition = current_edition_id(config)
     with running_server() as server:
         monkeypatch.setenv("SENDGRID_API_KEY", DEFAULT_API_KEY)
         monkeypatch.setenv("NEWSFLASH_SENDGRID_HOST", server.url)
         # Last month really went out through SendGrid and carried every unpinned item.
+        approve(config, _previous_month(edition), "ana")
         last = send_edition(config, _previous_month(edition), transport=make_transport(config))
         assert last.complete and last.transport == "sendgrid"
         (config.submissions_dir / "fresh.md").write_text(
@@ -224,18 +273,21 @@ def test_editor_swap_and_backup_files_in_templates_do_not_void_the_approval(
 
 
 def test_a_held_edition_that_was_partly_sent_says_how_many_got_it(config: Config) -> None:
-    from newsflash.sending.send import make_transport, send_edition
+    from newsflash.sending.send import send_edition
+    from newsflash.transports.factory import make_transport
 
     edition = current_edition_id(config)
 
     def stop_after_the_first_batch(done: int, total: int) -> None:
         raise jobs.SendStopped(f"stopped after {done} of {total}")
 
-    config = set_schedule(config.root, jobs={"send": FAR}, require_approval=True, batch_size=2)
+    # Partly sent while approval was not required (the send itself enforces it when it is).
+    config = set_schedule(config.root, jobs={"send": FAR}, require_approval=False, batch_size=2)
     with pytest.raises(jobs.SendStopped):
         send_edition(
             config, edition, transport=make_transport(config), progress=stop_after_the_first_batch
         )
+    config = set_schedule(config.root, jobs={"send": FAR}, require_approval=True, batch_size=2)
     outcome = jobs.run_send(str(config.path))  # never approved: held
     assert outcome.startswith(f"held edition {edition}")
     (notice,) = notices(config)

@@ -20,7 +20,7 @@ from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
-from newsflash.errors import LedgerError
+from newsflash.errors import LedgerError, SendInProgress
 from newsflash.state.ledger import Ledger, LedgerRecipient
 
 REPO = Path(__file__).resolve().parents[1]
@@ -477,7 +477,7 @@ def test_reset_refused_once_someone_may_have_it(ledger: Ledger, outcome: str) ->
 def test_reset_refused_while_another_process_sends(
     ledger: Ledger, lock_holder: subprocess.Popen[str]
 ) -> None:
-    with pytest.raises(LedgerError, match="another send"):
+    with pytest.raises(SendInProgress, match="another send"):
         ledger.reset(ED)
 
 

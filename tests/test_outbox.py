@@ -9,13 +9,15 @@ from pathlib import Path
 
 from click.testing import CliRunner
 
-from newsflash import pipeline
 from newsflash.cli import main
-from newsflash.config import load_config
+from newsflash.config import Config, load_config
 from newsflash.message import message_from
 from newsflash.personalise import Person
-from newsflash.sending.send import make_transport, send_edition, send_test
+from newsflash.sending.approval import approve
+from newsflash.sending.send import send_edition, send_test
+from newsflash.state import ledgers
 from newsflash.subscribers import recipient_id
+from newsflash.transports.factory import make_transport
 from newsflash.transports.outbox import OutboxTransport
 
 ED = "2022-02"
@@ -43,10 +45,17 @@ def parts(msg: EmailMessage) -> list[tuple[str, str]]:
     return [(p.get_content_type(), p.get_content()) for p in msg.iter_parts()]  # type: ignore[attr-defined]
 
 
+def approved(workspace: Path) -> Config:
+    """The sample config requires approval, and the send itself enforces it: approve first."""
+    config = load_config(workspace / "config.toml")
+    approve(config, ED, "tester")
+    return config
+
+
 def test_without_a_key_the_edition_goes_to_the_outbox_one_eml_per_audience_member(
     workspace: Path,
 ) -> None:
-    config = load_config(workspace / "config.toml")
+    config = approved(workspace)
     report = send_edition(config, ED)
     assert report.transport == "outbox" and report.complete and report.accepted_now == 10
     files = sorted((workspace / "outbox" / ED).glob("*.eml"))
@@ -56,16 +65,16 @@ def test_without_a_key_the_edition_goes_to_the_outbox_one_eml_per_audience_membe
     for f in files:
         to = parse(f)["To"].addresses[0].addr_spec
         assert f.name == f"{recipient_id(to)}-{to}.eml"
-    assert pipeline.ledger_path(config, "outbox").exists()
-    assert not pipeline.ledger_path(config, "sendgrid").exists()
+    assert ledgers.ledger_path(config, "outbox").exists()
+    assert not ledgers.ledger_path(config, "sendgrid").exists()
     assert not list((workspace / "outbox").rglob(".*.tmp"))  # written atomically
 
 
 def test_each_eml_has_both_parts_in_order_the_headers_and_its_personalisation(
     workspace: Path,
 ) -> None:
-    config = load_config(workspace / "config.toml")
-    build = pipeline.build_edition(config, ED)
+    config = approved(workspace)
+    build = ledgers.build_edition(config, ED)
     send_edition(config, ED, build=build)
     message_ids = set()
     for address, first_name in AUDIENCE.items():
@@ -93,7 +102,7 @@ def test_each_eml_has_both_parts_in_order_the_headers_and_its_personalisation(
 
 
 def test_a_rerun_of_the_outbox_writes_nothing_new(workspace: Path) -> None:
-    config = load_config(workspace / "config.toml")
+    config = approved(workspace)
     send_edition(config, ED)
     folder = workspace / "outbox" / ED
     stamps = {f: f.stat().st_mtime_ns for f in folder.iterdir()}
@@ -110,7 +119,7 @@ def test_a_test_copy_goes_to_outbox_tests_and_counts_for_no_one(workspace: Path)
     assert msg["Subject"].startswith("[TEST] ")
     assert "Dear partner," in parts(msg)[0][1]  # not on the list: the fallback greeting
     assert not (workspace / "outbox" / ED).exists()
-    assert not pipeline.ledger_path(config, "outbox").exists()
+    assert not ledgers.ledger_path(config, "outbox").exists()
 
 
 def test_a_notice_is_written_to_outbox_notices(tmp_path: Path) -> None:
@@ -124,7 +133,7 @@ def test_a_notice_is_written_to_outbox_notices(tmp_path: Path) -> None:
 
 def test_outbox_file_names_are_safe_for_odd_addresses(workspace: Path, tmp_path: Path) -> None:
     config = load_config(workspace / "config.toml")
-    message = message_from(config, pipeline.build_edition(config, ED).email)
+    message = message_from(config, ledgers.build_edition(config, ED).email)
     t = OutboxTransport(tmp_path)
     odd = Person("abc", "o'brien/../x@example.org", "Seán")
     assert t.send([odd], message).outcome == "accepted"

@@ -47,7 +47,7 @@ from click.testing import CliRunner
 from newsflash.cli import main
 from newsflash.config import Config, Job
 from newsflash.errors import NewsflashError
-from newsflash.pipeline import current_edition_id, ledger_path
+from newsflash.pipeline import current_edition_id
 from newsflash.schedule import jobs
 from newsflash.schedule.scheduler import (
     WallClockCronTrigger,
@@ -57,6 +57,7 @@ from newsflash.schedule.scheduler import (
     stored_jobs,
 )
 from newsflash.state.ledger import Ledger
+from newsflash.state.ledgers import ledger_path
 
 FAR = {"day": "1st tue", "hour": 9}  # the real monthly send: due, or just past, at some instants
 # A send that is never due while a test runs, whatever the real clock says: for a process the

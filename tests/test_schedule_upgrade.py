@@ -16,10 +16,10 @@ from pathlib import Path
 import pytest
 from calendar_helpers import running, sent_files, set_schedule, wait_for
 
-from newsflash.pipeline import ledger_path
 from newsflash.schedule.scheduler import store_path, stored_jobs
 from newsflash.schedule.upgrade import upgrade_job_store
 from newsflash.state.ledger import Ledger
+from newsflash.state.ledgers import ledger_path
 
 OLD_STORE = (
     Path(__file__).parent

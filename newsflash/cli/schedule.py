@@ -44,8 +44,8 @@ def approve(state: State, edition: str, by: str) -> None:
     manifest in state/approvals/. If anything changes afterwards, the scheduled send holds the
     edition and tells the reviewers what changed; approve again to accept the change.
     """
-    from newsflash.pipeline import build_edition
     from newsflash.sending.approval import approve as approve_edition
+    from newsflash.state.ledgers import build_edition
 
     config = state.config
     build = build_edition(config, edition)  # the publication ledger, as the send builds it

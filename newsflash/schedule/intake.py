@@ -223,7 +223,7 @@ class Intake:
     def start(self) -> None:
         self.root.mkdir(parents=True, exist_ok=True)
         if self._notify is None:
-            from newsflash.sending.send import make_transport
+            from newsflash.transports.factory import make_transport
 
             self._notify = make_transport(self.config).send_notice
         observer = Observer()

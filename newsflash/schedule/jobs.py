@@ -17,9 +17,10 @@ from pathlib import Path
 
 from newsflash.config import Config, load_config
 from newsflash.edition import MONTHS, edition_number, month_label
-from newsflash.errors import LedgerError, NewsflashError
-from newsflash.pipeline import Build, build_edition, current_edition_id, ledger_path
+from newsflash.errors import NewsflashError, NotApproved, SendInProgress
+from newsflash.pipeline import Build, current_edition_id
 from newsflash.state.ledger import EditionStatus
+from newsflash.state.ledgers import build_edition, open_existing
 from newsflash.transports.base import Transport
 
 __all__ = [
@@ -56,7 +57,7 @@ def _load(config_path: str) -> tuple[Config, dt.datetime]:
 
 
 def _transport(config: Config) -> Transport:
-    from newsflash.sending.send import make_transport
+    from newsflash.transports.factory import make_transport
 
     return make_transport(config)
 
@@ -276,12 +277,10 @@ def _mark_started(config: Config, edition_id: str, due: dt.datetime) -> None:
 
 
 def _ledger_status(config: Config, edition_id: str, ledger_name: str) -> EditionStatus | None:
-    from newsflash.state.ledger import Ledger
-
-    path = ledger_path(config, ledger_name)
-    if not path.exists():
+    ledger = open_existing(config, ledger_name)
+    if ledger is None:
         return None
-    with Ledger(path) as ledger:
+    with ledger:
         return ledger.status(edition_id)
 
 
@@ -302,7 +301,7 @@ def _sent_so_far(config: Config, edition_id: str, ledger_name: str) -> str:
 
 
 def _default_ledger(config: Config) -> str:
-    from newsflash.sending.send import default_ledger_name
+    from newsflash.state.ledgers import default_ledger_name
 
     return default_ledger_name(config)
 
@@ -364,8 +363,7 @@ def run_send(config_path: str, edition_id: str | None = None) -> str:
     """Send the edition of the month the send was due in (in the newsletter's zone), approved
     and unchanged. `edition_id` is given when an interrupted send resumes."""
     from newsflash.schedule.scheduler import last_send_time
-    from newsflash.sending.approval import approval_state
-    from newsflash.sending.send import ledger_name_for, send_edition
+    from newsflash.sending.send import send_edition
 
     config, now = _load(config_path)
     if edition_id is None:
@@ -379,7 +377,7 @@ def run_send(config_path: str, edition_id: str | None = None) -> str:
     if STOP.is_set():
         return _stopping(config, edition_id, due)
     transport = _transport(config)
-    lname = ledger_name_for(transport)
+    lname = transport.ledger_name
     if edition_complete(config, edition_id, lname):
         clear_interrupted_send(config)
         return f"edition {edition_id} was already sent to everyone ({lname}); nothing to do"
@@ -396,10 +394,6 @@ def run_send(config_path: str, edition_id: str | None = None) -> str:
             return _hold(
                 config, edition_id, f"Edition {edition_id} has no items.", transport, lname
             )
-        if config.model.schedule.require_approval:
-            state = approval_state(config, edition_id, build)
-            if not state.approved:
-                return _hold(config, edition_id, state.describe(), transport, lname)
         if STOP.is_set():
             return _stopping(config, edition_id, due)
         _mark_started(config, edition_id, due)
@@ -412,12 +406,10 @@ def run_send(config_path: str, edition_id: str | None = None) -> str:
             "again (within the grace period), or by hand with "
             f"`newsflash send {edition_id}`"
         )
-    except LedgerError as e:
-        if "another send" in str(e):
-            return f"another process is sending edition {edition_id}; this run sends nothing"
-        clear_interrupted_send(config)
-        _failed(config, edition_id, e, transport)
-        raise
+    except NotApproved as e:  # send_edition holds what the reviewers did not approve
+        return _hold(config, edition_id, e.description, transport, lname)
+    except SendInProgress:
+        return f"another process is sending edition {edition_id}; this run sends nothing"
     except Exception as e:
         clear_interrupted_send(config)
         _failed(config, edition_id, e, transport)

@@ -460,7 +460,7 @@ def _resume_interrupted_send(scheduler: BackgroundScheduler, config: Config) -> 
     if marker is None:
         return
     edition_id, due = marker
-    from newsflash.sending.send import default_ledger_name
+    from newsflash.state.ledgers import default_ledger_name
 
     if jobs.edition_complete(config, edition_id, default_ledger_name(config)):
         jobs.clear_interrupted_send(config)

@@ -47,6 +47,7 @@ from newsflash.config import Config, load_config
 from newsflash.edition import parse_edition_id
 from newsflash.errors import NewsflashError
 from newsflash.render import Renderer
+from newsflash.state import ledgers
 
 PAGE_TEMPLATE = "preview_page.html.j2"
 DEBOUNCE = 0.15  # seconds of quiet after the last change before rebuilding
@@ -143,7 +144,7 @@ class Previewer:
                 config = load_config(self.config_path)
                 self._config = config
                 edition_id = self.edition_id or pipeline.current_edition_id(config)
-                build = pipeline.build_edition(config, edition_id, self._renderer_for(config))
+                build = ledgers.build_edition(config, edition_id, self._renderer_for(config))
             except NewsflashError as e:
                 error = str(e)
             except Exception as e:  # a preview shows every failure and keeps serving
