@@ -1,8 +1,9 @@
 """SendGrid v3 Mail Send through the official library: one request per batch of up to 1000.
 
 The transport joins two parts: sendgrid_payload builds each request's JSON (pure), and
-sendgrid_delivery posts it and says what the answer means (accepted, refused, uncertain), which
-is what the ledger records. Here: the batch a send hands over, the payload built ahead of time
+sendgrid_delivery posts it (through sendgrid_client, the library wired to never follow a
+redirect) and says what the answer means (accepted, refused, uncertain), which is what the
+ledger records. Here: the batch a send hands over, the payload built ahead of time
 while the previous request waits for its answer, and the configuration from config.toml.
 """
 
@@ -18,15 +19,8 @@ from newsflash.message import Message
 from newsflash.personalise import Person
 from newsflash.state.ledgers import ledger_name
 from newsflash.transports.base import BatchResult
-from newsflash.transports.sendgrid_delivery import (
-    KEY_HELP,
-    Delivery,
-    Policy,
-    Retryable,
-    Uncertain,
-    check_api_key,
-    check_host,
-)
+from newsflash.transports.sendgrid_client import KEY_HELP, check_api_key, check_host
+from newsflash.transports.sendgrid_delivery import Delivery, Policy, Retryable, Uncertain
 from newsflash.transports.sendgrid_payload import JSON, MAX_PER_REQUEST, Payloads
 
 __all__ = [

@@ -29,14 +29,13 @@ Every TransportError raised here therefore means "this request was not accepted"
 lets the caller record the batch as failed and retry it on the next run.
 
 The API key is never printed or logged: it is kept out of reprs and error messages, and the
-library's debug log (which would print the Authorization header) is silenced.
+library's debug log (which would print the Authorization header) is silenced (sendgrid_client).
 """
 
 from __future__ import annotations
 
 import http.client
 import json
-import logging
 import math
 import re
 import time
@@ -47,37 +46,24 @@ from dataclasses import dataclass
 from typing import Any, NoReturn
 
 import tenacity
-from python_http_client import Client as HTTPClient
 from python_http_client import exceptions as http_errors
-from sendgrid import SendGridAPIClient
 
-from newsflash.errors import NewsflashError, TransportError
+from newsflash.errors import TransportError
 from newsflash.personalise import Person
+from newsflash.transports.sendgrid_client import KEY_HELP, check_host, make_client
 from newsflash.transports.sendgrid_payload import JSON
 
 __all__ = [
-    "KEY_HELP",
     "MAIL_SEND",
     "Answer",
     "Delivery",
     "Policy",
     "Retryable",
     "Uncertain",
-    "check_api_key",
-    "check_host",
 ]
 
-README_KEY_HELP = "README.md, 'Sending for real'"
-KEY_HELP = (
-    "set SENDGRID_API_KEY in the environment to an API key with the 'Mail Send' permission "
-    f"(SendGrid: Settings > API Keys; see {README_KEY_HELP})"
-)
 MAIL_SEND = "POST /v3/mail/send"
-_PRINTABLE_KEY = re.compile(r"[!-~]+")
 _UNPRINTABLE = re.compile(r"[^ -~]")
-
-# python-http-client logs every request's headers (the Authorization header included) at DEBUG.
-logging.getLogger("python_http_client").setLevel(logging.WARNING)
 
 
 class Retryable(Exception):
@@ -102,68 +88,11 @@ class Uncertain(Exception):
         self.reason = reason
 
 
-class _RefuseRedirects(urllib.request.HTTPRedirectHandler):
-    """Turns every redirect into the HTTPError it is, instead of a new request elsewhere."""
-
-    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
-        return None
-
-
-class _NoRedirectClient(HTTPClient):  # type: ignore[misc]
-    """python-http-client's Client, whose requests never follow a redirect.
-
-    The library builds a fresh default opener (redirects followed) for every request and a
-    fresh `Client` for every path segment, so both seams are overridden: `_make_request` is
-    the one the library documents as its hook, `_build_client` keeps the segments ours.
-    """
-
-    def _build_client(self, name: str | None = None) -> _NoRedirectClient:
-        url_path = [*self._url_path, name] if name else self._url_path
-        return _NoRedirectClient(
-            host=self.host,
-            version=self._version,
-            request_headers=self.request_headers,
-            url_path=url_path,
-            append_slash=self.append_slash,
-            timeout=self.timeout,
-        )
-
-    def _make_request(
-        self, opener: object, request: urllib.request.Request, timeout: float | None = None
-    ) -> Any:
-        # Built per request as the library does, so proxy settings are read as it reads them.
-        opener = urllib.request.build_opener(_RefuseRedirects)
-        return super()._make_request(opener, request, timeout)
-
-
 @dataclass(frozen=True)
 class Answer:
     status: int
     message_id: str | None
     requests: int
-
-
-def check_api_key(key: str) -> str:
-    """The key as it must go into a header; the error never repeats it."""
-    key = key.strip()
-    if not key:
-        raise NewsflashError(f"SENDGRID_API_KEY is empty: {KEY_HELP}.")
-    if not _PRINTABLE_KEY.fullmatch(key):
-        raise NewsflashError(
-            "SENDGRID_API_KEY contains spaces, line breaks or non-ASCII characters, so it "
-            f"cannot be a SendGrid key; copy it again. ({KEY_HELP}.)"
-        )
-    return key
-
-
-def check_host(host: str, where: str) -> str:
-    host = host.strip().rstrip("/")
-    if not re.fullmatch(r"https?://[^\s/]+", host):
-        raise NewsflashError(
-            f"{where} = {host!r} is not an API host; write e.g. https://api.sendgrid.com "
-            "(or https://api.eu.sendgrid.com for EU data residency), without a path."
-        )
-    return host
 
 
 @dataclass(frozen=True)
@@ -198,13 +127,7 @@ class Delivery:
         self._sleep = sleep
         self._clock = clock
         self._batch: Sequence[Person] = ()
-        self._client = SendGridAPIClient(api_key=check_api_key(api_key), host=self.host)
-        self._client.client = _NoRedirectClient(
-            host=self.host,
-            request_headers=self._client.client.request_headers,
-            version=3,
-            timeout=policy.timeout,  # the library waits forever by default
-        )
+        self._client = make_client(api_key, self.host, policy.timeout)
 
     def __repr__(self) -> str:  # the default repr would be harmless, but say so explicitly
         return f"Delivery(host={self.host!r}, api_key=<redacted>)"
