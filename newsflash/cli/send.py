@@ -1,14 +1,16 @@
 """`newsflash send` and `status`: the send to partners and where each one stands.
 
 Thin on purpose: each command parses, asks the library (sending/plan.py through the dry run,
-sending/send.py, sending/report.py) and prints; no ledger is opened here.
+sending/send.py, sending/report.py) and prints; no ledger is opened here. `newsflash --help`
+and every other command import this module, so the library (which loads the renderer and
+SendGrid, about half a second) is imported only where a command uses it: `# deferred:`.
 """
 
 from __future__ import annotations
 
 import json
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 from rich.markup import escape
@@ -17,14 +19,13 @@ from rich.table import Table
 
 from newsflash.cli.common import State, console, err_console, handled, pass_state, print_problems
 from newsflash.config import Config
-from newsflash.pipeline import Build
-from newsflash.sending.report import EditionReport, LedgerView, SendReport, status_lines
-from newsflash.sending.report import edition_status as edition_report
-from newsflash.sending.send import send_edition, send_test
 from newsflash.signals import sigterm_as_interrupt
-from newsflash.state.ledgers import build_edition
-from newsflash.transports.base import Transport
-from newsflash.transports.factory import make_transport
+
+if TYPE_CHECKING:  # types only; the modules load when a command runs (see above)
+    from newsflash.pipeline import Build
+    from newsflash.sending.report import EditionReport, LedgerView, SendReport
+    from newsflash.state.ledger import EditionStatus
+    from newsflash.transports.base import Transport
 
 
 def _shorten(value: Any, limit: int = 240) -> Any:
@@ -84,8 +85,7 @@ def _print_summary(report: SendReport) -> None:
     if report.stopped:
         console.print(f"[red]stopped:[/] {escape(report.stopped)}", soft_wrap=True)
     if report.status is not None:
-        for line in status_lines(report.status):
-            console.print(escape(line), soft_wrap=True)
+        _print_status_lines(report.status)
 
 
 @click.command()
@@ -131,6 +131,10 @@ def send(
     status`); --resend-uncertain resends them. Asks for confirmation only on a terminal.
     Exit 1 if anything failed, stopped or is uncertain.
     """
+    from newsflash.sending.send import send_edition  # deferred: start-up time
+    from newsflash.state.ledgers import build_edition  # deferred: start-up time
+    from newsflash.transports.factory import make_transport  # deferred: start-up time
+
     config = state.config
     tp = make_transport(config, transport, dry_run=dry_run)
     result = build_edition(config, edition, ledger_name=tp.ledger_name)
@@ -138,12 +142,7 @@ def send(
     if to:
         if dry_run:
             raise click.UsageError("--to sends a test copy; leave out --dry-run")
-        report = send_test(config, edition, to, tp, build=result)
-        console.print(
-            f"[green]test copy sent[/] to {escape(to)} through {report.transport} "
-            "(subject starts with \\[TEST]; the ledger does not count it).",
-            soft_wrap=True,
-        )
+        _send_test_copy(config, edition, to, tp, result)
         return
     plan = send_edition(
         config, edition, transport=tp, dry_run=True, build=result, resend_uncertain=resend_uncertain
@@ -169,11 +168,21 @@ def send(
         sys.exit(1)
 
 
+def _send_test_copy(config: Config, edition: str, to: str, tp: Transport, build: Build) -> None:
+    from newsflash.sending.send import send_test  # deferred: start-up time
+
+    report = send_test(config, edition, to, tp, build=build)
+    console.print(
+        f"[green]test copy sent[/] to {escape(to)} through {report.transport} "
+        "(subject starts with \\[TEST]; the ledger does not count it).",
+        soft_wrap=True,
+    )
+
+
 def _nothing_to_send(plan: SendReport) -> None:
     console.print("Nothing to send now.")
     if plan.status is not None:
-        for line in status_lines(plan.status):
-            console.print(escape(line), soft_wrap=True)
+        _print_status_lines(plan.status)
     if plan.uncertain:
         sys.exit(1)
 
@@ -187,6 +196,8 @@ def _send_with_progress(
     build: Build,
 ) -> SendReport:
     """The send under a progress bar; SIGTERM stops it as Ctrl-C does (exit 130)."""
+    from newsflash.sending.send import send_edition  # deferred: start-up time
+
     try:
         with (
             sigterm_as_interrupt(),
@@ -234,7 +245,9 @@ def status(state: State, edition: str, ledger_name: str | None, show_all: bool) 
 
     Ends with what to do next (resume, resend uncertain ones, or nothing).
     """
-    report = edition_report(state.config, edition, ledger_name)
+    from newsflash.sending.report import edition_status  # deferred: start-up time
+
+    report = edition_status(state.config, edition, ledger_name)
     for view in report.ledgers:
         _print_ledger(view, edition, show_all)
     console.print(f"[bold]approval[/] {escape(report.approval_line)}", soft_wrap=True)
@@ -280,7 +293,13 @@ def _print_ledger(view: LedgerView, edition: str, show_all: bool) -> None:
         ("failed", list(st.failed_recipients)),
     ):
         _print_recipients(title, rows, limit)
-    for line in status_lines(st):
+    _print_status_lines(st)
+
+
+def _print_status_lines(status: EditionStatus) -> None:
+    from newsflash.sending.report import status_lines  # deferred: start-up time
+
+    for line in status_lines(status):
         console.print(escape(line), soft_wrap=True)
 
 
