@@ -19,6 +19,11 @@ from newsflash.state.sqlite import WalDatabase
 __all__ = ["SCHEMA", "SCHEMA_VERSION", "LedgerDb"]
 
 SCHEMA_VERSION = 1
+# Never "start again": a fresh ledger knows nobody was sent, and the next send mails them all.
+_IF_DAMAGED = (
+    "restore it from a backup before sending; do not delete it or start a new one, or the "
+    "next send mails again every partner who already has an edition"
+)
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS sends (
@@ -76,7 +81,14 @@ class LedgerDb:
     """
 
     def __init__(self, path: Path) -> None:
-        self._db = WalDatabase(path, SCHEMA, SCHEMA_VERSION, foreign_keys=True, error=LedgerError)
+        self._db = WalDatabase(
+            path,
+            SCHEMA,
+            SCHEMA_VERSION,
+            foreign_keys=True,
+            error=LedgerError,
+            if_damaged=_IF_DAMAGED,
+        )
         self.path = self._db.path
         self._lock_dir = self.path.parent / "locks"
         self._locks: dict[str, int] = {}

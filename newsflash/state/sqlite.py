@@ -61,8 +61,10 @@ class WalDatabase:
         *,
         foreign_keys: bool = False,
         error: type[NewsflashError] = StateError,
+        if_damaged: str = "move it aside and start again, or restore it from a backup",
     ) -> None:
         self.path = Path(path)
+        self._if_damaged = if_damaged
         self._schema = schema
         self._version = version
         self._foreign_keys = foreign_keys
@@ -104,8 +106,7 @@ class WalDatabase:
                     f"({e}); wait for it to finish and run this again"
                 ) from e
             raise self._error(
-                f"{self.path}: cannot open it as a SQLite database ({e}); move it aside and "
-                "start again, or restore it from a backup"
+                f"{self.path}: cannot open it as a SQLite database ({e}); {self._if_damaged}"
             ) from e
         except BaseException:
             conn.close()
