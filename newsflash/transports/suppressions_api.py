@@ -32,7 +32,7 @@ from sendgrid import SendGridAPIClient
 
 from newsflash.config import Config
 from newsflash.errors import TransportError
-from newsflash.transports.sendgrid import _NoRedirectClient, check_api_key, check_host
+from newsflash.transports.sendgrid_client import _NoRedirectClient, check_api_key, check_host
 
 __all__ = [
     "LISTS",
