@@ -18,7 +18,17 @@ from sendgrid import SendGridAPIClient
 
 from newsflash.errors import NewsflashError
 
-__all__ = ["KEY_HELP", "check_api_key", "check_host", "make_client"]
+__all__ = [
+    "KEY_HELP",
+    "MAX_ANSWER_BYTES",
+    "AnswerTooLarge",
+    "capped_client",
+    "check_api_key",
+    "check_host",
+    "make_client",
+]
+
+MAX_ANSWER_BYTES = 8_000_000  # a page of 500 suppressions is ~150 KB; far more is not SendGrid
 
 README_KEY_HELP = "README.md, 'Sending for real'"
 KEY_HELP = (
@@ -67,6 +77,45 @@ class _NoRedirectClient(HTTPClient):  # type: ignore[misc]
         return super()._make_request(opener, request, timeout)
 
 
+class AnswerTooLarge(Exception):
+    """A successful answer longer than the client's cap: not SendGrid, and never read whole."""
+
+
+class _CappedAnswer:
+    """The urllib response as python-http-client reads it, refusing more than `cap` bytes."""
+
+    def __init__(self, response: Any, cap: int) -> None:
+        self._response = response
+        self._cap = cap
+
+    def getcode(self) -> int:
+        return int(self._response.getcode())
+
+    def info(self) -> Any:
+        return self._response.info()
+
+    def read(self) -> bytes:
+        try:
+            data: bytes = self._response.read(self._cap + 1)
+        finally:
+            self._response.close()
+        if len(data) > self._cap:
+            raise AnswerTooLarge
+        return data
+
+
+class _CappedClient(_NoRedirectClient):
+    """The no-redirect client, whose successful answers are read at most `cap` long: a wrong
+    host streaming forever must not fill the memory."""
+
+    cap = MAX_ANSWER_BYTES
+
+    def _make_request(
+        self, opener: object, request: urllib.request.Request, timeout: float | None = None
+    ) -> Any:
+        return _CappedAnswer(super()._make_request(opener, request, timeout), self.cap)
+
+
 def check_api_key(key: str) -> str:
     """The key as it must go into a header; the error never repeats it."""
     key = key.strip()
@@ -100,3 +149,15 @@ def make_client(api_key: str, host: str, timeout: float) -> SendGridAPIClient:
         timeout=timeout,
     )
     return client
+
+
+def capped_client(api_key: str, host: str, timeout: float) -> HTTPClient:
+    """A bare client for `host` (paths by attribute, as the library's), with a checked key, no
+    redirects, a timeout and answers capped at MAX_ANSWER_BYTES (AnswerTooLarge)."""
+    library = SendGridAPIClient(api_key=check_api_key(api_key), host=host)
+    return _CappedClient(
+        host=host,
+        request_headers=library.client.request_headers,
+        version=3,
+        timeout=timeout,
+    )

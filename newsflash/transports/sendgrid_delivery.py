@@ -46,11 +46,21 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, NoReturn
 
-import tenacity
 from python_http_client import exceptions as http_errors
 
 from newsflash.errors import TransportError
 from newsflash.personalise import Person
+from newsflash.transports.retries import (
+    Policy,
+    RateLimited,
+    Retryable,
+    as_float,
+    phrase,
+    printable,
+    reason_text,
+    text_of,
+    with_retries,
+)
 from newsflash.transports.sendgrid_client import KEY_HELP, check_host, make_client
 from newsflash.transports.sendgrid_payload import JSON
 
@@ -64,21 +74,6 @@ __all__ = [
 ]
 
 MAIL_SEND = "POST /v3/mail/send"
-_UNPRINTABLE = re.compile(r"[^ -~]")
-
-
-class Retryable(Exception):
-    """SendGrid did not take the request (5xx, or the request never fully left)."""
-
-    def __init__(self, reason: str) -> None:
-        super().__init__(reason)
-        self.reason = reason
-
-
-class _RateLimited(Exception):
-    def __init__(self, reset_at: float | None) -> None:
-        super().__init__("429 Too Many Requests")
-        self.reset_at = reset_at
 
 
 class Uncertain(Exception):
@@ -94,17 +89,6 @@ class Answer:
     status: int
     message_id: str | None
     requests: int
-
-
-@dataclass(frozen=True)
-class Policy:
-    """How long to wait for an answer, and how often and how long to try again."""
-
-    timeout: float = 30.0
-    retries: int = 4
-    max_rate_limit_wait: float = 120.0
-    backoff: float = 1.0
-    backoff_max: float = 30.0
 
 
 class Delivery:
@@ -134,46 +118,28 @@ class Delivery:
         return f"Delivery(host={self.host!r}, api_key=<redacted>)"
 
     def deliver(self, payload: JSON, batch: Sequence[Person] = ()) -> Answer:
-        """Post until accepted; 429s wait, 5xx/refused connections back off and retry.
-
-        `batch` only names partners in a 400's errors."""
+        """Post until accepted; 429s wait, 5xx/refused connections back off and retry
+        (transports/retries.py). `batch` only names partners in a 400's errors."""
         self.attempts = 0
         self._batch = batch
-        waited = 0.0
-        while True:
-            try:
-                status, message_id = self._post_with_retries(payload)
-            except _RateLimited as e:
-                delay = 1.0 if e.reset_at is None else max(1.0, e.reset_at - self._clock())
-                self._refuse_long_wait(waited, delay)
-                self._sleep(delay)
-                waited += delay
-                continue
-            return Answer(status, message_id, self.attempts)
-
-    def _refuse_long_wait(self, waited: float, delay: float) -> None:
-        limit = self.policy.max_rate_limit_wait
-        if waited + delay > limit:
-            raise TransportError(
-                f"SendGrid's rate limit (429) would need a wait of {math.ceil(delay)} s "
-                f"more (after {waited:.0f} s), beyond [sendgrid] max_rate_limit_wait "
-                f"= {limit:g} s; this batch was not sent. Run the "
-                "same send again later: it resumes where it stopped.",
-                status=429,
-            ) from None
-
-    def _post_with_retries(self, payload: JSON) -> tuple[int, str | None]:
-        retrying = tenacity.Retrying(
-            retry=tenacity.retry_if_exception_type(Retryable),
-            stop=tenacity.stop_after_attempt(self.policy.retries + 1),
-            wait=tenacity.wait_random_exponential(
-                multiplier=self.policy.backoff, max=self.policy.backoff_max
-            ),
+        status, message_id = with_retries(
+            lambda: self._post_once(payload),
+            self.policy,
             sleep=self._sleep,
-            reraise=True,
+            clock=self._clock,
+            too_long=self._too_long,
         )
-        result: tuple[int, str | None] = retrying(self._post_once, payload)
-        return result
+        return Answer(status, message_id, self.attempts)
+
+    def _too_long(self, waited: float, delay: float) -> TransportError:
+        limit = self.policy.max_rate_limit_wait
+        return TransportError(
+            f"SendGrid's rate limit (429) would need a wait of {math.ceil(delay)} s "
+            f"more (after {waited:.0f} s), beyond [sendgrid] max_rate_limit_wait "
+            f"= {limit:g} s; this batch was not sent. Run the "
+            "same send again later: it resumes where it stopped.",
+            status=429,
+        )
 
     def _post_once(self, payload: JSON) -> tuple[int, str | None]:
         self.attempts += 1
@@ -196,7 +162,7 @@ class Delivery:
         except urllib.error.URLError as e:
             # urllib wraps only errors raised while connecting or writing the request, so the
             # request never fully left and SendGrid cannot have accepted it.
-            raise Retryable(f"could not reach {self.host} ({_reason(e.reason)})") from None
+            raise Retryable(f"could not reach {self.host} ({reason_text(e.reason)})") from None
         except TimeoutError:
             raise Uncertain(
                 f"no answer from SendGrid within {self.policy.timeout:g} s after the request "
@@ -227,10 +193,10 @@ class Delivery:
     def _not_mail_send(self, status: int, headers: Any, body: str = "") -> TransportError:
         """The error for an answer that SendGrid's Mail Send never gives: the host is wrong."""
         location = headers.get("Location") if headers is not None else None
-        where = f" (redirecting to {_printable(str(location))})" if location else ""
+        where = f" (redirecting to {printable(str(location))})" if location else ""
         expected = "200 OK in sandbox mode" if self.sandbox else "202 Accepted"
         return TransportError(
-            f"{self.host} answered {status} {_phrase(status)}{where}, where SendGrid's Mail "
+            f"{self.host} answered {status} {phrase(status)}{where}, where SendGrid's Mail "
             f"Send answers {expected}: nothing was handed to SendGrid, so this batch is "
             "recorded as not sent. Check [sendgrid] host in config.toml or "
             f"NEWSFLASH_SENDGRID_HOST (now {self.host}): SendGrid's API is "
@@ -243,19 +209,19 @@ class Delivery:
     def _refused(self, e: http_errors.HTTPError) -> NoReturn:
         """Raise what SendGrid's error answer means for this batch."""
         status = int(e.status_code)
-        body = _text(e.body)
+        body = text_of(e.body)
         headers = e.headers
         if status < 200:
             raise Uncertain(
-                f"{self.host} answered {status} {_phrase(status)}, an interim answer: the final "
+                f"{self.host} answered {status} {phrase(status)}, an interim answer: the final "
                 "one (perhaps 202 Accepted) could not be read"
             )
         if status < 400:
             raise self._not_mail_send(status, headers, body)
         if status == 429:
-            raise _RateLimited(_float(headers.get("X-RateLimit-Reset") if headers else None))
+            raise RateLimited(as_float(headers.get("X-RateLimit-Reset") if headers else None))
         if status >= 500:
-            raise Retryable(f"SendGrid answered {status} {_phrase(status)}")
+            raise Retryable(f"SendGrid answered {status} {phrase(status)}")
         raise self._client_error(status, body)
 
     def _client_error(self, status: int, body: str) -> TransportError:
@@ -280,45 +246,11 @@ class Delivery:
         else:
             lines = "; ".join(_error_lines(body))
             text = (
-                f"{self.host} answered {status} {_phrase(status)} ({lines}) to {MAIL_SEND}; "
+                f"{self.host} answered {status} {phrase(status)} ({lines}) to {MAIL_SEND}; "
                 f"check [sendgrid] host in config.toml or NEWSFLASH_SENDGRID_HOST (now "
                 f"{self.host})."
             )
         return TransportError(text, status=status, body=body)
-
-
-def _reason(reason: object) -> str:
-    if isinstance(reason, BaseException):
-        return type(reason).__name__ + (
-            f": {reason.strerror}" if isinstance(reason, OSError) and reason.strerror else ""
-        )
-    return str(reason)
-
-
-def _printable(text: str, limit: int = 200) -> str:
-    """A header value from a host we do not trust, safe to print on one terminal line."""
-    text = _UNPRINTABLE.sub("?", " ".join(text.split()))
-    return text if len(text) <= limit else text[:limit] + "..."
-
-
-def _text(body: object) -> str:
-    if isinstance(body, bytes):
-        return body.decode("utf-8", "replace")
-    return "" if body is None else str(body)
-
-
-def _float(value: object) -> float | None:
-    try:
-        return float(str(value))
-    except (TypeError, ValueError):
-        return None
-
-
-def _phrase(status: int) -> str:
-    try:
-        return http.client.responses[status]
-    except KeyError:
-        return ""
 
 
 _PERSONALIZATION = re.compile(r"personalizations\.(\d+)\b")
@@ -335,7 +267,7 @@ def _error_lines(body: str, batch: Sequence[Person] = ()) -> list[str]:
     except (ValueError, AttributeError):
         errors = None
     if not isinstance(errors, list) or not errors:
-        return [_printable(body.strip(), 300) or "(no details given)"]
+        return [printable(body.strip(), 300) or "(no details given)"]
     lines = []
     for item in errors:
         if not isinstance(item, dict):
