@@ -1,17 +1,31 @@
-"""`newsflash send` and `status`: the send to partners and where each one stands."""
+"""`newsflash send` and `status`: the send to partners and where each one stands.
+
+Thin on purpose: each command parses, asks the library (sending/plan.py through the dry run,
+sending/send.py, sending/report.py) and prints; no ledger is opened here. `newsflash --help`
+and every other command import this module, so the library (which loads the renderer and
+SendGrid, about half a second) is imported only where a command uses it: `# deferred:`.
+"""
 
 from __future__ import annotations
 
+import json
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 from rich.markup import escape
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
 from rich.table import Table
 
 from newsflash.cli.common import State, console, err_console, handled, pass_state, print_problems
 from newsflash.config import Config
-from newsflash.errors import NewsflashError
+from newsflash.signals import sigterm_as_interrupt
+
+if TYPE_CHECKING:  # types only; the modules load when a command runs (see above)
+    from newsflash.pipeline import BuiltEdition
+    from newsflash.sending.report import EditionReport, LedgerView, SendReport
+    from newsflash.state.ledger import EditionStatus
+    from newsflash.transports.base import Transport
 
 
 def _shorten(value: Any, limit: int = 240) -> Any:
@@ -28,7 +42,7 @@ def _shorten(value: Any, limit: int = 240) -> Any:
     return value
 
 
-def _print_plan(report: Any) -> None:
+def _print_plan(report: SendReport) -> None:
     for key, reason in report.left_out:
         console.print(f"[yellow]left out[/] {key}: {reason}", soft_wrap=True)
     if report.subscriber_problems:
@@ -48,9 +62,7 @@ def _print_plan(report: Any) -> None:
     )
 
 
-def _print_summary(report: Any) -> None:
-    from newsflash.sending.send import status_lines
-
+def _print_summary(report: SendReport) -> None:
     table = Table(
         title=f"Edition {report.edition_id} through {report.transport}",
         title_justify="left",
@@ -73,8 +85,7 @@ def _print_summary(report: Any) -> None:
     if report.stopped:
         console.print(f"[red]stopped:[/] {escape(report.stopped)}", soft_wrap=True)
     if report.status is not None:
-        for line in status_lines(report.status):
-            console.print(escape(line), soft_wrap=True)
+        _print_status_lines(report.status)
 
 
 @click.command()
@@ -120,29 +131,21 @@ def send(
     status`); --resend-uncertain resends them. Asks for confirmation only on a terminal.
     Exit 1 if anything failed, stopped or is uncertain.
     """
-    import json
-    import signal
-
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
-
-    from newsflash import pipeline
-    from newsflash.sending import send as sending
+    from newsflash.sending.approval import require_approved  # deferred: start-up time
+    from newsflash.sending.send import send_edition  # deferred: start-up time
+    from newsflash.state.ledgers import build_edition  # deferred: start-up time
+    from newsflash.transports.factory import make_transport  # deferred: start-up time
 
     config = state.config
-    tp = sending.make_transport(config, transport, dry_run=dry_run)
-    result = pipeline.build_edition(config, edition, ledger_name=sending.ledger_name_for(tp))
+    tp = make_transport(config, transport, dry_run=dry_run)
+    result = build_edition(config, edition, ledger_name=tp.ledger_name)
     print_problems(result.load.errors)
     if to:
         if dry_run:
             raise click.UsageError("--to sends a test copy; leave out --dry-run")
-        report = sending.send_test(config, edition, to, tp, build=result)
-        console.print(
-            f"[green]test copy sent[/] to {escape(to)} through {report.transport} "
-            "(subject starts with \\[TEST]; the ledger does not count it).",
-            soft_wrap=True,
-        )
+        _send_test_copy(config, edition, to, tp, result)
         return
-    plan = sending.send_edition(
+    plan = send_edition(
         config, edition, transport=tp, dry_run=True, build=result, resend_uncertain=resend_uncertain
     )
     _print_plan(plan)
@@ -152,41 +155,70 @@ def send(
             click.echo(json.dumps(_shorten(plan.first_request), indent=2, ensure_ascii=False))
         return
     if plan.to_send == 0 and not (plan.status is not None and plan.status.in_flight):
-        console.print("Nothing to send now.")
-        if plan.status is not None:
-            for line in sending.status_lines(plan.status):
-                console.print(escape(line), soft_wrap=True)
-        if plan.uncertain:
-            sys.exit(1)
+        _nothing_to_send(plan)
         return
-    from newsflash.sending.approval import require_approved
-
-    require_approved(config, edition, result)
+    require_approved(config, edition, result)  # held: nothing to confirm, nothing sent
     if sys.stdin.isatty() and not yes:
         click.confirm(
             f"Send edition {edition} to {plan.to_send} recipient(s) through {plan.transport}?",
             abort=True,
         )
+    report = _send_with_progress(config, edition, tp, plan, resend_uncertain, result)
+    _print_summary(report)
+    if report.stopped or report.failed or report.uncertain:
+        sys.exit(1)
 
-    def stop(signum: int, frame: Any) -> None:
-        raise KeyboardInterrupt
 
-    previous = signal.signal(signal.SIGTERM, stop)
+def _send_test_copy(
+    config: Config, edition: str, to: str, tp: Transport, build: BuiltEdition
+) -> None:
+    from newsflash.sending.send import send_test  # deferred: start-up time
+
+    report = send_test(config, edition, to, tp, build=build)
+    console.print(
+        f"[green]test copy sent[/] to {escape(to)} through {report.transport} "
+        "(subject starts with \\[TEST]; the ledger does not count it).",
+        soft_wrap=True,
+    )
+
+
+def _nothing_to_send(plan: SendReport) -> None:
+    console.print("Nothing to send now.")
+    if plan.status is not None:
+        _print_status_lines(plan.status)
+    if plan.uncertain:
+        sys.exit(1)
+
+
+def _send_with_progress(
+    config: Config,
+    edition: str,
+    tp: Transport,
+    plan: SendReport,
+    resend_uncertain: bool,
+    build: BuiltEdition,
+) -> SendReport:
+    """The send under a progress bar; SIGTERM stops it as Ctrl-C does (exit 130)."""
+    from newsflash.sending.send import send_edition  # deferred: start-up time
+
     try:
-        with Progress(
-            "[progress.description]{task.description}",
-            BarColumn(),
-            MofNCompleteColumn(),
-            TimeElapsedColumn(),
-            console=console,
-        ) as bar:
+        with (
+            sigterm_as_interrupt(),
+            Progress(
+                "[progress.description]{task.description}",
+                BarColumn(),
+                MofNCompleteColumn(),
+                TimeElapsedColumn(),
+                console=console,
+            ) as bar,
+        ):
             task = bar.add_task("sending", total=plan.to_send)
-            report = sending.send_edition(
+            return send_edition(
                 config,
                 edition,
                 transport=tp,
                 resend_uncertain=resend_uncertain,
-                build=result,
+                build=build,
                 progress=lambda done, total: bar.update(task, completed=done, total=total),
             )
     except KeyboardInterrupt:
@@ -197,11 +229,6 @@ def send(
             soft_wrap=True,
         )
         sys.exit(130)
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-    _print_summary(report)
-    if report.stopped or report.failed or report.uncertain:
-        sys.exit(1)
 
 
 @click.command()
@@ -221,98 +248,84 @@ def status(state: State, edition: str, ledger_name: str | None, show_all: bool) 
 
     Ends with what to do next (resume, resend uncertain ones, or nothing).
     """
-    from newsflash import pipeline
-    from newsflash.sending import send as sending
-    from newsflash.state.ledger import Ledger
+    from newsflash.sending.report import edition_status  # deferred: start-up time
 
-    config = state.config
-    names = [ledger_name] if ledger_name else list(pipeline.LEDGER_FILES)
-    approval = None
-    shown = 0
-    unfinished = False
-    for name in names:
-        path = pipeline.ledger_path(config, name)
-        if not path.exists():
-            continue
-        with Ledger(path) as ledger:
-            st = ledger.status(edition)
-            approval = approval or ledger.approval(edition)
-        if st.manifest_hash is None:
-            continue
-        shown += 1
-        skipped = sending.skipped_count(st)
-        unfinished |= bool(st.pending or st.in_flight or st.failed - skipped)
-        table = Table(
-            title=f"Edition {edition} — {name} ledger ({path.name})",
-            title_justify="left",
-            show_header=False,
-        )
-        table.add_column("")
-        table.add_column("", justify="right")
-        for label, n in (
-            ("accepted", st.accepted),
-            ("pending", st.pending),
-            ("in flight", st.in_flight),
-            ("uncertain", st.uncertain),
-            ("failed", st.failed - skipped),
-            ("left the audience", skipped),
-            ("[bold]total[/]", st.total),
-        ):
-            table.add_row(label, str(n))
-        table.add_row("started", st.started_at or "")
-        table.add_row("finished", st.finished_at or "not yet")
-        console.print(table)
-        if approval is not None:
-            same = "the edition sent" if approval[0] == st.manifest_hash else "ANOTHER version"
-            console.print(
-                f"approved by {escape(approval[2])} at {approval[1]} ({same})", soft_wrap=True
-            )
-        limit = None if show_all else 50
-        for title, rows in (
-            ("uncertain", [(e, "") for e in st.uncertain_recipients]),
-            ("failed", list(st.failed_recipients)),
-        ):
-            if rows:
-                console.print(f"[bold]{title}[/] ({len(rows)}):")
-            for address, reason in rows[:limit]:
-                console.print(
-                    f"  {escape(address)}" + (f"  [dim]{escape(reason)}[/]" if reason else ""),
-                    soft_wrap=True,
-                    markup=True,
-                )
-            if limit is not None and len(rows) > limit:
-                console.print(f"  … {len(rows) - limit} more (--all lists them)")
-        for line in sending.status_lines(st):
-            console.print(escape(line), soft_wrap=True)
-
-    from newsflash.sending.approval import status_line
-
-    try:  # approved / not approved / changed since approval (and what changed)
-        console.print(f"[bold]approval[/] {escape(status_line(config, edition))}", soft_wrap=True)
-    except NewsflashError as e:
-        console.print(f"[bold]approval[/] unknown: {escape(str(e))}", soft_wrap=True)
-    if unfinished or not shown:
-        _say_if_list_unreadable(config)
-    if not shown:
-        if approval is not None:
-            console.print(f"approved by {escape(approval[2])} at {approval[1]}", soft_wrap=True)
+    report = edition_status(state.config, edition, ledger_name)
+    for view in report.ledgers:
+        _print_ledger(view, edition, show_all)
+    console.print(f"[bold]approval[/] {escape(report.approval_line)}", soft_wrap=True)
+    if report.list_problem:
         console.print(
-            f"Edition {edition} has not been sent through any transport. Try "
-            f"`newsflash send {edition} --dry-run`.",
+            f"[red]the partner list cannot be read now[/]: {escape(report.list_problem)}. A "
+            "send stops (or does not start) until it is fixed; see `newsflash subscribers`.",
             soft_wrap=True,
         )
+    if not report.ledgers:
+        _print_not_sent(report)
 
 
-def _say_if_list_unreadable(config: Config) -> None:
-    """A send stops (or never starts) on a list it cannot read; status says so before one."""
-    from newsflash.errors import SubscribersError
-    from newsflash.subscribers import load_subscribers
+def _print_ledger(view: LedgerView, edition: str, show_all: bool) -> None:
+    st = view.status
+    table = Table(
+        title=f"Edition {edition} — {view.name} ledger ({view.path.name})",
+        title_justify="left",
+        show_header=False,
+    )
+    table.add_column("")
+    table.add_column("", justify="right")
+    for label, n in (
+        ("accepted", st.accepted),
+        ("pending", st.pending),
+        ("in flight", st.in_flight),
+        ("uncertain", st.uncertain),
+        ("failed", st.failed - view.skipped),
+        ("left the audience", view.skipped),
+        ("[bold]total[/]", st.total),
+    ):
+        table.add_row(label, str(n))
+    table.add_row("started", st.started_at or "")
+    table.add_row("finished", st.finished_at or "not yet")
+    console.print(table)
+    if view.approval is not None:
+        hash_, at, by = view.approval
+        same = "the edition sent" if hash_ == st.manifest_hash else "ANOTHER version"
+        console.print(f"approved by {escape(by)} at {at} ({same})", soft_wrap=True)
+    limit = None if show_all else 50
+    for title, rows in (
+        ("uncertain", [(e, "") for e in st.uncertain_recipients]),
+        ("failed", list(st.failed_recipients)),
+    ):
+        _print_recipients(title, rows, limit)
+    _print_status_lines(st)
 
-    try:
-        load_subscribers(config.subscribers_path)
-    except SubscribersError as e:
+
+def _print_status_lines(status: EditionStatus) -> None:
+    from newsflash.sending.report import status_lines  # deferred: start-up time
+
+    for line in status_lines(status):
+        console.print(escape(line), soft_wrap=True)
+
+
+def _print_recipients(title: str, rows: list[tuple[str, str]], limit: int | None) -> None:
+    if rows:
+        console.print(f"[bold]{title}[/] ({len(rows)}):")
+    for address, reason in rows[:limit]:
         console.print(
-            f"[red]the partner list cannot be read now[/]: {escape(str(e))}. A send stops "
-            "(or does not start) until it is fixed; see `newsflash subscribers`.",
+            f"  {escape(address)}" + (f"  [dim]{escape(reason)}[/]" if reason else ""),
             soft_wrap=True,
+            markup=True,
         )
+    if limit is not None and len(rows) > limit:
+        console.print(f"  … {len(rows) - limit} more (--all lists them)")
+
+
+def _print_not_sent(report: EditionReport) -> None:
+    edition = report.edition_id
+    if report.approval is not None:
+        _, at, by = report.approval
+        console.print(f"approved by {escape(by)} at {at}", soft_wrap=True)
+    console.print(
+        f"Edition {edition} has not been sent through any transport. Try "
+        f"`newsflash send {edition} --dry-run`.",
+        soft_wrap=True,
+    )

@@ -37,7 +37,7 @@ from newsflash.edition import title_clashes
 from newsflash.items import IGNORED_NAMES, ITEM_SUFFIXES, Item, Problem, parse_item
 from newsflash.pipeline import load
 from newsflash.schedule.timetable import zone
-from newsflash.sending.send import make_transport
+from newsflash.transports.factory import make_transport
 
 try:  # Linux: the observer that reports close-after-write
     from watchdog.observers.inotify import InotifyObserver as _CloseReporting

@@ -57,7 +57,7 @@ from newsflash.schedule.timetable import (
     zone,
 )
 from newsflash.schedule.upgrade import upgrade_job_store
-from newsflash.sending.send import default_ledger_name
+from newsflash.state.ledgers import default_ledger_name
 
 __all__ = [
     "FUNCS",
