@@ -32,6 +32,9 @@ _DOCTYPE = re.compile(r"^\s*<!doctype html>", re.IGNORECASE)
 _MJML_RESET = re.compile(r'<style type="text/css">(\s*#outlook a\s*\{)')
 _BODY = re.compile(r"(<body[^>]*>)(.*)(</body>)", re.DOTALL)
 TEXT_TEMPLATE = "edition.txt.j2"
+# The default email design, shipped inside the package; a workspace's templates/ overrides it
+# file by file, so a new newsletter needs no copy and a customised one keeps only what it changed.
+PACKAGE_TEMPLATES = Path(__file__).resolve().parent / "templates"
 
 
 @dataclass(frozen=True)
@@ -55,20 +58,47 @@ class RenderedEmail:
         return not any(c.level == "error" for c in self.checks)
 
 
-def template_hash(folder: Path) -> str:
-    """Hash of every template the renderer can load, so an edited template changes the manifest.
-
-    Only ``*.j2`` files count, and not hidden ones (a vim swap file ``.x.j2.swp``, an emacs
-    lock ``.#x.j2``), backups (``x.j2~``) or autosaves (``#x.j2#``): opening a template in an
-    editor must not look like a change to the approved edition."""
-    h = hashlib.sha256()
+def _template_files(folder: Path) -> dict[str, Path]:
+    """The ``*.j2`` files under `folder` by relative name, editors' scratch files left out."""
+    found: dict[str, Path] = {}
+    if not folder.is_dir():
+        return found
     for p in sorted(folder.rglob("*.j2")):
         rel = p.relative_to(folder)
         if any(part.startswith((".", "#")) or part.endswith("~") for part in rel.parts):
             continue
         if p.is_file():
-            h.update(rel.as_posix().encode() + b"\0" + p.read_bytes() + b"\0")
+            found[rel.as_posix()] = p
+    return found
+
+
+def effective_templates(folder: Path) -> dict[str, Path]:
+    """Every template the renderer can load, by name: the workspace's own where it has one,
+    else the package's, exactly as the loader chooses."""
+    return {**_template_files(PACKAGE_TEMPLATES), **_template_files(folder)}
+
+
+def template_hash(folder: Path) -> str:
+    """Hash of every template the renderer can load, so an edited template changes the manifest.
+
+    The hash covers what the loader would choose (a workspace file over the package's), so a
+    workspace without templates/ and one holding unchanged copies hash alike. Only ``*.j2``
+    files count, and not hidden ones (a vim swap file ``.x.j2.swp``, an emacs lock
+    ``.#x.j2``), backups (``x.j2~``) or autosaves (``#x.j2#``): opening a template in an
+    editor must not look like a change to the approved edition."""
+    h = hashlib.sha256()
+    for rel, p in sorted(effective_templates(folder).items()):
+        h.update(rel.encode() + b"\0" + p.read_bytes() + b"\0")
     return h.hexdigest()
+
+
+def template_loader(folder: Path) -> jinja2.BaseLoader:
+    """The workspace's templates/ first, then the package's: one file overrides one file.
+
+    An absent workspace folder is fine: the package's design is used whole."""
+    return jinja2.ChoiceLoader(
+        [jinja2.FileSystemLoader(folder), jinja2.FileSystemLoader(PACKAGE_TEMPLATES)]
+    )
 
 
 class Renderer:
@@ -77,13 +107,15 @@ class Renderer:
     def __init__(self, config: Config) -> None:
         self.config = config
         folder = config.templates_dir
-        if not (folder / HTML_TEMPLATE).is_file():
+        if HTML_TEMPLATE not in effective_templates(folder):
             raise BuildError(
-                f"{folder / HTML_TEMPLATE}: template missing. Restore it from the "
-                "repository (git checkout templates/)."
+                f"{PACKAGE_TEMPLATES / HTML_TEMPLATE}: newsflash's own template is missing "
+                f"and {folder} has none either. Reinstall newsflash "
+                "(pip install --force-reinstall newsflash)."
             )
+        loader = template_loader(folder)
         self.env = jinja2.Environment(
-            loader=jinja2.FileSystemLoader(folder),
+            loader=loader,
             autoescape=jinja2.select_autoescape(["j2"], default_for_string=True),
             undefined=jinja2.StrictUndefined,
             trim_blocks=True,
@@ -91,7 +123,7 @@ class Renderer:
             auto_reload=True,
         )
         text_env = jinja2.Environment(
-            loader=jinja2.FileSystemLoader(folder),
+            loader=loader,
             autoescape=False,
             undefined=jinja2.StrictUndefined,
             trim_blocks=True,
@@ -156,8 +188,8 @@ class Renderer:
         except jinja2.TemplateError as e:
             where = f"{getattr(e, 'filename', '') or 'templates'}:{getattr(e, 'lineno', '')}"
             raise RenderError(
-                f"{where}: template error: {e}. Fix the template or restore it "
-                "with git checkout templates/."
+                f"{where}: template error: {e}. Fix the template, or delete your copy "
+                "in templates/ to use newsflash's own."
             ) from e
         html = to_html(source)
         size_cfg = self.config.model.build
@@ -173,7 +205,8 @@ def to_html(source: str) -> str:
         raw = mjml.mjml2html(source, fonts={}, disable_comments=True)
     except Exception as e:  # mjml-python raises a bare exception type from Rust
         raise RenderError(
-            f"MJML could not be rendered: {e}. Check templates/{HTML_TEMPLATE}."
+            f"MJML could not be rendered: {e}. Check your copies in templates/, or delete "
+            "them to use newsflash's own."
         ) from e
     # premailer keeps a doctype only if it matches lxml's spelling exactly ('<!DOCTYPE html>');
     # MRML writes '<!doctype html>', which premailer dropped, leaving the email in quirks mode.

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import click
+from click.shell_completion import CompletionItem
 from rich.console import Console
 from rich.markup import escape
 
@@ -67,3 +68,52 @@ def print_problems(problems: list[Problem] | tuple[Problem, ...]) -> None:
         console.print(
             f"[{colour}]{p.severity}[/] {escape(where)}: {field}{escape(p.message)}", soft_wrap=True
         )
+
+
+def _config_for_completion(ctx: click.Context) -> Config | None:
+    """The config the command line names, for completing its words; None if it will not
+    load (completion must never print an error into the shell)."""
+    path = ctx.find_root().params.get("config_path") or Path("config.toml")
+    try:
+        return load_config(Path(path))
+    except (NewsflashError, OSError):
+        return None
+
+
+def complete_sections(ctx: click.Context, param: click.Parameter, incomplete: str) -> list[str]:
+    """The section keys of config.toml, for `newsflash new <TAB>`."""
+    config = _config_for_completion(ctx)
+    keys = config.section_keys if config else ()
+    return [k for k in keys if k.startswith(incomplete)]
+
+
+def complete_editions(
+    ctx: click.Context, param: click.Parameter, incomplete: str
+) -> list[CompletionItem]:
+    """The coming edition first, then every edition config.toml has a table for."""
+    config = _config_for_completion(ctx)
+    if config is None:
+        return []
+    from newsflash.schedule.which_edition import default_edition  # deferred: APScheduler
+
+    coming = default_edition(config)
+    ids = [coming, *sorted(set(config.model.editions) - {coming}, reverse=True)]
+    return [
+        CompletionItem(i, help="the coming edition" if i == coming else None)
+        for i in ids
+        if i.startswith(incomplete)
+    ]
+
+
+edition_argument = click.argument("edition", required=False, shell_complete=complete_editions)
+
+
+def chosen_edition(state: State, given: str | None) -> str:
+    """The edition a command works on: the one given, checked, or the coming one, named on
+    the terminal so a default is never a surprise."""
+    from newsflash.schedule.which_edition import choose_edition  # deferred: APScheduler
+
+    chosen = choose_edition(state.config, given)
+    if chosen.defaulted:
+        console.print(escape(chosen.describe()), soft_wrap=True)
+    return chosen.id

@@ -9,7 +9,16 @@ import click
 from rich.markup import escape
 from rich.table import Table
 
-from newsflash.cli.common import State, console, err_console, handled, pass_state, print_problems
+from newsflash.cli.common import (
+    State,
+    chosen_edition,
+    console,
+    edition_argument,
+    err_console,
+    handled,
+    pass_state,
+    print_problems,
+)
 from newsflash.config import Config
 from newsflash.errors import NewsflashError
 
@@ -78,7 +87,7 @@ def _print_summary(report: Any) -> None:
 
 
 @click.command()
-@click.argument("edition")
+@edition_argument
 @click.option(
     "--to",
     "to",
@@ -104,7 +113,7 @@ def _print_summary(report: Any) -> None:
 @handled
 def send(
     state: State,
-    edition: str,
+    edition: str | None,
     to: str | None,
     dry_run: bool,
     resend_uncertain: bool,
@@ -118,7 +127,7 @@ def send(
     records each answer. Run it again after a crash or an outage: it resumes and never resends
     anyone accepted. Recipients whose request got no answer are "uncertain" (see `newsflash
     status`); --resend-uncertain resends them. Asks for confirmation only on a terminal.
-    Exit 1 if anything failed, stopped or is uncertain.
+    Exit 1 if anything failed, stopped or is uncertain. EDITION defaults to the coming one.
     """
     import json
     import signal
@@ -129,6 +138,7 @@ def send(
     from newsflash.sending import send as sending
 
     config = state.config
+    edition = chosen_edition(state, edition)
     tp = sending.make_transport(config, transport, dry_run=dry_run)
     result = pipeline.build_edition(config, edition, ledger_name=sending.ledger_name_for(tp))
     print_problems(result.load.errors)
@@ -205,7 +215,7 @@ def send(
 
 
 @click.command()
-@click.argument("edition")
+@edition_argument
 @click.option(
     "--transport",
     "ledger_name",
@@ -216,16 +226,18 @@ def send(
 @click.option("--all", "show_all", is_flag=True, help="List every uncertain/failed recipient.")
 @pass_state
 @handled
-def status(state: State, edition: str, ledger_name: str | None, show_all: bool) -> None:
+def status(state: State, edition: str | None, ledger_name: str | None, show_all: bool) -> None:
     """Where every recipient of EDITION stands: counts, approval, uncertain and failed.
 
-    Ends with what to do next (resume, resend uncertain ones, or nothing).
+    Ends with what to do next (resume, resend uncertain ones, or nothing). EDITION defaults
+    to the coming one by the schedule.
     """
     from newsflash import pipeline
     from newsflash.sending import send as sending
     from newsflash.state.ledger import Ledger
 
     config = state.config
+    edition = chosen_edition(state, edition)
     names = [ledger_name] if ledger_name else list(pipeline.LEDGER_FILES)
     approval = None
     shown = 0
