@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -92,13 +93,34 @@ def template_hash(folder: Path) -> str:
     return h.hexdigest()
 
 
-def template_loader(folder: Path) -> jinja2.BaseLoader:
+class TemplateLoader(jinja2.BaseLoader):
     """The workspace's templates/ first, then the package's: one file overrides one file.
 
-    An absent workspace folder is fine: the package's design is used whole."""
-    return jinja2.ChoiceLoader(
-        [jinja2.FileSystemLoader(folder), jinja2.FileSystemLoader(PACKAGE_TEMPLATES)]
-    )
+    A jinja ChoiceLoader would keep serving a package template from its cache after the
+    workspace gains a file of that name, so a long-running preview or scheduler would go on
+    ignoring the new override; here a package template is up to date only while the workspace
+    has no file of its name. An absent workspace folder is fine: the package's design is used
+    whole."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self.own = jinja2.FileSystemLoader(folder)
+        self.package = jinja2.FileSystemLoader(PACKAGE_TEMPLATES)
+
+    def get_source(
+        self, environment: jinja2.Environment, template: str
+    ) -> tuple[str, str | None, Callable[[], bool] | None]:
+        try:
+            return self.own.get_source(environment, template)
+        except jinja2.TemplateNotFound:
+            pass
+        source, filename, uptodate = self.package.get_source(environment, template)
+        own = self.folder / template
+
+        def fresh() -> bool:
+            return not own.is_file() and (uptodate is None or uptodate())
+
+        return source, filename, fresh
 
 
 class Renderer:
@@ -113,7 +135,7 @@ class Renderer:
                 f"and {folder} has none either. Reinstall newsflash "
                 "(pip install --force-reinstall newsflash)."
             )
-        loader = template_loader(folder)
+        loader = TemplateLoader(folder)
         self.env = jinja2.Environment(
             loader=loader,
             autoescape=jinja2.select_autoescape(["j2"], default_for_string=True),
