@@ -57,7 +57,6 @@ WRITTEN = {
     "newsletter": ("name", "organisation", "first_edition", "website", "web_base_url", "why"),
     "sender": ("from_email", "from_name", "unsubscribe_url"),
     "sections": ("key", "title", "intro"),
-    "editions": ("title", "preheader", "editorial"),
 }
 # The calendar a new workspace starts with: the send is what names the coming edition.
 JOBS: dict[str, tuple[bool, dict[str, Any]]] = {
@@ -182,9 +181,11 @@ def config_text(first_edition: str) -> str:
         elif name == "sections":
             lines += _table("[[sections]]", Section, EXAMPLES["sections"], {}, note=SECTIONS_NOTE)
         elif name == "editions":
-            settings = edition_table("Title of the first edition")
+            example = edition_table("The headline of edition No. 1")
             header = f'editions."{first_edition}"'
-            lines += _table(header, EditionSettings, settings, {}, note=EDITIONS_NOTE)
+            lines += _table(
+                header, EditionSettings, {}, example, commented=True, note=EDITIONS_NOTE
+            )
         elif name == "call_to_action" and model is not None:
             lines += _table(name, model, {}, EXAMPLES[name], commented=True)
         elif name == "paths" and model is not None:

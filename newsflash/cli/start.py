@@ -70,8 +70,9 @@ def new_edition(state: State, edition_id: str, title: str, preheader: str, edito
         edition_id,
         edition_table(title or month_label(edition_id), preheader, editorial),
     )
+    table = escape(f'[editions."{edition_id}"]')
     console.print(
-        f'[green]added[/] [editions."{edition_id}"] to {escape(str(config.path))}; edit its '
-        f"title, preheader and editorial there, then `newsflash build {edition_id}`.",
+        f"[green]added[/] {table} to {escape(str(config.path))}; edit its title, preheader "
+        f"and editorial there, then `newsflash build {edition_id}`.",
         soft_wrap=True,
     )
