@@ -20,7 +20,8 @@ from newsflash.errors import ConfigError, EditionIdError
 from newsflash.files import write_atomic
 from newsflash.months import edition_number
 
-_STRICT_ID = re.compile(r"^\d{4}-(0[1-9]|1[0-2])$")
+# ASCII digits only: `\d` (and int()) would take full-width ones, "２０２２-03", as 2022-03.
+_STRICT_ID = re.compile(r"^[0-9]{4}-(0[1-9]|1[0-2])$")
 
 
 class EditionExists(ConfigError):
@@ -30,9 +31,9 @@ class EditionExists(ConfigError):
 def checked_edition_id(config: Config, value: str) -> str:
     """`value` if it names an edition this newsletter can have (YYYY-MM, from No. 1 on);
     else one message that says how to write it."""
-    if not _STRICT_ID.match(value):
+    if not _STRICT_ID.fullmatch(value):
         raise EditionIdError(
-            f"'{value}' is not an edition; write the month as YYYY-MM, e.g. 2022-03."
+            f"{value!r} is not an edition; write the month as YYYY-MM, e.g. 2022-03."
         )
     edition_number(value, config.model.newsletter.first_edition)  # refuses one before No. 1
     return value
