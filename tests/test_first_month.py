@@ -12,6 +12,7 @@ from __future__ import annotations
 import datetime as dt
 import email
 import email.policy
+import json
 import os
 import subprocess
 import sys
@@ -19,6 +20,8 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
+
+from newsflash.render import template_hash
 
 pytestmark = pytest.mark.slow
 
@@ -67,7 +70,9 @@ class Secretariat:
             stdin=subprocess.DEVNULL,
         )
         out = done.stdout + done.stderr
-        assert (done.returncode == 0) is ok, f"newsflash {' '.join(args)} -> {done.returncode}\n{out}"
+        assert (done.returncode == 0) is ok, (
+            f"newsflash {' '.join(args)} -> {done.returncode}\n{out}"
+        )
         assert "Traceback" not in out, out
         return out
 
@@ -133,14 +138,21 @@ def test_the_first_month_from_init_to_the_outbox_and_the_start_of_the_next(
     ]
     assert all(m["Subject"] == "Our Newsflash No. 1 – July 2026" for m in messages)
     assert "accepted" in s.run("status")
+    assert "1 sent edition(s)" in s.run("archive")
+    assert (s.cwd / "site" / "2026-07" / "index.html").is_file()
 
     s.now = JULY  # the send went out yesterday: the coming edition is August's
     s.run("edition", "new", "2026-08", "--title", "Summer news")
-    third = s.new_item("The summer school opens its registrations")
+    third = s.new_item("The summer school opens")
     out = s.run("build")
     assert "edition 2026-08 (the coming one by the schedule" in out
     assert "subject: Our Newsflash No. 2 – August 2026" in out
-    manifest = (s.cwd / "build" / "2026-08" / "manifest.json").read_text(encoding="utf-8")
-    assert third.name in manifest
-    assert f"{first.name}" in manifest and "already published" in manifest
-    assert second.name in manifest
+    manifest = json.loads((s.cwd / "build" / "2026-08" / "manifest.json").read_text("utf-8"))
+    assert [i["path"] for i in manifest["items"]] == [third.name]
+    left_out = {lo["path"]: lo["reason"] for lo in manifest["left_out"]}
+    assert left_out == {
+        first.name: "already published in an edition that was sent",
+        second.name: "already published in an edition that was sent",
+    }
+    # the design came from the package alone: no templates/ anywhere it could have found one
+    assert manifest["template_sha256"] == template_hash(s.home / "no-templates-here")
