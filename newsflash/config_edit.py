@@ -33,7 +33,7 @@ def checked_edition_id(config: Config, value: str) -> str:
     else one message that says how to write it."""
     if not _STRICT_ID.fullmatch(value):
         raise EditionIdError(
-            f"{value!r} is not an edition; write the month as YYYY-MM, e.g. 2022-03."
+            f"{value!r} is not an edition; write YYYY-MM, e.g. 2022-02."
         )
     edition_number(value, config.model.newsletter.first_edition)  # refuses one before No. 1
     return value

@@ -35,6 +35,8 @@ FLOORS: dict[str, int] = {
     "newsflash.files": 0,
     "newsflash.signals": 0,
     "newsflash.config": 0,
+    "newsflash.config_text": 1,
+    "newsflash.config_edit": 1,
     "newsflash.content": 1,
     "newsflash.front_matter": 1,
     "newsflash.item_fields": 1,
@@ -55,6 +57,7 @@ FLOORS: dict[str, int] = {
     "newsflash.serve": 5,
     "newsflash.reports": 5,
     "newsflash.web": 5,
+    "newsflash.workspace": 5,
     "newsflash.cli": 6,
 }
 MAX_FUNCTION_LINES = 60

@@ -102,7 +102,7 @@ def test_any_command_given_a_bad_edition_id_exits_1_with_one_message(
     result = cli(workspace, command, bad)
     assert result.exit_code == 1, result.output
     lines = result.output.strip().splitlines()
-    assert lines == [f"error: '{bad}' is not an edition; write the month as YYYY-MM, e.g. 2022-03."]
+    assert lines == [f"error: '{bad}' is not an edition; write YYYY-MM, e.g. 2022-02."]
 
 
 def test_build_without_an_edition_names_the_coming_one(workspace: Path) -> None:

@@ -16,7 +16,6 @@ from rich.table import Table
 
 from newsflash.cli.common import (
     State,
-    chosen_edition,
     complete_sections,
     console,
     edition_argument,
@@ -79,7 +78,7 @@ def _check_subscribers(config: Config) -> bool:
 @click.option("--allow-clip", is_flag=True, help="Write the build even if Gmail would clip it.")
 @pass_state
 @handled
-def build(state: State, edition: str | None, allow_clip: bool) -> None:
+def build(state: State, edition: str, allow_clip: bool) -> None:
     """Render EDITION (YYYY-MM; default: the coming one by the schedule) into build/EDITION/.
 
     Writes email.html, email.txt, email.mjml (the intermediate MJML), preview.eml (the full
@@ -92,7 +91,7 @@ def build(state: State, edition: str | None, allow_clip: bool) -> None:
     from newsflash.schedule.which_edition import edition_warnings  # deferred: APScheduler
 
     config = state.config
-    edition_id = chosen_edition(state, edition)
+    edition_id = edition
     result = pipeline.build_edition(config, edition_id)
     e = result.edition
     print_problems(result.load.problems)

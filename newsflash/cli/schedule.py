@@ -18,14 +18,7 @@ import click
 from rich.markup import escape
 from rich.table import Table
 
-from newsflash.cli.common import (
-    State,
-    chosen_edition,
-    console,
-    edition_argument,
-    handled,
-    pass_state,
-)
+from newsflash.cli.common import State, console, edition_argument, handled, pass_state
 
 
 def _default_reviewer() -> str:
@@ -46,19 +39,17 @@ def _default_reviewer() -> str:
 )
 @pass_state
 @handled
-def approve(state: State, edition: str | None, by: str) -> None:
+def approve(state: State, edition: str, by: str) -> None:
     """Approve EDITION as it builds now: the scheduled send sends exactly this.
 
     Records the edition's manifest hash (items, templates, config) in the ledger and the full
     manifest in state/approvals/. If anything changes afterwards, the scheduled send holds the
     edition and tells the reviewers what changed; approve again to accept the change.
-    EDITION defaults to the coming one by the schedule.
     """
     from newsflash.pipeline import build_edition  # deferred: the renderer's start-up time
     from newsflash.sending.approval import approve as approve_edition  # deferred: the same
 
     config = state.config
-    edition = chosen_edition(state, edition)
     build = build_edition(config, edition)  # the publication ledger, as the send builds it
     approval = approve_edition(config, edition, by, build=build)
     e = build.edition

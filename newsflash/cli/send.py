@@ -11,7 +11,6 @@ from rich.table import Table
 
 from newsflash.cli.common import (
     State,
-    chosen_edition,
     console,
     edition_argument,
     err_console,
@@ -113,7 +112,7 @@ def _print_summary(report: Any) -> None:
 @handled
 def send(
     state: State,
-    edition: str | None,
+    edition: str,
     to: str | None,
     dry_run: bool,
     resend_uncertain: bool,
@@ -127,7 +126,7 @@ def send(
     records each answer. Run it again after a crash or an outage: it resumes and never resends
     anyone accepted. Recipients whose request got no answer are "uncertain" (see `newsflash
     status`); --resend-uncertain resends them. Asks for confirmation only on a terminal.
-    Exit 1 if anything failed, stopped or is uncertain. EDITION defaults to the coming one.
+    Exit 1 if anything failed, stopped or is uncertain.
     """
     import json
     import signal
@@ -138,7 +137,6 @@ def send(
     from newsflash.sending import send as sending
 
     config = state.config
-    edition = chosen_edition(state, edition)
     tp = sending.make_transport(config, transport, dry_run=dry_run)
     result = pipeline.build_edition(config, edition, ledger_name=sending.ledger_name_for(tp))
     print_problems(result.load.errors)
@@ -226,18 +224,16 @@ def send(
 @click.option("--all", "show_all", is_flag=True, help="List every uncertain/failed recipient.")
 @pass_state
 @handled
-def status(state: State, edition: str | None, ledger_name: str | None, show_all: bool) -> None:
+def status(state: State, edition: str, ledger_name: str | None, show_all: bool) -> None:
     """Where every recipient of EDITION stands: counts, approval, uncertain and failed.
 
-    Ends with what to do next (resume, resend uncertain ones, or nothing). EDITION defaults
-    to the coming one by the schedule.
+    Ends with what to do next (resume, resend uncertain ones, or nothing).
     """
     from newsflash import pipeline
     from newsflash.sending import send as sending
     from newsflash.state.ledger import Ledger
 
     config = state.config
-    edition = chosen_edition(state, edition)
     names = [ledger_name] if ledger_name else list(pipeline.LEDGER_FILES)
     approval = None
     shown = 0

@@ -8,14 +8,7 @@ from __future__ import annotations
 
 import click
 
-from newsflash.cli.common import (
-    State,
-    chosen_edition,
-    console,
-    edition_argument,
-    handled,
-    pass_state,
-)
+from newsflash.cli.common import State, console, edition_argument, handled, pass_state
 
 
 @click.command()
@@ -35,7 +28,7 @@ from newsflash.cli.common import (
 )
 @pass_state
 @handled
-def preview(state: State, edition: str | None, port: int, host: str) -> None:
+def preview(state: State, edition: str, port: int, host: str) -> None:
     """Serve a live preview of EDITION (default: the coming one) on http://127.0.0.1:PORT/.
 
     Shows the email at 600 px and 375 px, the plain text, subject, preheader, checks, items
@@ -46,7 +39,7 @@ def preview(state: State, edition: str | None, port: int, host: str) -> None:
 
     serve(
         state.config_path,
-        chosen_edition(state, edition),
+        edition,
         port,
         echo=lambda line: console.print(line, soft_wrap=True, markup=False),
         host=host,
