@@ -81,7 +81,7 @@ def init_workspace(
     """Make a newsletter workspace in `folder` (created if absent). Refuses a folder that
     has a config.toml; keeps, and reports, any other file that is there already."""
     config = folder / CONFIG
-    if config.exists():
+    if config.exists() or config.is_symlink():  # a dangling link is somebody's config too
         raise WorkspaceExists(
             f"{config} exists already: {folder} is a newsletter. newsflash init never "
             "overwrites one; choose an empty or new folder."
@@ -89,18 +89,45 @@ def init_workspace(
     if folder.exists() and not folder.is_dir():
         raise ConfigError(f"{folder} is a file; give init a folder (new or existing).")
     first, today = first_edition_at(now)
+    files = _files(first, today, templates)
+    _refuse_files_in_the_way(folder, list(files))
     written: list[Path] = []
     kept: list[Path] = []
-    for rel, data in _files(first, today, templates).items():
+    for rel, data in files.items():
         path = folder / rel
-        if path.exists():
+        if path.exists() or path.is_symlink() or not _write_new(path, data):
             kept.append(path)
-            continue
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with path.open("xb") as f:  # "x": a file that appeared meanwhile is not replaced
-            f.write(data)
-        written.append(path)
+        else:
+            written.append(path)
     return Workspace(folder, first, tuple(written), tuple(kept))
+
+
+def _refuse_files_in_the_way(folder: Path, paths: list[Path]) -> None:
+    """Before anything is written: a file where init needs a folder (submissions, say) stops
+    it, so a second run after moving the file starts from an untouched folder."""
+    for rel in paths:
+        for parent in reversed((folder / rel).parents):
+            if parent.exists() and not parent.is_dir():
+                raise ConfigError(
+                    f"{parent} is a file where newsflash init needs a folder; move it away "
+                    "and run newsflash init again (nothing was written)."
+                )
+
+
+def _write_new(path: Path, data: bytes) -> bool:
+    """Write a file that must not exist yet; False if one appeared meanwhile (it is kept)."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with path.open("xb") as f:  # "x": never replaces a file, even one made this instant
+            f.write(data)
+    except FileExistsError:
+        return False
+    except OSError as e:
+        raise ConfigError(
+            f"{path}: cannot be written ({e.strerror or e}); check that the folder is yours "
+            "and writable. Files written so far stay: delete them, or finish by hand."
+        ) from e
+    return True
 
 
 __all__ = ["Workspace", "WorkspaceExists", "first_edition_at", "init_workspace"]

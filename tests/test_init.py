@@ -183,3 +183,22 @@ def test_the_example_item_is_ready_and_pinned_to_edition_one(tmp_path: Path) -> 
     (item,) = check_items(config).items
     assert item.status == "ready" and item.edition == made.first_edition
     assert "delete this file" in (tmp_path / EXAMPLE_ITEM).read_text(encoding="utf-8")
+
+
+def test_a_dangling_config_toml_link_counts_as_a_newsletter_and_is_not_replaced(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "config.toml").symlink_to(tmp_path / "elsewhere" / "config.toml")
+    with pytest.raises(WorkspaceExists):
+        init_workspace(tmp_path)
+    assert (tmp_path / "config.toml").is_symlink() and not (tmp_path / "elsewhere").exists()
+
+
+def test_a_folder_in_the_way_of_a_file_is_a_message_not_a_traceback(tmp_path: Path) -> None:
+    (tmp_path / "submissions").write_text("a file where the folder goes", encoding="utf-8")
+    result = CliRunner().invoke(main, ["init", str(tmp_path)])
+    assert result.exit_code == 1, result.output
+    assert "is a file where newsflash init needs a folder" in result.output
+    assert "Traceback" not in result.output
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["submissions"]  # nothing written
+    assert (tmp_path / "submissions").read_text(encoding="utf-8").startswith("a file")
