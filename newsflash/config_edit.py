@@ -28,13 +28,16 @@ class EditionExists(ConfigError):
     """config.toml already has a table for the edition; newsflash never overwrites one."""
 
 
+def edition_table(title: str, preheader: str = "", editorial: str = "") -> dict[str, str]:
+    """What `newsflash init` and `newsflash edition new` write for one edition."""
+    return {"title": title, "preheader": preheader, "editorial": editorial}
+
+
 def checked_edition_id(config: Config, value: str) -> str:
     """`value` if it names an edition this newsletter can have (YYYY-MM, from No. 1 on);
     else one message that says how to write it."""
     if not _STRICT_ID.fullmatch(value):
-        raise EditionIdError(
-            f"{value!r} is not an edition; write YYYY-MM, e.g. 2022-02."
-        )
+        raise EditionIdError(f"{value!r} is not an edition; write YYYY-MM, e.g. 2022-02.")
     edition_number(value, config.model.newsletter.first_edition)  # refuses one before No. 1
     return value
 

@@ -19,6 +19,7 @@ from pydantic import BaseModel
 from pydantic.fields import FieldInfo
 
 from newsflash.config import ConfigModel, EditionSettings, Job, Section
+from newsflash.config_edit import edition_table
 
 HEADER = """\
 # newsflash configuration: everything the secretariat sets. No secrets here: the SendGrid key
@@ -85,11 +86,6 @@ PATHS_NOTE = (
     "Where things are, relative to this file. templates/ is optional: a file there overrides "
     "newsflash's own template of that name (`newsflash init --templates` copies them)."
 )
-
-
-def edition_table(title: str, preheader: str = "", editorial: str = "") -> dict[str, str]:
-    """What `newsflash init` and `newsflash edition new` write for one edition."""
-    return {"title": title, "preheader": preheader, "editorial": editorial}
 
 
 def _value(value: Any) -> str:

@@ -2,9 +2,9 @@
 
 The golden files in tests/golden/2022-02/ are what `newsflash build 2022-02` writes for the
 repository's own sample (config.toml, submissions/; the package's templates), with the parts
-that change from run to run normalised: the preview's Date, Message-ID and MIME boundary. test_golden.py
-builds the sample afresh and compares. Run this after an intended change to the templates,
-the config or the sample items, then review `git diff tests/golden/` before committing.
+that change from run to run normalised: the preview's Date, Message-ID and MIME boundary.
+test_golden.py builds the sample afresh and compares. Run this after an intended change to the
+templates, the config or the sample items, then review `git diff tests/golden/` before committing.
 """
 
 from __future__ import annotations

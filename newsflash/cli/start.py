@@ -3,8 +3,8 @@
 `edition` is a group (`newsflash edition new 2022-03`) rather than a verb of its own because
 the edition is the thing the secretariat handles every month: the group names it once and has
 room for what else is done to one (listing, retitling) without crowding the top level.
-The work is in workspace.py and config_edit.py; the calendar is imported inside the commands
-on purpose (APScheduler's start-up time, which `newsflash --help` should not pay).
+The work is in workspace.py and config_edit.py, imported inside the commands on purpose: the
+calendar (APScheduler) and tomlkit cost start-up time that `newsflash --help` should not pay.
 """
 
 from __future__ import annotations
@@ -15,8 +15,6 @@ import click
 from rich.markup import escape
 
 from newsflash.cli.common import State, console, handled, pass_state
-from newsflash.config_edit import add_edition, checked_edition_id
-from newsflash.config_text import edition_table
 from newsflash.months import month_label
 
 
@@ -64,11 +62,13 @@ def edition() -> None:
 def new_edition(state: State, edition_id: str, title: str, preheader: str, editorial: str) -> None:
     """Add [editions."EDITION"] (title, preheader, editorial) to config.toml, keeping every
     comment and the layout. Refuses an edition that has one already."""
-    checked_edition_id(state.config, edition_id)  # one message for a bad id, before the title
-    config = add_edition(
+    from newsflash import config_edit  # deferred: tomlkit's start-up time
+
+    config_edit.checked_edition_id(state.config, edition_id)  # a bad id: one message, first
+    config = config_edit.add_edition(
         state.config_path,
         edition_id,
-        edition_table(title or month_label(edition_id), preheader, editorial),
+        config_edit.edition_table(title or month_label(edition_id), preheader, editorial),
     )
     table = escape(f'[editions."{edition_id}"]')
     console.print(
