@@ -57,8 +57,7 @@ Partners who want to contribute are invited to contact the chair of the working 
 def copy_sample(dst: Path) -> Path:
     for name in ("config.toml", "subscribers.csv"):
         shutil.copy(ROOT / name, dst / name)
-    for name in ("templates", "submissions"):
-        shutil.copytree(ROOT / name, dst / name)
+    shutil.copytree(ROOT / "submissions", dst / "submissions")
     return dst
 
 

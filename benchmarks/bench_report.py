@@ -46,8 +46,7 @@ KINDS = ["processed", "delivered", "open", "open", "click", "deferred", "bounce"
 def workspace(folder: Path, n: int) -> tuple[Path, list[str]]:
     for name in ("config.toml",):
         shutil.copy(ROOT / name, folder / name)
-    for name in ("templates", "submissions"):
-        shutil.copytree(ROOT / name, folder / name)
+    shutil.copytree(ROOT / "submissions", folder / "submissions")
     emails = [f"partner{i}@org{i % 400}.example.org" for i in range(n)]
     rows = ["email,first_name,last_name,organisation,segments,status,language"]
     rows += [f"{e},P,{i},Org {i % 400},partners,subscribed,en" for i, e in enumerate(emails)]

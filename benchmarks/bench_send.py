@@ -44,8 +44,7 @@ SECRET = "bench-secret-" + "x" * 32
 def make_workspace(folder: Path, n: int, batch_size: int) -> Path:
     for name in ("config.toml",):
         shutil.copy(ROOT / name, folder / name)
-    for name in ("templates", "submissions"):
-        shutil.copytree(ROOT / name, folder / name)
+    shutil.copytree(ROOT / "submissions", folder / "submissions")
     config = folder / "config.toml"
     text = config.read_text(encoding="utf-8")
     config.write_text(

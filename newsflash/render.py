@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -32,6 +33,9 @@ _DOCTYPE = re.compile(r"^\s*<!doctype html>", re.IGNORECASE)
 _MJML_RESET = re.compile(r'<style type="text/css">(\s*#outlook a\s*\{)')
 _BODY = re.compile(r"(<body[^>]*>)(.*)(</body>)", re.DOTALL)
 TEXT_TEMPLATE = "edition.txt.j2"
+# The default email design, shipped inside the package; a workspace's templates/ overrides it
+# file by file, so a new newsletter needs no copy and a customised one keeps only what it changed.
+PACKAGE_TEMPLATES = Path(__file__).resolve().parent / "templates"
 
 
 @dataclass(frozen=True)
@@ -55,20 +59,68 @@ class RenderedEmail:
         return not any(c.level == "error" for c in self.checks)
 
 
-def template_hash(folder: Path) -> str:
-    """Hash of every template the renderer can load, so an edited template changes the manifest.
-
-    Only ``*.j2`` files count, and not hidden ones (a vim swap file ``.x.j2.swp``, an emacs
-    lock ``.#x.j2``), backups (``x.j2~``) or autosaves (``#x.j2#``): opening a template in an
-    editor must not look like a change to the approved edition."""
-    h = hashlib.sha256()
+def _template_files(folder: Path) -> dict[str, Path]:
+    """The ``*.j2`` files under `folder` by relative name, editors' scratch files left out."""
+    found: dict[str, Path] = {}
+    if not folder.is_dir():
+        return found
     for p in sorted(folder.rglob("*.j2")):
         rel = p.relative_to(folder)
         if any(part.startswith((".", "#")) or part.endswith("~") for part in rel.parts):
             continue
         if p.is_file():
-            h.update(rel.as_posix().encode() + b"\0" + p.read_bytes() + b"\0")
+            found[rel.as_posix()] = p
+    return found
+
+
+def effective_templates(folder: Path) -> dict[str, Path]:
+    """Every template the renderer can load, by name: the workspace's own where it has one,
+    else the package's, exactly as the loader chooses."""
+    return {**_template_files(PACKAGE_TEMPLATES), **_template_files(folder)}
+
+
+def template_hash(folder: Path) -> str:
+    """Hash of every template the renderer can load, so an edited template changes the manifest.
+
+    The hash covers what the loader would choose (a workspace file over the package's), so a
+    workspace without templates/ and one holding unchanged copies hash alike. Only ``*.j2``
+    files count, and not hidden ones (a vim swap file ``.x.j2.swp``, an emacs lock
+    ``.#x.j2``), backups (``x.j2~``) or autosaves (``#x.j2#``): opening a template in an
+    editor must not look like a change to the approved edition."""
+    h = hashlib.sha256()
+    for rel, p in sorted(effective_templates(folder).items()):
+        h.update(rel.encode() + b"\0" + p.read_bytes() + b"\0")
     return h.hexdigest()
+
+
+class TemplateLoader(jinja2.BaseLoader):
+    """The workspace's templates/ first, then the package's: one file overrides one file.
+
+    A jinja ChoiceLoader would keep serving a package template from its cache after the
+    workspace gains a file of that name, so a long-running preview or scheduler would go on
+    ignoring the new override; here a package template is up to date only while the workspace
+    has no file of its name. An absent workspace folder is fine: the package's design is used
+    whole."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self.own = jinja2.FileSystemLoader(folder)
+        self.package = jinja2.FileSystemLoader(PACKAGE_TEMPLATES)
+
+    def get_source(
+        self, environment: jinja2.Environment, template: str
+    ) -> tuple[str, str | None, Callable[[], bool] | None]:
+        try:
+            return self.own.get_source(environment, template)
+        except jinja2.TemplateNotFound:
+            pass
+        source, filename, uptodate = self.package.get_source(environment, template)
+        own = self.folder / template
+
+        def fresh() -> bool:
+            return not own.is_file() and (uptodate is None or uptodate())
+
+        return source, filename, fresh
 
 
 class Renderer:
@@ -77,13 +129,15 @@ class Renderer:
     def __init__(self, config: Config) -> None:
         self.config = config
         folder = config.templates_dir
-        if not (folder / HTML_TEMPLATE).is_file():
+        if HTML_TEMPLATE not in effective_templates(folder):
             raise BuildError(
-                f"{folder / HTML_TEMPLATE}: template missing. Restore it from the "
-                "repository (git checkout templates/)."
+                f"{PACKAGE_TEMPLATES / HTML_TEMPLATE}: newsflash's own template is missing "
+                f"and {folder} has none either. Reinstall newsflash "
+                "(pip install --force-reinstall newsflash)."
             )
+        loader = TemplateLoader(folder)
         self.env = jinja2.Environment(
-            loader=jinja2.FileSystemLoader(folder),
+            loader=loader,
             autoescape=jinja2.select_autoescape(["j2"], default_for_string=True),
             undefined=jinja2.StrictUndefined,
             trim_blocks=True,
@@ -91,7 +145,7 @@ class Renderer:
             auto_reload=True,
         )
         text_env = jinja2.Environment(
-            loader=jinja2.FileSystemLoader(folder),
+            loader=loader,
             autoescape=False,
             undefined=jinja2.StrictUndefined,
             trim_blocks=True,
@@ -156,8 +210,8 @@ class Renderer:
         except jinja2.TemplateError as e:
             where = f"{getattr(e, 'filename', '') or 'templates'}:{getattr(e, 'lineno', '')}"
             raise RenderError(
-                f"{where}: template error: {e}. Fix the template or restore it "
-                "with git checkout templates/."
+                f"{where}: template error: {e}. Fix the template, or delete your copy "
+                "in templates/ to use newsflash's own."
             ) from e
         html = to_html(source)
         size_cfg = self.config.model.build
@@ -173,7 +227,8 @@ def to_html(source: str) -> str:
         raw = mjml.mjml2html(source, fonts={}, disable_comments=True)
     except Exception as e:  # mjml-python raises a bare exception type from Rust
         raise RenderError(
-            f"MJML could not be rendered: {e}. Check templates/{HTML_TEMPLATE}."
+            f"MJML could not be rendered: {e}. Check your copies in templates/, or delete "
+            "them to use newsflash's own."
         ) from e
     # premailer keeps a doctype only if it matches lxml's spelling exactly ('<!DOCTYPE html>');
     # MRML writes '<!doctype html>', which premailer dropped, leaving the email in quirks mode.

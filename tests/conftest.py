@@ -103,12 +103,24 @@ def _block_network(monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.fixture
 def workspace(tmp_path: Path) -> Path:
-    """A copy of the sample newsletter (config, templates, items, partner list) to change."""
+    """A copy of the sample newsletter (config, items, partner list) to change; like the
+    sample, it has no templates/ of its own and uses the package's."""
     for name in ("config.toml", "subscribers.csv"):
         shutil.copy(ROOT / name, tmp_path / name)
-    for name in ("templates", "submissions"):
-        shutil.copytree(ROOT / name, tmp_path / name)
+    shutil.copytree(ROOT / "submissions", tmp_path / "submissions")
     return tmp_path
+
+
+def own_template(workspace: Path, name: str, extra: str = "") -> Path:
+    """Give `workspace` its own copy of the package's template `name` (e.g.
+    "partials/footer.mjml.j2") with `extra` appended, written in one step, as a
+    secretariat customising the design would; returns its path."""
+    from newsflash.render import PACKAGE_TEMPLATES
+
+    path = workspace / "templates" / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text((PACKAGE_TEMPLATES / name).read_text(encoding="utf-8") + extra, "utf-8")
+    return path
 
 
 def missing_tool(reason: str) -> None:

@@ -1,10 +1,10 @@
 """Rewrite the golden output of the sample edition: python tests/regenerate_golden.py
 
 The golden files in tests/golden/2022-02/ are what `newsflash build 2022-02` writes for the
-repository's own sample (config.toml, templates/, submissions/), with the parts that change
-from run to run normalised: the preview's Date, Message-ID and MIME boundary. test_golden.py
-builds the sample afresh and compares. Run this after an intended change to the templates,
-the config or the sample items, then review `git diff tests/golden/` before committing.
+repository's own sample (config.toml, submissions/; the package's templates), with the parts
+that change from run to run normalised: the preview's Date, Message-ID and MIME boundary.
+test_golden.py builds the sample afresh and compares. Run this after an intended change to the
+templates, the config or the sample items, then review `git diff tests/golden/` before committing.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ ROOT = Path(__file__).resolve().parent.parent
 EDITION = "2022-02"
 GOLDEN = ROOT / "tests" / "golden" / EDITION
 FILES = ("email.html", "email.txt", "email.mjml", "manifest.json", "preview.eml")
-SAMPLE = ("config.toml", "subscribers.csv", "templates", "submissions")
+SAMPLE = ("config.toml", "subscribers.csv", "submissions")  # templates: the package's
 
 FIXED_DATE = b"Tue, 01 Feb 2022 09:00:00 +0100"  # 09:00 in Brussels
 FIXED_BOUNDARY = b"===============golden-boundary=="

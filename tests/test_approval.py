@@ -19,6 +19,7 @@ from calendar_helpers import (
     wait_for,
 )
 from click.testing import CliRunner
+from conftest import own_template
 
 from newsflash.cli import main
 from newsflash.config import Config
@@ -76,10 +77,7 @@ def test_every_kind_of_change_after_approval_is_named(config: Config) -> None:
     (config.submissions_dir / "late-news.md").write_text(
         "---\ntitle: Late news\nsection: alliance\ndate: 2022-02-20\n---\nText.\n", encoding="utf-8"
     )
-    (config.templates_dir / "edition.txt.j2").write_text(
-        (config.templates_dir / "edition.txt.j2").read_text(encoding="utf-8") + "\n",
-        encoding="utf-8",
-    )
+    own_template(config.root, "edition.txt.j2", "\n")
     state = approval_state(config, edition, build_edition(config, edition))
     assert state.state == "changed"
     assert state.changes == (
@@ -214,6 +212,7 @@ def test_editor_swap_and_backup_files_in_templates_do_not_void_the_approval(
     edition = current_edition_id(config)
     approve(config, edition, "ana")
     templates = config.templates_dir
+    (templates / "partials").mkdir(parents=True)
     (templates / ".edition.mjml.j2.swp").write_bytes(b"vim swap")  # vim has it open
     (templates / "edition.txt.j2~").write_bytes(b"old backup")  # emacs or gedit backup
     (templates / "#edition.txt.j2#").write_bytes(b"emacs autosave")

@@ -30,6 +30,8 @@ FLOORS: dict[str, int] = {
     "newsflash.config_values": 0,
     "newsflash.config": 0,
     "newsflash.tokens": 0,
+    "newsflash.config_text": 1,
+    "newsflash.config_edit": 1,
     "newsflash.content": 1,
     "newsflash.front_matter": 1,
     "newsflash.item_fields": 1,
@@ -53,6 +55,7 @@ FLOORS: dict[str, int] = {
     "newsflash.serve": 5,
     "newsflash.reports": 5,
     "newsflash.web": 5,
+    "newsflash.workspace": 5,
     "newsflash.cli": 6,
 }
 MAX_FUNCTION_LINES = 60

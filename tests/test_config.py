@@ -215,7 +215,6 @@ def test_paths_resolve_relative_to_the_config_file_not_the_cwd(
 def second_newsletter(folder: Path) -> Config:
     """Another newsletter with its own name, sections and one item, in `folder`."""
     folder.mkdir(parents=True)
-    shutil.copytree(ROOT / "templates", folder / "templates")
     shutil.copy(ROOT / "subscribers.csv", folder / "subscribers.csv")
     text = SAMPLE.replace('name = "ASA Newsflash"', 'name = "Battery Bulletin"').replace(
         'first_edition = "2022-02"', 'first_edition = "2021-11"'

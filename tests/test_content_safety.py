@@ -223,8 +223,7 @@ def sample(tmp_path_factory: pytest.TempPathFactory) -> tuple[Config, Renderer, 
     root = tmp_path_factory.mktemp("sample")
     for name in ("config.toml", "subscribers.csv"):
         shutil.copy(ROOT / name, root / name)
-    for name in ("templates", "submissions"):
-        shutil.copytree(ROOT / name, root / name)
+    shutil.copytree(ROOT / "submissions", root / "submissions")
     config = load_config(root / "config.toml")
     items = list(load_items(config.submissions_dir, config.section_keys).items)
     return config, Renderer(config), items

@@ -8,6 +8,7 @@ import datetime as dt
 from pathlib import Path
 
 import pytest
+from conftest import own_template
 
 from newsflash.config import Config, load_config, parse_config
 from newsflash.edition import (
@@ -300,8 +301,7 @@ def test_manifest_hash_changes_when_a_template_changes(workspace: Path) -> None:
     config = load_config(workspace / "config.toml")
     before = template_hash(config.templates_dir)
     edition_before = build_edition(config, EDITION).edition.manifest_hash
-    footer = workspace / "templates" / "partials" / "footer.mjml.j2"
-    footer.write_text(footer.read_text(encoding="utf-8") + "\n", encoding="utf-8")
+    own_template(workspace, "partials/footer.mjml.j2", "\n")
     assert template_hash(config.templates_dir) != before
     assert build_edition(config, EDITION).edition.manifest_hash != edition_before
 

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import own_template
 
 from newsflash.checks import run_checks
 from newsflash.config import load_config
@@ -306,8 +307,7 @@ def test_items_too_large_only_together_are_not_blamed_and_the_size_check_still_r
 
 
 def test_a_template_fault_blames_no_item_and_still_stops_the_build(workspace: Path) -> None:
-    template = workspace / "templates" / "partials" / "footer.mjml.j2"
-    template.write_text(template.read_text(encoding="utf-8") + "<mj-text>\x01</mj-text>\n")
+    own_template(workspace, "partials/footer.mjml.j2", "<mj-text>\x01</mj-text>\n")
     config = load_config(workspace / "config.toml")
     items = load_items(config.submissions_dir, config.section_keys).items
 

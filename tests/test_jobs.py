@@ -33,6 +33,7 @@ from calendar_helpers import (
     stop_sending_fixture,  # noqa: F401  (the `stop_sending` fixture)
     wait_for,
 )
+from conftest import own_template
 
 from newsflash.errors import NewsflashError
 from newsflash.pipeline import current_edition_id
@@ -126,8 +127,7 @@ def test_a_broken_template_fails_the_scheduled_send_and_proof_and_tells_the_revi
     workspace: Path,
 ) -> None:
     config = set_schedule(workspace, jobs={"send": FAR, "proof": {"day": "last thu"}})
-    template = config.templates_dir / "edition.txt.j2"
-    template.write_text(template.read_text(encoding="utf-8") + "\n{% if %}\n", encoding="utf-8")
+    own_template(config.root, "edition.txt.j2", "\n{% if %}\n")
     with pytest.raises(NewsflashError, match="template"):
         jobs.run_send(str(config.path))
     with pytest.raises(NewsflashError, match="template"):

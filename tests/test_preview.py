@@ -18,6 +18,7 @@ from typing import Any
 
 import pytest
 from browser_helpers import local_only
+from conftest import own_template
 
 from newsflash.errors import NewsflashError
 from newsflash.state import ledgers
@@ -124,8 +125,7 @@ def test_broken_config_is_shown_and_the_preview_recovers(
 
 
 def test_broken_template_is_shown(server: PreviewServer, workspace: Path) -> None:
-    footer = workspace / "templates" / "partials" / "footer.mjml.j2"
-    footer.write_text(footer.read_text() + "{% if %}\n")
+    own_template(workspace, "partials/footer.mjml.j2", "{% if %}\n")
     eventually(lambda: "template error" in get(server.url))
     assert "footer.mjml.j2" in get(server.url)
 

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import own_template
 
 from newsflash import personalise
 from newsflash.config import Config, load_config
@@ -95,7 +96,7 @@ def add_item(workspace: Path, name: str, body: str, **fields: str) -> Path:
 
 
 def edit_template(workspace: Path, partial: str, old: str, new: str) -> None:
-    path = workspace / "templates" / "partials" / partial
+    path = own_template(workspace, f"partials/{partial}")
     text = path.read_text(encoding="utf-8")
     assert old in text, f"{partial} no longer holds {old!r}; update this test"
     path.write_text(text.replace(old, new, 1), encoding="utf-8")

@@ -40,7 +40,7 @@ hour = 13
 day = "last thu"
 hour = 10
 """
-SAMPLE = ("config.toml", "subscribers.csv", "templates", "submissions")
+SAMPLE = ("config.toml", "subscribers.csv", "submissions")
 
 
 def _without_schedule(config_text: str) -> str:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import click
 
-from newsflash.cli import build, report, schedule, send, serve, subscribers, web
+from newsflash.cli import build, report, schedule, send, serve, start, subscribers, web
 from newsflash.cli.common import State
 
 
@@ -32,6 +32,8 @@ def main(ctx: click.Context, config_path: Path, debug: bool) -> None:
     \b
     Contributors drop one Markdown file per item into submissions/ (see docs/contributors.md).
     The secretariat checks, builds and reviews an edition, then sends it:
+      newsflash init DIR           a new newsletter workspace in DIR (config, submissions ...)
+      newsflash edition new 2022-03  start a month: its title, preheader, editorial
       newsflash check              validate config, item files and the partner list
       newsflash build 2022-02      render build/2022-02/ (email.html, email.txt, preview.eml ...)
       newsflash new wg1            scaffold an item file for a section
@@ -46,12 +48,15 @@ def main(ctx: click.Context, config_path: Path, debug: bool) -> None:
       newsflash report             what the last edition did (--all, --csv DIR, --html FILE)
 
     \b
+    EDITION defaults to the coming edition by the schedule, named in the output.
     Every command takes --help. Errors are one line and exit 1 (2 for usage errors).
     """
     ctx.obj = State(config_path, debug)
 
 
 for command in (
+    start.init,
+    start.edition,
     build.check,
     build.build,
     build.new,

@@ -14,10 +14,18 @@ import click
 from rich.markup import escape
 from rich.table import Table
 
-from newsflash.cli.common import State, console, handled, pass_state, print_problems
+from newsflash.cli.common import (
+    State,
+    complete_sections,
+    console,
+    edition_argument,
+    handled,
+    pass_state,
+    print_problems,
+)
 from newsflash.config import Config
 from newsflash.edition import title_clashes
-from newsflash.errors import NewsflashError
+from newsflash.errors import BuildError, NewsflashError
 from newsflash.files import slug
 from newsflash.item_fields import FIELDS
 from newsflash.items import parse_item
@@ -66,25 +74,30 @@ def _check_subscribers(config: Config) -> bool:
 
 
 @click.command()
-@click.argument("edition", required=False)
+@edition_argument
 @click.option("--allow-clip", is_flag=True, help="Write the build even if Gmail would clip it.")
 @pass_state
 @handled
-def build(state: State, edition: str | None, allow_clip: bool) -> None:
-    """Render EDITION (YYYY-MM; default: this month) into build/EDITION/.
+def build(state: State, edition: str, allow_clip: bool) -> None:
+    """Render EDITION (YYYY-MM; default: the coming one by the schedule) into build/EDITION/.
 
     Writes email.html, email.txt, email.mjml (the intermediate MJML), preview.eml (the full
     message with sample personalisation) and manifest.json. Broken or left-out items are
-    listed with the reason; exit 1 if an item file has errors or a check fails.
+    listed with the reason; exit 1 if an item file has errors, a check fails or no item is
+    ready for the edition. An edition without a title in config.toml, or far from the
+    calendar and every item file, is warned about.
     """
     from newsflash import pipeline  # deferred: the renderer's start-up time (module docstring)
-    from newsflash.state import ledgers  # deferred: the same
+    from newsflash.schedule.which_edition import edition_warnings  # deferred: APScheduler
+    from newsflash.state import ledgers  # deferred: the renderer's start-up time
 
     config = state.config
-    edition_id = edition or pipeline.current_edition_id(config)
+    edition_id = edition
     result = ledgers.build_edition(config, edition_id)
     e = result.edition
     print_problems(result.load.problems)
+    for note in edition_warnings(config, edition_id, result.load.items):
+        console.print(f"[yellow]warning[/] {escape(note)}", soft_wrap=True)
     table = Table(title=f"{e.title}  (No. {e.number}, {e.month})", title_justify="left")
     table.add_column("section")
     table.add_column("item")
@@ -100,6 +113,12 @@ def build(state: State, edition: str | None, allow_clip: bool) -> None:
     for c in result.email.checks:
         colour = {"ok": "green", "warning": "yellow", "error": "red"}[c.level]
         console.print(f"[{colour}]{c.level}[/] {c.name}: {escape(c.message)}", soft_wrap=True)
+    if not e.items:
+        raise BuildError(
+            f"edition {edition_id} has no items, so nothing was built: write 'status: ready' "
+            f"in an item file (and 'edition: \"{edition_id}\"' to pin it here), or "
+            "`newsflash new SECTION` for a new one."
+        )
     out = pipeline.write_build(config, result, allow_clip=allow_clip)
     console.print(f"[green]built[/] {out}/ (subject: {result.email.subject})", soft_wrap=True)
     if result.load.errors:
@@ -108,7 +127,7 @@ def build(state: State, edition: str | None, allow_clip: bool) -> None:
 
 
 @click.command()
-@click.argument("section")
+@click.argument("section", shell_complete=complete_sections)
 @click.option("--title", default="", help="The item's headline.")
 @click.option("--date", "date_", default=None, help="YYYY-MM-DD (default: today).")
 @pass_state

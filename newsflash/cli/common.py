@@ -10,15 +10,19 @@ import functools
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 import click
+from click.shell_completion import CompletionItem
 from rich.console import Console
 from rich.markup import escape
 
 from newsflash.config import Config, load_config
 from newsflash.errors import NewsflashError
 from newsflash.items import Problem
+
+if TYPE_CHECKING:
+    from newsflash.schedule.which_edition import Chosen
 
 console = Console(highlight=False)
 err_console = Console(stderr=True, highlight=False)
@@ -38,6 +42,17 @@ class State:
         return self._config
 
 
+def fail(error: NewsflashError) -> NoReturn:
+    """One red line per line of the message and exit 1; the traceback only under --debug."""
+    ctx = click.get_current_context()
+    state = ctx.find_object(State)
+    if state is not None and state.debug:
+        raise error
+    for line in str(error).splitlines() or ["error"]:
+        err_console.print(f"[red]error:[/] {escape(line)}", soft_wrap=True)
+    sys.exit(1)
+
+
 def handled(fn: F) -> F:
     """Turn NewsflashError into one line and exit 1; keep tracebacks for --debug."""
 
@@ -46,12 +61,7 @@ def handled(fn: F) -> F:
         try:
             return fn(*args, **kwargs)
         except NewsflashError as e:
-            ctx = click.get_current_context()
-            if ctx.find_object(State) and ctx.find_object(State).debug:  # type: ignore[union-attr]
-                raise
-            for line in str(e).splitlines() or ["error"]:
-                err_console.print(f"[red]error:[/] {escape(line)}", soft_wrap=True)
-            sys.exit(1)
+            fail(e)
 
     return wrapper  # type: ignore[return-value]
 
@@ -67,3 +77,68 @@ def print_problems(problems: list[Problem] | tuple[Problem, ...]) -> None:
         console.print(
             f"[{colour}]{p.severity}[/] {escape(where)}: {field}{escape(p.message)}", soft_wrap=True
         )
+
+
+def _config_for_completion(ctx: click.Context) -> Config | None:
+    """The config the command line names, for completing its words; None if it will not
+    load (completion must never print an error into the shell)."""
+    path = ctx.find_root().params.get("config_path") or Path("config.toml")
+    try:
+        return load_config(Path(path))
+    except (NewsflashError, OSError):
+        return None
+
+
+def _choose(config: Config, given: str | None) -> Chosen:
+    """which_edition.choose_edition, loaded only when a command takes an edition."""
+    from newsflash.schedule.which_edition import choose_edition  # deferred: APScheduler
+
+    return choose_edition(config, given)
+
+
+def complete_sections(ctx: click.Context, param: click.Parameter, incomplete: str) -> list[str]:
+    """The section keys of config.toml, for `newsflash new <TAB>`."""
+    config = _config_for_completion(ctx)
+    keys = config.section_keys if config else ()
+    return [k for k in keys if k.startswith(incomplete)]
+
+
+def complete_editions(
+    ctx: click.Context, param: click.Parameter, incomplete: str
+) -> list[CompletionItem]:
+    """The coming edition first, then every edition config.toml has a table for."""
+    config = _config_for_completion(ctx)
+    if config is None:
+        return []
+    try:
+        coming = _choose(config, None).id
+    except NewsflashError:  # a calendar that will not compute: `check` says why, not TAB
+        return []
+    ids = [coming, *sorted(set(config.model.editions) - {coming}, reverse=True)]
+    return [
+        CompletionItem(i, help="the coming edition" if i == coming else None)
+        for i in ids
+        if i.startswith(incomplete)
+    ]
+
+
+def _edition(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    """EDITION as the command receives it: the id given, checked, or the coming one, named
+    on the terminal so a default is never a surprise. While completing (no State yet) the
+    value is left as it is."""
+    state = ctx.find_object(State)
+    if state is None or ctx.resilient_parsing:
+        return value
+    try:
+        chosen = _choose(state.config, value)
+    except NewsflashError as e:
+        fail(e)
+    if chosen.defaulted:
+        console.print(escape(chosen.describe()), soft_wrap=True)
+    return chosen.id
+
+
+edition_argument = click.argument(
+    "edition", required=False, callback=_edition, shell_complete=complete_editions
+)
+"""EDITION for every command that takes one: optional, the coming edition by default."""

@@ -18,7 +18,7 @@ import click
 from rich.markup import escape
 from rich.table import Table
 
-from newsflash.cli.common import State, console, handled, pass_state
+from newsflash.cli.common import State, console, edition_argument, handled, pass_state
 
 
 def _default_reviewer() -> str:
@@ -29,7 +29,7 @@ def _default_reviewer() -> str:
 
 
 @click.command()
-@click.argument("edition")
+@edition_argument
 @click.option(
     "--by",
     "by",

@@ -17,7 +17,15 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
 from rich.table import Table
 
-from newsflash.cli.common import State, console, err_console, handled, pass_state, print_problems
+from newsflash.cli.common import (
+    State,
+    console,
+    edition_argument,
+    err_console,
+    handled,
+    pass_state,
+    print_problems,
+)
 from newsflash.config import Config
 from newsflash.signals import sigterm_as_interrupt
 
@@ -89,7 +97,7 @@ def _print_summary(report: SendReport) -> None:
 
 
 @click.command()
-@click.argument("edition")
+@edition_argument
 @click.option(
     "--to",
     "to",
@@ -232,7 +240,7 @@ def _send_with_progress(
 
 
 @click.command()
-@click.argument("edition")
+@edition_argument
 @click.option(
     "--transport",
     "ledger_name",

@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import click
 
-from newsflash.cli.common import State, console, handled, pass_state
+from newsflash.cli.common import State, console, edition_argument, handled, pass_state
 
 
 @click.command()
-@click.argument("edition", required=False)
+@edition_argument
 @click.option(
     "--port",
     default=8000,
@@ -28,8 +28,8 @@ from newsflash.cli.common import State, console, handled, pass_state
 )
 @pass_state
 @handled
-def preview(state: State, edition: str | None, port: int, host: str) -> None:
-    """Serve a live preview of EDITION (default: this month) on http://127.0.0.1:PORT/.
+def preview(state: State, edition: str, port: int, host: str) -> None:
+    """Serve a live preview of EDITION (default: the coming one) on http://127.0.0.1:PORT/.
 
     Shows the email at 600 px and 375 px, the plain text, subject, preheader, checks, items
     left out and item-file problems; rebuilds and reloads the page when an item file, a

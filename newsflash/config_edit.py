@@ -1,0 +1,88 @@
+"""Changes newsflash itself makes to config.toml, with tomlkit, so every comment, blank line and
+the order of the tables stay exactly as the secretariat wrote them.
+
+The file is validated before the change (a broken file is not edited further) and after it
+(the change must leave a config that loads); only then is it replaced, atomically.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from pathlib import Path
+
+import tomlkit
+from tomlkit.exceptions import TOMLKitError
+from tomlkit.items import KeyType, SingleKey, Table
+
+from newsflash.config import Config, load_config, parse_config
+from newsflash.errors import ConfigError, EditionIdError
+from newsflash.files import write_atomic
+from newsflash.months import edition_number
+
+# ASCII digits only: `\d` (and int()) would take full-width ones, "２０２２-03", as 2022-03.
+_STRICT_ID = re.compile(r"^[0-9]{4}-(0[1-9]|1[0-2])$")
+
+
+class EditionExists(ConfigError):
+    """config.toml already has a table for the edition; newsflash never overwrites one."""
+
+
+def edition_table(title: str, preheader: str = "", editorial: str = "") -> dict[str, str]:
+    """What `newsflash init` and `newsflash edition new` write for one edition."""
+    return {"title": title, "preheader": preheader, "editorial": editorial}
+
+
+def checked_edition_id(config: Config, value: str) -> str:
+    """`value` if it names an edition this newsletter can have (YYYY-MM, from No. 1 on);
+    else one message that says how to write it."""
+    if not _STRICT_ID.fullmatch(value):
+        raise EditionIdError(f"{value!r} is not an edition; write YYYY-MM, e.g. 2022-02.")
+    edition_number(value, config.model.newsletter.first_edition)  # refuses one before No. 1
+    return value
+
+
+def _edition_table(settings: Mapping[str, str]) -> Table:
+    table = tomlkit.table()
+    for key, value in settings.items():
+        table.add(key, value)
+    table.add(tomlkit.nl())
+    return table
+
+
+def _editions(doc: tomlkit.TOMLDocument, path: Path) -> Table:
+    """The document's [editions] table, made (as a super table: only its children show) if
+    the file has none yet."""
+    if "editions" not in doc:
+        doc.append("editions", tomlkit.table(is_super_table=True))
+    editions = doc["editions"]
+    if not isinstance(editions, Table):
+        raise ConfigError(
+            f"{path}: 'editions' is written inline; write each edition as its own "
+            '[editions."YYYY-MM"] table so newsflash can add one.'
+        )
+    return editions
+
+
+def add_edition(path: Path, edition_id: str, settings: Mapping[str, str]) -> Config:
+    """Add ``[editions."<edition_id>"]`` with `settings` to the config file at `path`;
+    return the config as it loads afterwards. Refuses an edition that has a table already."""
+    config = load_config(path)
+    checked_edition_id(config, edition_id)
+    if edition_id in config.model.editions:
+        raise EditionExists(
+            f'{config.path}: [editions."{edition_id}"] exists already; edit it there '
+            "(newsflash never overwrites a table)."
+        )
+    text = config.path.read_text(encoding="utf-8")
+    try:
+        doc = tomlkit.parse(text)
+    except TOMLKitError as e:  # tomllib read it, so this is tomlkit's own limit
+        raise ConfigError(f"{config.path}: cannot be edited ({e}); add the table by hand.") from e
+    _editions(doc, config.path).append(
+        SingleKey(edition_id, KeyType.Basic), _edition_table(settings)
+    )
+    new_text = tomlkit.dumps(doc)
+    updated = parse_config(new_text, config.path)
+    write_atomic(config.path, new_text.encode("utf-8"))
+    return updated
