@@ -1,0 +1,81 @@
+"""What the commands tell the secretariat is true (issue 13): each item left out with its own
+reason, the approval state before anything else, a finished edition called finished, every
+test copy accounted for, times in the newsletter's zone.
+
+Run through the command line in a copy of the sample, as a secretariat runs it, so that the
+tests describe what a user sees and survive changes to the modules behind each command.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner, Result
+
+from newsflash.cli import main
+
+DRAFT = "drafts/wg2-training-offer.md"
+MARCH = "2022-03/drives-final-conference.md"
+
+
+@pytest.fixture
+def cli(workspace: Path, monkeypatch: pytest.MonkeyPatch) -> Callable[..., Result]:
+    """Run `newsflash ARGS` in-process, in the workspace (stdout and stderr kept apart)."""
+    monkeypatch.chdir(workspace)
+    monkeypatch.setenv("COLUMNS", "200")
+
+    def run(*args: str) -> Result:
+        return CliRunner().invoke(main, list(args), catch_exceptions=False)
+
+    return run
+
+
+def left_out_lines(output: str) -> dict[str, str]:
+    """`left out KEY: REASON` lines of a command's output, by key."""
+    found: dict[str, str] = {}
+    for line in output.splitlines():
+        if line.strip().startswith("left out "):
+            key, _, reason = line.strip().removeprefix("left out ").partition(": ")
+            found[key] = reason
+    return found
+
+
+def send_the_sample(cli: Callable[..., Result]) -> None:
+    assert cli("approve", "2022-02", "--by", "Ana").exit_code == 0
+    sent = cli("send", "2022-02", "--yes")
+    assert sent.exit_code == 0, sent.output
+
+
+# -- 1. every left-out item with its real reason ------------------------------------------
+
+
+def test_a_send_run_again_after_it_finished_gives_each_left_out_item_its_own_reason(
+    cli: Callable[..., Result],
+) -> None:
+    send_the_sample(cli)
+
+    again = cli("send", "2022-02", "--yes")
+
+    assert again.exit_code == 0, again.output
+    reasons = left_out_lines(again.stdout)
+    assert reasons[DRAFT] == "status is 'draft' (write 'status: ready')"
+    assert reasons[MARCH] == "pinned to edition 2022-03"
+    assert "started sending" not in again.output
+
+
+def test_an_item_added_after_the_send_started_is_said_to_wait_for_a_later_edition(
+    cli: Callable[..., Result], workspace: Path
+) -> None:
+    send_the_sample(cli)
+    (workspace / "submissions" / "late.md").write_text(
+        "---\ntitle: A late item\nsection: wg1\ndate: 2022-02-10\n---\nText.\n", encoding="utf-8"
+    )
+
+    again = cli("send", "2022-02", "--yes")
+
+    reasons = left_out_lines(again.stdout)
+    assert reasons["late.md"].startswith("not part of this edition when its send started")
+    assert reasons["late.md"].endswith("a later edition takes it")
+    assert reasons[DRAFT].startswith("status is 'draft'")
