@@ -79,3 +79,59 @@ def test_an_item_added_after_the_send_started_is_said_to_wait_for_a_later_editio
     assert reasons["late.md"].startswith("not part of this edition when its send started")
     assert reasons["late.md"].endswith("a later edition takes it")
     assert reasons[DRAFT].startswith("status is 'draft'")
+
+
+# -- 6. `new` and `check` speak alike ------------------------------------------------------
+
+
+def test_new_with_a_misspelt_section_gets_the_same_did_you_mean_as_check(
+    cli: Callable[..., Result], workspace: Path
+) -> None:
+    made = cli("new", "wg3", "--title", "A meeting")
+    (workspace / "submissions" / "typo.md").write_text(
+        "---\ntitle: A meeting\nsection: wg3\ndate: 2022-02-10\n---\nText.\n", encoding="utf-8"
+    )
+    checked = cli("check")
+
+    assert made.exit_code == 1
+    said = made.stderr.removeprefix("error: ").strip()
+    assert "did you mean 'wg" in said
+    assert said in " ".join(checked.stdout.split())
+    assert not list((workspace / "submissions").glob("*a-meeting.md"))
+
+
+@pytest.mark.parametrize(
+    ("date", "said"),
+    [
+        ("2022-02-30", "'2022-02-30' is not a real date: February 2022 has 28 days."),
+        ("2022-13-01", "'2022-13-01' is not a real date: there is no month 13."),
+        ("17/01/2022", "'17/01/2022' is not a date. Write it as YYYY-MM-DD"),
+    ],
+)
+def test_new_with_a_date_that_cannot_be_names_what_is_wrong_with_it_and_writes_nothing(
+    cli: Callable[..., Result], workspace: Path, date: str, said: str
+) -> None:
+    before = sorted((workspace / "submissions").rglob("*"))
+
+    made = cli("new", "wg1", "--title", "A meeting", "--date", date)
+
+    assert made.exit_code == 1
+    assert made.stderr.startswith(f"error: --date: {said}")
+    assert made.stderr.count("\n") == 1
+    assert sorted((workspace / "submissions").rglob("*")) == before
+
+
+def test_check_names_curly_quotes_around_a_value_and_reads_the_value_inside(
+    cli: Callable[..., Result], workspace: Path
+) -> None:
+    (workspace / "submissions" / "curly.md").write_text(
+        "---\ntitle: WG1 meets\nsection: “wg1”\ndate: 2022-02-10\n---\nText.\n",
+        encoding="utf-8",
+    )
+
+    checked = cli("check")
+
+    assert checked.exit_code == 0, checked.output
+    out = " ".join(checked.stdout.split())
+    assert "curly.md:3: section: the value “wg1” is in curly quotes (“ ”)" in out
+    assert "unknown section" not in out
