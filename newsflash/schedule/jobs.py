@@ -22,9 +22,15 @@ from newsflash.errors import LedgerError, NewsflashError
 from newsflash.files import write_atomic
 from newsflash.pipeline import BuiltEdition, build_edition, current_edition_id, ledger_path
 from newsflash.schedule import notices
-from newsflash.schedule.timetable import coming_edition, last_send_time, next_send_time, zone
+from newsflash.schedule.timetable import (
+    coming_edition,
+    grace_seconds,
+    last_send_time,
+    next_send_time,
+    zone,
+)
 from newsflash.sending import send as sending
-from newsflash.sending.approval import approval_state
+from newsflash.sending.approval import approval_state, load_approval
 from newsflash.state.ledger import EditionStatus, Ledger
 from newsflash.transports.base import Transport
 
@@ -36,6 +42,7 @@ __all__ = [
     "interrupted_send",
     "report_interrupted_send",
     "report_missed_send",
+    "run_held_send",
     "run_proof",
     "run_reminder",
     "run_send",
@@ -47,6 +54,7 @@ STOP = threading.Event()
 """Set when the scheduler stops: a send in progress stops after the batch it is sending."""
 
 MARKER_FILE = "scheduler-send.json"
+HELD_FILE = "scheduler-held.json"
 
 
 class SendStopped(Exception):
@@ -173,12 +181,96 @@ def _sent_so_far(config: Config, edition_id: str, ledger_name: str) -> str:
 # -- send ----------------------------------------------------------------------------------------
 
 
-def _hold(config: Config, edition_id: str, why: str, transport: Transport, ledger_name: str) -> str:
-    clear_interrupted_send(config)  # a held send is finished by hand, not resumed
+def _hold(
+    config: Config,
+    edition_id: str,
+    held: tuple[str, bool],
+    transport: Transport,
+    ledger_name: str,
+    due: dt.datetime,
+) -> str:
+    """Hold the send and tell the reviewers; one held for want of approval waits for it.
+
+    Until the grace period counted from `due` ends, an approval given afterwards sends it
+    (`run_held_send`); the reviewers, who are told to approve, need not also send by hand."""
+    why, awaits_approval = held
+    clear_interrupted_send(config)  # a held send is not resumed as an interrupted one
+    until = due + dt.timedelta(seconds=grace_seconds(config))
+    waits = awaits_approval and until > dt.datetime.now(dt.UTC)
+    if waits:
+        _mark_held(config, edition_id, due)
     sent = _sent_so_far(config, edition_id, ledger_name)
-    subject, text = notices.held_text(config, edition_id, why, sent)
+    subject, text = notices.held_text(config, edition_id, why, sent, until if waits else None)
     done = notices.notify(config, config.model.schedule.reviewers, subject, text, transport)
     return f"held edition {edition_id}, {sent} ({why.splitlines()[0]}); {done}"
+
+
+# -- a send held for want of approval, sent once approved within the grace period ---------------
+
+
+def _held_marker(config: Config) -> Path:
+    return config.state_dir / HELD_FILE
+
+
+def _approved_at(config: Config, edition_id: str) -> str:
+    """When the edition's latest approval was given ("" if never): a new one shows as a change."""
+    approval = load_approval(config, edition_id)
+    return approval.approved_at if approval is not None else ""
+
+
+def _mark_held(config: Config, edition_id: str, due: dt.datetime) -> None:
+    doc = {
+        "edition": edition_id,
+        "due": due.astimezone(dt.UTC).isoformat(timespec="seconds"),
+        "approved_at": _approved_at(config, edition_id),
+    }
+    write_atomic(_held_marker(config), json.dumps(doc) + "\n")
+
+
+def held_send(config: Config) -> tuple[str, dt.datetime, str] | None:
+    """The send held for want of approval: its edition, when it was due, and the approval
+    (its time) that was there when it was held."""
+    path = _held_marker(config)
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+        due = dt.datetime.fromisoformat(str(doc["due"]))
+        if due.tzinfo is None:
+            raise ValueError("no time zone")
+        return str(doc["edition"]), due, str(doc.get("approved_at") or "")
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        log.warning("%s is unreadable; ignoring it", path)
+        path.unlink(missing_ok=True)
+        return None
+
+
+def run_held_send(config_path: str) -> str | None:
+    """The scheduler's frequent, quiet check: send a held edition once it is approved anew,
+    within the grace period counted from when it was due. None (nothing logged) while it waits.
+
+    The send itself is `run_send`, so it checks the approval against the edition as it builds
+    now: an approval of something else holds it again, and the reviewers are told again."""
+    config = load_config(Path(config_path))
+    held = held_send(config)
+    if held is None:
+        return None
+    edition_id, due, approved_at = held
+    if dt.datetime.now(dt.UTC) > due + dt.timedelta(seconds=grace_seconds(config)):
+        _held_marker(config).unlink(missing_ok=True)
+        return (
+            f"the held send of edition {edition_id} is past its grace period and is no longer "
+            f"sent when approved; send it by hand with `newsflash send {edition_id}`"
+        )
+    try:
+        if _approved_at(config, edition_id) == approved_at:
+            return None
+    except NewsflashError as e:  # an approval file being written, or damaged: look again later
+        log.debug("held send of %s: approval not readable yet: %s", edition_id, e)
+        return None
+    _held_marker(config).unlink(missing_ok=True)
+    _mark_started(config, edition_id, due)  # a stop in the middle resumes, graced from `due`
+    return f"edition {edition_id} was approved after its hold: " + run_send(config_path, edition_id)
 
 
 def _failed(
@@ -240,7 +332,7 @@ def run_send(config_path: str, edition_id: str | None = None) -> str:
         build = build_edition(config, edition_id)
         held = _why_held(config, edition_id, build)
         if held is not None:
-            return _hold(config, edition_id, held, transport, lname)
+            return _hold(config, edition_id, held, transport, lname, due)
         if STOP.is_set():
             return _stopping(config, edition_id, due)
         _mark_started(config, edition_id, due)
@@ -268,14 +360,15 @@ def _between_batches(done: int, total: int) -> None:
         raise SendStopped(f"stopped after {done} of {total} recipient(s)")
 
 
-def _why_held(config: Config, edition_id: str, build: BuiltEdition) -> str | None:
-    """Why the scheduled send must not go out as built, or None when it may."""
+def _why_held(config: Config, edition_id: str, build: BuiltEdition) -> tuple[str, bool] | None:
+    """Why the scheduled send must not go out as built, and whether an approval would let it
+    go; None when it may go now."""
     if not build.edition.items:
-        return f"Edition {edition_id} has no items."
+        return f"Edition {edition_id} has no items.", False
     if config.model.schedule.require_approval:
         state = approval_state(config, edition_id, build)
         if not state.approved:
-            return state.describe()
+            return state.describe(), True
     return None
 
 

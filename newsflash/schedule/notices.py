@@ -178,12 +178,26 @@ def _approval(config: Config, build: BuiltEdition) -> list[str]:
 # -- the reviewers' notices about a send ---------------------------------------------------------
 
 
-def held_text(config: Config, edition_id: str, why: str, sent: str) -> tuple[str, str]:
+def held_text(
+    config: Config, edition_id: str, why: str, sent: str, until: dt.datetime | None = None
+) -> tuple[str, str]:
+    """`until`: the end of the grace period, when an approval given before it sends the
+    edition by itself; None when only a send by hand will."""
     subject = f"{config.model.newsletter.name} {edition_id} was NOT sent: held"
+    if until is not None:
+        after = (
+            f"Approved before {_when(until, zone(config))}, it is sent by the scheduler "
+            f"within a minute of the approval; after that, send it by hand: newsflash send "
+            f"{edition_id}\n"
+        )
+    else:
+        after = (
+            f"When it is right, send it by hand: newsflash send {edition_id}\n"
+            "(the scheduler does not retry this month's send by itself).\n"
+        )
     text = (
         f"The scheduled send of {edition_name(config, edition_id)} was held; {sent}.\n\n"
-        f"{why}\n\nWhen it is right, send it by hand: newsflash send {edition_id}\n"
-        "(the scheduler does not retry this month's send by itself).\n"
+        f"{why}\n\n{after}"
     )
     return subject, text
 

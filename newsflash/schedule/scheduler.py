@@ -39,9 +39,11 @@ from apscheduler.events import (
 )
 from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.job import Job as StoredJob
+from apscheduler.jobstores.memory import MemoryJobStore
 from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.date import DateTrigger
+from apscheduler.triggers.interval import IntervalTrigger
 
 from newsflash.config import Config
 from newsflash.errors import NewsflashError
@@ -75,6 +77,8 @@ log = logging.getLogger("newsflash.schedule.scheduler")
 
 FUNCS = {name: f"newsflash.schedule.jobs:run_{name}" for name in JOBS}
 RESUME_ID = "send-resume"
+HELD_ID = "send-held"  # the check for an approval of a held send; in memory, never stored
+HELD_CHECK_SECONDS = 30.0
 STORE_FILE = "scheduler.sqlite"
 LOCK_FILE = "scheduler.lock"
 
@@ -110,7 +114,10 @@ def create_scheduler(config: Config) -> BackgroundScheduler:
     upgrade_job_store(store_path(config))
     return BackgroundScheduler(
         timezone=zone(config),
-        jobstores={"default": SQLAlchemyJobStore(url=f"sqlite:///{store_path(config)}")},
+        jobstores={
+            "default": SQLAlchemyJobStore(url=f"sqlite:///{store_path(config)}"),
+            "memory": MemoryJobStore(),
+        },
         executors={"default": _LoggingExecutor(zone(config))},
         job_defaults={
             "coalesce": True,
@@ -200,7 +207,9 @@ class _LoggingExecutor(ThreadPoolExecutor):  # type: ignore[misc]
         due = run_times[-1]
         late = (dt.datetime.now(dt.UTC) - due).total_seconds()
         grace = job.misfire_grace_time
-        if grace is None or late <= grace:  # beyond grace the missed-run report follows
+        if job.id == HELD_ID:
+            pass  # a check every few seconds: logged only when it sends
+        elif grace is None or late <= grace:  # beyond grace the missed-run report follows
             extra = f", {late / 60:.0f} min late" if late >= 60 else ""
             log.info("job %s started (due %s%s)", job.id, fmt(due, self._tz), extra)
         super()._do_submit_job(job, run_times)
@@ -226,6 +235,9 @@ class _Listener:
         elif event.code == EVENT_JOB_ERROR:
             log.error("job %s failed: %s%s", event.job_id, event.exception, self._next(event))
             log.debug("traceback of job %s:\n%s", event.job_id, event.traceback)
+        elif event.code == EVENT_JOB_EXECUTED and event.job_id == HELD_ID:
+            if event.retval is not None:
+                log.info("%s", event.retval)
         elif event.code == EVENT_JOB_EXECUTED:
             log.info("job %s done: %s%s", event.job_id, event.retval, self._next(event))
 
@@ -287,6 +299,7 @@ def open_scheduler(config: Config, now: dt.datetime | None = None) -> Background
         for action in sync_jobs(scheduler, config, now):
             log.info("schedule %s", action)
         _resume_interrupted_send(scheduler, config)
+        _watch_held_send(scheduler, config)
     except BaseException:
         scheduler.shutdown(wait=False)
         raise
@@ -327,6 +340,23 @@ def _resume_interrupted_send(scheduler: BackgroundScheduler, config: Config) -> 
         args=(str(config.path), edition_id),
         replace_existing=True,
         misfire_grace_time=grace_seconds(config),
+        coalesce=True,
+        max_instances=1,
+    )
+
+
+def _watch_held_send(scheduler: BackgroundScheduler, config: Config) -> None:
+    """Look for the approval of a held send now (it may have come while the scheduler was
+    down) and every HELD_CHECK_SECONDS; `jobs.run_held_send` sends it within grace."""
+    scheduler.add_job(
+        "newsflash.schedule.jobs:run_held_send",
+        trigger=IntervalTrigger(seconds=HELD_CHECK_SECONDS, timezone=zone(config)),
+        id=HELD_ID,
+        name=HELD_ID,
+        jobstore="memory",
+        args=(str(config.path),),
+        next_run_time=dt.datetime.now(zone(config)),
+        misfire_grace_time=None,
         coalesce=True,
         max_instances=1,
     )
