@@ -9,6 +9,12 @@ open). Elsewhere, a file is judged once it has been stable (same size and mtime)
 seconds since the last event about it. So a file still being copied or saved in pieces is not
 judged half-written.
 
+Files that arrived or changed while the scheduler was down are checked at start: each file's
+sha256 as last judged is kept in ``state/intake-judged.json``, and a file whose content differs
+(or is new) is judged as if it had just landed. A workspace without that record yet (the first
+start) judges the files written after the last line of ``state/intake.log``, or none if intake
+never ran: the record starts from what is there.
+
 The check is the same as `newsflash check`, with the same messages: `parse_item`, and
 `edition.title_clashes` against the other item files. The result goes to the item's `contact`
 through the configured transport, and one line per check goes to ``state/intake.log`` for the
@@ -19,6 +25,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import json
 import logging
 import re
 import threading
@@ -34,7 +41,8 @@ from watchdog.observers import Observer
 
 from newsflash.config import Config
 from newsflash.edition import title_clashes
-from newsflash.items import IGNORED_NAMES, ITEM_SUFFIXES, Item, Problem, parse_item
+from newsflash.files import write_atomic
+from newsflash.items import IGNORED_NAMES, ITEM_SUFFIXES, Item, Problem, item_files, parse_item
 from newsflash.pipeline import load
 from newsflash.schedule.timetable import zone
 from newsflash.sending.send import make_transport
@@ -49,6 +57,7 @@ __all__ = ["LOG_FILE", "Intake", "Verdict", "check_file"]
 log = logging.getLogger("newsflash.schedule.intake")
 
 LOG_FILE = "intake.log"
+RECORD_FILE = "intake-judged.json"
 _CONTACT = re.compile(r"""^\s*contact\s*:\s*["']?([^\s"'#]+@[^\s"'#]+)""", re.MULTILINE)
 
 
@@ -206,6 +215,7 @@ class Intake:
         self.config = config
         self.root = config.submissions_dir.resolve()
         self.log_path = config.state_dir / LOG_FILE
+        self.record_path = config.state_dir / RECORD_FILE
         self.settle = settle
         self.closed_settle = closed_settle
         self.open_timeout = open_timeout
@@ -234,6 +244,7 @@ class Intake:
         observer.daemon = True
         observer.start()
         self._observer = observer
+        self._catch_up()  # after the observer starts, so that no file lands unseen between
         self._stop.clear()
         self._worker = threading.Thread(target=self._loop, name="newsflash-intake", daemon=True)
         self._worker.start()
@@ -326,6 +337,50 @@ class Intake:
                     ready.append(path)
         return ready
 
+    # -- files that landed while nobody watched ----------------------------------------------
+
+    def _read_record(self) -> dict[str, str] | None:
+        try:
+            doc = json.loads(self.record_path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            return None
+        except (OSError, ValueError) as e:
+            log.warning(
+                "intake: %s is unreadable (%s); checking every file again", self.record_path, e
+            )
+            return {}
+        return {str(k): str(v) for k, v in doc.items()} if isinstance(doc, dict) else {}
+
+    def _write_record(self) -> None:
+        doc = {p.relative_to(self.root).as_posix(): d for p, d in sorted(self._judged.items())}
+        write_atomic(self.record_path, json.dumps(doc, indent=1, sort_keys=True) + "\n")
+
+    def _catch_up(self) -> None:
+        """Queue every file that is new or changed since it was last judged."""
+        record = self._read_record()
+        since = self.log_path.stat().st_mtime if self.log_path.exists() else None
+        waiting: list[Path] = []
+        for path in item_files(self.root):
+            if not is_item_path(path, self.root):
+                continue
+            try:
+                data, mtime = path.read_bytes(), path.stat().st_mtime
+            except OSError:
+                continue
+            digest = hashlib.sha256(data).hexdigest()
+            known = record.get(path.relative_to(self.root).as_posix()) if record else None
+            if known == digest or (record is None and (since is None or mtime <= since)):
+                self._judged[path] = digest  # judged before (or there before intake ran)
+            else:
+                waiting.append(path)
+        now = time.monotonic()
+        with self._lock:
+            for path in waiting:
+                self._pending.setdefault(path, _Pending(now, whole=True))
+        self._write_record()
+        if waiting:
+            log.info("intake: %d file(s) arrived or changed while it was stopped", len(waiting))
+
     # -- the check ---------------------------------------------------------------------------
 
     def _judge(self, path: Path) -> Verdict | None:
@@ -338,6 +393,7 @@ class Intake:
         if self._judged.get(path) == digest:
             return None  # touched, not changed: the contributor has had this answer
         self._judged[path] = digest
+        self._write_record()
         key = path.relative_to(self.root).as_posix()
         verdict = check_file(data, key, self.config.section_keys, load(self.config).items)
         outcome = "no contact to notify"
