@@ -67,6 +67,9 @@ def test_a_good_and_a_broken_file_each_get_the_right_notice_within_seconds(
     (good,) = notice_to(config, "lena@example.org")
     assert "vaasa.md is received" in good and "is valid" in good
     assert "section: battery" in good
+    # a page they can open, which `newsflash archive` writes (site/contributors/index.html)
+    assert "How to write an item file: https://newsflash.example.org/contributors/" in good
+    assert "docs/contributors.md" not in good
 
     (bad,) = notice_to(config, "omar@example.org")
     assert "2022-02/broken.md needs changes" in bad

@@ -46,6 +46,7 @@ from newsflash.items import IGNORED_NAMES, ITEM_SUFFIXES, Item, Problem, item_fi
 from newsflash.pipeline import load
 from newsflash.schedule.timetable import zone
 from newsflash.sending.send import make_transport
+from newsflash.web.guide import guide_url
 
 try:  # Linux: the observer that reports close-after-write
     from watchdog.observers.inotify import InotifyObserver as _CloseReporting
@@ -83,8 +84,9 @@ class Verdict:
         warnings = len(self.problems) - len(self.errors)
         return f"{len(self.errors)} error(s)" + (f", {warnings} warning(s)" if warnings else "")
 
-    def notice(self, newsletter: str) -> tuple[str, str]:
-        """Subject and text for the contributor."""
+    def notice(self, newsletter: str, guide: str) -> tuple[str, str]:
+        """Subject and text for the contributor; `guide`, the address of the contributors'
+        guide, is a page they can open, not a path in a repository they never see."""
         if self.ok:
             assert self.item is not None
             subject = f"{newsletter}: your item {self.key} is received"
@@ -105,7 +107,7 @@ class Verdict:
             ]
         if self.problems:  # warnings too
             lines += [""] + [f"  {p}" for p in self.problems]
-        lines += ["", "How to write an item file: see docs/contributors.md."]
+        lines += ["", f"How to write an item file: {guide}"]
         return subject, "\n".join(lines) + "\n"
 
 
@@ -229,6 +231,7 @@ class Intake:
         self._observer: Observer | None = None  # type: ignore[valid-type]
         self._worker: threading.Thread | None = None
         self._tz = zone(config)
+        self._guide = guide_url(config)
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -398,7 +401,7 @@ class Intake:
         verdict = check_file(data, key, self.config.section_keys, load(self.config).items)
         outcome = "no contact to notify"
         if verdict.contact:
-            subject, text = verdict.notice(self.config.model.newsletter.name)
+            subject, text = verdict.notice(self.config.model.newsletter.name, self._guide)
             try:
                 assert self._notify is not None
                 self._notify([verdict.contact], subject, text)

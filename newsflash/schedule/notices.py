@@ -19,6 +19,7 @@ from newsflash.schedule.timetable import coming_edition, next_send_time, zone
 from newsflash.sending.approval import approval_state
 from newsflash.sending.send import make_transport
 from newsflash.transports.base import Transport
+from newsflash.web.guide import guide_url
 
 __all__ = [
     "edition_name",
@@ -89,7 +90,7 @@ def reminder_text(config: Config, now: dt.datetime) -> tuple[str, str, str]:
         "",
         f"Sections: {sections}. Each file is checked as soon as it lands, and the",
         "result goes to the address in 'contact:'.",
-        "The full guide, with every field: docs/contributors.md.",
+        f"The full guide, with every field: {guide_url(config)}",
     ]
     return edition_id, subject, "\n".join(lines) + "\n"
 
