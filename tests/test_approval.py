@@ -27,7 +27,7 @@ from newsflash.cli import main
 from newsflash.config import Config
 from newsflash.errors import BuildError
 from newsflash.pipeline import build_edition, current_edition_id, ledger_path
-from newsflash.schedule import jobs, scheduler
+from newsflash.schedule import jobs, resume
 from newsflash.sending.approval import approval_state, approve, diff_manifests
 from newsflash.state.ledger import Ledger
 
@@ -140,7 +140,7 @@ def test_approval_is_held_when_an_item_changes_after_approval_and_reviewers_are_
 @pytest.fixture
 def quick_held_check(monkeypatch: pytest.MonkeyPatch) -> None:
     """The scheduler looks for the approval of a held send every 0.2 s instead of every 30."""
-    monkeypatch.setattr(scheduler, "HELD_CHECK_SECONDS", 0.2)
+    monkeypatch.setattr(resume, "HELD_CHECK_SECONDS", 0.2)
 
 
 def test_a_send_held_for_want_of_approval_goes_out_once_approved_within_the_grace_period(

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-import json
 import logging
 import re
 import threading
@@ -41,9 +40,9 @@ from watchdog.observers import Observer
 
 from newsflash.config import Config
 from newsflash.edition import title_clashes
-from newsflash.files import write_atomic
-from newsflash.items import IGNORED_NAMES, ITEM_SUFFIXES, Item, Problem, item_files, parse_item
+from newsflash.items import IGNORED_NAMES, ITEM_SUFFIXES, Item, Problem, parse_item
 from newsflash.pipeline import load
+from newsflash.schedule.intake_record import unjudged_files, write_record
 from newsflash.schedule.timetable import zone
 from newsflash.sending.send import make_transport
 from newsflash.web.guide import guide_url
@@ -58,7 +57,7 @@ __all__ = ["LOG_FILE", "Intake", "Verdict", "check_file"]
 log = logging.getLogger("newsflash.schedule.intake")
 
 LOG_FILE = "intake.log"
-RECORD_FILE = "intake-judged.json"
+RECORD_FILE = "intake-judged.json"  # see intake_record
 _CONTACT = re.compile(r"""^\s*contact\s*:\s*["']?([^\s"'#]+@[^\s"'#]+)""", re.MULTILINE)
 
 
@@ -342,45 +341,15 @@ class Intake:
 
     # -- files that landed while nobody watched ----------------------------------------------
 
-    def _read_record(self) -> dict[str, str] | None:
-        try:
-            doc = json.loads(self.record_path.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            return None
-        except (OSError, ValueError) as e:
-            log.warning(
-                "intake: %s is unreadable (%s); checking every file again", self.record_path, e
-            )
-            return {}
-        return {str(k): str(v) for k, v in doc.items()} if isinstance(doc, dict) else {}
-
-    def _write_record(self) -> None:
-        doc = {p.relative_to(self.root).as_posix(): d for p, d in sorted(self._judged.items())}
-        write_atomic(self.record_path, json.dumps(doc, indent=1, sort_keys=True) + "\n")
-
     def _catch_up(self) -> None:
         """Queue every file that is new or changed since it was last judged."""
-        record = self._read_record()
-        since = self.log_path.stat().st_mtime if self.log_path.exists() else None
-        waiting: list[Path] = []
-        for path in item_files(self.root):
-            if not is_item_path(path, self.root):
-                continue
-            try:
-                data, mtime = path.read_bytes(), path.stat().st_mtime
-            except OSError:
-                continue
-            digest = hashlib.sha256(data).hexdigest()
-            known = record.get(path.relative_to(self.root).as_posix()) if record else None
-            if known == digest or (record is None and (since is None or mtime <= since)):
-                self._judged[path] = digest  # judged before (or there before intake ran)
-            else:
-                waiting.append(path)
+        judged, waiting = unjudged_files(self.root, self.record_path, self.log_path)
         now = time.monotonic()
         with self._lock:
+            self._judged.update(judged)
             for path in waiting:
                 self._pending.setdefault(path, _Pending(now, whole=True))
-        self._write_record()
+        write_record(self.root, self.record_path, self._judged)
         if waiting:
             log.info("intake: %d file(s) arrived or changed while it was stopped", len(waiting))
 
@@ -396,7 +365,7 @@ class Intake:
         if self._judged.get(path) == digest:
             return None  # touched, not changed: the contributor has had this answer
         self._judged[path] = digest
-        self._write_record()
+        write_record(self.root, self.record_path, self._judged)
         key = path.relative_to(self.root).as_posix()
         verdict = check_file(data, key, self.config.section_keys, load(self.config).items)
         outcome = "no contact to notify"

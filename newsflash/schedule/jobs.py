@@ -12,16 +12,25 @@ teach schedule/upgrade.py where they went.
 from __future__ import annotations
 
 import datetime as dt
-import json
 import logging
 import threading
 from pathlib import Path
 
 from newsflash.config import Config, load_config
 from newsflash.errors import LedgerError, NewsflashError
-from newsflash.files import write_atomic
 from newsflash.pipeline import BuiltEdition, build_edition, current_edition_id, ledger_path
 from newsflash.schedule import notices
+from newsflash.schedule.markers import (
+    HELD_FILE,
+    MARKER_FILE,
+    approved_at,
+    clear_held_send,
+    clear_interrupted_send,
+    held_send,
+    interrupted_send,
+    mark_held,
+    mark_started,
+)
 from newsflash.schedule.timetable import (
     coming_edition,
     grace_seconds,
@@ -30,15 +39,18 @@ from newsflash.schedule.timetable import (
     zone,
 )
 from newsflash.sending import send as sending
-from newsflash.sending.approval import approval_state, load_approval
+from newsflash.sending.approval import approval_state
 from newsflash.state.ledger import EditionStatus, Ledger
 from newsflash.transports.base import Transport
 
 __all__ = [
+    "HELD_FILE",
+    "MARKER_FILE",
     "STOP",
     "SendStopped",
     "clear_interrupted_send",
     "edition_complete",
+    "held_send",
     "interrupted_send",
     "report_interrupted_send",
     "report_missed_send",
@@ -52,9 +64,6 @@ log = logging.getLogger("newsflash.schedule.jobs")
 
 STOP = threading.Event()
 """Set when the scheduler stops: a send in progress stops after the batch it is sending."""
-
-MARKER_FILE = "scheduler-send.json"
-HELD_FILE = "scheduler-held.json"
 
 
 class SendStopped(Exception):
@@ -109,49 +118,7 @@ def run_proof(config_path: str) -> str:
     )
 
 
-# -- the interrupted-send marker and the ledger's word on how far a send got ---------------------
-
-
-def _marker(config: Config) -> Path:
-    return config.state_dir / MARKER_FILE
-
-
-def interrupted_send(config: Config) -> tuple[str, dt.datetime] | None:
-    """The scheduled send that was stopped or killed before it ended, if any: its edition and
-    the time it was due (the grace period counts from there, however often it resumed)."""
-    path = _marker(config)
-    try:
-        doc = json.loads(path.read_text(encoding="utf-8"))
-        due = dt.datetime.fromisoformat(str(doc.get("due") or doc["started_at"]))
-        if due.tzinfo is None:
-            raise ValueError("no time zone")
-        return str(doc["edition"]), due
-    except FileNotFoundError:
-        return None
-    except (OSError, ValueError, KeyError, TypeError, AttributeError):
-        log.warning("%s is unreadable; ignoring it", path)
-        path.unlink(missing_ok=True)
-        return None
-
-
-def clear_interrupted_send(config: Config) -> None:
-    _marker(config).unlink(missing_ok=True)
-
-
-def _mark_started(config: Config, edition_id: str, due: dt.datetime) -> None:
-    """Note that the scheduled send of `edition_id`, due at `due`, is under way.
-
-    A marker already there for the same edition is kept as it is: a resumed send that is
-    interrupted again still counts its grace period from the time it was first due."""
-    current = interrupted_send(config)
-    if current is not None and current[0] == edition_id:
-        return
-    doc = {
-        "edition": edition_id,
-        "due": due.astimezone(dt.UTC).isoformat(timespec="seconds"),
-        "started_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-    }
-    write_atomic(_marker(config), json.dumps(doc) + "\n")
+# -- the ledger's word on how far a send got ----------------------------------------------------
 
 
 def _ledger_status(config: Config, edition_id: str, ledger_name: str) -> EditionStatus | None:
@@ -198,7 +165,7 @@ def _hold(
     until = due + dt.timedelta(seconds=grace_seconds(config))
     waits = awaits_approval and until > dt.datetime.now(dt.UTC)
     if waits:
-        _mark_held(config, edition_id, due)
+        mark_held(config, edition_id, due)
     sent = _sent_so_far(config, edition_id, ledger_name)
     subject, text = notices.held_text(config, edition_id, why, sent, until if waits else None)
     done = notices.notify(config, config.model.schedule.reviewers, subject, text, transport)
@@ -206,43 +173,6 @@ def _hold(
 
 
 # -- a send held for want of approval, sent once approved within the grace period ---------------
-
-
-def _held_marker(config: Config) -> Path:
-    return config.state_dir / HELD_FILE
-
-
-def _approved_at(config: Config, edition_id: str) -> str:
-    """When the edition's latest approval was given ("" if never): a new one shows as a change."""
-    approval = load_approval(config, edition_id)
-    return approval.approved_at if approval is not None else ""
-
-
-def _mark_held(config: Config, edition_id: str, due: dt.datetime) -> None:
-    doc = {
-        "edition": edition_id,
-        "due": due.astimezone(dt.UTC).isoformat(timespec="seconds"),
-        "approved_at": _approved_at(config, edition_id),
-    }
-    write_atomic(_held_marker(config), json.dumps(doc) + "\n")
-
-
-def held_send(config: Config) -> tuple[str, dt.datetime, str] | None:
-    """The send held for want of approval: its edition, when it was due, and the approval
-    (its time) that was there when it was held."""
-    path = _held_marker(config)
-    try:
-        doc = json.loads(path.read_text(encoding="utf-8"))
-        due = dt.datetime.fromisoformat(str(doc["due"]))
-        if due.tzinfo is None:
-            raise ValueError("no time zone")
-        return str(doc["edition"]), due, str(doc.get("approved_at") or "")
-    except FileNotFoundError:
-        return None
-    except (OSError, ValueError, KeyError, TypeError, AttributeError):
-        log.warning("%s is unreadable; ignoring it", path)
-        path.unlink(missing_ok=True)
-        return None
 
 
 def run_held_send(config_path: str) -> str | None:
@@ -255,21 +185,21 @@ def run_held_send(config_path: str) -> str | None:
     held = held_send(config)
     if held is None:
         return None
-    edition_id, due, approved_at = held
+    edition_id, due, approval_then = held
     if dt.datetime.now(dt.UTC) > due + dt.timedelta(seconds=grace_seconds(config)):
-        _held_marker(config).unlink(missing_ok=True)
+        clear_held_send(config)
         return (
             f"the held send of edition {edition_id} is past its grace period and is no longer "
             f"sent when approved; send it by hand with `newsflash send {edition_id}`"
         )
     try:
-        if _approved_at(config, edition_id) == approved_at:
+        if approved_at(config, edition_id) == approval_then:
             return None
     except NewsflashError as e:  # an approval file being written, or damaged: look again later
         log.debug("held send of %s: approval not readable yet: %s", edition_id, e)
         return None
-    _held_marker(config).unlink(missing_ok=True)
-    _mark_started(config, edition_id, due)  # a stop in the middle resumes, graced from `due`
+    clear_held_send(config)
+    mark_started(config, edition_id, due)  # a stop in the middle resumes, graced from `due`
     return f"edition {edition_id} was approved after its hold: " + run_send(config_path, edition_id)
 
 
@@ -291,7 +221,7 @@ def _failed(
 
 def _stopping(config: Config, edition_id: str, due: dt.datetime) -> str:
     """The scheduler is stopping before this send began: leave it to resume at the next start."""
-    _mark_started(config, edition_id, due)
+    mark_started(config, edition_id, due)
     return (
         f"the scheduler is stopping: the send of edition {edition_id} did not start; it "
         "starts when the scheduler starts again (within the grace period), or by hand with "
@@ -335,7 +265,7 @@ def run_send(config_path: str, edition_id: str | None = None) -> str:
             return _hold(config, edition_id, held, transport, lname, due)
         if STOP.is_set():
             return _stopping(config, edition_id, due)
-        _mark_started(config, edition_id, due)
+        mark_started(config, edition_id, due)
         report = sending.send_edition(
             config, edition_id, transport=transport, build=build, progress=_between_batches
         )
