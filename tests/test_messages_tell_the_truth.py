@@ -135,3 +135,42 @@ def test_check_names_curly_quotes_around_a_value_and_reads_the_value_inside(
     out = " ".join(checked.stdout.split())
     assert "curly.md:3: section: the value “wg1” is in curly quotes (“ ”)" in out
     assert "unknown section" not in out
+
+
+# -- 2. the approval state first ------------------------------------------------------------
+
+
+def test_a_dry_run_of_an_unapproved_edition_says_so_before_the_counts(
+    cli: Callable[..., Result],
+) -> None:
+    dry = cli("send", "2022-02", "--dry-run")
+
+    assert dry.exit_code == 0, dry.output
+    lines = dry.stdout.splitlines()
+    assert lines[0].startswith("approval edition 2022-02 is not approved.")
+    assert "newsflash approve 2022-02" in lines[0]
+    assert lines[1] == "A send now would be held: nothing would be sent."
+    counts = next(n for n, line in enumerate(lines) if "to send now" in line)
+    assert counts > 1
+
+
+def test_a_dry_run_of_an_approved_edition_says_it_is_approved(
+    cli: Callable[..., Result],
+) -> None:
+    assert cli("approve", "2022-02", "--by", "Ana").exit_code == 0
+
+    dry = cli("send", "2022-02", "--dry-run")
+
+    assert dry.stdout.startswith("approval edition 2022-02 is approved (by Ana")
+    assert "would be held" not in dry.stdout
+
+
+def test_a_send_of_an_unapproved_edition_is_refused_before_it_counts_anyone_to_send(
+    cli: Callable[..., Result], workspace: Path
+) -> None:
+    sent = cli("send", "2022-02", "--yes")
+
+    assert sent.exit_code == 1
+    assert "to send now" not in sent.stdout
+    assert sent.stderr.startswith("error: held, nothing sent: edition 2022-02 is not approved")
+    assert not (workspace / "outbox" / "2022-02").exists()

@@ -48,6 +48,30 @@ def _print_plan(report: Any) -> None:
     )
 
 
+def _say_approval(config: Config, edition: str, build: Any, plan: Any, dry_run: bool) -> None:
+    """The approval state comes first: a send that would be held says so before any count.
+
+    A dry run names the state; a real send with anyone to send to is refused here, before the
+    counts are printed, when the edition is not approved as it builds now."""
+    from newsflash.sending.approval import (  # deferred: loads the pipeline, as send() does
+        approval_state,
+        require_approved,
+    )
+
+    if not config.model.schedule.require_approval:
+        return
+    will_send = plan.to_send > 0 or (plan.status is not None and bool(plan.status.in_flight))
+    if not dry_run:
+        if will_send:
+            require_approved(config, edition, build)
+        return
+    state = approval_state(config, edition, build)
+    colour = "green" if state.approved else "yellow"
+    console.print(f"[{colour}]approval[/] {escape(state.describe())}", soft_wrap=True)
+    if will_send and not state.approved:
+        console.print("[yellow]A send now would be held: nothing would be sent.[/]")
+
+
 def _print_summary(report: Any) -> None:
     from newsflash.sending.send import status_lines
 
@@ -145,6 +169,7 @@ def send(
     plan = sending.send_edition(
         config, edition, transport=tp, dry_run=True, build=result, resend_uncertain=resend_uncertain
     )
+    _say_approval(config, edition, result, plan, dry_run)
     _print_plan(plan)
     if dry_run:
         if plan.first_request is not None:
@@ -159,9 +184,6 @@ def send(
         if plan.uncertain:
             sys.exit(1)
         return
-    from newsflash.sending.approval import require_approved
-
-    require_approved(config, edition, result)
     if sys.stdin.isatty() and not yes:
         click.confirm(
             f"Send edition {edition} to {plan.to_send} recipient(s) through {plan.transport}?",
