@@ -174,3 +174,24 @@ def test_a_send_of_an_unapproved_edition_is_refused_before_it_counts_anyone_to_s
     assert "to send now" not in sent.stdout
     assert sent.stderr.startswith("error: held, nothing sent: edition 2022-02 is not approved")
     assert not (workspace / "outbox" / "2022-02").exists()
+
+
+# -- 3. a finished edition is called finished ------------------------------------------------
+
+
+def test_a_send_after_an_item_was_edited_says_the_finished_edition_is_complete(
+    cli: Callable[..., Result], workspace: Path
+) -> None:
+    """Regression (issue 13): it advised restoring the files "to finish the send" and
+    pointed at `status` for "who still waits", though nobody did."""
+    send_the_sample(cli)
+    item = workspace / "submissions" / "2022-02" / "newsflash-launch.md"
+    item.write_text(item.read_text(encoding="utf-8") + "\nOne more line.\n", encoding="utf-8")
+
+    again = cli("send", "2022-02", "--yes")
+
+    said = " ".join(again.stderr.split())
+    assert "edition 2022-02 is complete: 10 recipient(s) have it and nobody waits" in said
+    assert "item edited: 2022-02/newsflash-launch.md" in said
+    assert "Restore" not in said and "still waits" not in said
+    assert len(list((workspace / "outbox" / "2022-02").glob("*.eml"))) == 10

@@ -348,9 +348,9 @@ def send_edition(
     path = pipeline.ledger_path(config, lname)
     recipients = [LedgerRecipient(p.recipient_id, p.email) for p in audience.people.values()]
     with Ledger(path) as ledger, ledger.sending(edition_id):
-        frozen_hash = ledger.status(edition_id).manifest_hash
-        resuming = frozen_hash is not None
-        _refuse_if_changed(edition_id, ledger.manifest(edition_id), frozen_hash, build)
+        begun = ledger.status(edition_id)
+        resuming = begun.manifest_hash is not None
+        _refuse_if_changed(edition_id, ledger.manifest(edition_id), begun, build)
         start = ledger.start_send(
             edition_id,
             manifest_hash,
@@ -505,15 +505,25 @@ def _first_line(text: str) -> str:
 def _refuse_if_changed(
     edition_id: str,
     frozen: dict[str, Any] | None,
-    frozen_hash: str | None,
+    status: EditionStatus,
     build: pipeline.BuiltEdition,
 ) -> None:
-    """An edition partners already have in part can't change: say which files did."""
-    if frozen_hash is None or frozen_hash == build.edition.manifest_hash:
+    """An edition partners already have can't change: say which files did, and whether
+    anyone still waits for it (if nobody does, restoring the files would achieve nothing)."""
+    if status.manifest_hash is None or status.manifest_hash == build.edition.manifest_hash:
         return
     from newsflash.sending.approval import diff_manifests
 
     changes = "; ".join(diff_manifests(frozen or {}, build.edition.manifest))
+    skipped = skipped_count(status)
+    if not (status.pending or status.in_flight or status.uncertain or status.failed - skipped):
+        left = f" ({skipped} left the audience before theirs went)" if skipped else ""
+        raise LedgerError(
+            f"edition {edition_id} is complete: {status.accepted} recipient(s) have it{left} "
+            f"and nobody waits, so nothing more is sent. Changed since the send: {changes}. "
+            "Changes to templates or config.toml show in the next edition; an item already "
+            'sent goes into a later one only if pinned there (edition: "YYYY-MM").'
+        )
     raise LedgerError(
         f"edition {edition_id} changed after sending started ({changes}), so it can't be "
         "sent as the same edition. Restore those files as they were to finish the send "
@@ -546,7 +556,7 @@ def _dry_run(
                 pending = ledger.resume_order(edition_id, resend_uncertain=resend_uncertain)
                 frozen = ledger.manifest(edition_id)
     if status is not None:
-        _refuse_if_changed(edition_id, frozen, status.manifest_hash, build)
+        _refuse_if_changed(edition_id, frozen, status, build)
     first: list[Person]
     if status is None:
         total, already, to_send = len(audience.people), 0, len(audience.people)
