@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner, Result
+from fake_sendgrid import DEFAULT_API_KEY, running_server
 
 from newsflash.cli import main
 
@@ -195,3 +196,66 @@ def test_a_send_after_an_item_was_edited_says_the_finished_edition_is_complete(
     assert "item edited: 2022-02/newsflash-launch.md" in said
     assert "Restore" not in said and "still waits" not in said
     assert len(list((workspace / "outbox" / "2022-02").glob("*.eml"))) == 10
+
+
+# -- 4. several test copies, each accounted for ----------------------------------------------
+
+
+def test_several_to_addresses_each_get_a_test_copy_and_the_output_names_each_file(
+    cli: Callable[..., Result], workspace: Path
+) -> None:
+    """Regression (issue 13): `--to a --to b` sent only to b."""
+    sent = cli(
+        "send",
+        "2022-02",
+        "--to",
+        "ana@example.org",
+        "--to",
+        "ben@example.org",
+        "--to",
+        "ANA@example.org",
+    )
+
+    assert sent.exit_code == 0, sent.output
+    files = sorted((workspace / "outbox" / "tests" / "2022-02").glob("*.eml"))
+    assert [f.name.rsplit("-", 1)[-1] for f in files] == [
+        "ana@example.org.eml",
+        "ben@example.org.eml",
+    ]
+    out = " ".join(sent.stdout.split())
+    for address, path in zip(("ana@example.org", "ben@example.org"), files, strict=True):
+        assert f"test copy sent to {address}: written to {path}" in out
+    assert not (workspace / "outbox" / "2022-02").exists()  # no partner was sent anything
+
+
+def test_test_copies_through_sendgrid_name_the_message_id_of_each(
+    cli: Callable[..., Result], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with running_server() as sg:
+        monkeypatch.setenv("SENDGRID_API_KEY", DEFAULT_API_KEY)
+        monkeypatch.setenv("NEWSFLASH_SENDGRID_HOST", sg.url)
+
+        sent = cli("send", "2022-02", "--to", "ana@example.org", "--to", "ben@example.org")
+
+        requests = sg.delivered_requests
+    assert sent.exit_code == 0, sent.output
+    assert [r.to_addresses for r in requests] == [["ana@example.org"], ["ben@example.org"]]
+    out = " ".join(sent.stdout.split())
+    for request in requests:
+        assert request.message_id
+        address = request.to_addresses[0]
+        assert (
+            f"test copy sent to {address}: accepted by SendGrid (message id {request.message_id})"
+            in out
+        )
+
+
+def test_a_bad_address_among_several_is_named_after_the_copies_already_sent(
+    cli: Callable[..., Result], workspace: Path
+) -> None:
+    sent = cli("send", "2022-02", "--to", "ana@example.org", "--to", "ben.example.org")
+
+    assert sent.exit_code == 1
+    assert "test copy sent to ana@example.org" in sent.stdout
+    assert sent.stderr.startswith("error: --to 'ben.example.org' is not an email address")
+    assert len(list((workspace / "outbox" / "tests" / "2022-02").glob("*.eml"))) == 1

@@ -72,6 +72,28 @@ def _say_approval(config: Config, edition: str, build: Any, plan: Any, dry_run: 
         console.print("[yellow]A send now would be held: nothing would be sent.[/]")
 
 
+def _send_tests(config: Config, edition: str, to: tuple[str, ...], tp: Any, build: Any) -> None:
+    """One test copy to each address (each named once, whatever its case), and where it went:
+    the outbox file, or SendGrid's message id. A refused address stops the rest, after the
+    lines of those already sent."""
+    from newsflash.sending import send as sending  # deferred: the sending stack, as send()
+
+    unique: dict[str, str] = {}
+    for address in to:
+        unique.setdefault(address.strip().lower(), address.strip())
+    for address in unique.values():
+        report = sending.send_test(config, edition, address, tp, build=build)
+        where = report.message_id or ""
+        if where.startswith("outbox:"):
+            where = f"written to {config.outbox_dir / where.removeprefix('outbox:')}"
+        else:
+            where = f"accepted by SendGrid (message id {where or 'not given'})"
+        console.print(
+            f"[green]test copy sent[/] to {escape(address)}: {escape(where)}", soft_wrap=True
+        )
+    console.print("(The subject starts with \\[TEST]; the ledger does not count test copies.)")
+
+
 def _print_summary(report: Any) -> None:
     from newsflash.sending.send import status_lines
 
@@ -107,7 +129,9 @@ def _print_summary(report: Any) -> None:
     "--to",
     "to",
     metavar="ADDRESS",
-    help="Send one test copy (subject starts with [TEST]) to ADDRESS; not counted.",
+    multiple=True,
+    help="Send a test copy (subject starts with [TEST]) to ADDRESS; not counted. Repeat it "
+    "for several addresses.",
 )
 @click.option(
     "--dry-run", is_flag=True, help="Send nothing; show the counts and the first request."
@@ -129,7 +153,7 @@ def _print_summary(report: Any) -> None:
 def send(
     state: State,
     edition: str,
-    to: str | None,
+    to: tuple[str, ...],
     dry_run: bool,
     resend_uncertain: bool,
     transport: str | None,
@@ -159,12 +183,7 @@ def send(
     if to:
         if dry_run:
             raise click.UsageError("--to sends a test copy; leave out --dry-run")
-        report = sending.send_test(config, edition, to, tp, build=result)
-        console.print(
-            f"[green]test copy sent[/] to {escape(to)} through {report.transport} "
-            "(subject starts with \\[TEST]; the ledger does not count it).",
-            soft_wrap=True,
-        )
+        _send_tests(config, edition, to, tp, result)
         return
     plan = sending.send_edition(
         config, edition, transport=tp, dry_run=True, build=result, resend_uncertain=resend_uncertain

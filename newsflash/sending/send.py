@@ -154,6 +154,7 @@ class SendReport:
     stopped: str = ""  # why the run stopped before the end, if it did
     dry_run: bool = False
     test: bool = False
+    message_id: str | None = None  # a test copy: the transport's id (the outbox: its file)
 
     @property
     def complete(self) -> bool:
@@ -647,6 +648,7 @@ def send_test(
         left_out=_left_out(build),
         to_send=1,
         test=True,
+        message_id=result.message_id,
     )
 
 
