@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import functools
 import sys
+from collections.abc import Callable
 from typing import Any
 
 import click
@@ -72,20 +74,23 @@ def _say_approval(config: Config, edition: str, build: Any, plan: Any, dry_run: 
         console.print("[yellow]A send now would be held: nothing would be sent.[/]")
 
 
-def _send_tests(config: Config, edition: str, to: tuple[str, ...], tp: Any, build: Any) -> None:
+def _send_tests(
+    config: Config, edition: str, to: tuple[str, ...], send_test: Callable[..., Any]
+) -> None:
     """One test copy to each address (each named once, whatever its case), and where it went:
     the outbox file, or SendGrid's message id. A refused address stops the rest, after the
-    lines of those already sent."""
-    from newsflash.sending import send as sending  # deferred: the sending stack, as send()
-
+    lines of those already sent. `send_test` is sending's, with the transport and the build
+    bound, so this module still loads the sending stack only when a command runs."""
     unique: dict[str, str] = {}
     for address in to:
         unique.setdefault(address.strip().lower(), address.strip())
     for address in unique.values():
-        report = sending.send_test(config, edition, address, tp, build=build)
+        report = send_test(config, edition, address)
         where = report.message_id or ""
         if where.startswith("outbox:"):
             where = f"written to {config.outbox_dir / where.removeprefix('outbox:')}"
+        elif report.transport == "sendgrid-sandbox":
+            where = "checked by SendGrid in sandbox mode, which delivers nothing"
         else:
             where = f"accepted by SendGrid (message id {where or 'not given'})"
         console.print(
@@ -183,7 +188,9 @@ def send(
     if to:
         if dry_run:
             raise click.UsageError("--to sends a test copy; leave out --dry-run")
-        _send_tests(config, edition, to, tp, result)
+        _send_tests(
+            config, edition, to, functools.partial(sending.send_test, transport=tp, build=result)
+        )
         return
     plan = sending.send_edition(
         config, edition, transport=tp, dry_run=True, build=result, resend_uncertain=resend_uncertain
