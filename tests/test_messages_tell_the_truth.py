@@ -259,3 +259,35 @@ def test_a_bad_address_among_several_is_named_after_the_copies_already_sent(
     assert "test copy sent to ana@example.org" in sent.stdout
     assert sent.stderr.startswith("error: --to 'ben.example.org' is not an email address")
     assert len(list((workspace / "outbox" / "tests" / "2022-02").glob("*.eml"))) == 1
+
+
+# -- 5. status: the newsletter's clock, the approval once ------------------------------------
+
+
+def test_status_shows_times_in_the_newsletters_zone_and_the_approval_once(
+    cli: Callable[..., Result],
+) -> None:
+    """The clock (conftest) stands at 14:00 in Brussels, 12:00 UTC, in summer time."""
+    send_the_sample(cli)
+
+    shown = cli("status", "2022-02")
+
+    assert shown.exit_code == 0, shown.output
+    out = shown.stdout
+    assert "+00:00" not in out
+    assert out.count("2026-06-17 14:00:") == 3  # started, finished, approved
+    assert " CEST" in out
+    assert out.count("Ana") == 1
+    assert "approval edition 2022-02 is approved (by Ana at 2026-06-17 14:00:" in out
+    assert "of the edition sent" in out
+
+
+def test_status_of_an_edition_approved_but_not_sent_names_the_approval_once(
+    cli: Callable[..., Result],
+) -> None:
+    assert cli("approve", "2022-02", "--by", "Ana").exit_code == 0
+
+    out = cli("status", "2022-02").stdout
+
+    assert out.count("Ana") == 1 and "2026-06-17 14:00:" in out and "+00:00" not in out
+    assert "has not been sent through any transport" in out

@@ -14,6 +14,7 @@ from rich.table import Table
 from newsflash.cli.common import State, console, err_console, handled, pass_state, print_problems
 from newsflash.config import Config
 from newsflash.errors import NewsflashError
+from newsflash.months import local_time
 
 
 def _shorten(value: Any, limit: int = 240) -> Any:
@@ -274,6 +275,7 @@ def status(state: State, edition: str, ledger_name: str | None, show_all: bool) 
     from newsflash.state.ledger import Ledger
 
     config = state.config
+    zone = config.model.newsletter.timezone
     names = [ledger_name] if ledger_name else list(pipeline.LEDGER_FILES)
     approval = None
     shown = 0
@@ -307,14 +309,12 @@ def status(state: State, edition: str, ledger_name: str | None, show_all: bool) 
             ("[bold]total[/]", st.total),
         ):
             table.add_row(label, str(n))
-        table.add_row("started", st.started_at or "")
-        table.add_row("finished", st.finished_at or "not yet")
+        table.add_row("started", local_time(st.started_at, zone))
+        table.add_row("finished", local_time(st.finished_at, zone) if st.finished_at else "not yet")
+        if approval is not None:  # who and when: once, on the approval line below
+            same = approval[0] == st.manifest_hash
+            table.add_row("approval", "of the edition sent" if same else "of ANOTHER version")
         console.print(table)
-        if approval is not None:
-            same = "the edition sent" if approval[0] == st.manifest_hash else "ANOTHER version"
-            console.print(
-                f"approved by {escape(approval[2])} at {approval[1]} ({same})", soft_wrap=True
-            )
         limit = None if show_all else 50
         for title, rows in (
             ("uncertain", [(e, "") for e in st.uncertain_recipients]),
@@ -342,8 +342,6 @@ def status(state: State, edition: str, ledger_name: str | None, show_all: bool) 
     if unfinished or not shown:
         _say_if_list_unreadable(config)
     if not shown:
-        if approval is not None:
-            console.print(f"approved by {escape(approval[2])} at {approval[1]}", soft_wrap=True)
         console.print(
             f"Edition {edition} has not been sent through any transport. Try "
             f"`newsflash send {edition} --dry-run`.",
