@@ -11,12 +11,14 @@ counted as ours, though its validation time is part of the wall time as a real A
 Wall time covers everything `newsflash send` does: reading the partner list, building the
 edition, freezing the recipients into the SQLite ledger, every request, every ledger update.
 
-The naive baseline is the same code with batch_size = 1 (one request per recipient, as a
-simple loop over the list would do). It runs at 1k only; its 10k/100k rows are a linear
-extrapolation and are labelled so.
+The floor (benchmarks/floor_send.py) is the same design in plain Python with no checks: the
+csv module, json, keep-alive connections, per-batch state in SQLite, signed tokens. It runs
+against a fresh server of its own right after newsflash at each size, so the ratio in the table
+compares two runs made minutes apart on the same machine, whatever else the machine is doing.
+`--latency 0.25` makes every answer wait 250 ms, as the real API's do; `--concurrency N` gives
+the floor N connections (newsflash's own setting comes from config.toml).
 
-Targets (issue #3): 100k recipients, ledger included, in under 5 s, with at most 100 requests
-and under 200 MB peak.
+Targets: 100k partners at most 1.5x the floor, at most 100 requests, under 150 MB peak.
 """
 
 from __future__ import annotations
@@ -35,7 +37,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 ED = "2022-02"
 API_KEY = "SG.bench-key"
-TARGET = {"seconds": 5.0, "requests": 100, "peak_mb": 200.0}
+TARGET = {"ratio": 1.5, "requests": 100, "peak_mb": 150.0}
+SECRET = "bench-secret-" + "x" * 32
 
 
 def make_workspace(folder: Path, n: int, batch_size: int) -> Path:
@@ -82,9 +85,10 @@ def child(workspace: Path) -> None:
     )
 
 
-def start_server() -> tuple[subprocess.Popen[str], str]:
+def start_server(latency: float) -> tuple[subprocess.Popen[str], str]:
+    server = [sys.executable, str(ROOT / "tests" / "fake_sendgrid.py"), "--key", API_KEY]
     proc = subprocess.Popen(
-        [sys.executable, str(ROOT / "tests" / "fake_sendgrid.py"), "--key", API_KEY],
+        [*server, "--latency", str(latency)],
         stdout=subprocess.PIPE,
         text=True,
     )
@@ -96,25 +100,36 @@ def start_server() -> tuple[subprocess.Popen[str], str]:
     return proc, url
 
 
-def measure(n: int, batch_size: int, repeat: int = 1) -> dict[str, float]:
-    """The run with the median wall time of `repeat` runs (each on a fresh server/workspace)."""
-    runs = sorted((measure_once(n, batch_size) for _ in range(repeat)), key=lambda r: r["seconds"])
-    return runs[len(runs) // 2]
+def measure(n: int, args: argparse.Namespace) -> tuple[dict[str, float], dict[str, float]]:
+    """newsflash's run and the floor's with the median wall time of `--repeat` runs each."""
+    ours = [measure_once(n, args, floor=False) for _ in range(args.repeat)]
+    floors = [measure_once(n, args, floor=True) for _ in range(args.repeat)]
+    return _median(ours), _median(floors)
 
 
-def measure_once(n: int, batch_size: int) -> dict[str, float]:
-    server, url = start_server()
+def _median(runs: list[dict[str, float]]) -> dict[str, float]:
+    return sorted(runs, key=lambda r: r["seconds"])[len(runs) // 2]
+
+
+def measure_once(n: int, args: argparse.Namespace, *, floor: bool) -> dict[str, float]:
+    server, url = start_server(args.latency)
     try:
         with tempfile.TemporaryDirectory(prefix="bench-send-") as tmp:
-            ws = make_workspace(Path(tmp), n, batch_size)
-            env = {**os.environ, "SENDGRID_API_KEY": API_KEY, "NEWSFLASH_SENDGRID_HOST": url}
-            out = subprocess.run(
-                [sys.executable, __file__, "--child", str(ws)],
-                env=env,
-                capture_output=True,
-                text=True,
-                check=False,
-            )
+            ws = make_workspace(Path(tmp), n, 1000)
+            env = {
+                **os.environ,
+                "SENDGRID_API_KEY": API_KEY,
+                "NEWSFLASH_SENDGRID_HOST": url,
+                "NEWSFLASH_SECRET": SECRET,
+            }
+            if floor:
+                build = [sys.executable, "-m", "newsflash.cli", "build", ED]
+                subprocess.run(build, cwd=ws, env=env, capture_output=True, check=True)
+                command = [sys.executable, str(ROOT / "benchmarks" / "floor_send.py"), str(ws)]
+                command += [url, API_KEY, "--concurrency", str(args.concurrency)]
+            else:
+                command = [sys.executable, __file__, "--child", str(ws)]
+            out = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
             if out.returncode != 0:
                 raise SystemExit(f"send of {n} failed:\n{out.stdout}\n{out.stderr}")
             result: dict[str, float] = json.loads(out.stdout.strip().splitlines()[-1])
@@ -124,12 +139,11 @@ def measure_once(n: int, batch_size: int) -> dict[str, float]:
         server.wait(timeout=10)
 
 
-def row(label: str, n: int, r: dict[str, float], note: str = "") -> str:
+def row(label: str, n: int, r: dict[str, float], ratio: str) -> str:
     rate = n / r["seconds"] if r["seconds"] else float("inf")
-    peak = f"{r['peak_mb']:.0f}" if r.get("peak_mb") else "—"
     return (
-        f"| {n:>10,} | {label:<20} | {int(r['requests']):>8,} | {r['seconds']:>7.2f} "
-        f"| {rate:>12,.0f} | {peak:>7} | {note} |"
+        f"| {n:>10,} | {label:<10} | {int(r['requests']):>8,} | {r['seconds']:>7.2f} "
+        f"| {ratio:>5} | {rate:>12,.0f} | {r['peak_mb']:>7.0f} |"
     )
 
 
@@ -137,49 +151,36 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[1_000, 10_000, 100_000])
     parser.add_argument("--child", type=Path, help=argparse.SUPPRESS)
-    parser.add_argument("--no-baseline", action="store_true")
+    parser.add_argument("--latency", type=float, default=0.0, help="seconds per answer")
+    parser.add_argument("--concurrency", type=int, default=1, help="the floor's connections")
     parser.add_argument(
-        "--repeat",
-        type=int,
-        default=1,
-        help="runs per size; the table shows the median by wall time",
+        "--repeat", type=int, default=1, help="runs per size; the table shows the median"
     )
     args = parser.parse_args()
     if args.child:
         child(args.child)
         return
 
-    print(
-        "| recipients | sender               | requests |  wall s | recipients/s | peak MB | note |"
-    )
-    print(
-        "|-----------:|:---------------------|---------:|--------:|-------------:|--------:|:-----|"
-    )
-    results = {n: measure(n, 1000, args.repeat) for n in args.sizes}
-    naive = None if args.no_baseline else measure(1_000, 1)
+    print(f"answer latency {args.latency * 1000:.0f} ms, floor concurrency {args.concurrency}")
+    print("| recipients | sender     | requests |  wall s | ratio | recipients/s | peak MB |")
+    print("|-----------:|:-----------|---------:|--------:|------:|-------------:|--------:|")
+    results = {}
     for n in args.sizes:
-        print(row("newsflash (batches)", n, results[n], "measured"))
-        if naive is not None:
-            if n == 1_000:
-                print(row("naive: 1 per request", n, naive, "measured"))
-            else:
-                scale = n / 1_000
-                guess = {
-                    "requests": naive["requests"] * scale,
-                    "seconds": naive["seconds"] * scale,
-                    "peak_mb": 0.0,
-                }
-                print(row("naive: 1 per request", n, guess, "extrapolated from 1k"))
-    big = results.get(100_000)
-    if big is not None:
+        ours, floor = results[n] = measure(n, args)
+        print(row("newsflash", n, ours, f"{ours['seconds'] / floor['seconds']:.2f}"), flush=True)
+        print(row("floor", n, floor, "1.00"), flush=True)
+    if 100_000 in results:
+        ours, floor = results[100_000]
+        ratio = ours["seconds"] / floor["seconds"]
         ok = (
-            big["seconds"] < TARGET["seconds"]
-            and big["requests"] <= TARGET["requests"]
-            and big["peak_mb"] < TARGET["peak_mb"]
+            ratio <= TARGET["ratio"]
+            and ours["requests"] <= TARGET["requests"]
+            and ours["peak_mb"] < TARGET["peak_mb"]
         )
         print(
-            f"\ntarget for 100k: < {TARGET['seconds']:g} s, <= {TARGET['requests']} requests, "
-            f"< {TARGET['peak_mb']:g} MB peak: {'met' if ok else 'MISSED'}"
+            f"\ntarget for 100k: <= {TARGET['ratio']:g}x the floor, <= {TARGET['requests']:g} "
+            f"requests, < {TARGET['peak_mb']:g} MB peak: {'met' if ok else 'MISSED'} "
+            f"({ratio:.2f}x, {ours['requests']:.0f} requests, {ours['peak_mb']:.0f} MB)"
         )
 
 

@@ -45,3 +45,17 @@ class TransportError(NewsflashError):
         self.status = status
         self.body = body
         super().__init__(message)
+
+
+class SendInProgress(LedgerError):
+    """Another process holds the edition's send lock: this run must send nothing."""
+
+
+class NotApproved(NewsflashError):
+    """config.toml requires approval and the edition as built now is not the one approved.
+
+    `description` says why (never approved, or what changed since), for the reviewers."""
+
+    def __init__(self, message: str, *, description: str) -> None:
+        self.description = description
+        super().__init__(message)

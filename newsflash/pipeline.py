@@ -22,13 +22,6 @@ from newsflash.message import message_from, to_mime
 from newsflash.personalise import SAMPLE_RECIPIENT_ID, Person
 from newsflash.render import RenderedEmail, Renderer, template_hash
 
-LEDGER_FILE = "ledger.sqlite"
-# One ledger per way out, so a rehearsal never counts as having reached anyone through SendGrid.
-LEDGER_FILES = {
-    "sendgrid": LEDGER_FILE,
-    "outbox": "outbox-ledger.sqlite",
-    "sendgrid-sandbox": "sandbox-ledger.sqlite",
-}
 SAMPLE_PERSON = Person(SAMPLE_RECIPIENT_ID, "partner@example.org", "Alex")
 
 
@@ -40,56 +33,6 @@ class BuiltEdition:
     edition: Edition
     email: RenderedEmail
     load: LoadResult
-
-
-def ledger_path(config: Config, transport_name: str = "sendgrid") -> Path:
-    """state/ledger.sqlite for SendGrid; outbox-ledger / sandbox-ledger for rehearsals."""
-    try:
-        return config.state_dir / LEDGER_FILES[transport_name]
-    except KeyError:
-        raise BuildError(
-            f"no ledger for transport {transport_name!r}; known: {', '.join(LEDGER_FILES)}"
-        ) from None
-
-
-def publication_ledger_name(config: Config) -> str:
-    """The ledger that says what partners have received, whoever builds and whatever key
-    their shell holds: SendGrid's once it exists, else the outbox's (rehearsals publish to
-    later rehearsals), else none yet. Every shell must agree, or an approval given in one
-    would not match the edition sent from another."""
-    for name in ("sendgrid", "outbox"):
-        if ledger_path(config, name).exists():
-            return name
-    return "sendgrid"
-
-
-def _read_ledger(
-    config: Config, name: str, edition_id: str
-) -> tuple[frozenset[str], frozenset[str] | None]:
-    """From one ledger: the items other sent editions published, and the item set frozen when
-    `edition_id`'s send started there (None if it has not)."""
-    path = ledger_path(config, name)
-    if not path.exists():
-        return frozenset(), None
-    from newsflash.state.ledger import Ledger
-
-    with Ledger(path) as ledger:
-        return (
-            ledger.published_item_keys(exclude_edition=edition_id),
-            ledger.frozen_item_keys(edition_id),
-        )
-
-
-def _ledger_view(
-    config: Config, edition_id: str, ledger_name: str | None
-) -> tuple[frozenset[str], frozenset[str] | None]:
-    """What building `edition_id` must respect: items published (by the publication ledger)
-    and, if its send started in `ledger_name`'s ledger, the item set frozen there."""
-    publication = publication_ledger_name(config)
-    published, frozen = _read_ledger(config, publication, edition_id)
-    if ledger_name is not None and ledger_name != publication:
-        frozen = _read_ledger(config, ledger_name, edition_id)[1]
-    return published, frozen
 
 
 def current_edition_id(config: Config, now: dt.datetime | None = None) -> str:
@@ -190,15 +133,15 @@ def build_edition(
     edition_id: str,
     renderer: Renderer | None = None,
     *,
-    ledger_name: str | None = None,
+    published: frozenset[str] = frozenset(),
+    frozen: frozenset[str] | None = None,
 ) -> BuiltEdition:
-    """Assemble and render in memory; nothing is written.
+    """Assemble and render in memory; nothing is written, no ledger is read.
 
-    Items published by sent editions come from publication_ledger_name's ledger, the same for
-    every shell; `ledger_name` (a send's own ledger) adds the item set frozen when this
-    edition's send started there, so a resume rebuilds exactly what it began sending."""
+    `published`: items that sent editions already carried, left out here; `frozen`: the item
+    set this edition's send started with, so a resume rebuilds exactly what it began sending
+    (state/ledgers.build_edition reads both from the ledgers)."""
     loaded = load(config)
-    published, frozen = _ledger_view(config, edition_id, ledger_name)
     renderer = renderer or Renderer(config)
 
     def assembled(result: LoadResult) -> Edition:

@@ -9,8 +9,9 @@ reported on its own line and every other row is still read.
 from __future__ import annotations
 
 import csv
+import difflib
 import re
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Literal
 
@@ -18,10 +19,13 @@ __all__ = [
     "Decoded",
     "UnreadableRow",
     "decode",
+    "did_you_mean",
     "from_legacy",
     "has_legacy_bytes",
     "header_line",
     "read_rows",
+    "shown",
+    "sniff_delimiter",
 ]
 
 Encoding = Literal["utf-8", "utf-16", "legacy", "mixed"]
@@ -212,3 +216,25 @@ def _quote_left_open(taken: list[str], delimiter: str) -> bool:
     except csv.Error:
         return True
     return False
+
+
+def sniff_delimiter(text: str) -> str:
+    """Sniff on the header only: it is short, has no quoted commas, and is always present."""
+    header = header_line(text)
+    try:
+        delimiter = csv.Sniffer().sniff(header, delimiters=",;\t|").delimiter
+    except csv.Error:
+        return ","  # a single column ("email") has no delimiter to find
+    return delimiter if delimiter in header else ","
+
+
+def shown(value: str, limit: int = 80) -> str:
+    """A cell as messages quote it: repr'd (control characters visible), long ones cut."""
+    if len(value) <= limit:
+        return repr(value)
+    return f"{value[:limit]!r}… ({len(value):,} characters)"
+
+
+def did_you_mean(value: str, choices: Iterable[str]) -> str:
+    matches = difflib.get_close_matches(value, list(choices), n=1)
+    return f" (did you mean {matches[0]!r}?)" if matches else ""

@@ -28,10 +28,10 @@ import time_machine
 from apscheduler.schedulers.background import BackgroundScheduler
 
 from newsflash.config import Config, load_config
-from newsflash.pipeline import ledger_path
 from newsflash.schedule import jobs
 from newsflash.schedule.scheduler import open_scheduler
 from newsflash.state.ledger import Ledger
+from newsflash.state.ledgers import ledger_path
 
 TZ = ZoneInfo("Europe/Brussels")
 REVIEWER = "reviewer@example.org"

@@ -976,6 +976,8 @@ class FakeSendGrid:
     - ``strict_names``: refuse recipient names SendGrid would silently drop (default True).
     - ``clock``: unix-time source for rate-limit windows and ``send_at`` checks.
     - ``host``/``port``: where to listen; port 0 (default) picks a free one.
+    - ``latency``: seconds every Mail Send request waits before it is answered (default 0), as
+      the real API's few hundred milliseconds do; benchmarks use it to show requests in flight.
 
     Attributes/helpers: ``url``, ``port``, ``accepted_requests``, ``delivered_requests``,
     ``sandbox_requests``, ``request_log``, ``all_recipients()``, ``inject()``,
@@ -994,8 +996,10 @@ class FakeSendGrid:
         clock: Callable[[], float] = time.time,
         host: str = "127.0.0.1",
         port: int = 0,
+        latency: float = 0.0,
     ) -> None:
         self.api_keys: set[str] = set(api_keys)
+        self.latency = latency
         self.keys_without_scope: set[str] = set(keys_without_scope)
         self.max_body_bytes = max_body_bytes
         self.strict_names = strict_names
@@ -1217,6 +1221,8 @@ class FakeSendGrid:
             fault = exchange.fault = self._faults.popleft() if self._faults else None
 
         raw, body_problem = self._read_body(handler, headers)
+        if self.latency:
+            exchange.wake.wait(self.latency)
 
         if fault is not None:
             early = self._apply_early_fault(exchange, fault)
@@ -1556,6 +1562,9 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="accept recipient names with unquoted ',' or ';' as SendGrid does",
     )
+    parser.add_argument(
+        "--latency", type=float, default=0.0, help="seconds each Mail Send answer waits"
+    )
     args = parser.parse_args(argv)
 
     stop = threading.Event()
@@ -1568,6 +1577,7 @@ def main(argv: list[str] | None = None) -> int:
         strict_names=not args.lenient_names,
         host=args.host,
         port=args.port,
+        latency=args.latency,
     ) as server:
         print(server.url, flush=True)
         try:

@@ -26,10 +26,11 @@ from click.testing import CliRunner
 from newsflash.cli import main
 from newsflash.config import Config
 from newsflash.errors import BuildError
-from newsflash.pipeline import build_edition, current_edition_id, ledger_path
+from newsflash.pipeline import current_edition_id
 from newsflash.schedule import jobs, resume
 from newsflash.sending.approval import approval_state, approve, diff_manifests
 from newsflash.state.ledger import Ledger
+from newsflash.state.ledgers import build_edition, ledger_path
 
 FAR = {"day": "1st tue", "hour": 9}
 ITEM = "2022-02/wg1-meeting-17-january.md"
@@ -256,7 +257,8 @@ def test_an_approval_given_without_the_sendgrid_key_is_what_the_keyed_service_se
     from fake_sendgrid import DEFAULT_API_KEY, running_server
 
     from newsflash.sending.approval import status_line
-    from newsflash.sending.send import make_transport, send_edition
+    from newsflash.sending.send import send_edition
+    from newsflash.transports.factory import make_transport
 
     edition = current_edition_id(config)
     with running_server() as server:
@@ -300,7 +302,8 @@ def test_editor_swap_and_backup_files_in_templates_do_not_void_the_approval(
 
 
 def test_a_held_edition_that_was_partly_sent_says_how_many_got_it(config: Config) -> None:
-    from newsflash.sending.send import make_transport, send_edition
+    from newsflash.sending.send import send_edition
+    from newsflash.transports.factory import make_transport
 
     edition = current_edition_id(config)
 

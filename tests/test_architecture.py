@@ -15,13 +15,6 @@ import graphlib
 from dataclasses import dataclass
 from pathlib import Path
 
-import pytest
-
-pytestmark = pytest.mark.xfail(
-    strict=False,
-    reason="the rooms of issue 9 land in three branches; the lead removes this once all merged",
-)
-
 PACKAGE = Path(__file__).resolve().parent.parent / "newsflash"
 ROOT = "newsflash"
 
@@ -34,7 +27,9 @@ FLOORS: dict[str, int] = {
     "newsflash.months": 0,
     "newsflash.files": 0,
     "newsflash.signals": 0,
+    "newsflash.config_values": 0,
     "newsflash.config": 0,
+    "newsflash.tokens": 0,
     "newsflash.content": 1,
     "newsflash.front_matter": 1,
     "newsflash.item_fields": 1,
@@ -47,6 +42,9 @@ FLOORS: dict[str, int] = {
     "newsflash.message": 2,
     "newsflash.pipeline": 2,
     "newsflash.subscriber_rows": 2,
+    "newsflash.subscriber_addresses": 2,
+    "newsflash.subscriber_list": 2,
+    "newsflash.subscriber_parser": 2,
     "newsflash.subscribers": 2,
     "newsflash.state": 3,
     "newsflash.transports": 3,
@@ -59,6 +57,12 @@ FLOORS: dict[str, int] = {
 }
 MAX_FUNCTION_LINES = 60
 MAX_MODULE_LINES = 400
+# Modules allowed over MAX_MODULE_LINES for now, and why; each must still be over it, so the
+# entry goes once the module is split.
+OVERSIZED: dict[str, str] = {
+    "newsflash.config": "being extended on two other branches; the lead splits it after",
+    "newsflash.reports.figures": "being extended on another branch; split after it lands",
+}
 
 
 @dataclass(frozen=True)
@@ -73,15 +77,15 @@ class Import:
         return f"{self.importer}:{self.line} imports {self.imported}"
 
 
-def module_name(path: Path) -> str:
-    parts = list(path.relative_to(PACKAGE.parent).with_suffix("").parts)
+def module_name(path: Path, package: Path = PACKAGE) -> str:
+    parts = list(path.relative_to(package.parent).with_suffix("").parts)
     if parts[-1] == "__init__":
         parts.pop()
     return ".".join(parts)
 
 
-def modules() -> dict[str, Path]:
-    return {module_name(p): p for p in sorted(PACKAGE.rglob("*.py"))}
+def modules(package: Path = PACKAGE) -> dict[str, Path]:
+    return {module_name(p, package): p for p in sorted(package.rglob("*.py"))}
 
 
 def _resolve(importer: str, is_package: bool, node: ast.ImportFrom) -> str:
@@ -140,10 +144,43 @@ def floor(name: str) -> int:
     return FLOORS[key]
 
 
-def all_imports() -> list[Import]:
-    mods = modules()
+def all_imports(package: Path = PACKAGE) -> list[Import]:
+    mods = modules(package)
     known = set(mods)
     return [imp for name, path in mods.items() for imp in imports_of(name, path, known)]
+
+
+def uphill(imports: list[Import]) -> list[str]:
+    return sorted(
+        f"{i} (floor {floor(i.importer)} -> {floor(i.imported)})"
+        for i in imports
+        if floor(i.imported) > floor(i.importer)
+    )
+
+
+def cycle(imports: list[Import]) -> list[str]:
+    """One import cycle, as the modules it runs through (empty: there is none)."""
+    graph: dict[str, set[str]] = {}
+    for i in imports:
+        if i.imported != i.importer and not i.imported.startswith(i.importer + "."):
+            graph.setdefault(i.importer, set()).add(i.imported)
+    try:
+        tuple(graphlib.TopologicalSorter(graph).static_order())
+    except graphlib.CycleError as e:
+        return list(e.args[1])
+    return []
+
+
+def hidden(imports: list[Import]) -> list[str]:
+    return sorted(str(i) for i in imports if i.deferred and not i.marked)
+
+
+def big_modules(package: Path = PACKAGE) -> dict[str, int]:
+    sizes = {
+        name: len(path.read_text(encoding="utf-8").splitlines())
+        for name, path in modules(package).items()
+    }
+    return {name: n for name, n in sizes.items() if n > MAX_MODULE_LINES}
 
 
 def test_every_module_has_a_floor() -> None:
@@ -158,35 +195,25 @@ def test_the_package_entry_places_only_the_package_itself() -> None:
 
 
 def test_imports_run_downhill() -> None:
-    uphill = sorted(
-        f"{i} (floor {floor(i.importer)} -> {floor(i.imported)})"
-        for i in all_imports()
-        if floor(i.imported) > floor(i.importer)
-    )
-    assert not uphill, "\n".join(uphill)
+    found = uphill(all_imports())
+    assert not found, "\n".join(found)
 
 
 def test_no_import_cycle() -> None:
-    graph: dict[str, set[str]] = {}
-    for i in all_imports():
-        if i.imported != i.importer and not i.imported.startswith(i.importer + "."):
-            graph.setdefault(i.importer, set()).add(i.imported)
-    try:
-        tuple(graphlib.TopologicalSorter(graph).static_order())
-    except graphlib.CycleError as e:
-        pytest.fail(f"import cycle: {' -> '.join(e.args[1])}")
+    found = cycle(all_imports())
+    assert not found, f"import cycle: {' -> '.join(found)}"
 
 
 def test_imports_inside_functions_are_deferred_on_purpose_and_say_so() -> None:
-    hidden = sorted(str(i) for i in all_imports() if i.deferred and not i.marked)
-    assert not hidden, "imports inside functions without a `# deferred:` reason:\n" + "\n".join(
-        hidden
+    found = hidden(all_imports())
+    assert not found, "imports inside functions without a `# deferred:` reason:\n" + "\n".join(
+        found
     )
 
 
-def _long_functions(path: Path) -> list[str]:
+def _long_functions(path: Path, package: Path = PACKAGE) -> list[str]:
     tree = ast.parse(path.read_text(encoding="utf-8"))
-    where = path.relative_to(PACKAGE.parent)
+    where = path.relative_to(package.parent)
     return [
         f"{where}:{node.lineno} {node.name} ({length} lines)"
         for node in ast.walk(tree)
@@ -200,10 +227,76 @@ def test_functions_fit_on_a_screen() -> None:
     assert not long, "\n".join(long)
 
 
-def test_modules_stay_small() -> None:
-    big = [
-        f"{name} ({n} lines)"
-        for name, path in modules().items()
-        if (n := len(path.read_text(encoding="utf-8").splitlines())) > MAX_MODULE_LINES
-    ]
+def test_modules_stay_small_but_for_the_few_named_with_a_reason() -> None:
+    big = [f"{name} ({n} lines)" for name, n in big_modules().items() if name not in OVERSIZED]
     assert not big, "\n".join(big)
+
+
+def test_every_oversized_module_named_is_still_oversized() -> None:
+    """A module split since is taken off OVERSIZED, so the allowance cannot outlive its cause."""
+    stale = sorted(set(OVERSIZED) - set(big_modules()))
+    assert not stale, "no longer over the limit, remove from OVERSIZED: " + ", ".join(stale)
+
+
+# -- the checks can fail: a package built to break each rule ---------------------------------
+
+
+def _package(tmp_path: Path, files: dict[str, str]) -> Path:
+    root = tmp_path / ROOT
+    for name, text in {"__init__.py": "", **files}.items():
+        path = root / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text, encoding="utf-8")
+    return root
+
+
+def test_an_uphill_import_is_found(tmp_path: Path) -> None:
+    package = _package(
+        tmp_path, {"errors.py": "from newsflash.cli import main\n", "cli/__init__.py": ""}
+    )
+    assert uphill(all_imports(package)) == [
+        "newsflash.errors:1 imports newsflash.cli (floor 0 -> 6)"
+    ]
+
+
+def test_a_cycle_is_found_even_through_imports_inside_functions(tmp_path: Path) -> None:
+    package = _package(
+        tmp_path,
+        {
+            "sending/approval.py": "from newsflash.sending import send\n",
+            "sending/send.py": "def f() -> None:\n    from newsflash.sending import approval\n",
+            "sending/__init__.py": "",
+        },
+    )
+    found = cycle(all_imports(package))
+    assert set(found) == {"newsflash.sending.approval", "newsflash.sending.send"}
+
+
+def test_an_import_inside_a_function_without_its_reason_is_found(tmp_path: Path) -> None:
+    package = _package(
+        tmp_path,
+        {
+            "errors.py": "",
+            "months.py": (
+                "def a() -> None:\n    from newsflash import errors\n"
+                "def b() -> None:\n    from newsflash import errors  # deferred: start-up\n"
+            ),
+            "files.py": (
+                "from typing import TYPE_CHECKING\n"
+                "if TYPE_CHECKING:\n    from newsflash import months\n"
+            ),
+        },
+    )
+    assert hidden(all_imports(package)) == ["newsflash.months:2 imports newsflash.errors"]
+
+
+def test_a_long_function_and_a_big_module_are_found(tmp_path: Path) -> None:
+    body = "".join(f"    x{i} = {i}\n" for i in range(MAX_FUNCTION_LINES))
+    package = _package(
+        tmp_path, {"files.py": "def long() -> None:\n" + body + "\n" * MAX_MODULE_LINES}
+    )
+    path = package / "files.py"
+    assert _long_functions(path, package) == [
+        f"newsflash/files.py:1 long ({MAX_FUNCTION_LINES + 1} lines)"
+    ]
+    assert big_modules(package) == {"newsflash.files": MAX_FUNCTION_LINES + 1 + MAX_MODULE_LINES}

@@ -21,6 +21,7 @@ from click.testing import CliRunner
 from newsflash import pipeline
 from newsflash.cli import main
 from newsflash.config import Config, load_config
+from newsflash.state import ledgers
 from newsflash.state.ledger import Ledger, LedgerRecipient
 from newsflash.web import archive
 
@@ -32,7 +33,7 @@ FEB_TITLES = ("The ASA launches the partners’ Newsflash", "Working Group 1 hol
 
 def send(config: Config, edition_id: str, *, accept: bool = True) -> pipeline.BuiltEdition:
     """Record a send of the edition as it builds now, through the ledger's own API."""
-    build = pipeline.build_edition(config, edition_id)
+    build = ledgers.build_edition(config, edition_id)
     with Ledger(archive.ledger_file(config)) as ledger, ledger.sending(edition_id):
         ledger.start_send(
             edition_id,
@@ -103,7 +104,7 @@ def test_feed_is_atom_with_absolute_links(site: Path) -> None:
 def test_the_emails_view_in_browser_link_points_at_the_archive_page(
     config: Config, site: Path
 ) -> None:
-    html = pipeline.build_edition(config, "2022-02").email.html
+    html = ledgers.build_edition(config, "2022-02").email.html
     view = re.search(r'href="([^"]+)"[^>]*>View in your browser', html)
     assert view is not None and view.group(1) == f"{BASE}/2022-02/"
     assert (site / view.group(1).removeprefix(BASE + "/") / "index.html").is_file()

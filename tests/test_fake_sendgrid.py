@@ -1163,3 +1163,13 @@ def test_any_repeated_address_is_refused_whatever_its_case(
     assert error.status_code == 400
     assert any("unique" in item["message"] for item in errors_of(error))
     assert shared_server.accepted_requests == []
+
+
+def test_latency_holds_every_mail_send_answer_for_that_long() -> None:
+    with running_server(latency=0.3) as server:
+        start = time.monotonic()
+        answers = [post(server, valid_body(f"p{n}@example.org")).status_code for n in range(2)]
+        elapsed = time.monotonic() - start
+        assert answers == [202, 202]
+        assert elapsed >= 0.6  # each of the two answers waited its 0.3 s
+        assert len(server.accepted_requests) == 2

@@ -35,8 +35,9 @@ from calendar_helpers import (
 )
 
 from newsflash.errors import NewsflashError
-from newsflash.pipeline import current_edition_id, ledger_path
+from newsflash.pipeline import current_edition_id
 from newsflash.schedule import jobs
+from newsflash.state.ledgers import ledger_path
 
 # -- the send, fired twice or for the month it was due -----------------------------------------
 

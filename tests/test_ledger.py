@@ -20,7 +20,7 @@ from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
-from newsflash.errors import LedgerError
+from newsflash.errors import LedgerError, SendInProgress
 from newsflash.state.ledger import Ledger, LedgerRecipient
 
 REPO = Path(__file__).resolve().parents[1]
@@ -477,7 +477,7 @@ def test_reset_refused_once_someone_may_have_it(ledger: Ledger, outcome: str) ->
 def test_reset_refused_while_another_process_sends(
     ledger: Ledger, lock_holder: subprocess.Popen[str]
 ) -> None:
-    with pytest.raises(LedgerError, match="another send"):
+    with pytest.raises(SendInProgress, match="another send"):
         ledger.reset(ED)
 
 
@@ -609,3 +609,32 @@ TestLedgerInterleavings.settings = settings(
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow],
 )
+
+
+def test_a_ledger_that_is_not_a_database_is_one_clear_line_and_is_left_as_it_was(
+    workspace: Path,
+) -> None:
+    from click.testing import CliRunner
+
+    from newsflash.cli import main
+
+    ledger_file = workspace / "state" / "outbox-ledger.sqlite"
+    ledger_file.parent.mkdir(parents=True, exist_ok=True)
+    junk = b"this is a spreadsheet someone saved over the ledger\n" * 100
+    ledger_file.write_bytes(junk)
+    result = CliRunner().invoke(main, ["--config", str(workspace / "config.toml"), "status", ED])
+    assert result.exit_code == 1, result.output
+    assert "Traceback" not in result.output
+    assert "outbox-ledger.sqlite: cannot open it as a SQLite database" in result.output
+    assert "restore it from a backup" in result.output and "do not delete it" in result.output
+    assert ledger_file.read_bytes() == junk
+
+
+def test_a_ledger_from_a_newer_newsflash_is_refused_not_misread(tmp_path: Path) -> None:
+    import sqlite3
+
+    db = tmp_path / "ledger.sqlite"
+    with sqlite3.connect(db) as conn:
+        conn.execute("PRAGMA user_version = 99")
+    with pytest.raises(LedgerError, match=r"newer newsflash \(schema 99.*upgrade newsflash"):
+        Ledger(db)

@@ -10,13 +10,14 @@ from pathlib import Path
 from click.testing import CliRunner
 from conftest import token
 
-from newsflash import pipeline
 from newsflash.cli import main
 from newsflash.config import load_config
 from newsflash.message import message_from
 from newsflash.personalise import Person
-from newsflash.sending.send import make_transport, send_edition, send_test
+from newsflash.sending.send import send_edition, send_test
+from newsflash.state import ledgers
 from newsflash.subscribers import recipient_id
+from newsflash.transports.factory import make_transport
 from newsflash.transports.outbox import OutboxTransport
 
 ED = "2022-02"
@@ -57,8 +58,8 @@ def test_without_a_key_the_edition_goes_to_the_outbox_one_eml_per_audience_membe
     for f in files:
         to = parse(f)["To"].addresses[0].addr_spec
         assert f.name == f"{recipient_id(to)}-{to}.eml"
-    assert pipeline.ledger_path(config, "outbox").exists()
-    assert not pipeline.ledger_path(config, "sendgrid").exists()
+    assert ledgers.ledger_path(config, "outbox").exists()
+    assert not ledgers.ledger_path(config, "sendgrid").exists()
     assert not list((workspace / "outbox").rglob(".*.tmp"))  # written atomically
 
 
@@ -66,7 +67,7 @@ def test_each_eml_has_both_parts_in_order_the_headers_and_its_personalisation(
     workspace: Path,
 ) -> None:
     config = load_config(workspace / "config.toml")
-    build = pipeline.build_edition(config, ED)
+    build = ledgers.build_edition(config, ED)
     send_edition(config, ED, build=build)
     message_ids = set()
     for address, first_name in AUDIENCE.items():
@@ -112,7 +113,7 @@ def test_a_test_copy_goes_to_outbox_tests_and_counts_for_no_one(workspace: Path)
     assert msg["Subject"].startswith("[TEST] ")
     assert "Dear partner," in parts(msg)[0][1]  # not on the list: the fallback greeting
     assert not (workspace / "outbox" / ED).exists()
-    assert not pipeline.ledger_path(config, "outbox").exists()
+    assert not ledgers.ledger_path(config, "outbox").exists()
 
 
 def test_a_notice_is_written_to_outbox_notices(tmp_path: Path) -> None:
@@ -126,7 +127,7 @@ def test_a_notice_is_written_to_outbox_notices(tmp_path: Path) -> None:
 
 def test_outbox_file_names_are_safe_for_odd_addresses(workspace: Path, tmp_path: Path) -> None:
     config = load_config(workspace / "config.toml")
-    message = message_from(config, pipeline.build_edition(config, ED).email)
+    message = message_from(config, ledgers.build_edition(config, ED).email)
     t = OutboxTransport(tmp_path)
     odd = Person("abc", "o'brien/../x@example.org", "Seán")
     assert t.send([odd], message).outcome == "accepted"

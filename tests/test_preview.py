@@ -19,8 +19,8 @@ from typing import Any
 import pytest
 from browser_helpers import local_only
 
-from newsflash import pipeline
 from newsflash.errors import NewsflashError
+from newsflash.state import ledgers
 from newsflash.web.preview import PreviewServer
 from newsflash.web.previewer import Previewer
 
@@ -135,7 +135,7 @@ def test_an_unexpected_exception_is_shown(workspace: Path, monkeypatch: pytest.M
         raise RuntimeError("renderer exploded")
 
     previewer = Previewer(workspace / "config.toml", "2022-02")
-    monkeypatch.setattr(pipeline, "build_edition", boom)
+    monkeypatch.setattr(ledgers, "build_edition", boom)
     assert previewer.rebuild()
     snap = previewer.snapshot()
     assert snap.error == "unexpected error: RuntimeError: renderer exploded"

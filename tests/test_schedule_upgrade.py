@@ -27,11 +27,11 @@ from calendar_helpers import running, sent_files, set_schedule, wait_for
 
 from newsflash.config import Config
 from newsflash.errors import NewsflashError
-from newsflash.pipeline import ledger_path
 from newsflash.schedule.scheduler import open_scheduler, store_path, stored_jobs
 from newsflash.schedule.timetable import WallClockCronTrigger
 from newsflash.schedule.upgrade import upgrade_job_store
 from newsflash.state.ledger import Ledger
+from newsflash.state.ledgers import ledger_path
 
 STORES = Path(__file__).parent / "fixtures" / "scheduler"
 OLD_STORE = STORES / "store-written-before-the-package-move.sqlite"

@@ -54,11 +54,12 @@ from click.testing import CliRunner
 from newsflash.cli import main
 from newsflash.config import Config, Job
 from newsflash.errors import NewsflashError
-from newsflash.pipeline import current_edition_id, ledger_path
+from newsflash.pipeline import current_edition_id
 from newsflash.schedule import jobs
 from newsflash.schedule.scheduler import scheduler_lock, stored_jobs
 from newsflash.schedule.timetable import WallClockCronTrigger, make_trigger
 from newsflash.state.ledger import Ledger
+from newsflash.state.ledgers import ledger_path
 
 # -- each job fires and does its work ----------------------------------------------------------
 

@@ -21,13 +21,14 @@ from click.testing import CliRunner
 from conftest import token
 from fake_sendgrid import DEFAULT_API_KEY, FakeSendGrid, running_server
 
-from newsflash import pipeline
 from newsflash.cli import main
 from newsflash.config import Config, load_config
-from newsflash.errors import LedgerError, NewsflashError, TransportError
-from newsflash.sending.send import SKIPPED_SUFFIX, make_transport, send_edition, send_test
+from newsflash.errors import LedgerError, NewsflashError, SendInProgress, TransportError
+from newsflash.sending.send import SKIPPED_SUFFIX, send_edition, send_test
+from newsflash.state import ledgers
 from newsflash.state.ledger import Ledger, LedgerRecipient
 from newsflash.subscribers import recipient_id
+from newsflash.transports.factory import make_transport
 from newsflash.transports.sendgrid import SendGridTransport
 
 ED = "2022-02"
@@ -86,7 +87,7 @@ def transport(config: Config, sleeps: list[float]) -> Any:
 
 
 def ledger_of(config: Config, name: str = "sendgrid") -> Ledger:
-    return Ledger(pipeline.ledger_path(config, name))
+    return Ledger(ledgers.ledger_path(config, name))
 
 
 def received(sg: FakeSendGrid) -> Counter[str]:
@@ -107,7 +108,7 @@ def test_sample_edition_reaches_every_subscribed_partner_in_the_audience_once_an
     assert report.complete and report.status is not None and report.status.accepted == 10
     with ledger_of(config) as led:
         assert led.is_sent(ED)
-    assert not pipeline.ledger_path(config, "outbox").exists()
+    assert not ledgers.ledger_path(config, "outbox").exists()
 
 
 def test_a_rerun_sends_nothing(workspace: Path, sg: FakeSendGrid, sleeps: list[float]) -> None:
@@ -124,7 +125,7 @@ def test_the_request_is_exactly_the_json_sendgrid_expects(
     workspace: Path, sg: FakeSendGrid, sleeps: list[float]
 ) -> None:
     config = configure(workspace)
-    build = pipeline.build_edition(config, ED, ledger_name="sendgrid")
+    build = ledgers.build_edition(config, ED, ledger_name="sendgrid")
     send_edition(config, ED, transport=transport(config, sleeps), build=build)
     [request] = sg.delivered_requests
     body = request.body
@@ -180,8 +181,8 @@ def test_asm_group_and_sandbox_mode_come_from_config_and_sandbox_has_its_own_led
     assert sg.all_recipients() == []  # sandbox delivers nothing
     assert report.transport == "sendgrid-sandbox"
     # ...so the real ledger knows nothing: a real send later reaches everyone.
-    assert not pipeline.ledger_path(config, "sendgrid").exists()
-    assert pipeline.ledger_path(config, "sendgrid-sandbox").exists()
+    assert not ledgers.ledger_path(config, "sendgrid").exists()
+    assert ledgers.ledger_path(config, "sendgrid-sandbox").exists()
 
 
 def test_batches_follow_the_configured_size(
@@ -298,11 +299,11 @@ def test_an_item_arriving_mid_send_neither_blocks_the_resume_nor_joins_the_editi
     assert resumed.complete and received(sg) == Counter(AUDIENCE)
     html = sg.delivered_requests[-1].body["content"][1]["value"]
     assert "Late news" not in html
-    left_out = pipeline.build_edition(config, ED, ledger_name="sendgrid").edition.left_out
+    left_out = ledgers.build_edition(config, ED, ledger_name="sendgrid").edition.left_out
     assert any(
         lo.key == "2022-02/late-news.md" and "when its send started" in lo.reason for lo in left_out
     )
-    march = pipeline.build_edition(config, "2022-03", ledger_name="sendgrid").edition
+    march = ledgers.build_edition(config, "2022-03", ledger_name="sendgrid").edition
     assert "2022-02/late-news.md" in [i.key for i in march.items]
 
 
@@ -325,7 +326,7 @@ def test_connection_refused_is_retried_and_then_reported_as_not_sent(
     from newsflash.message import message_from
     from newsflash.personalise import Person
 
-    message = message_from(config, pipeline.build_edition(config, ED).email)
+    message = message_from(config, ledgers.build_edition(config, ED).email)
     result = t.send([Person("r1", "a@example.org", "A")], message)
     assert result.outcome == "failed" and result.requests == 4 and len(sleeps) == 3
     assert "could not reach" in result.reason
@@ -473,10 +474,29 @@ def test_a_concurrent_second_send_of_the_edition_is_refused(
     with (
         ledger_of(config) as other,
         other.sending(ED),
-        pytest.raises(LedgerError, match="another send of edition 2022-02 is running"),
+        pytest.raises(SendInProgress, match="another send of edition 2022-02 is running"),
     ):
         send_edition(config, ED, transport=transport(config, sleeps))
     assert sg.request_log == []
+
+
+def test_a_scheduled_send_that_finds_another_send_running_sends_nothing_and_reports_no_failure(
+    workspace: Path, sg: FakeSendGrid
+) -> None:
+    """The scheduler tells "someone else is sending" from a failure by the error's class."""
+    from newsflash.schedule import jobs
+
+    config = configure(workspace)
+    due = f"{ED}-01T09:00:00+00:00"
+    (config.state_dir).mkdir(parents=True, exist_ok=True)
+    (config.state_dir / jobs.MARKER_FILE).write_text(
+        json.dumps({"edition": ED, "due": due, "started_at": due}), encoding="utf-8"
+    )
+    with ledger_of(config) as other, other.sending(ED):
+        outcome = jobs.run_send(str(config.path), ED)
+    assert outcome == f"another process is sending edition {ED}; this run sends nothing"
+    assert sg.request_log == []  # neither the edition nor a failure notice went out
+    assert jobs.interrupted_send(config) is not None  # the running send's marker is kept
 
 
 def test_an_edition_changed_after_its_send_started_is_refused(
@@ -503,11 +523,11 @@ def test_items_of_a_sent_edition_are_not_taken_by_the_next_one(
     workspace: Path, sg: FakeSendGrid, sleeps: list[float], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     config = configure(workspace)
-    before = pipeline.build_edition(config, "2022-03")
-    sent_keys = {i.key for i in pipeline.build_edition(config, ED).edition.items}
+    before = ledgers.build_edition(config, "2022-03")
+    sent_keys = {i.key for i in ledgers.build_edition(config, ED).edition.items}
     assert sent_keys & {i.key for i in before.edition.items}  # unpinned items are shared
     send_edition(config, ED, transport=transport(config, sleeps))
-    after = pipeline.build_edition(config, "2022-03")
+    after = ledgers.build_edition(config, "2022-03")
     assert not sent_keys & {i.key for i in after.edition.items}
     reasons = dict((lo.key, lo.reason) for lo in after.edition.left_out)
     assert all(
@@ -521,16 +541,16 @@ def test_published_items_are_the_same_in_every_shell_and_sendgrid_decides_once_i
     workspace: Path, sg: FakeSendGrid, sleeps: list[float], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     config = configure(workspace)
-    before = {i.key for i in pipeline.build_edition(config, "2022-03").edition.items}
+    before = {i.key for i in ledgers.build_edition(config, "2022-03").edition.items}
     send_edition(config, ED, transport=make_transport(config, "outbox"))
-    with_key = {i.key for i in pipeline.build_edition(config, "2022-03").edition.items}
+    with_key = {i.key for i in ledgers.build_edition(config, "2022-03").edition.items}
     monkeypatch.delenv("SENDGRID_API_KEY")
-    without_key = {i.key for i in pipeline.build_edition(config, "2022-03").edition.items}
+    without_key = {i.key for i in ledgers.build_edition(config, "2022-03").edition.items}
     assert with_key == without_key < before  # before a real send, the rehearsal counts
     monkeypatch.setenv("SENDGRID_API_KEY", DEFAULT_API_KEY)
     send_edition(config, "2022-03", transport=transport(config, sleeps))
-    assert pipeline.publication_ledger_name(config) == "sendgrid"  # now SendGrid's ledger rules
-    april = {i.key for i in pipeline.build_edition(config, "2022-04").edition.items}
+    assert ledgers.publication_ledger_name(config) == "sendgrid"  # now SendGrid's ledger rules
+    april = {i.key for i in ledgers.build_edition(config, "2022-04").edition.items}
     assert not april & with_key
 
 
@@ -577,7 +597,7 @@ def test_an_empty_audience_is_refused_before_anything_is_frozen(
     config = configure(workspace)
     with pytest.raises(NewsflashError, match="no one to send to"):
         send_edition(config, ED, transport=transport(config, sleeps))
-    assert not pipeline.ledger_path(config).exists()
+    assert not ledgers.ledger_path(config).exists()
 
 
 def test_sendgrid_without_a_key_is_refused_with_how_to_set_it(workspace: Path) -> None:
@@ -605,7 +625,7 @@ def test_to_sends_one_test_copy_that_the_ledger_does_not_count(
     assert request.to_addresses == ["Me@example.org"]
     assert request.body["subject"].startswith("[TEST] ")
     assert "test" in request.body["categories"]
-    assert not pipeline.ledger_path(load_config(workspace / "config.toml")).exists()
+    assert not ledgers.ledger_path(load_config(workspace / "config.toml")).exists()
     result = run(workspace, "send", ED, "--yes")  # the real send still reaches everyone
     assert result.exit_code == 0, result.output
     assert sg.all_recipients()[1:] == AUDIENCE
@@ -687,7 +707,7 @@ def test_ledger_records_one_row_per_recipient(
 ) -> None:
     config = configure(workspace, batch_size=3)
     send_edition(config, ED, transport=transport(config, sleeps))
-    with sqlite3.connect(pipeline.ledger_path(config)) as db:
+    with sqlite3.connect(ledgers.ledger_path(config)) as db:
         rows = db.execute("SELECT email FROM recipients WHERE edition_id = ?", (ED,)).fetchall()
     assert sorted(r[0] for r in rows) == sorted(AUDIENCE)
 
@@ -700,7 +720,7 @@ def test_a_prepared_payload_is_used_only_for_the_batch_it_was_prepared_for(
 
     config = configure(workspace)
     t = transport(config, sleeps)
-    message = message_from(config, pipeline.build_edition(config, ED).email)
+    message = message_from(config, ledgers.build_edition(config, ED).email)
     guessed, actual = Person("g1", "guessed@example.org"), Person("a1", "actual@example.org")
     t.prepare([guessed], message)
     assert t.send([actual], message).outcome == "accepted"
@@ -717,7 +737,7 @@ def test_a_400_about_one_personalization_names_the_partners_address(
 
     config = configure(workspace)
     t = transport(config, sleeps)
-    message = message_from(config, pipeline.build_edition(config, ED).email)
+    message = message_from(config, ledgers.build_edition(config, ED).email)
     good, bad = Person("r1", "anna@example.org", "Anna"), Person("r2", "broken@@example.org")
     with pytest.raises(TransportError) as info:
         t.send([good, bad], message)
@@ -900,7 +920,7 @@ def test_a_202_to_a_sandbox_request_is_uncertain_since_it_may_have_been_delivere
     assert report.status is not None
     assert list(report.status.uncertain_recipients) == AUDIENCE[:5]
     assert ledger_counts(config, "sendgrid-sandbox") == (5, 0, 5)
-    with sqlite3.connect(pipeline.ledger_path(config, "sendgrid-sandbox")) as db:
+    with sqlite3.connect(ledgers.ledger_path(config, "sendgrid-sandbox")) as db:
         [(reason,)] = db.execute("SELECT reason FROM batches WHERE state = 'uncertain'")
     assert "202 Accepted to a sandbox-mode request" in reason
 

@@ -19,9 +19,10 @@ from conftest import TEST_SECRET
 from serve_helpers import running
 
 from newsflash.config import Config, load_config
-from newsflash.sending.send import make_transport, send_edition
+from newsflash.sending.send import send_edition
 from newsflash.serve.app import create_app
 from newsflash.state.suppressions import SuppressionStore
+from newsflash.transports.factory import make_transport
 
 ANNA = "anna.keller@example.org"
 MARC = "marc.dubois@example.com"

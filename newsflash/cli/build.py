@@ -78,10 +78,11 @@ def build(state: State, edition: str | None, allow_clip: bool) -> None:
     listed with the reason; exit 1 if an item file has errors or a check fails.
     """
     from newsflash import pipeline  # deferred: the renderer's start-up time (module docstring)
+    from newsflash.state import ledgers  # deferred: the same
 
     config = state.config
     edition_id = edition or pipeline.current_edition_id(config)
-    result = pipeline.build_edition(config, edition_id)
+    result = ledgers.build_edition(config, edition_id)
     e = result.edition
     print_problems(result.load.problems)
     table = Table(title=f"{e.title}  (No. {e.number}, {e.month})", title_justify="left")

@@ -46,8 +46,8 @@ def approve(state: State, edition: str, by: str) -> None:
     manifest in state/approvals/. If anything changes afterwards, the scheduled send holds the
     edition and tells the reviewers what changed; approve again to accept the change.
     """
-    from newsflash.pipeline import build_edition  # deferred: the renderer's start-up time
-    from newsflash.sending.approval import approve as approve_edition  # deferred: the same
+    from newsflash.sending.approval import approve as approve_edition  # deferred: start-up
+    from newsflash.state.ledgers import build_edition  # deferred: the renderer's start-up time
 
     config = state.config
     build = build_edition(config, edition)  # the publication ledger, as the send builds it

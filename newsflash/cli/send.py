@@ -1,20 +1,32 @@
-"""`newsflash send` and `status`: the send to partners and where each one stands."""
+"""`newsflash send` and `status`: the send to partners and where each one stands.
+
+Thin on purpose: each command parses, asks the library (sending/plan.py through the dry run,
+sending/send.py, sending/report.py) and prints; no ledger is opened here. `newsflash --help`
+and every other command import this module, so the library (which loads the renderer and
+SendGrid, about half a second) is imported only where a command uses it: `# deferred:`.
+"""
 
 from __future__ import annotations
 
-import functools
+import json
 import sys
-from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 from rich.markup import escape
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
 from rich.table import Table
 
 from newsflash.cli.common import State, console, err_console, handled, pass_state, print_problems
 from newsflash.config import Config
-from newsflash.errors import NewsflashError
 from newsflash.months import local_time
+from newsflash.signals import sigterm_as_interrupt
+
+if TYPE_CHECKING:  # types only; the modules load when a command runs (see above)
+    from newsflash.pipeline import BuiltEdition
+    from newsflash.sending.report import EditionReport, LedgerView, SendReport
+    from newsflash.state.ledger import EditionStatus
+    from newsflash.transports.base import Transport
 
 
 def _shorten(value: Any, limit: int = 240) -> Any:
@@ -31,7 +43,7 @@ def _shorten(value: Any, limit: int = 240) -> Any:
     return value
 
 
-def _print_plan(report: Any) -> None:
+def _print_plan(report: SendReport) -> None:
     for key, reason in report.left_out:
         console.print(f"[yellow]left out[/] {key}: {reason}", soft_wrap=True)
     if report.subscriber_problems:
@@ -51,12 +63,14 @@ def _print_plan(report: Any) -> None:
     )
 
 
-def _say_approval(config: Config, edition: str, build: Any, plan: Any, dry_run: bool) -> None:
+def _say_approval(
+    config: Config, edition: str, build: BuiltEdition, plan: SendReport, dry_run: bool
+) -> None:
     """The approval state comes first: a send that would be held says so before any count.
 
     A dry run names the state; a real send with anyone to send to is refused here, before the
     counts are printed, when the edition is not approved as it builds now."""
-    from newsflash.sending.approval import (  # deferred: loads the pipeline, as send() does
+    from newsflash.sending.approval import (  # deferred: start-up time
         approval_state,
         require_approved,
     )
@@ -66,7 +80,7 @@ def _say_approval(config: Config, edition: str, build: Any, plan: Any, dry_run: 
     will_send = plan.to_send > 0 or (plan.status is not None and bool(plan.status.in_flight))
     if not dry_run:
         if will_send:
-            require_approved(config, edition, build)
+            require_approved(config, edition, build)  # held: nothing to confirm, nothing sent
         return
     state = approval_state(config, edition, build)
     colour = "green" if state.approved else "yellow"
@@ -75,34 +89,7 @@ def _say_approval(config: Config, edition: str, build: Any, plan: Any, dry_run: 
         console.print("[yellow]A send now would be held: nothing would be sent.[/]")
 
 
-def _send_tests(
-    config: Config, edition: str, to: tuple[str, ...], send_test: Callable[..., Any]
-) -> None:
-    """One test copy to each address (each named once, whatever its case), and where it went:
-    the outbox file, or SendGrid's message id. A refused address stops the rest, after the
-    lines of those already sent. `send_test` is sending's, with the transport and the build
-    bound, so this module still loads the sending stack only when a command runs."""
-    unique: dict[str, str] = {}
-    for address in to:
-        unique.setdefault(address.strip().lower(), address.strip())
-    for address in unique.values():
-        report = send_test(config, edition, address)
-        where = report.message_id or ""
-        if where.startswith("outbox:"):
-            where = f"written to {config.outbox_dir / where.removeprefix('outbox:')}"
-        elif report.transport == "sendgrid-sandbox":
-            where = "checked by SendGrid in sandbox mode, which delivers nothing"
-        else:
-            where = f"accepted by SendGrid (message id {where or 'not given'})"
-        console.print(
-            f"[green]test copy sent[/] to {escape(address)}: {escape(where)}", soft_wrap=True
-        )
-    console.print("(The subject starts with \\[TEST]; the ledger does not count test copies.)")
-
-
-def _print_summary(report: Any) -> None:
-    from newsflash.sending.send import status_lines
-
+def _print_summary(report: SendReport) -> None:
     table = Table(
         title=f"Edition {report.edition_id} through {report.transport}",
         title_justify="left",
@@ -125,8 +112,7 @@ def _print_summary(report: Any) -> None:
     if report.stopped:
         console.print(f"[red]stopped:[/] {escape(report.stopped)}", soft_wrap=True)
     if report.status is not None:
-        for line in status_lines(report.status):
-            console.print(escape(line), soft_wrap=True)
+        _print_status_lines(report.status)
 
 
 @click.command()
@@ -174,26 +160,20 @@ def send(
     status`); --resend-uncertain resends them. Asks for confirmation only on a terminal.
     Exit 1 if anything failed, stopped or is uncertain.
     """
-    import json
-    import signal
-
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
-
-    from newsflash import pipeline
-    from newsflash.sending import send as sending
+    from newsflash.sending.send import send_edition  # deferred: start-up time
+    from newsflash.state.ledgers import build_edition  # deferred: start-up time
+    from newsflash.transports.factory import make_transport  # deferred: start-up time
 
     config = state.config
-    tp = sending.make_transport(config, transport, dry_run=dry_run)
-    result = pipeline.build_edition(config, edition, ledger_name=sending.ledger_name_for(tp))
+    tp = make_transport(config, transport, dry_run=dry_run)
+    result = build_edition(config, edition, ledger_name=tp.ledger_name)
     print_problems(result.load.errors)
     if to:
         if dry_run:
             raise click.UsageError("--to sends a test copy; leave out --dry-run")
-        _send_tests(
-            config, edition, to, functools.partial(sending.send_test, transport=tp, build=result)
-        )
+        _send_test_copies(config, edition, to, tp, result)
         return
-    plan = sending.send_edition(
+    plan = send_edition(
         config, edition, transport=tp, dry_run=True, build=result, resend_uncertain=resend_uncertain
     )
     _say_approval(config, edition, result, plan, dry_run)
@@ -204,38 +184,86 @@ def send(
             click.echo(json.dumps(_shorten(plan.first_request), indent=2, ensure_ascii=False))
         return
     if plan.to_send == 0 and not (plan.status is not None and plan.status.in_flight):
-        console.print("Nothing to send now.")
-        if plan.status is not None:
-            for line in sending.status_lines(plan.status):
-                console.print(escape(line), soft_wrap=True)
-        if plan.uncertain:
-            sys.exit(1)
+        _nothing_to_send(plan)
         return
     if sys.stdin.isatty() and not yes:
         click.confirm(
             f"Send edition {edition} to {plan.to_send} recipient(s) through {plan.transport}?",
             abort=True,
         )
+    report = _send_with_progress(config, edition, tp, plan, resend_uncertain, result)
+    _print_summary(report)
+    if report.stopped or report.failed or report.uncertain:
+        sys.exit(1)
 
-    def stop(signum: int, frame: Any) -> None:
-        raise KeyboardInterrupt
 
-    previous = signal.signal(signal.SIGTERM, stop)
+def _send_test_copies(
+    config: Config, edition: str, to: tuple[str, ...], tp: Transport, build: BuiltEdition
+) -> None:
+    """One test copy to each address (each named once, whatever its case), and where it went:
+    the outbox file, or SendGrid's message id. A refused address stops the rest, after the
+    lines of those already sent."""
+    from newsflash.sending.send import send_test  # deferred: start-up time
+
+    unique: dict[str, str] = {}
+    for address in to:
+        unique.setdefault(address.strip().lower(), address.strip())
+    for address in unique.values():
+        report = send_test(config, edition, address, tp, build=build)
+        console.print(
+            f"[green]test copy sent[/] to {escape(address)}: {escape(_where(config, report))}",
+            soft_wrap=True,
+        )
+    console.print("(The subject starts with \\[TEST]; the ledger does not count test copies.)")
+
+
+def _where(config: Config, report: SendReport) -> str:
+    """Where a test copy went, in words: the outbox file, or what SendGrid did with it."""
+    where = report.message_id or ""
+    if where.startswith("outbox:"):
+        return f"written to {config.outbox_dir / where.removeprefix('outbox:')}"
+    if report.transport == "sendgrid-sandbox":
+        return "checked by SendGrid in sandbox mode, which delivers nothing"
+    return f"accepted by SendGrid (message id {where or 'not given'})"
+
+
+def _nothing_to_send(plan: SendReport) -> None:
+    console.print("Nothing to send now.")
+    if plan.status is not None:
+        _print_status_lines(plan.status)
+    if plan.uncertain:
+        sys.exit(1)
+
+
+def _send_with_progress(
+    config: Config,
+    edition: str,
+    tp: Transport,
+    plan: SendReport,
+    resend_uncertain: bool,
+    build: BuiltEdition,
+) -> SendReport:
+    """The send under a progress bar; SIGTERM stops it as Ctrl-C does (exit 130)."""
+    from newsflash.sending.send import send_edition  # deferred: start-up time
+
     try:
-        with Progress(
-            "[progress.description]{task.description}",
-            BarColumn(),
-            MofNCompleteColumn(),
-            TimeElapsedColumn(),
-            console=console,
-        ) as bar:
+        with (
+            sigterm_as_interrupt(),
+            Progress(
+                "[progress.description]{task.description}",
+                BarColumn(),
+                MofNCompleteColumn(),
+                TimeElapsedColumn(),
+                console=console,
+            ) as bar,
+        ):
             task = bar.add_task("sending", total=plan.to_send)
-            report = sending.send_edition(
+            return send_edition(
                 config,
                 edition,
                 transport=tp,
                 resend_uncertain=resend_uncertain,
-                build=result,
+                build=build,
                 progress=lambda done, total: bar.update(task, completed=done, total=total),
             )
     except KeyboardInterrupt:
@@ -246,11 +274,6 @@ def send(
             soft_wrap=True,
         )
         sys.exit(130)
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-    _print_summary(report)
-    if report.stopped or report.failed or report.uncertain:
-        sys.exit(1)
 
 
 @click.command()
@@ -270,95 +293,83 @@ def status(state: State, edition: str, ledger_name: str | None, show_all: bool) 
 
     Ends with what to do next (resume, resend uncertain ones, or nothing).
     """
-    from newsflash import pipeline
-    from newsflash.sending import send as sending
-    from newsflash.state.ledger import Ledger
+    from newsflash.sending.report import edition_status  # deferred: start-up time
 
-    config = state.config
-    zone = config.model.newsletter.timezone
-    names = [ledger_name] if ledger_name else list(pipeline.LEDGER_FILES)
-    approval = None
-    shown = 0
-    unfinished = False
-    for name in names:
-        path = pipeline.ledger_path(config, name)
-        if not path.exists():
-            continue
-        with Ledger(path) as ledger:
-            st = ledger.status(edition)
-            approval = approval or ledger.approval(edition)
-        if st.manifest_hash is None:
-            continue
-        shown += 1
-        skipped = sending.skipped_count(st)
-        unfinished |= bool(st.pending or st.in_flight or st.failed - skipped)
-        table = Table(
-            title=f"Edition {edition} — {name} ledger ({path.name})",
-            title_justify="left",
-            show_header=False,
-        )
-        table.add_column("")
-        table.add_column("", justify="right")
-        for label, n in (
-            ("accepted", st.accepted),
-            ("pending", st.pending),
-            ("in flight", st.in_flight),
-            ("uncertain", st.uncertain),
-            ("failed", st.failed - skipped),
-            ("left the audience", skipped),
-            ("[bold]total[/]", st.total),
-        ):
-            table.add_row(label, str(n))
-        table.add_row("started", local_time(st.started_at, zone))
-        table.add_row("finished", local_time(st.finished_at, zone) if st.finished_at else "not yet")
-        if approval is not None:  # who and when: once, on the approval line below
-            same = approval[0] == st.manifest_hash
-            table.add_row("approval", "of the edition sent" if same else "of ANOTHER version")
-        console.print(table)
-        limit = None if show_all else 50
-        for title, rows in (
-            ("uncertain", [(e, "") for e in st.uncertain_recipients]),
-            ("failed", list(st.failed_recipients)),
-        ):
-            if rows:
-                console.print(f"[bold]{title}[/] ({len(rows)}):")
-            for address, reason in rows[:limit]:
-                console.print(
-                    f"  {escape(address)}" + (f"  [dim]{escape(reason)}[/]" if reason else ""),
-                    soft_wrap=True,
-                    markup=True,
-                )
-            if limit is not None and len(rows) > limit:
-                console.print(f"  … {len(rows) - limit} more (--all lists them)")
-        for line in sending.status_lines(st):
-            console.print(escape(line), soft_wrap=True)
-
-    from newsflash.sending.approval import status_line
-
-    try:  # approved / not approved / changed since approval (and what changed)
-        console.print(f"[bold]approval[/] {escape(status_line(config, edition))}", soft_wrap=True)
-    except NewsflashError as e:
-        console.print(f"[bold]approval[/] unknown: {escape(str(e))}", soft_wrap=True)
-    if unfinished or not shown:
-        _say_if_list_unreadable(config)
-    if not shown:
+    report = edition_status(state.config, edition, ledger_name)
+    zone = state.config.model.newsletter.timezone
+    for view in report.ledgers:
+        _print_ledger(view, edition, show_all, zone)
+    console.print(f"[bold]approval[/] {escape(report.approval_line)}", soft_wrap=True)
+    if report.list_problem:
         console.print(
-            f"Edition {edition} has not been sent through any transport. Try "
-            f"`newsflash send {edition} --dry-run`.",
+            f"[red]the partner list cannot be read now[/]: {escape(report.list_problem)}. A "
+            "send stops (or does not start) until it is fixed; see `newsflash subscribers`.",
             soft_wrap=True,
         )
+    if not report.ledgers:
+        _print_not_sent(report)
 
 
-def _say_if_list_unreadable(config: Config) -> None:
-    """A send stops (or never starts) on a list it cannot read; status says so before one."""
-    from newsflash.errors import SubscribersError
-    from newsflash.subscribers import load_subscribers
+def _print_ledger(view: LedgerView, edition: str, show_all: bool, zone: str) -> None:
+    """One ledger's counts, times on the newsletter's clock, and whether the approval is of
+    the edition sent (who approved it and when: once, on the approval line after the tables)."""
+    st = view.status
+    table = Table(
+        title=f"Edition {edition} — {view.name} ledger ({view.path.name})",
+        title_justify="left",
+        show_header=False,
+    )
+    table.add_column("")
+    table.add_column("", justify="right")
+    for label, n in (
+        ("accepted", st.accepted),
+        ("pending", st.pending),
+        ("in flight", st.in_flight),
+        ("uncertain", st.uncertain),
+        ("failed", st.failed - view.skipped),
+        ("left the audience", view.skipped),
+        ("[bold]total[/]", st.total),
+    ):
+        table.add_row(label, str(n))
+    table.add_row("started", local_time(st.started_at, zone))
+    table.add_row("finished", local_time(st.finished_at, zone) if st.finished_at else "not yet")
+    if view.approval is not None:
+        same = view.approval[0] == st.manifest_hash
+        table.add_row("approval", "of the edition sent" if same else "of ANOTHER version")
+    console.print(table)
+    limit = None if show_all else 50
+    for title, rows in (
+        ("uncertain", [(e, "") for e in st.uncertain_recipients]),
+        ("failed", list(st.failed_recipients)),
+    ):
+        _print_recipients(title, rows, limit)
+    _print_status_lines(st)
 
-    try:
-        load_subscribers(config.subscribers_path)
-    except SubscribersError as e:
+
+def _print_status_lines(status: EditionStatus) -> None:
+    from newsflash.sending.report import status_lines  # deferred: start-up time
+
+    for line in status_lines(status):
+        console.print(escape(line), soft_wrap=True)
+
+
+def _print_recipients(title: str, rows: list[tuple[str, str]], limit: int | None) -> None:
+    if rows:
+        console.print(f"[bold]{title}[/] ({len(rows)}):")
+    for address, reason in rows[:limit]:
         console.print(
-            f"[red]the partner list cannot be read now[/]: {escape(str(e))}. A send stops "
-            "(or does not start) until it is fixed; see `newsflash subscribers`.",
+            f"  {escape(address)}" + (f"  [dim]{escape(reason)}[/]" if reason else ""),
             soft_wrap=True,
+            markup=True,
         )
+    if limit is not None and len(rows) > limit:
+        console.print(f"  … {len(rows) - limit} more (--all lists them)")
+
+
+def _print_not_sent(report: EditionReport) -> None:
+    edition = report.edition_id
+    console.print(
+        f"Edition {edition} has not been sent through any transport. Try "
+        f"`newsflash send {edition} --dry-run`.",
+        soft_wrap=True,
+    )

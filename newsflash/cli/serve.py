@@ -37,7 +37,7 @@ def serve(state: State, host: str, port: int) -> None:
     """
     import uvicorn
 
-    from newsflash.serve.app import create_app
+    from newsflash.serve.app import create_app  # deferred: Starlette and uvicorn, start-up time
 
     logging.basicConfig(
         level=logging.DEBUG if state.debug else logging.INFO,
@@ -68,7 +68,7 @@ def suppressions() -> None:
 @handled
 def suppressions_list(state: State, include_lifted: bool, address: str | None) -> None:
     """Show the suppressed addresses, oldest first."""
-    from newsflash.state.suppressions import SuppressionStore
+    from newsflash.state.suppressions import SuppressionStore  # deferred: start-up time
 
     store = SuppressionStore.in_state(state.config.state_dir)
     try:
@@ -97,7 +97,11 @@ def suppressions_list(state: State, include_lifted: bool, address: str | None) -
 @handled
 def suppressions_lift(state: State, address: str, reasons: tuple[str, ...]) -> None:
     """Lift ADDRESS's suppressions so the next send mails it again (if the CSV says so)."""
-    from newsflash.state.suppressions import REASONS, SuppressionError, SuppressionStore
+    from newsflash.state.suppressions import (  # deferred: start-up
+        REASONS,
+        SuppressionError,
+        SuppressionStore,
+    )
 
     unknown = [r for r in reasons if r not in REASONS]
     if unknown:
@@ -129,7 +133,7 @@ def suppressions_lift(state: State, address: str, reasons: tuple[str, ...]) -> N
 @handled
 def suppressions_add(state: State, address: str, reason: str, note: str) -> None:
     """Suppress ADDRESS by hand: no send mails it again until it is lifted."""
-    from newsflash.state.suppressions import SuppressionStore
+    from newsflash.state.suppressions import SuppressionStore  # deferred: start-up time
 
     store = SuppressionStore.in_state(state.config.state_dir)
     try:
@@ -152,8 +156,11 @@ def suppressions_sync(state: State) -> None:
     was lifted here; pushes newsflash's own unsubscribes. Needs SENDGRID_API_KEY (a key with
     the Suppressions permission). Run twice, the second run changes nothing.
     """
-    from newsflash.sending.suppression_sync import key_and_host, sync_suppressions
-    from newsflash.state.suppressions import SuppressionStore
+    from newsflash.sending.suppression_sync import (  # deferred: start-up
+        key_and_host,
+        sync_suppressions,
+    )
+    from newsflash.state.suppressions import SuppressionStore  # deferred: start-up time
 
     key, host = key_and_host(state.config)
     store = SuppressionStore.in_state(state.config.state_dir)

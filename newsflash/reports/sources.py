@@ -20,11 +20,11 @@ from datetime import datetime
 from html.parser import HTMLParser
 from pathlib import Path
 
-from newsflash import pipeline
 from newsflash.config import Config
 from newsflash.errors import NewsflashError, SubscribersError
 from newsflash.items import Item, load_items
 from newsflash.reports.figures import NOT_LISTED, EditionInput, EventRow, Sent
+from newsflash.state import ledgers
 from newsflash.state.ledger import Ledger
 from newsflash.state.suppressions import SuppressionStore
 from newsflash.subscribers import load_subscribers, recipient_id
@@ -38,7 +38,7 @@ __all__ = [
     "sent_editions",
 ]
 
-LEDGERS = tuple(pipeline.LEDGER_FILES)
+LEDGERS = tuple(ledgers.LEDGER_FILES)
 _KINDS = ("delivered", "deferred", "bounce", "dropped", "open", "click", "spamreport",
           "unsubscribe", "group_unsubscribe")  # fmt: skip
 _EVENTS_SQL = f"""
@@ -67,8 +67,8 @@ class NoSendError(ReportError):
 
 def resolve_ledger(config: Config, name: str | None) -> tuple[str, Path]:
     """The ledger to read: the one named, else SendGrid's once it exists, else the outbox's."""
-    chosen = name or pipeline.publication_ledger_name(config)
-    path = pipeline.ledger_path(config, chosen)
+    chosen = name or ledgers.publication_ledger_name(config)
+    path = ledgers.ledger_path(config, chosen)
     if not path.exists():
         raise NoSendError(
             f"no {chosen} ledger at {path}: nothing has been sent that way yet; send an "

@@ -44,7 +44,7 @@ from newsflash.items import IGNORED_NAMES, ITEM_SUFFIXES, Item, Problem, parse_i
 from newsflash.pipeline import load
 from newsflash.schedule.intake_record import unjudged_files, write_record
 from newsflash.schedule.timetable import zone
-from newsflash.sending.send import make_transport
+from newsflash.transports.factory import make_transport
 from newsflash.web.guide import guide_url
 
 try:  # Linux: the observer that reports close-after-write

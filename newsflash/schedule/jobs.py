@@ -17,8 +17,8 @@ import threading
 from pathlib import Path
 
 from newsflash.config import Config, load_config
-from newsflash.errors import LedgerError, NewsflashError
-from newsflash.pipeline import BuiltEdition, build_edition, current_edition_id, ledger_path
+from newsflash.errors import NewsflashError, SendInProgress
+from newsflash.pipeline import BuiltEdition, current_edition_id
 from newsflash.schedule import notices
 from newsflash.schedule.markers import (
     HELD_FILE,
@@ -40,8 +40,11 @@ from newsflash.schedule.timetable import (
 )
 from newsflash.sending import send as sending
 from newsflash.sending.approval import approval_state
-from newsflash.state.ledger import EditionStatus, Ledger
+from newsflash.sending.report import SendReport
+from newsflash.state.ledger import EditionStatus
+from newsflash.state.ledgers import build_edition, default_ledger_name, open_existing
 from newsflash.transports.base import Transport
+from newsflash.transports.factory import make_transport
 
 __all__ = [
     "HELD_FILE",
@@ -91,7 +94,7 @@ def run_reminder(config_path: str) -> str:
 def run_proof(config_path: str) -> str:
     config, now = _load(config_path)
     edition_id = coming_edition(config, now)
-    transport = sending.make_transport(config)
+    transport = make_transport(config)
     try:
         # The publication ledger, as `approve` and the send use: one edition, one manifest.
         build = build_edition(config, edition_id)
@@ -122,10 +125,10 @@ def run_proof(config_path: str) -> str:
 
 
 def _ledger_status(config: Config, edition_id: str, ledger_name: str) -> EditionStatus | None:
-    path = ledger_path(config, ledger_name)
-    if not path.exists():
+    ledger = open_existing(config, ledger_name)
+    if ledger is None:
         return None
-    with Ledger(path) as ledger:
+    with ledger:
         return ledger.status(edition_id)
 
 
@@ -251,8 +254,8 @@ def run_send(config_path: str, edition_id: str | None = None) -> str:
     edition_id, due = _due_edition(config, now, edition_id)
     if STOP.is_set():
         return _stopping(config, edition_id, due)
-    transport = sending.make_transport(config)
-    lname = sending.ledger_name_for(transport)
+    transport = make_transport(config)
+    lname = transport.ledger_name
     if edition_complete(config, edition_id, lname):
         clear_interrupted_send(config)
         return f"edition {edition_id} was already sent to everyone ({lname}); nothing to do"
@@ -275,9 +278,9 @@ def run_send(config_path: str, edition_id: str | None = None) -> str:
             "again (within the grace period), or by hand with "
             f"`newsflash send {edition_id}`"
         )
+    except SendInProgress:
+        return f"another process is sending edition {edition_id}; this run sends nothing"
     except Exception as e:
-        if isinstance(e, LedgerError) and "another send" in str(e):
-            return f"another process is sending edition {edition_id}; this run sends nothing"
         clear_interrupted_send(config)
         _failed(config, edition_id, e, transport)
         raise
@@ -305,7 +308,7 @@ def _why_held(config: Config, edition_id: str, build: BuiltEdition) -> tuple[str
 def _outcome(
     config: Config,
     edition_id: str,
-    report: sending.SendReport,
+    report: SendReport,
     transport: Transport,
     lname: str,
 ) -> str:
@@ -336,7 +339,7 @@ def _outcome(
 def report_missed_send(config: Config, due: dt.datetime, late_hours: float) -> None:
     """A send beyond grace is reported, not made: tell the reviewers how to send by hand."""
     edition_id = current_edition_id(config, due)
-    lname = sending.default_ledger_name(config)
+    lname = default_ledger_name(config)
     if edition_complete(config, edition_id, lname):
         log.info(
             "the missed send of edition %s needs nothing: the %s ledger has it sent to everyone",
@@ -356,7 +359,7 @@ def report_interrupted_send(
     config: Config, edition_id: str, due: dt.datetime, late_hours: float
 ) -> None:
     """An interrupted send found past grace at start is not resumed: tell the reviewers."""
-    st = _ledger_status(config, edition_id, sending.default_ledger_name(config))
+    st = _ledger_status(config, edition_id, default_ledger_name(config))
     accepted, total = (st.accepted, st.total) if st is not None else (0, 0)
     subject, text = notices.interrupted_send_text(
         config, edition_id, due, late_hours, accepted, total

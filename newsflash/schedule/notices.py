@@ -17,8 +17,8 @@ from newsflash.months import MONTHS, edition_number, month_label
 from newsflash.pipeline import BuiltEdition
 from newsflash.schedule.timetable import coming_edition, next_send_time, zone
 from newsflash.sending.approval import approval_state
-from newsflash.sending.send import make_transport
 from newsflash.transports.base import Transport
+from newsflash.transports.factory import make_transport
 from newsflash.web.guide import guide_url
 
 __all__ = [

@@ -18,7 +18,7 @@ from apscheduler.triggers.interval import IntervalTrigger
 from newsflash.config import Config
 from newsflash.schedule import jobs
 from newsflash.schedule.timetable import fmt, grace_seconds, zone
-from newsflash.sending.send import default_ledger_name
+from newsflash.state.ledgers import default_ledger_name
 
 __all__ = [
     "HELD_CHECK_SECONDS",

@@ -7,7 +7,7 @@ removed or edited (by path), the template or config.toml changed. The file is th
 it does not depend on which transport's ledger a later send uses.
 
 Every build whose manifest is compared with an approval (`approve`, `status`, the proof and
-the scheduled send) counts items as published by `pipeline.publication_ledger_name`, never by
+the scheduled send) counts items as published by `ledgers.publication_ledger_name`, never by
 the transport of the shell it runs in: a reviewer's shell has no SENDGRID_API_KEY, the service
 has one, and they must build the same edition.
 """
@@ -21,10 +21,11 @@ from pathlib import Path
 from typing import Any, Literal
 
 from newsflash.config import Config
-from newsflash.errors import BuildError, NewsflashError
+from newsflash.errors import BuildError, NewsflashError, NotApproved
 from newsflash.files import write_atomic
-from newsflash.months import local_time
-from newsflash.pipeline import BuiltEdition, build_edition
+from newsflash.months import local_time, parse_edition_id
+from newsflash.pipeline import BuiltEdition
+from newsflash.state.ledgers import build_edition, default_ledger_name, open_existing, open_ledger
 
 __all__ = [
     "Approval",
@@ -33,6 +34,7 @@ __all__ = [
     "approve",
     "diff_manifests",
     "load_approval",
+    "require_approved",
     "status_line",
 ]
 
@@ -91,29 +93,18 @@ def _dir(config: Config) -> Path:
 
 
 def _file(config: Config, edition_id: str) -> Path:
-    from newsflash.months import parse_edition_id
-
     parse_edition_id(edition_id)  # ids become file names: only YYYY-MM
     return _dir(config) / f"{edition_id}.json"
-
-
-def _ledger_name(config: Config) -> str:
-    from newsflash.sending.send import default_ledger_name
-
-    return default_ledger_name(config)
 
 
 def approve(
     config: Config, edition_id: str, by: str, build: BuiltEdition | None = None
 ) -> Approval:
     """Record the manifest of the edition as it builds now; the latest approval counts."""
-    from newsflash.pipeline import ledger_path
-    from newsflash.state.ledger import Ledger
-
     by = by.strip()
     if not by:
         raise NewsflashError("say who approves: newsflash approve EDITION --by NAME")
-    ledger_name = _ledger_name(config)
+    ledger_name = default_ledger_name(config)
     # Built against the publication ledger (build_edition's default), as the proof, `status`
     # and the scheduled send build it, with or without SENDGRID_API_KEY in this shell.
     build = build or build_edition(config, edition_id)
@@ -143,7 +134,7 @@ def approve(
         "manifest": manifest,
     }
     write_atomic(_file(config, edition_id), json.dumps(doc, indent=2, sort_keys=True) + "\n")
-    with Ledger(ledger_path(config, ledger_name)) as ledger:
+    with open_ledger(config, ledger_name) as ledger:
         ledger.record_approval(edition_id, approval.manifest_hash, by)
     return approval
 
@@ -166,13 +157,10 @@ def load_approval(config: Config, edition_id: str) -> Approval | None:
                 f"{path} can't be read ({e}); approve the edition again with "
                 f"`newsflash approve {edition_id}`"
             ) from None
-    from newsflash.pipeline import ledger_path
-    from newsflash.state.ledger import Ledger
-
-    ledger_file = ledger_path(config, _ledger_name(config))
-    if not ledger_file.exists():
+    ledger = open_existing(config, default_ledger_name(config))
+    if ledger is None:
         return None
-    with Ledger(ledger_file) as ledger:
+    with ledger:
         row = ledger.approval(edition_id)
     if row is None:
         return None
@@ -232,13 +220,14 @@ def require_approved(config: Config, edition_id: str, build: BuiltEdition) -> No
     """Refuse to send what the reviewers did not approve, when config.toml asks for approval.
 
     The scheduled send holds such an edition and tells the reviewers; a send by hand stops
-    with the same description, so no way out bypasses the secretariat's rule.
+    with the same description (NotApproved), so no way out bypasses the secretariat's rule.
     """
     if not config.model.schedule.require_approval:
         return
     state = approval_state(config, edition_id, build)
     if not state.approved:
-        raise NewsflashError(
+        raise NotApproved(
             f"held, nothing sent: {state.describe()}\n(config.toml [schedule] "
-            "require_approval = true: an edition goes out only as it was approved.)"
+            "require_approval = true: an edition goes out only as it was approved.)",
+            description=state.describe(),
         )

@@ -31,7 +31,6 @@ from datetime import UTC, datetime
 
 from newsflash.config import Config
 from newsflash.errors import NewsflashError
-from newsflash.sending.send import ENV_HOST, ENV_KEY
 from newsflash.state.suppressions import (
     NewSuppression,
     Suppression,
@@ -40,7 +39,8 @@ from newsflash.state.suppressions import (
     normalise_address,
 )
 from newsflash.state.sync_log import SyncLog
-from newsflash.transports.sendgrid import check_host
+from newsflash.transports.factory import ENV_HOST, ENV_KEY
+from newsflash.transports.sendgrid_client import check_host
 from newsflash.transports.suppressions_api import (
     GROUP,
     KEY_HELP,

@@ -24,6 +24,11 @@ class StateError(NewsflashError):
     """A state file cannot be opened: written by a newer newsflash, or not a database."""
 
 
+def _busy(e: sqlite3.Error) -> bool:
+    """Another connection holds the lock: worth waiting for, never a reason to move a file."""
+    return e.sqlite_errorcode in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
+
+
 def enable_wal(conn: sqlite3.Connection, attempts: int = 100) -> None:
     """Switch to WAL, waiting out a second process that creates the same file right now.
 
@@ -36,7 +41,7 @@ def enable_wal(conn: sqlite3.Connection, attempts: int = 100) -> None:
             conn.execute("PRAGMA journal_mode = WAL")
             return
         except sqlite3.OperationalError as e:
-            if "locked" not in str(e) or attempt == attempts - 1:
+            if not _busy(e) or attempt == attempts - 1:
                 raise
             time.sleep(0.05 + random.random() * 0.05)
 
@@ -48,16 +53,28 @@ class WalDatabase:
     and SendGrid does not resend a batch it saw answered 2xx.
     """
 
-    def __init__(self, path: Path, schema: str, version: int) -> None:
+    def __init__(
+        self,
+        path: Path,
+        schema: str,
+        version: int,
+        *,
+        foreign_keys: bool = False,
+        error: type[NewsflashError] = StateError,
+        if_damaged: str = "move it aside and start again, or restore it from a backup",
+    ) -> None:
         self.path = Path(path)
+        self._if_damaged = if_damaged
         self._schema = schema
         self._version = version
+        self._foreign_keys = foreign_keys
+        self._error = error
         self._local = threading.local()
         self._all: list[sqlite3.Connection] = []
         self._guard = threading.Lock()
         self._writer = threading.Lock()
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._connection()  # create the file and its tables now, so errors surface at start
+        self.connection()  # create the file and its tables now, so errors surface at start
 
     def _open(self) -> sqlite3.Connection:
         conn = sqlite3.connect(
@@ -66,28 +83,38 @@ class WalDatabase:
         try:
             conn.execute("PRAGMA busy_timeout = 10000")
             enable_wal(conn)
+            # FULL, not NORMAL: in WAL mode NORMAL may lose the last commits on power loss, and
+            # losing the ledger's "in flight" commit after its request left invites a double send.
             conn.execute("PRAGMA synchronous = FULL")
+            if self._foreign_keys:
+                conn.execute("PRAGMA foreign_keys = ON")
             found = conn.execute("PRAGMA user_version").fetchone()[0]
             if found > self._version:
-                raise StateError(
+                raise self._error(
                     f"{self.path} was written by a newer newsflash (schema {found}, this one "
                     f"knows {self._version}); upgrade newsflash"
                 )
+            # One script, one transaction: executescript() would commit a BEGIN issued before it.
             conn.executescript(
                 f"BEGIN IMMEDIATE; {self._schema} PRAGMA user_version = {self._version}; COMMIT;"
             )
         except sqlite3.DatabaseError as e:
             conn.close()
-            raise StateError(
-                f"{self.path}: cannot open it as a SQLite database ({e}); move it aside and "
-                "start again, or restore it from a backup"
+            if _busy(e):
+                raise self._error(
+                    f"{self.path} is busy: another newsflash process has held it for over 10 s "
+                    f"({e}); wait for it to finish and run this again"
+                ) from e
+            raise self._error(
+                f"{self.path}: cannot open it as a SQLite database ({e}); {self._if_damaged}"
             ) from e
         except BaseException:
             conn.close()
             raise
         return conn
 
-    def _connection(self) -> sqlite3.Connection:
+    def connection(self) -> sqlite3.Connection:
+        """This thread's connection (autocommit: every transaction is an explicit BEGIN)."""
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
         if conn is None:
             conn = self._open()
@@ -104,7 +131,7 @@ class WalDatabase:
         poll with sleeps of up to 100 ms, which is what a p99 measures. Other processes still
         meet at SQLite's own lock.
         """
-        conn = self._connection()
+        conn = self.connection()
         with self._writer:
             conn.execute("BEGIN IMMEDIATE")
             try:
@@ -119,7 +146,7 @@ class WalDatabase:
     @contextlib.contextmanager
     def read(self) -> Iterator[sqlite3.Connection]:
         """One snapshot, so the rows of one answer agree with each other."""
-        conn = self._connection()
+        conn = self.connection()
         conn.execute("BEGIN")
         try:
             yield conn

@@ -23,6 +23,7 @@ from newsflash.errors import TransportError
 from newsflash.files import slug, write_atomic
 from newsflash.message import Message, to_mime
 from newsflash.personalise import Person
+from newsflash.state.ledgers import ledger_name
 from newsflash.transports.base import BatchResult
 
 MAX_PER_BATCH = 1000
@@ -57,6 +58,13 @@ class OutboxTransport:
     @property
     def max_batch(self) -> int:
         return self._max_batch
+
+    @property
+    def ledger_name(self) -> str:
+        return ledger_name(self.name)
+
+    def prepare(self, batch: Sequence[Person], message: Message) -> None:
+        """Writing a file costs less than guessing which one comes next: nothing to prepare."""
 
     def folder(self, message: Message) -> Path:
         edition = safe_name(message.edition_id)

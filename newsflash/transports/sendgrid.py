@@ -1,185 +1,40 @@
 """SendGrid v3 Mail Send through the official library: one request per batch of up to 1000.
 
-One personalization per recipient carries what differs between partners (the address, the
-substitutions that fill the first name and unsubscribe link, the per-recipient custom_args and
-List-Unsubscribe headers); everything else (subject, both bodies, categories) is sent once per
-request. The payload is a plain dict: the library's helper classes cost more than the request
-for 1000 personalizations, and `Mail.add_personalization` reverses their order.
-
-What an answer means, and so what the ledger may record:
-
-* 202 Accepted (200 OK in sandbox mode): accepted (SendGrid's X-Message-Id kept to trace
-  complaints). Nothing else is: the API answers Mail Send with nothing else.
-* A redirect (3xx) is never followed. urllib would follow a 301/302/303 as a GET, carrying the
-  Authorization header to wherever it points, and take that page's 200 for an accepted send:
-  a wrong `host` or a captive proxy would mark the whole list as reached. A 3xx, or any 2xx
-  SendGrid does not give (200 outside sandbox mode, 201, 203, 204...), means the host is not
-  SendGrid's Mail Send: nothing was handed to SendGrid; TransportError naming the host.
-* A 202 to a sandbox-mode request: SendGrid did not apply sandbox mode and may have delivered
-  the mail for real, so the batch is uncertain (see below), not failed: a re-run would send it
-  again.
-* Another 1xx than 100 Continue (which http.client skips): the final answer, which may well
-  be 202, follows it but http.client cannot read past it; uncertain.
-* 429: not accepted; wait until X-RateLimit-Reset (at most ``max_rate_limit_wait`` seconds in
-  all for one batch) and try again; a longer wait stops the send with a TransportError.
-* 5xx, or a connection that failed before the request was fully written (refused, reset while
-  sending): not accepted; retried with exponential backoff and jitter, ``retries`` times.
-* 400/401/403/413/other 4xx: not accepted and a retry would not help; TransportError.
-  (307/308 and 3xx alike, above.)
-* A time-out or a dropped connection *after* the request was written: SendGrid may have taken
-  it. The batch is reported ``uncertain`` and NOT retried here: retrying could send the
-  edition twice to a thousand partners, and newsflash's first rule is that no one is sent twice. The
-  ledger lists such recipients and `newsflash send --resend-uncertain` resends them on request.
-
-Every TransportError raised here therefore means "this request was not accepted", which is what
-lets the caller record the batch as failed and retry it on the next run.
-
-The API key is never printed or logged: it is kept out of reprs and error messages, and the
-library's debug log (which would print the Authorization header) is silenced.
+The transport joins two parts: sendgrid_payload builds each request's JSON (pure), and
+sendgrid_delivery posts it (through sendgrid_client, the library wired to never follow a
+redirect) and says what the answer means (accepted, refused, uncertain), which is what the
+ledger records. Here: the batch a send hands over, the payload built ahead of time
+while the previous request waits for its answer, and the configuration from config.toml.
 """
 
 from __future__ import annotations
 
-import http.client
-import json
-import logging
-import math
-import re
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
-from typing import Any, NoReturn, Self
-
-import tenacity
-from python_http_client import Client as HTTPClient
-from python_http_client import exceptions as http_errors
-from sendgrid import SendGridAPIClient
 
 from newsflash.config import Config
-from newsflash.errors import NewsflashError, TransportError
+from newsflash.errors import TransportError
 from newsflash.message import Message
 from newsflash.personalise import Person
+from newsflash.state.ledgers import ledger_name
 from newsflash.transports.base import BatchResult
+from newsflash.transports.sendgrid_client import KEY_HELP, check_api_key, check_host
+from newsflash.transports.sendgrid_delivery import Delivery, Policy, Retryable, Uncertain
+from newsflash.transports.sendgrid_payload import JSON, MAX_PER_REQUEST, Payloads
 
-MAX_PER_REQUEST = 1000
-README_KEY_HELP = "README.md, 'Sending for real'"
-KEY_HELP = (
-    "set SENDGRID_API_KEY in the environment to an API key with the 'Mail Send' permission "
-    f"(SendGrid: Settings > API Keys; see {README_KEY_HELP})"
-)
-MAIL_SEND = "POST /v3/mail/send"
-_PRINTABLE_KEY = re.compile(r"[!-~]+")
-_UNPRINTABLE = re.compile(r"[^ -~]")
-_NAME_SPECIALS = re.compile(r"[,;\"]")
-
-# python-http-client logs every request's headers (the Authorization header included) at DEBUG.
-logging.getLogger("python_http_client").setLevel(logging.WARNING)
-
-JSON = dict[str, Any]
-
-
-class _Retryable(Exception):
-    """SendGrid did not take the request (5xx, or the request never fully left)."""
-
-    def __init__(self, reason: str) -> None:
-        super().__init__(reason)
-        self.reason = reason
-
-
-class _RateLimited(Exception):
-    def __init__(self, reset_at: float | None) -> None:
-        super().__init__("429 Too Many Requests")
-        self.reset_at = reset_at
-
-
-class _Uncertain(Exception):
-    """The request was written but no answer came: it may have been accepted."""
-
-    def __init__(self, reason: str) -> None:
-        super().__init__(reason)
-        self.reason = reason
-
-
-class _RefuseRedirects(urllib.request.HTTPRedirectHandler):
-    """Turns every redirect into the HTTPError it is, instead of a new request elsewhere."""
-
-    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
-        return None
-
-
-class _NoRedirectClient(HTTPClient):  # type: ignore[misc]
-    """python-http-client's Client, whose requests never follow a redirect.
-
-    The library builds a fresh default opener (redirects followed) for every request and a
-    fresh `Client` for every path segment, so both seams are overridden: `_make_request` is
-    the one the library documents as its hook, `_build_client` keeps the segments ours.
-    """
-
-    def _build_client(self, name: str | None = None) -> Self:
-        """Each path segment gets a client of this same class, subclasses included."""
-        url_path = [*self._url_path, name] if name else self._url_path
-        return type(self)(
-            host=self.host,
-            version=self._version,
-            request_headers=self.request_headers,
-            url_path=url_path,
-            append_slash=self.append_slash,
-            timeout=self.timeout,
-        )
-
-    def _make_request(
-        self, opener: object, request: urllib.request.Request, timeout: float | None = None
-    ) -> Any:
-        # Built per request as the library does, so proxy settings are read as it reads them.
-        opener = urllib.request.build_opener(_RefuseRedirects)
-        return super()._make_request(opener, request, timeout)
-
-
-@dataclass(frozen=True)
-class _Answer:
-    status: int
-    message_id: str | None
-    requests: int
-
-
-def check_api_key(key: str) -> str:
-    """The key as it must go into a header; the error never repeats it."""
-    key = key.strip()
-    if not key:
-        raise NewsflashError(f"SENDGRID_API_KEY is empty: {KEY_HELP}.")
-    if not _PRINTABLE_KEY.fullmatch(key):
-        raise NewsflashError(
-            "SENDGRID_API_KEY contains spaces, line breaks or non-ASCII characters, so it "
-            f"cannot be a SendGrid key; copy it again. ({KEY_HELP}.)"
-        )
-    return key
-
-
-def check_host(host: str, where: str) -> str:
-    host = host.strip().rstrip("/")
-    if not re.fullmatch(r"https?://[^\s/]+", host):
-        raise NewsflashError(
-            f"{where} = {host!r} is not an API host; write e.g. https://api.sendgrid.com "
-            "(or https://api.eu.sendgrid.com for EU data residency), without a path."
-        )
-    return host
-
-
-def _display_name(name: str) -> str | None:
-    """SendGrid drops recipients whose name holds an unquoted ',' or ';' (sendgrid-python#291)."""
-    name = " ".join(name.split())
-    if not name:
-        return None
-    if _NAME_SPECIALS.search(name):
-        return '"' + name.replace('"', "") + '"'
-    return name
+__all__ = [
+    "KEY_HELP",
+    "MAX_PER_REQUEST",
+    "SendGridTransport",
+    "check_api_key",
+    "check_host",
+    "from_config",
+]
 
 
 class SendGridTransport:
-    """Sends batches through SendGrid; see the module docstring for what each answer means."""
+    """Sends batches through SendGrid; sendgrid_delivery says what each answer means."""
 
     name = "sendgrid"
 
@@ -202,90 +57,39 @@ class SendGridTransport:
         sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], float] = time.time,
     ) -> None:
-        self.request_outstanding = False
-        self.host = check_host(host, "the SendGrid host")
-        self.from_email = from_email
-        self.from_name = from_name
-        self.reply_to = reply_to
-        self._max_batch = max(1, min(MAX_PER_REQUEST, batch_size))
-        self.timeout = timeout
-        self.retries = retries
-        self.max_rate_limit_wait = max_rate_limit_wait
-        self.asm_group_id = asm_group_id
         self.sandbox = sandbox
-        self.backoff = backoff
-        self.backoff_max = backoff_max
-        self._sleep = sleep
-        self._clock = clock
-        self._attempts = 0
-        self._batch: Sequence[Person] = ()
+        self._payloads = Payloads(
+            from_email=from_email,
+            from_name=from_name,
+            reply_to=reply_to,
+            asm_group_id=asm_group_id,
+            sandbox=sandbox,
+            max_batch=max(1, min(MAX_PER_REQUEST, batch_size)),
+        )
+        policy = Policy(timeout, retries, max_rate_limit_wait, backoff, backoff_max)
+        self._delivery = Delivery(api_key, host, policy, sandbox=sandbox, sleep=sleep, clock=clock)
+        self.host = self._delivery.host
         self._pool: ThreadPoolExecutor | None = None
         self._prepared: tuple[Message, tuple[Person, ...], Future[JSON]] | None = None
-        self._client = SendGridAPIClient(api_key=check_api_key(api_key), host=self.host)
-        self._client.client = _NoRedirectClient(
-            host=self.host,
-            request_headers=self._client.client.request_headers,
-            version=3,
-            timeout=timeout,  # the library waits forever by default
-        )
 
     def __repr__(self) -> str:  # the default repr would be harmless, but say so explicitly
         return f"SendGridTransport(host={self.host!r}, api_key=<redacted>)"
 
     @property
     def max_batch(self) -> int:
-        return self._max_batch
+        return self._payloads.max_batch
 
-    # -- the payload ---------------------------------------------------------------------------
+    @property
+    def ledger_name(self) -> str:
+        return ledger_name(self.name, sandbox=self.sandbox)
+
+    @property
+    def request_outstanding(self) -> bool:
+        return self._delivery.request_outstanding
 
     def payload(self, batch: Sequence[Person], message: Message) -> JSON:
         """The exact JSON body of one request: one personalization per recipient."""
-        if len(batch) > self._max_batch:
-            raise ValueError(f"a batch of {len(batch)} exceeds {self._max_batch} per request")
-        edition = message.edition_id
-        personalizations = []
-        for person in batch:
-            to: dict[str, str] = {"email": person.email}
-            name = _display_name(person.display_name)
-            if name:
-                to["name"] = name
-            personalizations.append(
-                {
-                    "to": [to],
-                    "substitutions": message.substitutions(person),
-                    "custom_args": {"edition": edition, "recipient_id": person.recipient_id},
-                    "headers": message.list_headers(person),
-                }
-            )
-        body: JSON = {
-            "personalizations": personalizations,
-            "from": self._address(message.from_email, message.from_name),
-            "subject": message.subject,
-            "content": [
-                {"type": "text/plain", "value": message.text},
-                {"type": "text/html", "value": message.html},
-            ],
-            "categories": list(message.categories),
-            "custom_args": {"newsletter": message.newsletter},
-        }
-        if message.reply_to:
-            body["reply_to"] = {"email": message.reply_to}
-        self._settings(body)
-        return body
-
-    def _settings(self, body: JSON) -> None:
-        if self.asm_group_id is not None:
-            body["asm"] = {"group_id": self.asm_group_id}
-        if self.sandbox:
-            body["mail_settings"] = {"sandbox_mode": {"enable": True}}
-
-    @staticmethod
-    def _address(email_: str, name: str) -> dict[str, str]:
-        address = {"email": email_}
-        display = _display_name(name)
-        if display:
-            address["name"] = display
-        return address
+        return self._payloads.mail(batch, message)
 
     def describe_request(self, batch: Sequence[Person], message: Message) -> JSON:
         """What `send` would post, for a dry run; the key is shown as <redacted>."""
@@ -295,8 +99,6 @@ class SendGridTransport:
             "headers": {"Authorization": "Bearer <redacted>", "Content-Type": "application/json"},
             "body": self.payload(batch, message),
         }
-
-    # -- sending -------------------------------------------------------------------------------
 
     def prepare(self, batch: Sequence[Person], message: Message) -> None:
         """Start building the payload of the batch expected next, in a background thread.
@@ -324,251 +126,30 @@ class SendGridTransport:
         if not batch:
             return BatchResult("accepted", requests=0)
         payload = self._payload_for(batch, message)
-        self._batch = batch
         try:
-            answer = self._deliver(payload)
-        except _Uncertain as e:
-            return BatchResult("uncertain", reason=e.reason, requests=self._attempts)
-        except _Retryable as e:
+            answer = self._delivery.deliver(payload, batch)
+        except Uncertain as e:
+            return BatchResult("uncertain", reason=e.reason, requests=self._delivery.attempts)
+        except Retryable as e:
+            attempts = self._delivery.attempts
             return BatchResult(
                 "failed",
-                reason=f"{e.reason} (gave up after {self._attempts} attempts; not sent)",
-                requests=self._attempts,
+                reason=f"{e.reason} (gave up after {attempts} attempts; not sent)",
+                requests=attempts,
             )
         return BatchResult("accepted", message_id=answer.message_id, requests=answer.requests)
 
     def send_notice(self, to: Sequence[str], subject: str, text: str) -> None:
         if not to:
             return
-        payload: JSON = {
-            "personalizations": [{"to": [{"email": a}]} for a in dict.fromkeys(to)],
-            "from": self._address(self.from_email, self.from_name),
-            "subject": subject,
-            "content": [{"type": "text/plain", "value": text}],
-            "categories": ["newsflash-notice"],
-        }
-        if self.reply_to:
-            payload["reply_to"] = {"email": self.reply_to}
-        self._settings(payload)
         try:
-            self._deliver(payload)
-        except _Uncertain as e:
+            self._delivery.deliver(self._payloads.notice(to, subject, text))
+        except Uncertain as e:
             raise TransportError(
                 f"notice {subject!r}: {e.reason}; it may or may not have been sent"
             ) from None
-        except _Retryable as e:
+        except Retryable as e:
             raise TransportError(f"notice {subject!r} not sent: {e.reason}") from None
-
-    def _deliver(self, payload: JSON) -> _Answer:
-        """Post until accepted; 429s wait, 5xx/refused connections back off and retry."""
-        self._attempts = 0
-        waited = 0.0
-        while True:
-            try:
-                status, message_id = self._post_with_retries(payload)
-            except _RateLimited as e:
-                delay = 1.0 if e.reset_at is None else max(1.0, e.reset_at - self._clock())
-                if waited + delay > self.max_rate_limit_wait:
-                    raise TransportError(
-                        f"SendGrid's rate limit (429) would need a wait of {math.ceil(delay)} s "
-                        f"more (after {waited:.0f} s), beyond [sendgrid] max_rate_limit_wait "
-                        f"= {self.max_rate_limit_wait:g} s; this batch was not sent. Run the "
-                        "same send again later: it resumes where it stopped.",
-                        status=429,
-                    ) from None
-                self._sleep(delay)
-                waited += delay
-                continue
-            return _Answer(status, message_id, self._attempts)
-
-    def _post_with_retries(self, payload: JSON) -> tuple[int, str | None]:
-        retrying = tenacity.Retrying(
-            retry=tenacity.retry_if_exception_type(_Retryable),
-            stop=tenacity.stop_after_attempt(self.retries + 1),
-            wait=tenacity.wait_random_exponential(multiplier=self.backoff, max=self.backoff_max),
-            sleep=self._sleep,
-            reraise=True,
-        )
-        result: tuple[int, str | None] = retrying(self._post_once, payload)
-        return result
-
-    def _post_once(self, payload: JSON) -> tuple[int, str | None]:
-        self._attempts += 1
-        self.request_outstanding = True
-        try:
-            answer = self._post_and_read(payload)
-        except (KeyboardInterrupt, SystemExit):
-            raise  # stopped while waiting for the answer: the batch stays in doubt
-        except BaseException:
-            self.request_outstanding = False
-            raise
-        self.request_outstanding = False
-        return answer
-
-    def _post_and_read(self, payload: JSON) -> tuple[int, str | None]:
-        try:
-            response = self._client.client.mail.send.post(request_body=payload)
-        except http_errors.HTTPError as e:
-            self._refused(e)
-        except urllib.error.URLError as e:
-            # urllib wraps only errors raised while connecting or writing the request, so the
-            # request never fully left and SendGrid cannot have accepted it.
-            raise _Retryable(f"could not reach {self.host} ({_reason(e.reason)})") from None
-        except TimeoutError:
-            raise _Uncertain(
-                f"no answer from SendGrid within {self.timeout:g} s after the request was sent"
-            ) from None
-        except (OSError, http.client.HTTPException) as e:
-            raise _Uncertain(
-                f"the connection broke after the request was sent ({type(e).__name__})"
-            ) from None
-        status = int(response.status_code)
-        headers = response.headers
-        self._check_accepted(status, headers)
-        message_id = headers.get("X-Message-Id") if headers is not None else None
-        return status, message_id
-
-    def _check_accepted(self, status: int, headers: Any) -> None:
-        """A 2xx is accepted only if it is the one SendGrid gives for this request."""
-        expected = 200 if self.sandbox else 202
-        if status == expected:
-            return
-        if self.sandbox and status == 202:
-            raise _Uncertain(
-                f"{self.host} answered 202 Accepted to a sandbox-mode request, so SendGrid may "
-                "have delivered it for real; look the partners up in SendGrid's Activity feed"
-            )
-        raise self._not_mail_send(status, headers)
-
-    def _not_mail_send(self, status: int, headers: Any, body: str = "") -> TransportError:
-        """The error for an answer that SendGrid's Mail Send never gives: the host is wrong."""
-        location = headers.get("Location") if headers is not None else None
-        where = f" (redirecting to {_printable(str(location))})" if location else ""
-        expected = "200 OK in sandbox mode" if self.sandbox else "202 Accepted"
-        return TransportError(
-            f"{self.host} answered {status} {_phrase(status)}{where}, where SendGrid's Mail "
-            f"Send answers {expected}: nothing was handed to SendGrid, so this batch is "
-            "recorded as not sent. Check [sendgrid] host in config.toml or "
-            f"NEWSFLASH_SENDGRID_HOST (now {self.host}): SendGrid's API is "
-            "https://api.sendgrid.com (EU data residency: https://api.eu.sendgrid.com), "
-            "reached with no proxy redirecting or answering in its place.",
-            status=status,
-            body=body,
-        )
-
-    def _refused(self, e: http_errors.HTTPError) -> NoReturn:
-        """Raise what SendGrid's error answer means for this batch."""
-        status = int(e.status_code)
-        body = _text(e.body)
-        headers = e.headers
-        if status < 200:
-            raise _Uncertain(
-                f"{self.host} answered {status} {_phrase(status)}, an interim answer: the final "
-                "one (perhaps 202 Accepted) could not be read"
-            )
-        if status < 400:
-            raise self._not_mail_send(status, headers, body)
-        if status == 429:
-            raise _RateLimited(_float(headers.get("X-RateLimit-Reset") if headers else None))
-        if status >= 500:
-            raise _Retryable(f"SendGrid answered {status} {_phrase(status)}")
-        if status == 401:
-            raise TransportError(
-                f"SendGrid refused the API key (401 Unauthorized): {KEY_HELP}.",
-                status=status,
-                body=body,
-            )
-        if status == 403:
-            raise TransportError(
-                "SendGrid refused the request (403 Forbidden): the API key lacks permission. "
-                f"{KEY_HELP[0].upper()}{KEY_HELP[1:]}.",
-                status=status,
-                body=body,
-            )
-        if status == 400:
-            raise TransportError(
-                "SendGrid refused the request (400 Bad Request); nothing in it was sent:\n"
-                + "\n".join(f"  - {line}" for line in _error_lines(body, self._batch)),
-                status=status,
-                body=body,
-            )
-        if status == 413:
-            raise TransportError(
-                "SendGrid refused the request as too large (413); lower [sendgrid] batch_size "
-                "in config.toml or shrink the email.",
-                status=status,
-                body=body,
-            )
-        lines = "; ".join(_error_lines(body))
-        raise TransportError(
-            f"{self.host} answered {status} {_phrase(status)} ({lines}) to {MAIL_SEND}; check "
-            f"[sendgrid] host in config.toml or NEWSFLASH_SENDGRID_HOST (now {self.host}).",
-            status=status,
-            body=body,
-        )
-
-
-def _reason(reason: object) -> str:
-    if isinstance(reason, BaseException):
-        return type(reason).__name__ + (
-            f": {reason.strerror}" if isinstance(reason, OSError) and reason.strerror else ""
-        )
-    return str(reason)
-
-
-def _printable(text: str, limit: int = 200) -> str:
-    """A header value from a host we do not trust, safe to print on one terminal line."""
-    text = _UNPRINTABLE.sub("?", " ".join(text.split()))
-    return text if len(text) <= limit else text[:limit] + "..."
-
-
-def _text(body: object) -> str:
-    if isinstance(body, bytes):
-        return body.decode("utf-8", "replace")
-    return "" if body is None else str(body)
-
-
-def _float(value: object) -> float | None:
-    try:
-        return float(str(value))
-    except (TypeError, ValueError):
-        return None
-
-
-def _phrase(status: int) -> str:
-    try:
-        return http.client.responses[status]
-    except KeyError:
-        return ""
-
-
-_PERSONALIZATION = re.compile(r"personalizations\.(\d+)\b")
-
-
-def _error_lines(body: str, batch: Sequence[Person] = ()) -> list[str]:
-    """SendGrid's `errors` array as 'field: message' lines (the raw body when it isn't one).
-
-    A field inside a personalization is followed by the partner's address, so the secretariat
-    can find the row in subscribers.csv.
-    """
-    try:
-        errors = json.loads(body).get("errors")
-    except (ValueError, AttributeError):
-        errors = None
-    if not isinstance(errors, list) or not errors:
-        return [_printable(body.strip(), 300) or "(no details given)"]
-    lines = []
-    for item in errors:
-        if not isinstance(item, dict):
-            continue
-        field = item.get("field")
-        message = str(item.get("message", "")).strip()
-        if isinstance(field, str) and (m := _PERSONALIZATION.match(field)):
-            index = int(m.group(1))
-            if index < len(batch):
-                field = f"{field} ({batch[index].email})"
-        lines.append(f"{field}: {message}" if field else message)
-    return lines or ["(no details given)"]
 
 
 def from_config(
@@ -597,6 +178,3 @@ def from_config(
         sleep=sleep,
         clock=clock,
     )
-
-
-__all__ = ["MAX_PER_REQUEST", "SendGridTransport", "check_api_key", "from_config"]

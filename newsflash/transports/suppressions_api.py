@@ -20,19 +20,32 @@ import json
 import math
 import time
 import urllib.error
-import urllib.request
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote
 
-import tenacity
 from python_http_client import exceptions as http_errors
-from sendgrid import SendGridAPIClient
 
 from newsflash.config import Config
 from newsflash.errors import TransportError
-from newsflash.transports.sendgrid import _NoRedirectClient, check_api_key, check_host
+from newsflash.transports.retries import (
+    Policy,
+    RateLimited,
+    Retryable,
+    as_float,
+    phrase,
+    printable,
+    reason_text,
+    text_of,
+    with_retries,
+)
+from newsflash.transports.sendgrid_client import (
+    MAX_ANSWER_BYTES,
+    AnswerTooLarge,
+    capped_client,
+    check_host,
+)
 
 __all__ = [
     "LISTS",
@@ -48,7 +61,6 @@ __all__ = [
 ]
 
 PAGE_SIZE = 500  # SendGrid's maximum `limit`
-MAX_ANSWER_BYTES = 8_000_000  # a page of 500 is ~150 KB; far more is not SendGrid
 MAX_ENTRIES = 2_000_000  # a host that ignores `offset` would page forever
 GROUP = "group"
 #: SendGrid's paged lists, by path segment under /v3/suppression/, and what each is called.
@@ -100,72 +112,6 @@ class Pulled:
     problems: list[str] = field(default_factory=list)
 
 
-class _TooLarge(Exception):
-    pass
-
-
-class _Retry(Exception):
-    def __init__(self, reason: str) -> None:
-        super().__init__(reason)
-        self.reason = reason
-
-
-class _RateLimited(Exception):
-    def __init__(self, reset_at: float | None) -> None:
-        super().__init__("429")
-        self.reset_at = reset_at
-
-
-class _CappedAnswer:
-    """The urllib response as python-http-client reads it, refusing more than `cap` bytes."""
-
-    def __init__(self, response: Any, cap: int) -> None:
-        self._response = response
-        self._cap = cap
-
-    def getcode(self) -> int:
-        return int(self._response.getcode())
-
-    def info(self) -> Any:
-        return self._response.info()
-
-    def read(self) -> bytes:
-        try:
-            data: bytes = self._response.read(self._cap + 1)
-        finally:
-            self._response.close()
-        if len(data) > self._cap:
-            raise _TooLarge
-        return data
-
-
-class _CappedClient(_NoRedirectClient):
-    """The transport's no-redirect client, whose successful answers are read at most `cap` long."""
-
-    cap = MAX_ANSWER_BYTES
-
-    def _make_request(
-        self, opener: object, request: urllib.request.Request, timeout: float | None = None
-    ) -> Any:
-        return _CappedAnswer(super()._make_request(opener, request, timeout), self.cap)
-
-
-def _phrase(status: int) -> str:
-    return http.client.responses.get(status, "")
-
-
-def _printable(text: str, limit: int = 200) -> str:
-    text = "".join(c if " " <= c <= "~" else "?" for c in " ".join(text.split()))
-    return text if len(text) <= limit else text[:limit] + "..."
-
-
-def _float(value: object) -> float | None:
-    try:
-        return float(str(value))
-    except (TypeError, ValueError):
-        return None
-
-
 class SuppressionsAPI:
     """SendGrid's suppression lists on one host; see the module docstring for the answers."""
 
@@ -184,21 +130,11 @@ class SuppressionsAPI:
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.host = check_host(host, "the SendGrid host")
-        self.retries = retries
-        self.max_rate_limit_wait = max_rate_limit_wait
-        self.backoff = backoff
-        self.backoff_max = backoff_max
+        self.policy = Policy(timeout, retries, max_rate_limit_wait, backoff, backoff_max)
         self.page_size = max(1, min(PAGE_SIZE, page_size))
-        self.timeout = timeout
         self._sleep = sleep
         self._clock = clock
-        library = SendGridAPIClient(api_key=check_api_key(api_key), host=self.host)
-        self._root = _CappedClient(
-            host=self.host,
-            request_headers=library.client.request_headers,
-            version=3,
-            timeout=timeout,
-        )
+        self._root = capped_client(api_key, self.host, timeout)
 
     def __repr__(self) -> str:
         return f"SuppressionsAPI(host={self.host!r}, api_key=<redacted>)"
@@ -270,7 +206,7 @@ class SuppressionsAPI:
             else:
                 pulled.problems.append(
                     f"SendGrid's ASM group {group_id}, entry {position + 1}: not an address "
-                    f"({_printable(json.dumps(email), 80)})"
+                    f"({printable(json.dumps(email), 80)})"
                 )
         return pulled
 
@@ -308,44 +244,28 @@ class SuppressionsAPI:
     ) -> Any:
         """The parsed JSON answer (None when empty), after retries and rate-limit waits."""
         where = f"{method} /v3/{'/'.join(segments)}"
-        waited = 0.0
-        while True:
-            try:
-                return self._with_retries(method, segments, expected, query, body, where)
-            except _RateLimited as e:
-                delay = 1.0 if e.reset_at is None else max(1.0, e.reset_at - self._clock())
-                if waited + delay > self.max_rate_limit_wait:
-                    raise SendGridUnreachable(
-                        f"SendGrid's rate limit (429) at {self.host} would need a wait of "
-                        f"{math.ceil(delay)} s more, beyond [sendgrid] max_rate_limit_wait = "
-                        f"{self.max_rate_limit_wait:g} s ({where}); run the sync again later.",
-                        status=429,
-                    ) from None
-                self._sleep(delay)
-                waited += delay
+        policy = self.policy
 
-    def _with_retries(
-        self,
-        method: str,
-        segments: list[str],
-        expected: int,
-        query: dict[str, Any] | None,
-        body: Any,
-        where: str,
-    ) -> Any:
-        retrying = tenacity.Retrying(
-            retry=tenacity.retry_if_exception_type(_Retry),
-            stop=tenacity.stop_after_attempt(self.retries + 1),
-            wait=tenacity.wait_random_exponential(multiplier=self.backoff, max=self.backoff_max),
-            sleep=self._sleep,
-            reraise=True,
-        )
+        def too_long(waited: float, delay: float) -> SendGridUnreachable:
+            return SendGridUnreachable(
+                f"SendGrid's rate limit (429) at {self.host} would need a wait of "
+                f"{math.ceil(delay)} s more, beyond [sendgrid] max_rate_limit_wait = "
+                f"{policy.max_rate_limit_wait:g} s ({where}); run the sync again later.",
+                status=429,
+            )
+
         try:
-            return retrying(self._once, method, segments, expected, query, body, where)
-        except _Retry as e:
+            return with_retries(
+                lambda: self._once(method, segments, expected, query, body, where),
+                policy,
+                sleep=self._sleep,
+                clock=self._clock,
+                too_long=too_long,
+            )
+        except Retryable as e:
             raise SendGridUnreachable(
                 f"SendGrid could not be reached at {self.host}: {e.reason} ({where}, "
-                f"{self.retries + 1} attempts). Check the network and [sendgrid] host in "
+                f"{policy.retries + 1} attempts). Check the network and [sendgrid] host in "
                 "config.toml (or NEWSFLASH_SENDGRID_HOST), then run the sync again.",
             ) from None
 
@@ -365,15 +285,15 @@ class SuppressionsAPI:
         try:
             response = call(request_body=body, query_params=query)
         except http_errors.HTTPError as e:
-            raise self._refused(int(e.status_code), e.headers, _text(e.body), where) from None
-        except _TooLarge:
+            raise self._refused(int(e.status_code), e.headers, text_of(e.body), where) from None
+        except AnswerTooLarge:
             raise self._bad_answer(where, f"an answer over {MAX_ANSWER_BYTES:,} bytes") from None
         except urllib.error.URLError as e:
-            raise _Retry(_reason(e.reason)) from None
+            raise Retryable(reason_text(e.reason)) from None
         except TimeoutError:
-            raise _Retry(f"no answer within {self.timeout:g} s") from None
+            raise Retryable(f"no answer within {self.policy.timeout:g} s") from None
         except (OSError, http.client.HTTPException) as e:
-            raise _Retry(f"the connection broke ({type(e).__name__})") from None
+            raise Retryable(f"the connection broke ({type(e).__name__})") from None
         status = int(response.status_code)
         if status != expected:
             location = response.headers.get("Location") if response.headers else None
@@ -388,9 +308,9 @@ class SuppressionsAPI:
 
     def _refused(self, status: int, headers: Any, body: str, where: str) -> Exception:
         if status == 429:
-            return _RateLimited(_float(headers.get("X-RateLimit-Reset") if headers else None))
+            return RateLimited(as_float(headers.get("X-RateLimit-Reset") if headers else None))
         if status >= 500:
-            return _Retry(f"{status} {_phrase(status)}")
+            return Retryable(f"{status} {phrase(status)}")
         if status == 401:
             return SendGridKeyRefused(
                 f"SendGrid at {self.host} refused the API key (401 Unauthorized; {where}): "
@@ -409,7 +329,7 @@ class SuppressionsAPI:
             location = headers.get("Location") if headers else None
             return self._not_api(status, location, where)
         return SendGridAnswerError(
-            f"SendGrid at {self.host} answered {status} {_phrase(status)} to {where} "
+            f"SendGrid at {self.host} answered {status} {phrase(status)} to {where} "
             f"({_error_text(body)}). "
             + (
                 "Check [sendgrid] asm_group_id in config.toml: SendGrid has no such group."
@@ -421,9 +341,9 @@ class SuppressionsAPI:
         )
 
     def _not_api(self, status: int, location: object, where: str) -> SendGridAnswerError:
-        to = f" (redirecting to {_printable(str(location))})" if location else ""
+        to = f" (redirecting to {printable(str(location))})" if location else ""
         return SendGridAnswerError(
-            f"{self.host} answered {status} {_phrase(status)}{to} to {where}, which SendGrid's "
+            f"{self.host} answered {status} {phrase(status)}{to} to {where}, which SendGrid's "
             "API never does: the host is not SendGrid's API. Check [sendgrid] host in "
             "config.toml (or NEWSFLASH_SENDGRID_HOST): https://api.sendgrid.com, or "
             "https://api.eu.sendgrid.com for EU data residency.",
@@ -441,24 +361,18 @@ class SuppressionsAPI:
 def _entry(item: object) -> RemoteEntry | str:
     """An entry of a paged list, or what is wrong with it (the secretariat reads it)."""
     if not isinstance(item, dict):
-        return f"not an object ({_printable(json.dumps(item), 80)})"
+        return f"not an object ({printable(json.dumps(item), 80)})"
     email = item.get("email")
     if not isinstance(email, str) or not email.strip():
-        return f"no address in 'email' ({_printable(json.dumps(item), 120)})"
+        return f"no address in 'email' ({printable(json.dumps(item), 120)})"
     created = item.get("created")
     when: int | None = None
     if isinstance(created, int | float) and not isinstance(created, bool) and 0 <= created < 1e11:
         when = int(created)
     detail = " ".join(
-        _printable(str(item[k]), 200) for k in _DETAIL_FIELDS if isinstance(item.get(k), str)
+        printable(str(item[k]), 200) for k in _DETAIL_FIELDS if isinstance(item.get(k), str)
     )
     return RemoteEntry(email, when, detail)
-
-
-def _text(body: object) -> str:
-    if isinstance(body, bytes):
-        return body.decode("utf-8", "replace")
-    return "" if body is None else str(body)
 
 
 def _error_text(body: str) -> str:
@@ -467,15 +381,7 @@ def _error_text(body: str) -> str:
         messages = [str(e.get("message", "")) for e in errors if isinstance(e, dict)]
     except (ValueError, AttributeError, TypeError):
         messages = []
-    return _printable("; ".join(m for m in messages if m) or body.strip() or "no details", 300)
-
-
-def _reason(reason: object) -> str:
-    if isinstance(reason, OSError) and reason.strerror:
-        return f"{type(reason).__name__}: {reason.strerror}"
-    if isinstance(reason, BaseException):
-        return type(reason).__name__
-    return _printable(str(reason))
+    return printable("; ".join(m for m in messages if m) or body.strip() or "no details", 300)
 
 
 def _no_constant(name: str) -> Any:

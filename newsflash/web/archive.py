@@ -9,7 +9,7 @@ The email's "view in browser" link is `{web_base_url}/{edition}/`, which a web s
 with `site/<edition>/index.html`. Links between pages are relative, so the folder works from
 any web server, any sub-path, or straight from disk.
 
-"Sent" means the ledger of the default transport has at least one accepted recipient. Each
+"Sent" means the publication ledger (state/ledgers.py) has at least one accepted recipient. Each
 edition is rebuilt with the items its send froze into the ledger, so an item added later does
 not slip into an edition that already went out.
 """
@@ -31,7 +31,7 @@ from newsflash.files import write_atomic
 from newsflash.items import LoadResult
 from newsflash.months import parse_edition_id
 from newsflash.render import Renderer, template_hash
-from newsflash.state.ledger import Ledger
+from newsflash.state.ledgers import ledger_path, open_existing, publication_ledger_name
 from newsflash.web.guide import GUIDE_PAGE, guide_html, site_env
 
 ATOM = "http://www.w3.org/2005/Atom"
@@ -67,8 +67,8 @@ class SiteResult:
 
 
 def ledger_file(config: Config) -> Path:
-    """The ledger that records what partners received (pipeline.publication_ledger_name)."""
-    return pipeline.ledger_path(config, pipeline.publication_ledger_name(config))
+    """The ledger that records what partners received (ledgers.publication_ledger_name)."""
+    return ledger_path(config, publication_ledger_name(config))
 
 
 def _when(value: str | None, edition_id: str) -> dt.datetime:
@@ -82,10 +82,10 @@ def _when(value: str | None, edition_id: str) -> dt.datetime:
 
 def sent_editions(config: Config) -> list[SentEdition]:
     """Editions that reached at least one partner, oldest first."""
-    path = ledger_file(config)
-    if not path.exists():
+    ledger = open_existing(config, publication_ledger_name(config))
+    if ledger is None:
         return []
-    with Ledger(path) as ledger:
+    with ledger:
         return [
             SentEdition(
                 s.edition_id,

@@ -18,7 +18,6 @@ from __future__ import annotations
 import errno
 import http.server
 import secrets
-import signal
 import socket
 import threading
 import time
@@ -30,6 +29,7 @@ from typing import Any
 import jinja2
 
 from newsflash.errors import NewsflashError
+from newsflash.signals import sigterm_as_interrupt
 from newsflash.web.guard import (
     COMMON_HEADERS,
     EMAIL_CSP,
@@ -263,19 +263,12 @@ def serve(
     url = server.start()
     report(server.previewer.snapshot())
     echo(f"Preview of the edition at {url}  (Ctrl-C stops)")
-    main = threading.current_thread() is threading.main_thread()
-    previous = signal.signal(signal.SIGTERM, _interrupt) if main else None
     try:
-        while True:
-            time.sleep(3600)
+        with sigterm_as_interrupt():  # SIGTERM stops as cleanly as Ctrl-C
+            while True:
+                time.sleep(3600)
     except KeyboardInterrupt:
         pass
     finally:
         server.stop()
-        if main:
-            signal.signal(signal.SIGTERM, previous)
         echo("preview stopped")
-
-
-def _interrupt(signum: int, frame: object) -> None:
-    raise KeyboardInterrupt  # SIGTERM stops as cleanly as Ctrl-C

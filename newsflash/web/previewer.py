@@ -18,6 +18,7 @@ from newsflash.config import Config, load_config
 from newsflash.errors import NewsflashError
 from newsflash.months import parse_edition_id
 from newsflash.render import Renderer
+from newsflash.state import ledgers
 
 
 @dataclass(frozen=True)
@@ -100,7 +101,7 @@ class Previewer:
                 config = load_config(self.config_path)
                 self._config = config
                 edition_id = self.edition_id or pipeline.current_edition_id(config)
-                build = pipeline.build_edition(config, edition_id, self._renderer_for(config))
+                build = ledgers.build_edition(config, edition_id, self._renderer_for(config))
             except NewsflashError as e:
                 error = str(e)
             except Exception as e:  # a preview shows every failure and keeps serving

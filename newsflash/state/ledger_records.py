@@ -1,0 +1,84 @@
+"""What the ledger hands out and reports: recipients, claimed batches, an edition's status.
+
+Kept apart from the SQL so that sending, reports and the CLI can name these types without
+reading how the ledger stores them.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from newsflash.errors import LedgerError
+
+__all__ = [
+    "Batch",
+    "EditionStatus",
+    "LedgerRecipient",
+    "manifest_paths",
+    "parse_manifest",
+    "timestamp",
+]
+
+
+@dataclass(frozen=True)
+class LedgerRecipient:
+    recipient_id: str
+    email: str
+
+
+@dataclass(frozen=True)
+class Batch:
+    id: int
+    edition_id: str
+    recipients: tuple[LedgerRecipient, ...]
+
+
+@dataclass(frozen=True)
+class EditionStatus:
+    edition_id: str
+    manifest_hash: str | None
+    started_at: str | None
+    finished_at: str | None
+    pending: int
+    in_flight: int
+    accepted: int
+    failed: int
+    uncertain: int
+    total: int
+    uncertain_recipients: tuple[str, ...]
+    failed_recipients: tuple[tuple[str, str], ...]
+    approval_hash: str | None
+
+    @property
+    def complete(self) -> bool:
+        """An empty edition is not "complete": nobody got it, and saying so would hide that."""
+        return self.total > 0 and self.accepted == self.total
+
+
+def timestamp() -> str:
+    """UTC to the second: the ledger's timestamps are for people reading a status."""
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def parse_manifest(edition_id: str, manifest_json: str) -> dict[str, Any]:
+    """A stored manifest as a dict (start_send refuses invalid JSON, so this is a safeguard)."""
+    try:
+        manifest = json.loads(manifest_json)
+    except ValueError as exc:
+        raise LedgerError(
+            f"the ledger's manifest of edition {edition_id} is not valid JSON: {exc}"
+        ) from exc
+    return manifest if isinstance(manifest, dict) else {}
+
+
+def manifest_paths(edition_id: str, manifest_json: str) -> list[str]:
+    """The item paths a stored manifest lists."""
+    items = parse_manifest(edition_id, manifest_json).get("items", [])
+    return [
+        item["path"]
+        for item in (items if isinstance(items, list) else [])
+        if isinstance(item, dict) and isinstance(item.get("path"), str)
+    ]

@@ -1,0 +1,105 @@
+"""The JSON body of a SendGrid v3 Mail Send request: pure, no HTTP, no key.
+
+One personalization per recipient carries what differs between partners (the address, the
+substitutions that fill the first name and unsubscribe link, the per-recipient custom_args and
+List-Unsubscribe headers); everything else (subject, both bodies, categories) is sent once per
+request. The payload is a plain dict: the library's helper classes cost more than the request
+for 1000 personalizations, and `Mail.add_personalization` reverses their order.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from newsflash.message import Message
+from newsflash.personalise import Person
+
+__all__ = ["JSON", "MAX_PER_REQUEST", "Payloads"]
+
+MAX_PER_REQUEST = 1000
+_NAME_SPECIALS = re.compile(r"[,;\"]")
+
+JSON = dict[str, Any]
+
+
+def _display_name(name: str) -> str | None:
+    """SendGrid drops recipients whose name holds an unquoted ',' or ';' (sendgrid-python#291)."""
+    name = " ".join(name.split())
+    if not name:
+        return None
+    if _NAME_SPECIALS.search(name):
+        return '"' + name.replace('"', "") + '"'
+    return name
+
+
+def _address(email_: str, name: str) -> dict[str, str]:
+    address = {"email": email_}
+    display = _display_name(name)
+    if display:
+        address["name"] = display
+    return address
+
+
+def _personalization(person: Person, message: Message) -> JSON:
+    to = _address(person.email, person.display_name)
+    return {
+        "to": [to],
+        "substitutions": message.substitutions(person),
+        "custom_args": {"edition": message.edition_id, "recipient_id": person.recipient_id},
+        "headers": message.list_headers(person),
+    }
+
+
+@dataclass(frozen=True)
+class Payloads:
+    """Builds request bodies with the account's settings (sender, ASM group, sandbox)."""
+
+    from_email: str
+    from_name: str = ""
+    reply_to: str = ""
+    asm_group_id: int | None = None
+    sandbox: bool = False
+    max_batch: int = MAX_PER_REQUEST
+
+    def mail(self, batch: Sequence[Person], message: Message) -> JSON:
+        """The exact JSON body of one request: one personalization per recipient."""
+        if len(batch) > self.max_batch:
+            raise ValueError(f"a batch of {len(batch)} exceeds {self.max_batch} per request")
+        body: JSON = {
+            "personalizations": [_personalization(person, message) for person in batch],
+            "from": _address(message.from_email, message.from_name),
+            "subject": message.subject,
+            "content": [
+                {"type": "text/plain", "value": message.text},
+                {"type": "text/html", "value": message.html},
+            ],
+            "categories": list(message.categories),
+            "custom_args": {"newsletter": message.newsletter},
+        }
+        if message.reply_to:
+            body["reply_to"] = {"email": message.reply_to}
+        self._settings(body)
+        return body
+
+    def notice(self, to: Sequence[str], subject: str, text: str) -> JSON:
+        """A plain-text notice from the configured sender, one personalization per address."""
+        body: JSON = {
+            "personalizations": [{"to": [{"email": a}]} for a in dict.fromkeys(to)],
+            "from": _address(self.from_email, self.from_name),
+            "subject": subject,
+            "content": [{"type": "text/plain", "value": text}],
+            "categories": ["newsflash-notice"],
+        }
+        if self.reply_to:
+            body["reply_to"] = {"email": self.reply_to}
+        self._settings(body)
+        return body
+
+    def _settings(self, body: JSON) -> None:
+        if self.asm_group_id is not None:
+            body["asm"] = {"group_id": self.asm_group_id}
+        if self.sandbox:
+            body["mail_settings"] = {"sandbox_mode": {"enable": True}}
