@@ -278,3 +278,9 @@ def wrap_text(text: str, width: int = 76) -> str:
 def inline_markdown(source: str) -> str:
     """Short config texts (editorial, closing) rendered with the same rules as items."""
     return render_markdown(source).html
+
+
+def markdown_text(source: str) -> str:
+    """The same texts for the plain-text part, as an item's text is written there: bold and
+    links as words (a link's address after it), never the Markdown marks themselves."""
+    return render_markdown(source).text

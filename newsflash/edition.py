@@ -73,20 +73,11 @@ def select_items(
     chosen: list[Item] = []
     out: list[LeftOut] = []
     for item in items:
-        if frozen is not None and item.key not in frozen:
-            out.append(
-                LeftOut(
-                    item.key, "arrived after this edition started sending; a later edition takes it"
-                )
-            )
-        elif item.status != "ready":
-            out.append(LeftOut(item.key, f"status is '{item.status}' (write 'status: ready')"))
-        elif item.edition and item.edition != edition_id:
-            out.append(LeftOut(item.key, f"pinned to edition {item.edition}"))
-        elif item.edition is None and item.key in published:
-            out.append(LeftOut(item.key, "already published in an edition that was sent"))
-        else:
+        reason = _reason_left_out(item, edition_id, published, frozen)
+        if reason is None:
             chosen.append(item)
+        else:
+            out.append(LeftOut(item.key, reason))
     seen: dict[str, str] = {}
     unique: list[Item] = []
     for item in sorted(chosen, key=lambda i: i.key):
@@ -97,6 +88,34 @@ def select_items(
             seen[item.title.casefold()] = item.key
             unique.append(item)
     return unique, out
+
+
+def _reason_left_out(
+    item: Item, edition_id: str, published: Collection[str], frozen: Collection[str] | None
+) -> str | None:
+    """Why `item` stays out of the edition, or None if it goes in.
+
+    The item's own state is asked first: a draft, or an item pinned to another month, stayed
+    out for that reason whether or not the send has started. Only an item this edition would
+    take today, but that its frozen set lacks, stays out because the send had started.
+    """
+    if item.status != "ready":
+        return f"status is '{item.status}' (write 'status: ready')"
+    if item.edition and item.edition != edition_id:
+        return f"pinned to edition {item.edition}"
+    if item.edition is None and item.key in published:
+        return "already published in an edition that was sent"
+    if frozen is None or item.key in frozen:
+        return None
+    if item.edition == edition_id:
+        return (
+            f"pinned to edition {edition_id}, but not part of it when its send started (new, "
+            "or changed since); pin it to a later edition to send it"
+        )
+    return (
+        "not part of this edition when its send started (new, or changed since); "
+        "a later edition takes it"
+    )
 
 
 def title_clashes(items: Iterable[Item]) -> list[Problem]:

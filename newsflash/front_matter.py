@@ -50,6 +50,39 @@ def parse_yaml(fm: str) -> tuple[Any, yaml.Node | None]:
         loader.dispose()
 
 
+# Quotes a word processor types for '"' and "'"; YAML takes them for text, not for quotes.
+CURLY_OPEN = "“‘„‚«‹"
+CURLY_CLOSE = "”’“‘»›"
+CURLY = frozenset(CURLY_OPEN + CURLY_CLOSE)
+
+
+def curly_quoted(text: str) -> str | None:
+    """The text inside curly quotes that wrap the whole of `text`, or None.
+
+    "“x” and “y”" is not wrapped: a quote inside the text means the outer ones are its own.
+    """
+    if len(text) < 2 or text[0] not in CURLY_OPEN or text[-1] not in CURLY_CLOSE:
+        return None
+    inner = text[1:-1]
+    return None if CURLY & set(inner) else inner
+
+
+def curly_quoted_values(node: yaml.Node | None) -> dict[str, str]:
+    """Fields whose unquoted value is wrapped in curly quotes, with the text inside them.
+
+    Only plain scalars count: a value in straight quotes ('“Quoted”') holds its curly quotes
+    on purpose."""
+    if not isinstance(node, yaml.MappingNode):
+        return {}
+    found: dict[str, str] = {}
+    for k, v in node.value:
+        if isinstance(v, yaml.ScalarNode) and not v.style and hasattr(k, "value"):
+            inner = curly_quoted(str(v.value))
+            if inner is not None:
+                found.setdefault(str(k.value), inner)
+    return found
+
+
 def key_lines(node: yaml.Node | None) -> tuple[dict[str, int], list[tuple[str, int]]]:
     """Line of each field, and fields written twice (YAML silently keeps the last one)."""
     if not isinstance(node, yaml.MappingNode):

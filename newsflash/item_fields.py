@@ -7,6 +7,7 @@ name the file and keep one list per file.
 
 from __future__ import annotations
 
+import calendar
 import datetime as dt
 import difflib
 import re
@@ -17,6 +18,7 @@ from typing import Any, Literal
 from email_validator import EmailNotValidError, validate_email
 
 from newsflash.content import CONTROL_CHARS, char_names, is_allowed_link, strip_control_chars
+from newsflash.months import MONTHS
 
 FIELDS: dict[str, str] = {
     "title": "the item's headline",
@@ -37,6 +39,7 @@ FIELDS: dict[str, str] = {
 REQUIRED = ("title", "section", "date")
 STATUSES = ("draft", "ready")
 _EDITION_RE = re.compile(r"^\d{4}-(0[1-9]|1[0-2])$")
+_DATE_RE = re.compile(r"^(\d{4})-(\d{2})-(\d{2})$")
 _SHORT = reprlib.Repr()
 _SHORT.maxlevel, _SHORT.maxlist, _SHORT.maxdict, _SHORT.maxstring = 2, 4, 4, 80
 ONE_LINE = ("title", "author", "organisation", "link_text", "image_alt")
@@ -51,6 +54,45 @@ def shown(value: Any) -> str:
     and with control characters spelled out, so a message never drives the terminal."""
     text = value.strip() if isinstance(value, str) else _SHORT.repr(value)
     return CONTROL_CHARS.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
+
+
+def unknown_section(section: str, sections: Sequence[str]) -> str:
+    """The one message for a section config.toml lacks, so `check` and `new` say the same."""
+    hint = difflib.get_close_matches(section, sections, n=1)
+    sug = f"did you mean '{hint[0]}'? " if hint else ""
+    return f"unknown section '{shown(section)}'; {sug}valid sections: {', '.join(sections)}."
+
+
+def read_date(text: str) -> dt.date:
+    """A YYYY-MM-DD date, or ValueError with the message to show.
+
+    A date written the right way round but impossible (2022-02-30, 2022-13-01) is told apart
+    from one written another way: asking its writer to "write YYYY-MM-DD" would be no help.
+    """
+    match = _DATE_RE.match(text.strip())
+    if match is None:
+        try:
+            return dt.date.fromisoformat(text.strip())
+        except ValueError:
+            raise ValueError(
+                f"'{text}' is not a date. Write it as YYYY-MM-DD, e.g. 2022-01-17."
+            ) from None
+    year, month, day = (int(g) for g in match.groups())
+    ranges = (("year", year, year > 0), ("month", month, 1 <= month <= 12), ("day", day, day > 0))
+    impossible = [f"{name} {value}" for name, value, ok in ranges if not ok]
+    if impossible:
+        raise ValueError(
+            f"'{text}' is not a real date: there is no {impossible[0]}. Write YYYY-MM-DD "
+            "with a month from 01 to 12, e.g. 2022-01-17."
+        )
+    try:
+        return dt.date(year, month, day)
+    except ValueError:
+        last = calendar.monthrange(year, month)[1]
+        raise ValueError(
+            f"'{text}' is not a real date: {MONTHS[month - 1]} {year} has {last} days. "
+            f"Write a day that exists, e.g. {year:04d}-{month:02d}-{last:02d}."
+        ) from None
 
 
 class FieldChecks:
@@ -120,13 +162,7 @@ class FieldChecks:
 
     def _section(self, section: str) -> None:
         if section and section not in self.sections:
-            hint = difflib.get_close_matches(section, self.sections, n=1)
-            sug = f"did you mean '{hint[0]}'? " if hint else ""
-            self._err(
-                f"unknown section '{section}'; {sug}valid sections: {', '.join(self.sections)}.",
-                "section",
-                self.lines.get("section"),
-            )
+            self._err(unknown_section(section, self.sections), "section", self.lines.get("section"))
 
     def _date(self) -> dt.date | None:
         raw = self.values.get("date")
@@ -137,13 +173,9 @@ class FieldChecks:
         if raw in (None, ""):
             return None
         try:
-            return dt.date.fromisoformat(shown(raw))
-        except ValueError:
-            self._err(
-                f"'{shown(raw)}' is not a date. Write it as YYYY-MM-DD, e.g. 2022-01-17.",
-                "date",
-                self.lines.get("date"),
-            )
+            return read_date(shown(raw))
+        except ValueError as e:
+            self._err(str(e), "date", self.lines.get("date"))
             return None
 
     def _status(self) -> str:

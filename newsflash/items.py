@@ -25,7 +25,13 @@ from newsflash.content import (
     strip_control_chars,
 )
 from newsflash.files import slug
-from newsflash.front_matter import key_lines, parse_yaml, split_front_matter
+from newsflash.front_matter import (
+    CURLY,
+    curly_quoted_values,
+    key_lines,
+    parse_yaml,
+    split_front_matter,
+)
 from newsflash.item_fields import FIELDS, FieldChecks, Severity, shown
 
 ITEM_SUFFIXES = (".md", ".markdown")
@@ -223,10 +229,11 @@ class _ItemParser:
             # KeyError ('!!bool x'), RecursionError (deep nesting): all mean a broken file
             mark = getattr(e, "problem_mark", None)
             reason = getattr(e, "problem", None) or str(e).split("\n")[0]
+            line = mark.line if mark is not None else None
             self.err(
                 f"the front matter is not valid YAML ({reason}). Write one 'field: value' per "
-                "line; put values with ':' or '#' in quotes.",
-                line=mark.line + 2 if mark is not None else None,
+                f"line; put values with ':' or '#' in quotes.{_curly_hint(fm, line)}",
+                line=line + 2 if line is not None else None,
             )
             raise _Stop from None
         if meta is None:
@@ -262,6 +269,23 @@ class _ItemParser:
                 self.err(f"unknown field.{sug}", shown(k), self.lines.get(k))
                 continue
             self.values[k] = value
+        self._curly_quotes(node)
+
+    def _curly_quotes(self, node: yaml.Node | None) -> None:
+        """A value typed in curly quotes is read as if they were straight ones: a word
+        processor's quotes around a section or a date would otherwise make it unknown."""
+        for k, inner in curly_quoted_values(node).items():
+            if k not in self.values:
+                continue
+            raw = str(self.values[k])
+            self.values[k] = inner
+            self.warn(
+                f"the value {shown(raw)} is in curly quotes ({raw[0]} {raw[-1]}), which YAML "
+                f"does not read as quotes; it is read as '{shown(inner)}'. Write straight "
+                'quotes ("...") or none.',
+                k,
+                self.lines.get(k),
+            )
 
     # -- body: the Markdown, rendered once and judged as the email will carry it -------------
 
@@ -290,6 +314,17 @@ class _ItemParser:
                 body_line,
             )
         return rendered
+
+
+def _curly_hint(fm: str, line: int | None) -> str:
+    """Why quotes did not help, when the line YAML stopped on has curly ones."""
+    lines = fm.split("\n")
+    if line is None or line >= len(lines) or not CURLY & set(lines[line]):
+        return ""
+    return (
+        " The line has curly quotes (“ ” ‘ ’), which YAML does not read as quotes: "
+        'write straight ones (").'
+    )
 
 
 def item_files(folder: Path) -> list[Path]:

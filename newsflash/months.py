@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+from zoneinfo import ZoneInfo
 
 from newsflash.errors import EditionIdError
 
@@ -56,3 +57,15 @@ def month_label(edition_id: str) -> str:
 
 def human_date(d: dt.date) -> str:
     return f"{d.day} {MONTHS[d.month - 1]} {d.year}"
+
+
+def local_time(stamp: str | None, zone: str) -> str:
+    """A stored UTC timestamp (ISO 8601) as the newsletter's clock shows it, zone named; a
+    value that is not a timestamp is returned as it is, so nothing is hidden."""
+    try:
+        moment = dt.datetime.fromisoformat(stamp or "")
+    except ValueError:
+        return stamp or ""
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=dt.UTC)
+    return moment.astimezone(ZoneInfo(zone)).strftime("%Y-%m-%d %H:%M:%S %Z")

@@ -22,7 +22,7 @@ from premailer import Premailer
 from newsflash import personalise
 from newsflash.checks import Check, run_checks
 from newsflash.config import Config
-from newsflash.content import inline_markdown, wrap_text
+from newsflash.content import inline_markdown, markdown_text, wrap_text
 from newsflash.edition import Edition
 from newsflash.errors import BuildError, RenderError
 from newsflash.months import human_date
@@ -157,6 +157,7 @@ class Renderer:
         for env in (self.env, self.text_env):
             env.filters["human_date"] = human_date
             env.filters["markdown"] = inline_markdown
+            env.filters["markdown_text"] = markdown_text
             env.filters["wrap_text"] = wrap_text
 
     def context(self, edition: Edition, *, web: bool = False) -> dict[str, Any]:

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
+import logging
+import time
 from pathlib import Path
 
 import pytest
@@ -25,7 +28,7 @@ from newsflash.cli import main
 from newsflash.config import Config
 from newsflash.errors import BuildError
 from newsflash.pipeline import current_edition_id
-from newsflash.schedule import jobs
+from newsflash.schedule import jobs, resume
 from newsflash.sending.approval import approval_state, approve, diff_manifests
 from newsflash.state.ledger import Ledger
 from newsflash.state.ledgers import build_edition, ledger_path
@@ -131,6 +134,79 @@ def test_approval_is_held_when_an_item_changes_after_approval_and_reviewers_are_
     text = body(notice)
     assert f"item edited: {ITEM}" in text
     assert f"newsflash approve {edition}" in text and f"newsflash send {edition}" in text
+
+
+@pytest.fixture
+def quick_held_check(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The scheduler looks for the approval of a held send every 0.2 s instead of every 30."""
+    monkeypatch.setattr(resume, "HELD_CHECK_SECONDS", 0.2)
+
+
+def test_a_send_held_for_want_of_approval_goes_out_once_approved_within_the_grace_period(
+    workspace: Path, quick_held_check: None
+) -> None:
+    """Regression (issue 13): the reviewers were told to approve, yet only a send by hand
+    would then send it."""
+    t = soon(1)
+    config = set_schedule(workspace, jobs={"send": at(t)}, require_approval=True, grace_hours=1)
+    edition = current_edition_id(config)
+    with running(config):
+        wait_for(lambda: notices(config), timeout=10)
+        assert not sent_files(config, edition)
+        held = body(notices(config)[0])
+        assert "is not approved" in held
+        assert "it is sent by the scheduler within a minute of the approval" in held
+        approve(config, edition, "ana")
+        wait_for(lambda: len(sent_files(config, edition)) == audience_size(config), timeout=10)
+    assert len(sent_files(config, edition)) == audience_size(config)
+    assert len(notices(config)) == 1  # no second "held" notice
+    assert jobs.held_send(config) is None
+
+
+def test_an_approval_given_while_the_scheduler_was_down_sends_the_held_edition_at_start(
+    workspace: Path, quick_held_check: None
+) -> None:
+    config = set_schedule(workspace, jobs={"send": FAR}, require_approval=True, grace_hours=1)
+    edition = current_edition_id(config)
+    assert jobs.run_send(str(config.path)).startswith(f"held edition {edition}")
+    approve(config, edition, "ana")  # the scheduler is not running
+    with running(config):
+        wait_for(lambda: len(sent_files(config, edition)) == audience_size(config), timeout=10)
+
+
+def test_a_held_send_approved_after_its_grace_period_is_left_for_a_send_by_hand(
+    workspace: Path, quick_held_check: None, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO)
+    config = set_schedule(workspace, jobs={"send": FAR}, require_approval=True, grace_hours=1)
+    edition = current_edition_id(config)
+    jobs.run_send(str(config.path))
+    marker = config.state_dir / jobs.HELD_FILE
+    doc = json.loads(marker.read_text(encoding="utf-8"))
+    doc["due"] = (dt.datetime.now(dt.UTC) - dt.timedelta(hours=2)).isoformat()
+    marker.write_text(json.dumps(doc), encoding="utf-8")
+    approve(config, edition, "ana")
+    with running(config):
+        wait_for(lambda: "past its grace period" in caplog.text)
+        time.sleep(0.5)
+    assert not sent_files(config, edition)
+    assert f"send it by hand with `newsflash send {edition}`" in caplog.text
+    assert jobs.held_send(config) is None
+
+
+def test_a_held_edition_approved_then_changed_is_held_again_not_sent(
+    workspace: Path, quick_held_check: None
+) -> None:
+    config = set_schedule(workspace, jobs={"send": FAR}, require_approval=True, grace_hours=1)
+    edition = current_edition_id(config)
+    jobs.run_send(str(config.path))
+    approve(config, edition, "ana")
+    edit(config, ITEM, "title:", "title: Edited after approval -")
+    with running(config):
+        wait_for(lambda: len(notices(config)) == 2, timeout=10)
+    assert not sent_files(config, edition)
+    assert f"item edited: {ITEM}" in body(notices(config)[1])
+    assert jobs.held_send(config) is not None  # still waiting for an approval of this
 
 
 def test_an_unapproved_edition_is_held(config: Config) -> None:

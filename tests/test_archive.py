@@ -71,7 +71,7 @@ def hrefs(html: str) -> list[str]:
 
 def test_index_lists_every_sent_edition_newest_first(site: Path) -> None:
     index = (site / "index.html").read_text()
-    links = [h for h in hrefs(index) if h.endswith("/index.html")]
+    links = [h for h in hrefs(index) if re.fullmatch(r"\d{4}-\d{2}/index.html", h)]
     assert links == ["2022-03/index.html", "2022-02/index.html"]
     assert "2022-04" not in index
     assert "No. 2 · March 2022" in index and "No. 1 · February 2022" in index
@@ -125,6 +125,40 @@ def test_links_between_pages_are_relative(site: Path) -> None:
     page = (site / "2022-02" / "index.html").read_text()
     # Links only: the email's images (logo, picture) may live under the same address.
     assert '<a href="../index.html"' in page and not [h for h in hrefs(page) if BASE in h]
+
+
+def test_the_archive_publishes_the_contributors_guide_as_a_page_with_this_newsletters_sections(
+    workspace: Path,
+) -> None:
+    """Regression (issue 13): notices sent contributors to docs/contributors.md, a path in a
+    repository they never see. The guide is a page of the site now, at the address they get."""
+    path = workspace / "config.toml"
+    text = path.read_text(encoding="utf-8")
+    path.write_text(text.replace('title = "Agenda"', 'title = "Events & dates"'), "utf-8")
+    config = load_config(path)
+
+    archive.write_site(config)
+
+    page = (config.site_dir / "contributors" / "index.html").read_text(encoding="utf-8")
+    assert "<h1>Writing an item for the Newsflash</h1>" in page
+    assert "<table>" in page and "<code>section</code>" in page  # Markdown rendered
+    assert "<strong>one small text file</strong>" in page and "<!-- sections" not in page
+    assert "<td>Events &amp; dates</td>" in page and "<td>Agenda</td>" not in page
+    index = (config.site_dir / "index.html").read_text(encoding="utf-8")
+    assert 'href="contributors/index.html"' in index
+    assert '<a href="../index.html">Past editions</a>' in page
+
+
+def test_a_workspaces_own_contributors_guide_is_the_one_published(config: Config) -> None:
+    own = config.path.parent / "docs" / "contributors.md"
+    own.parent.mkdir()
+    own.write_text("# How we take items\n\nWrite to <b>us</b>.\n", encoding="utf-8")
+
+    archive.write_site(config)
+
+    page = (config.site_dir / "contributors" / "index.html").read_text(encoding="utf-8")
+    assert "<h1>How we take items</h1>" in page
+    assert "Write to &lt;b&gt;us&lt;/b&gt;." in page  # its HTML shown, never run
 
 
 def test_web_versions_carry_the_items_each_send_recorded(config: Config) -> None:

@@ -132,6 +132,34 @@ def test_duplicate_titles_in_one_edition_leave_one_out_naming_the_other(
     assert "different title" in reason
 
 
+def test_after_the_send_started_each_left_out_item_keeps_its_own_reason() -> None:
+    """Regression (issue 13): a draft and an item pinned to 2022-03 were said to have
+    "arrived after this edition started sending", though both were there all along."""
+    frozen = {"sent.md"}
+    chosen, out = select_items(
+        [
+            make_item("sent.md"),
+            make_item("draft.md", status="draft"),
+            make_item("march.md", edition="2022-03"),
+            make_item("old.md"),
+            make_item("late.md"),
+            make_item("late-pinned.md", edition=EDITION),
+        ],
+        EDITION,
+        published={"old.md"},
+        frozen=frozen,
+    )
+    assert [i.key for i in chosen] == ["sent.md"]
+    why = {o.key: o.reason for o in out}
+    assert why["draft.md"] == "status is 'draft' (write 'status: ready')"
+    assert why["march.md"] == "pinned to edition 2022-03"
+    assert why["old.md"] == "already published in an edition that was sent"
+    assert why["late.md"].startswith("not part of this edition when its send started")
+    assert "a later edition takes it" in why["late.md"]
+    assert why["late-pinned.md"].startswith(f"pinned to edition {EDITION}, but not part of it")
+    assert "pin it to a later edition" in why["late-pinned.md"]
+
+
 def test_same_title_in_different_editions_is_no_duplicate() -> None:
     a = make_item("a.md", title="Same")
     b = make_item("b.md", title="Same", edition="2022-03")

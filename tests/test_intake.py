@@ -67,6 +67,9 @@ def test_a_good_and_a_broken_file_each_get_the_right_notice_within_seconds(
     (good,) = notice_to(config, "lena@example.org")
     assert "vaasa.md is received" in good and "is valid" in good
     assert "section: battery" in good
+    # a page they can open, which `newsflash archive` writes (site/contributors/index.html)
+    assert "How to write an item file: https://newsflash.example.org/contributors/" in good
+    assert "docs/contributors.md" not in good
 
     (bad,) = notice_to(config, "omar@example.org")
     assert "2022-02/broken.md needs changes" in bad
@@ -150,6 +153,44 @@ def test_saving_the_same_content_again_sends_no_second_notice(
     assert len(notices(config)) == 1
     path.write_text(GOOD.replace("Vaasa.", "Vaasa in February."), encoding="utf-8")
     wait_for(lambda: len(notices(config)) == 2, timeout=5)
+
+
+def test_files_that_arrived_while_the_scheduler_was_down_are_checked_at_start(
+    config: Config,
+) -> None:
+    """Regression (issue 13): a file dropped while the scheduler was stopped was never
+    checked, and its contributor never heard, until someone saved it again."""
+    with Intake(config):
+        time.sleep(0.2)  # the first start: the files already there are taken as they are
+    assert notices(config) == []
+    (config.submissions_dir / "vaasa.md").write_text(GOOD, encoding="utf-8")  # while down
+    (config.submissions_dir / "2022-02" / "broken.md").write_text(BROKEN, encoding="utf-8")
+
+    with Intake(config):
+        wait_for(lambda: len(notices(config)) >= 2, timeout=5)
+        time.sleep(0.5)  # a notice for a file that did not change would show up here
+
+    assert len(notice_to(config, "lena@example.org")) == 1
+    assert len(notice_to(config, "omar@example.org")) == 1
+    assert len(notices(config)) == 2
+    with Intake(config):  # started again with nothing new: nobody hears twice
+        time.sleep(0.8)
+    assert len(notices(config)) == 2
+
+
+def test_a_file_changed_while_the_scheduler_was_down_is_checked_again_at_start(
+    config: Config, intake: Intake
+) -> None:
+    path = config.submissions_dir / "vaasa.md"
+    path.write_text(GOOD, encoding="utf-8")
+    wait_for(lambda: notices(config), timeout=5)
+    intake.stop()
+    path.write_text(GOOD.replace("section: battery", "section: batteries"), encoding="utf-8")
+
+    intake.start()
+    wait_for(lambda: len(notices(config)) >= 2, timeout=5)
+
+    assert "needs changes" in notice_to(config, "lena@example.org")[-1]
 
 
 def test_the_contact_fallback_reads_a_plain_contact_line() -> None:

@@ -198,6 +198,18 @@ def test_unknown_field_without_a_close_match_lists_the_known_fields() -> None:
     assert all(f in problems[0].message for f in FIELDS)
 
 
+def test_values_in_curly_quotes_are_read_as_if_the_quotes_were_straight() -> None:
+    item, _ = parse_fixture("values_in_curly_quotes.md")
+    assert item is not None
+    assert (item.title, item.section, item.date, item.status) == (
+        "A title",
+        "wg1",
+        dt.date(2022, 1, 17),
+        "ready",
+    )
+    assert item.author == "“Quoted” on purpose"  # in straight quotes: the writer's own
+
+
 def test_item_sha256_is_of_the_file_bytes() -> None:
     import hashlib
 

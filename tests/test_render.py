@@ -204,6 +204,44 @@ def test_text_part_has_every_title_and_the_footer_links(rendered: RenderedEmail)
     assert "<" not in text.replace("<https", "").replace("<mailto", "")  # no stray HTML
 
 
+def edit_config(workspace: Path, old: str, new: str) -> Config:
+    path = workspace / "config.toml"
+    text = path.read_text(encoding="utf-8")
+    assert old in text, f"config.toml no longer holds {old!r}; update this test"
+    path.write_text(text.replace(old, new, 1), encoding="utf-8")
+    return load_config(path)
+
+
+def test_editorial_and_closing_markdown_is_plain_text_in_the_text_part(workspace: Path) -> None:
+    """Regression (issue 13): `**second**` appeared literally in email.txt."""
+    config = edit_config(
+        workspace,
+        'closing = "In the meantime,',
+        'editorial = "The **second** step: see [the plan](https://example.org/plan).\\n\\n'
+        '- one\\n- two"\nclosing = "In the *meantime*,',
+    )
+
+    text = build_edition(config, EDITION).email.text
+
+    assert "The second step: see the plan <https://example.org/plan>.\n\n- one\n- two" in text
+    assert "In the meantime, the ASA" in text
+    assert "**" not in text and "[the plan]" not in text and "*meantime*" not in text
+
+
+def test_long_call_to_action_and_footer_lines_wrap_like_the_body(workspace: Path) -> None:
+    long = "the alliance of the automotive ecosystem for skills, training and the workforce"
+    edit_config(workspace, 'joining the ASA?"', f'joining the ASA, {long}?"')
+    edit_config(workspace, 'link_text = "Find out how here"', f'link_text = "Read how, {long}"')
+    config = edit_config(workspace, 'of the Automotive Skills Alliance."', f', {long}."')
+
+    text = build_edition(config, EDITION).email.text
+
+    wide = [line for line in text.splitlines() if len(line) > 76 and "://" not in line]
+    assert wide == []
+    assert "\nhttps://automotive-skills-alliance.eu/join-us/\n" in text  # the URL whole
+    assert "ecosystem for skills, training and the workforce?" in text
+
+
 # --- substitution tags: rendered once per edition, filled per recipient ----------------------
 
 

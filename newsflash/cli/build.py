@@ -27,7 +27,7 @@ from newsflash.config import Config
 from newsflash.edition import title_clashes
 from newsflash.errors import BuildError, NewsflashError
 from newsflash.files import slug
-from newsflash.item_fields import FIELDS
+from newsflash.item_fields import FIELDS, read_date, unknown_section
 from newsflash.items import parse_item
 from newsflash.scaffold import item_template
 from newsflash.subscribers import load_subscribers
@@ -136,10 +136,11 @@ def new(state: State, section: str, title: str, date_: str | None) -> None:
     """Scaffold an item file for SECTION in submissions/ and print its path."""
     config = state.config
     if section not in config.section_keys:
-        raise NewsflashError(
-            f"unknown section '{section}'; valid sections: {', '.join(config.section_keys)}."
-        )
-    day = date_ or dt.date.today().isoformat()
+        raise NewsflashError(unknown_section(section, config.section_keys))
+    try:
+        day = read_date(date_).isoformat() if date_ else dt.date.today().isoformat()
+    except ValueError as e:
+        raise NewsflashError(f"--date: {e}") from None
     text = item_template(section, title or "Your headline here", day)
     name = f"{day}-{slug(title or section, limit=60)}.md"
     path = config.submissions_dir / name

@@ -27,6 +27,7 @@ from newsflash.cli.common import (
     print_problems,
 )
 from newsflash.config import Config
+from newsflash.months import local_time
 from newsflash.signals import sigterm_as_interrupt
 
 if TYPE_CHECKING:  # types only; the modules load when a command runs (see above)
@@ -70,6 +71,32 @@ def _print_plan(report: SendReport) -> None:
     )
 
 
+def _say_approval(
+    config: Config, edition: str, build: BuiltEdition, plan: SendReport, dry_run: bool
+) -> None:
+    """The approval state comes first: a send that would be held says so before any count.
+
+    A dry run names the state; a real send with anyone to send to is refused here, before the
+    counts are printed, when the edition is not approved as it builds now."""
+    from newsflash.sending.approval import (  # deferred: start-up time
+        approval_state,
+        require_approved,
+    )
+
+    if not config.model.schedule.require_approval:
+        return
+    will_send = plan.to_send > 0 or (plan.status is not None and bool(plan.status.in_flight))
+    if not dry_run:
+        if will_send:
+            require_approved(config, edition, build)  # held: nothing to confirm, nothing sent
+        return
+    state = approval_state(config, edition, build)
+    colour = "green" if state.approved else "yellow"
+    console.print(f"[{colour}]approval[/] {escape(state.describe())}", soft_wrap=True)
+    if will_send and not state.approved:
+        console.print("[yellow]A send now would be held: nothing would be sent.[/]")
+
+
 def _print_summary(report: SendReport) -> None:
     table = Table(
         title=f"Edition {report.edition_id} through {report.transport}",
@@ -102,7 +129,9 @@ def _print_summary(report: SendReport) -> None:
     "--to",
     "to",
     metavar="ADDRESS",
-    help="Send one test copy (subject starts with [TEST]) to ADDRESS; not counted.",
+    multiple=True,
+    help="Send a test copy (subject starts with [TEST]) to ADDRESS; not counted. Repeat it "
+    "for several addresses.",
 )
 @click.option(
     "--dry-run", is_flag=True, help="Send nothing; show the counts and the first request."
@@ -124,7 +153,7 @@ def _print_summary(report: SendReport) -> None:
 def send(
     state: State,
     edition: str,
-    to: str | None,
+    to: tuple[str, ...],
     dry_run: bool,
     resend_uncertain: bool,
     transport: str | None,
@@ -139,7 +168,6 @@ def send(
     status`); --resend-uncertain resends them. Asks for confirmation only on a terminal.
     Exit 1 if anything failed, stopped or is uncertain.
     """
-    from newsflash.sending.approval import require_approved  # deferred: start-up time
     from newsflash.sending.send import send_edition  # deferred: start-up time
     from newsflash.state.ledgers import build_edition  # deferred: start-up time
     from newsflash.transports.factory import make_transport  # deferred: start-up time
@@ -151,11 +179,12 @@ def send(
     if to:
         if dry_run:
             raise click.UsageError("--to sends a test copy; leave out --dry-run")
-        _send_test_copy(config, edition, to, tp, result)
+        _send_test_copies(config, edition, to, tp, result)
         return
     plan = send_edition(
         config, edition, transport=tp, dry_run=True, build=result, resend_uncertain=resend_uncertain
     )
+    _say_approval(config, edition, result, plan, dry_run)
     _print_plan(plan)
     if dry_run:
         if plan.first_request is not None:
@@ -165,7 +194,6 @@ def send(
     if plan.to_send == 0 and not (plan.status is not None and plan.status.in_flight):
         _nothing_to_send(plan)
         return
-    require_approved(config, edition, result)  # held: nothing to confirm, nothing sent
     if sys.stdin.isatty() and not yes:
         click.confirm(
             f"Send edition {edition} to {plan.to_send} recipient(s) through {plan.transport}?",
@@ -177,17 +205,34 @@ def send(
         sys.exit(1)
 
 
-def _send_test_copy(
-    config: Config, edition: str, to: str, tp: Transport, build: BuiltEdition
+def _send_test_copies(
+    config: Config, edition: str, to: tuple[str, ...], tp: Transport, build: BuiltEdition
 ) -> None:
+    """One test copy to each address (each named once, whatever its case), and where it went:
+    the outbox file, or SendGrid's message id. A refused address stops the rest, after the
+    lines of those already sent."""
     from newsflash.sending.send import send_test  # deferred: start-up time
 
-    report = send_test(config, edition, to, tp, build=build)
-    console.print(
-        f"[green]test copy sent[/] to {escape(to)} through {report.transport} "
-        "(subject starts with \\[TEST]; the ledger does not count it).",
-        soft_wrap=True,
-    )
+    unique: dict[str, str] = {}
+    for address in to:
+        unique.setdefault(address.strip().lower(), address.strip())
+    for address in unique.values():
+        report = send_test(config, edition, address, tp, build=build)
+        console.print(
+            f"[green]test copy sent[/] to {escape(address)}: {escape(_where(config, report))}",
+            soft_wrap=True,
+        )
+    console.print("(The subject starts with \\[TEST]; the ledger does not count test copies.)")
+
+
+def _where(config: Config, report: SendReport) -> str:
+    """Where a test copy went, in words: the outbox file, or what SendGrid did with it."""
+    where = report.message_id or ""
+    if where.startswith("outbox:"):
+        return f"written to {config.outbox_dir / where.removeprefix('outbox:')}"
+    if report.transport == "sendgrid-sandbox":
+        return "checked by SendGrid in sandbox mode, which delivers nothing"
+    return f"accepted by SendGrid (message id {where or 'not given'})"
 
 
 def _nothing_to_send(plan: SendReport) -> None:
@@ -259,8 +304,9 @@ def status(state: State, edition: str, ledger_name: str | None, show_all: bool) 
     from newsflash.sending.report import edition_status  # deferred: start-up time
 
     report = edition_status(state.config, edition, ledger_name)
+    zone = state.config.model.newsletter.timezone
     for view in report.ledgers:
-        _print_ledger(view, edition, show_all)
+        _print_ledger(view, edition, show_all, zone)
     console.print(f"[bold]approval[/] {escape(report.approval_line)}", soft_wrap=True)
     if report.list_problem:
         console.print(
@@ -272,7 +318,9 @@ def status(state: State, edition: str, ledger_name: str | None, show_all: bool) 
         _print_not_sent(report)
 
 
-def _print_ledger(view: LedgerView, edition: str, show_all: bool) -> None:
+def _print_ledger(view: LedgerView, edition: str, show_all: bool, zone: str) -> None:
+    """One ledger's counts, times on the newsletter's clock, and whether the approval is of
+    the edition sent (who approved it and when: once, on the approval line after the tables)."""
     st = view.status
     table = Table(
         title=f"Edition {edition} — {view.name} ledger ({view.path.name})",
@@ -291,13 +339,12 @@ def _print_ledger(view: LedgerView, edition: str, show_all: bool) -> None:
         ("[bold]total[/]", st.total),
     ):
         table.add_row(label, str(n))
-    table.add_row("started", st.started_at or "")
-    table.add_row("finished", st.finished_at or "not yet")
-    console.print(table)
+    table.add_row("started", local_time(st.started_at, zone))
+    table.add_row("finished", local_time(st.finished_at, zone) if st.finished_at else "not yet")
     if view.approval is not None:
-        hash_, at, by = view.approval
-        same = "the edition sent" if hash_ == st.manifest_hash else "ANOTHER version"
-        console.print(f"approved by {escape(by)} at {at} ({same})", soft_wrap=True)
+        same = view.approval[0] == st.manifest_hash
+        table.add_row("approval", "of the edition sent" if same else "of ANOTHER version")
+    console.print(table)
     limit = None if show_all else 50
     for title, rows in (
         ("uncertain", [(e, "") for e in st.uncertain_recipients]),
@@ -329,9 +376,6 @@ def _print_recipients(title: str, rows: list[tuple[str, str]], limit: int | None
 
 def _print_not_sent(report: EditionReport) -> None:
     edition = report.edition_id
-    if report.approval is not None:
-        _, at, by = report.approval
-        console.print(f"approved by {escape(by)} at {at}", soft_wrap=True)
     console.print(
         f"Edition {edition} has not been sent through any transport. Try "
         f"`newsflash send {edition} --dry-run`.",

@@ -9,6 +9,12 @@ open). Elsewhere, a file is judged once it has been stable (same size and mtime)
 seconds since the last event about it. So a file still being copied or saved in pieces is not
 judged half-written.
 
+Files that arrived or changed while the scheduler was down are checked at start: each file's
+sha256 as last judged is kept in ``state/intake-judged.json``, and a file whose content differs
+(or is new) is judged as if it had just landed. A workspace without that record yet (the first
+start) judges the files written after the last line of ``state/intake.log``, or none if intake
+never ran: the record starts from what is there.
+
 The check is the same as `newsflash check`, with the same messages: `parse_item`, and
 `edition.title_clashes` against the other item files. The result goes to the item's `contact`
 through the configured transport, and one line per check goes to ``state/intake.log`` for the
@@ -36,8 +42,10 @@ from newsflash.config import Config
 from newsflash.edition import title_clashes
 from newsflash.items import IGNORED_NAMES, ITEM_SUFFIXES, Item, Problem, parse_item
 from newsflash.pipeline import load
+from newsflash.schedule.intake_record import unjudged_files, write_record
 from newsflash.schedule.timetable import zone
 from newsflash.transports.factory import make_transport
+from newsflash.web.guide import guide_url
 
 try:  # Linux: the observer that reports close-after-write
     from watchdog.observers.inotify import InotifyObserver as _CloseReporting
@@ -49,6 +57,7 @@ __all__ = ["LOG_FILE", "Intake", "Verdict", "check_file"]
 log = logging.getLogger("newsflash.schedule.intake")
 
 LOG_FILE = "intake.log"
+RECORD_FILE = "intake-judged.json"  # see intake_record
 _CONTACT = re.compile(r"""^\s*contact\s*:\s*["']?([^\s"'#]+@[^\s"'#]+)""", re.MULTILINE)
 
 
@@ -74,8 +83,9 @@ class Verdict:
         warnings = len(self.problems) - len(self.errors)
         return f"{len(self.errors)} error(s)" + (f", {warnings} warning(s)" if warnings else "")
 
-    def notice(self, newsletter: str) -> tuple[str, str]:
-        """Subject and text for the contributor."""
+    def notice(self, newsletter: str, guide: str) -> tuple[str, str]:
+        """Subject and text for the contributor; `guide`, the address of the contributors'
+        guide, is a page they can open, not a path in a repository they never see."""
         if self.ok:
             assert self.item is not None
             subject = f"{newsletter}: your item {self.key} is received"
@@ -96,7 +106,7 @@ class Verdict:
             ]
         if self.problems:  # warnings too
             lines += [""] + [f"  {p}" for p in self.problems]
-        lines += ["", "How to write an item file: see docs/contributors.md."]
+        lines += ["", f"How to write an item file: {guide}"]
         return subject, "\n".join(lines) + "\n"
 
 
@@ -206,6 +216,7 @@ class Intake:
         self.config = config
         self.root = config.submissions_dir.resolve()
         self.log_path = config.state_dir / LOG_FILE
+        self.record_path = config.state_dir / RECORD_FILE
         self.settle = settle
         self.closed_settle = closed_settle
         self.open_timeout = open_timeout
@@ -219,6 +230,7 @@ class Intake:
         self._observer: Observer | None = None  # type: ignore[valid-type]
         self._worker: threading.Thread | None = None
         self._tz = zone(config)
+        self._guide = guide_url(config)
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -234,6 +246,7 @@ class Intake:
         observer.daemon = True
         observer.start()
         self._observer = observer
+        self._catch_up()  # after the observer starts, so that no file lands unseen between
         self._stop.clear()
         self._worker = threading.Thread(target=self._loop, name="newsflash-intake", daemon=True)
         self._worker.start()
@@ -326,6 +339,20 @@ class Intake:
                     ready.append(path)
         return ready
 
+    # -- files that landed while nobody watched ----------------------------------------------
+
+    def _catch_up(self) -> None:
+        """Queue every file that is new or changed since it was last judged."""
+        judged, waiting = unjudged_files(self.root, self.record_path, self.log_path)
+        now = time.monotonic()
+        with self._lock:
+            self._judged.update(judged)
+            for path in waiting:
+                self._pending.setdefault(path, _Pending(now, whole=True))
+        write_record(self.root, self.record_path, self._judged)
+        if waiting:
+            log.info("intake: %d file(s) arrived or changed while it was stopped", len(waiting))
+
     # -- the check ---------------------------------------------------------------------------
 
     def _judge(self, path: Path) -> Verdict | None:
@@ -338,11 +365,12 @@ class Intake:
         if self._judged.get(path) == digest:
             return None  # touched, not changed: the contributor has had this answer
         self._judged[path] = digest
+        write_record(self.root, self.record_path, self._judged)
         key = path.relative_to(self.root).as_posix()
         verdict = check_file(data, key, self.config.section_keys, load(self.config).items)
         outcome = "no contact to notify"
         if verdict.contact:
-            subject, text = verdict.notice(self.config.model.newsletter.name)
+            subject, text = verdict.notice(self.config.model.newsletter.name, self._guide)
             try:
                 assert self._notify is not None
                 self._notify([verdict.contact], subject, text)

@@ -12,17 +12,32 @@ teach schedule/upgrade.py where they went.
 from __future__ import annotations
 
 import datetime as dt
-import json
 import logging
 import threading
 from pathlib import Path
 
 from newsflash.config import Config, load_config
 from newsflash.errors import NewsflashError, SendInProgress
-from newsflash.files import write_atomic
 from newsflash.pipeline import BuiltEdition, current_edition_id
 from newsflash.schedule import notices
-from newsflash.schedule.timetable import coming_edition, last_send_time, next_send_time, zone
+from newsflash.schedule.markers import (
+    HELD_FILE,
+    MARKER_FILE,
+    approved_at,
+    clear_held_send,
+    clear_interrupted_send,
+    held_send,
+    interrupted_send,
+    mark_held,
+    mark_started,
+)
+from newsflash.schedule.timetable import (
+    coming_edition,
+    grace_seconds,
+    last_send_time,
+    next_send_time,
+    zone,
+)
 from newsflash.sending import send as sending
 from newsflash.sending.approval import approval_state
 from newsflash.sending.report import SendReport
@@ -32,13 +47,17 @@ from newsflash.transports.base import Transport
 from newsflash.transports.factory import make_transport
 
 __all__ = [
+    "HELD_FILE",
+    "MARKER_FILE",
     "STOP",
     "SendStopped",
     "clear_interrupted_send",
     "edition_complete",
+    "held_send",
     "interrupted_send",
     "report_interrupted_send",
     "report_missed_send",
+    "run_held_send",
     "run_proof",
     "run_reminder",
     "run_send",
@@ -48,8 +67,6 @@ log = logging.getLogger("newsflash.schedule.jobs")
 
 STOP = threading.Event()
 """Set when the scheduler stops: a send in progress stops after the batch it is sending."""
-
-MARKER_FILE = "scheduler-send.json"
 
 
 class SendStopped(Exception):
@@ -104,49 +121,7 @@ def run_proof(config_path: str) -> str:
     )
 
 
-# -- the interrupted-send marker and the ledger's word on how far a send got ---------------------
-
-
-def _marker(config: Config) -> Path:
-    return config.state_dir / MARKER_FILE
-
-
-def interrupted_send(config: Config) -> tuple[str, dt.datetime] | None:
-    """The scheduled send that was stopped or killed before it ended, if any: its edition and
-    the time it was due (the grace period counts from there, however often it resumed)."""
-    path = _marker(config)
-    try:
-        doc = json.loads(path.read_text(encoding="utf-8"))
-        due = dt.datetime.fromisoformat(str(doc.get("due") or doc["started_at"]))
-        if due.tzinfo is None:
-            raise ValueError("no time zone")
-        return str(doc["edition"]), due
-    except FileNotFoundError:
-        return None
-    except (OSError, ValueError, KeyError, TypeError, AttributeError):
-        log.warning("%s is unreadable; ignoring it", path)
-        path.unlink(missing_ok=True)
-        return None
-
-
-def clear_interrupted_send(config: Config) -> None:
-    _marker(config).unlink(missing_ok=True)
-
-
-def _mark_started(config: Config, edition_id: str, due: dt.datetime) -> None:
-    """Note that the scheduled send of `edition_id`, due at `due`, is under way.
-
-    A marker already there for the same edition is kept as it is: a resumed send that is
-    interrupted again still counts its grace period from the time it was first due."""
-    current = interrupted_send(config)
-    if current is not None and current[0] == edition_id:
-        return
-    doc = {
-        "edition": edition_id,
-        "due": due.astimezone(dt.UTC).isoformat(timespec="seconds"),
-        "started_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-    }
-    write_atomic(_marker(config), json.dumps(doc) + "\n")
+# -- the ledger's word on how far a send got ----------------------------------------------------
 
 
 def _ledger_status(config: Config, edition_id: str, ledger_name: str) -> EditionStatus | None:
@@ -176,12 +151,59 @@ def _sent_so_far(config: Config, edition_id: str, ledger_name: str) -> str:
 # -- send ----------------------------------------------------------------------------------------
 
 
-def _hold(config: Config, edition_id: str, why: str, transport: Transport, ledger_name: str) -> str:
-    clear_interrupted_send(config)  # a held send is finished by hand, not resumed
+def _hold(
+    config: Config,
+    edition_id: str,
+    held: tuple[str, bool],
+    transport: Transport,
+    ledger_name: str,
+    due: dt.datetime,
+) -> str:
+    """Hold the send and tell the reviewers; one held for want of approval waits for it.
+
+    Until the grace period counted from `due` ends, an approval given afterwards sends it
+    (`run_held_send`); the reviewers, who are told to approve, need not also send by hand."""
+    why, awaits_approval = held
+    clear_interrupted_send(config)  # a held send is not resumed as an interrupted one
+    until = due + dt.timedelta(seconds=grace_seconds(config))
+    waits = awaits_approval and until > dt.datetime.now(dt.UTC)
+    if waits:
+        mark_held(config, edition_id, due)
     sent = _sent_so_far(config, edition_id, ledger_name)
-    subject, text = notices.held_text(config, edition_id, why, sent)
+    subject, text = notices.held_text(config, edition_id, why, sent, until if waits else None)
     done = notices.notify(config, config.model.schedule.reviewers, subject, text, transport)
     return f"held edition {edition_id}, {sent} ({why.splitlines()[0]}); {done}"
+
+
+# -- a send held for want of approval, sent once approved within the grace period ---------------
+
+
+def run_held_send(config_path: str) -> str | None:
+    """The scheduler's frequent, quiet check: send a held edition once it is approved anew,
+    within the grace period counted from when it was due. None (nothing logged) while it waits.
+
+    The send itself is `run_send`, so it checks the approval against the edition as it builds
+    now: an approval of something else holds it again, and the reviewers are told again."""
+    config = load_config(Path(config_path))
+    held = held_send(config)
+    if held is None:
+        return None
+    edition_id, due, approval_then = held
+    if dt.datetime.now(dt.UTC) > due + dt.timedelta(seconds=grace_seconds(config)):
+        clear_held_send(config)
+        return (
+            f"the held send of edition {edition_id} is past its grace period and is no longer "
+            f"sent when approved; send it by hand with `newsflash send {edition_id}`"
+        )
+    try:
+        if approved_at(config, edition_id) == approval_then:
+            return None
+    except NewsflashError as e:  # an approval file being written, or damaged: look again later
+        log.debug("held send of %s: approval not readable yet: %s", edition_id, e)
+        return None
+    clear_held_send(config)
+    mark_started(config, edition_id, due)  # a stop in the middle resumes, graced from `due`
+    return f"edition {edition_id} was approved after its hold: " + run_send(config_path, edition_id)
 
 
 def _failed(
@@ -202,7 +224,7 @@ def _failed(
 
 def _stopping(config: Config, edition_id: str, due: dt.datetime) -> str:
     """The scheduler is stopping before this send began: leave it to resume at the next start."""
-    _mark_started(config, edition_id, due)
+    mark_started(config, edition_id, due)
     return (
         f"the scheduler is stopping: the send of edition {edition_id} did not start; it "
         "starts when the scheduler starts again (within the grace period), or by hand with "
@@ -243,10 +265,10 @@ def run_send(config_path: str, edition_id: str | None = None) -> str:
         build = build_edition(config, edition_id)
         held = _why_held(config, edition_id, build)
         if held is not None:
-            return _hold(config, edition_id, held, transport, lname)
+            return _hold(config, edition_id, held, transport, lname, due)
         if STOP.is_set():
             return _stopping(config, edition_id, due)
-        _mark_started(config, edition_id, due)
+        mark_started(config, edition_id, due)
         report = sending.send_edition(
             config, edition_id, transport=transport, build=build, progress=_between_batches
         )
@@ -271,14 +293,15 @@ def _between_batches(done: int, total: int) -> None:
         raise SendStopped(f"stopped after {done} of {total} recipient(s)")
 
 
-def _why_held(config: Config, edition_id: str, build: BuiltEdition) -> str | None:
-    """Why the scheduled send must not go out as built, or None when it may."""
+def _why_held(config: Config, edition_id: str, build: BuiltEdition) -> tuple[str, bool] | None:
+    """Why the scheduled send must not go out as built, and whether an approval would let it
+    go; None when it may go now."""
     if not build.edition.items:
-        return f"Edition {edition_id} has no items."
+        return f"Edition {edition_id} has no items.", False
     if config.model.schedule.require_approval:
         state = approval_state(config, edition_id, build)
         if not state.approved:
-            return state.describe()
+            return state.describe(), True
     return None
 
 

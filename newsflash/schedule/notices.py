@@ -19,6 +19,7 @@ from newsflash.schedule.timetable import coming_edition, next_send_time, zone
 from newsflash.sending.approval import approval_state
 from newsflash.transports.base import Transport
 from newsflash.transports.factory import make_transport
+from newsflash.web.guide import guide_url
 
 __all__ = [
     "edition_name",
@@ -89,7 +90,7 @@ def reminder_text(config: Config, now: dt.datetime) -> tuple[str, str, str]:
         "",
         f"Sections: {sections}. Each file is checked as soon as it lands, and the",
         "result goes to the address in 'contact:'.",
-        "The full guide, with every field: docs/contributors.md.",
+        f"The full guide, with every field: {guide_url(config)}",
     ]
     return edition_id, subject, "\n".join(lines) + "\n"
 
@@ -178,12 +179,26 @@ def _approval(config: Config, build: BuiltEdition) -> list[str]:
 # -- the reviewers' notices about a send ---------------------------------------------------------
 
 
-def held_text(config: Config, edition_id: str, why: str, sent: str) -> tuple[str, str]:
+def held_text(
+    config: Config, edition_id: str, why: str, sent: str, until: dt.datetime | None = None
+) -> tuple[str, str]:
+    """`until`: the end of the grace period, when an approval given before it sends the
+    edition by itself; None when only a send by hand will."""
     subject = f"{config.model.newsletter.name} {edition_id} was NOT sent: held"
+    if until is not None:
+        after = (
+            f"Approved before {_when(until, zone(config))}, it is sent by the scheduler "
+            f"within a minute of the approval; after that, send it by hand: newsflash send "
+            f"{edition_id}\n"
+        )
+    else:
+        after = (
+            f"When it is right, send it by hand: newsflash send {edition_id}\n"
+            "(the scheduler does not retry this month's send by itself).\n"
+        )
     text = (
         f"The scheduled send of {edition_name(config, edition_id)} was held; {sent}.\n\n"
-        f"{why}\n\nWhen it is right, send it by hand: newsflash send {edition_id}\n"
-        "(the scheduler does not retry this month's send by itself).\n"
+        f"{why}\n\n{after}"
     )
     return subject, text
 

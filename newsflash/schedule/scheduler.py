@@ -39,15 +39,21 @@ from apscheduler.events import (
 )
 from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.job import Job as StoredJob
+from apscheduler.jobstores.memory import MemoryJobStore
 from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
 from apscheduler.schedulers.background import BackgroundScheduler
-from apscheduler.triggers.date import DateTrigger
 
 from newsflash.config import Config
 from newsflash.errors import NewsflashError
 from newsflash.files import LockHeld, lock_exclusive, unlock
 from newsflash.schedule import jobs
 from newsflash.schedule.intake import Intake
+from newsflash.schedule.resume import (
+    HELD_ID,
+    RESUME_ID,
+    resume_interrupted_send,
+    watch_held_send,
+)
 from newsflash.schedule.timetable import (
     JOBS,
     configured_triggers,
@@ -57,7 +63,6 @@ from newsflash.schedule.timetable import (
     zone,
 )
 from newsflash.schedule.upgrade import upgrade_job_store
-from newsflash.state.ledgers import default_ledger_name
 
 __all__ = [
     "FUNCS",
@@ -74,7 +79,6 @@ __all__ = [
 log = logging.getLogger("newsflash.schedule.scheduler")
 
 FUNCS = {name: f"newsflash.schedule.jobs:run_{name}" for name in JOBS}
-RESUME_ID = "send-resume"
 STORE_FILE = "scheduler.sqlite"
 LOCK_FILE = "scheduler.lock"
 
@@ -110,7 +114,10 @@ def create_scheduler(config: Config) -> BackgroundScheduler:
     upgrade_job_store(store_path(config))
     return BackgroundScheduler(
         timezone=zone(config),
-        jobstores={"default": SQLAlchemyJobStore(url=f"sqlite:///{store_path(config)}")},
+        jobstores={
+            "default": SQLAlchemyJobStore(url=f"sqlite:///{store_path(config)}"),
+            "memory": MemoryJobStore(),
+        },
         executors={"default": _LoggingExecutor(zone(config))},
         job_defaults={
             "coalesce": True,
@@ -200,7 +207,9 @@ class _LoggingExecutor(ThreadPoolExecutor):  # type: ignore[misc]
         due = run_times[-1]
         late = (dt.datetime.now(dt.UTC) - due).total_seconds()
         grace = job.misfire_grace_time
-        if grace is None or late <= grace:  # beyond grace the missed-run report follows
+        if job.id == HELD_ID:
+            pass  # a check every few seconds: logged only when it sends
+        elif grace is None or late <= grace:  # beyond grace the missed-run report follows
             extra = f", {late / 60:.0f} min late" if late >= 60 else ""
             log.info("job %s started (due %s%s)", job.id, fmt(due, self._tz), extra)
         super()._do_submit_job(job, run_times)
@@ -226,6 +235,9 @@ class _Listener:
         elif event.code == EVENT_JOB_ERROR:
             log.error("job %s failed: %s%s", event.job_id, event.exception, self._next(event))
             log.debug("traceback of job %s:\n%s", event.job_id, event.traceback)
+        elif event.code == EVENT_JOB_EXECUTED and event.job_id == HELD_ID:
+            if event.retval is not None:
+                log.info("%s", event.retval)
         elif event.code == EVENT_JOB_EXECUTED:
             log.info("job %s done: %s%s", event.job_id, event.retval, self._next(event))
 
@@ -286,56 +298,13 @@ def open_scheduler(config: Config, now: dt.datetime | None = None) -> Background
     try:
         for action in sync_jobs(scheduler, config, now):
             log.info("schedule %s", action)
-        _resume_interrupted_send(scheduler, config)
+        resume_interrupted_send(scheduler, config)
+        watch_held_send(scheduler, config)
     except BaseException:
         scheduler.shutdown(wait=False)
         raise
     scheduler.resume()
     return scheduler
-
-
-def _resume_interrupted_send(scheduler: BackgroundScheduler, config: Config) -> None:
-    """A scheduled send stopped (SIGTERM) or killed mid-way resumes at start, within the grace
-    period counted from the time it was due; after that the reviewers are told to finish it."""
-    marker = jobs.interrupted_send(config)
-    if marker is None:
-        return
-    edition_id, due = marker
-    if jobs.edition_complete(config, edition_id, default_ledger_name(config)):
-        jobs.clear_interrupted_send(config)
-        _drop_stored_resume(scheduler)
-        return
-    late = dt.datetime.now(dt.UTC) - due
-    if late.total_seconds() > grace_seconds(config):
-        _drop_stored_resume(scheduler)  # reported here; not once more as a missed run
-        log.warning(
-            "the scheduled send of edition %s due %s was interrupted and is past its grace "
-            "period: not resumed; finish it by hand with `newsflash send %s`",
-            edition_id,
-            fmt(due, zone(config)),
-            edition_id,
-        )
-        jobs.report_interrupted_send(config, edition_id, due, late.total_seconds() / 3600)
-        jobs.clear_interrupted_send(config)
-        return
-    log.info("the scheduled send of edition %s was interrupted; resuming it now", edition_id)
-    scheduler.add_job(
-        FUNCS["send"],
-        trigger=DateTrigger(dt.datetime.now(zone(config))),
-        id=RESUME_ID,
-        name=RESUME_ID,
-        args=(str(config.path), edition_id),
-        replace_existing=True,
-        misfire_grace_time=grace_seconds(config),
-        coalesce=True,
-        max_instances=1,
-    )
-
-
-def _drop_stored_resume(scheduler: BackgroundScheduler) -> None:
-    """A resume job left in the store by a scheduler that died before running it."""
-    if scheduler.get_job(RESUME_ID) is not None:
-        scheduler.remove_job(RESUME_ID)
 
 
 def run(config: Config, stop: threading.Event | None = None) -> None:

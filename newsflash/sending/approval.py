@@ -23,7 +23,7 @@ from typing import Any, Literal
 from newsflash.config import Config
 from newsflash.errors import BuildError, NewsflashError, NotApproved
 from newsflash.files import write_atomic
-from newsflash.months import parse_edition_id
+from newsflash.months import local_time, parse_edition_id
 from newsflash.pipeline import BuiltEdition
 from newsflash.state.ledgers import build_edition, default_ledger_name, open_existing, open_ledger
 
@@ -58,6 +58,7 @@ class ApprovalState:
     approval: Approval | None
     manifest_hash: str
     changes: tuple[str, ...] = ()
+    timezone: str = "UTC"  # the newsletter's: the approval's time is shown on its clock
 
     @property
     def approved(self) -> bool:
@@ -66,10 +67,11 @@ class ApprovalState:
     def describe(self) -> str:
         """One paragraph a reviewer can act on."""
         e = self.edition_id
+        when = local_time(self.approval.approved_at, self.timezone) if self.approval else ""
         if self.state == "approved" and self.approval is not None:
             return (
                 f"edition {e} is approved (by {self.approval.approved_by} at "
-                f"{self.approval.approved_at}, manifest {self.manifest_hash[:12]})"
+                f"{when}, manifest {self.manifest_hash[:12]})"
             )
         if self.state == "unapproved":
             return (
@@ -77,10 +79,7 @@ class ApprovalState:
                 f"newsflash approve {e}"
             )
         assert self.approval is not None
-        lines = [
-            f"edition {e} changed since {self.approval.approved_by} approved it at "
-            f"{self.approval.approved_at}:"
-        ]
+        lines = [f"edition {e} changed since {self.approval.approved_by} approved it at {when}:"]
         lines += [f"  - {c}" for c in self.changes]
         lines.append(
             f"Review the new proof (newsflash build {e}), then approve it again with: "
@@ -172,12 +171,13 @@ def approval_state(config: Config, edition_id: str, build: BuiltEdition) -> Appr
     """Compare the freshly built edition with what the reviewers approved."""
     current = build.edition.manifest_hash
     approval = load_approval(config, edition_id)
+    zone = config.model.newsletter.timezone
     if approval is None:
-        return ApprovalState(edition_id, "unapproved", None, current)
+        return ApprovalState(edition_id, "unapproved", None, current, timezone=zone)
     if approval.manifest_hash == current:
-        return ApprovalState(edition_id, "approved", approval, current)
+        return ApprovalState(edition_id, "approved", approval, current, timezone=zone)
     changes = diff_manifests(approval.manifest, build.edition.manifest)
-    return ApprovalState(edition_id, "changed", approval, current, tuple(changes))
+    return ApprovalState(edition_id, "changed", approval, current, tuple(changes), zone)
 
 
 def diff_manifests(old: dict[str, Any], new: dict[str, Any]) -> list[str]:

@@ -103,13 +103,23 @@ def prepare(
 def refuse_if_changed(
     edition_id: str,
     frozen: dict[str, Any] | None,
-    frozen_hash: str | None,
+    status: EditionStatus,
     build: pipeline.BuiltEdition,
 ) -> None:
-    """An edition partners already have in part can't change: say which files did."""
-    if frozen_hash is None or frozen_hash == build.edition.manifest_hash:
+    """An edition partners already have can't change: say which files did, and whether
+    anyone still waits for it (if nobody does, restoring the files would achieve nothing)."""
+    if status.manifest_hash is None or status.manifest_hash == build.edition.manifest_hash:
         return
     changes = "; ".join(diff_manifests(frozen or {}, build.edition.manifest))
+    skipped = skipped_count(status)
+    if not (status.pending or status.in_flight or status.uncertain or status.failed - skipped):
+        left = f" ({skipped} left the audience before theirs went)" if skipped else ""
+        raise LedgerError(
+            f"edition {edition_id} is complete: {status.accepted} recipient(s) have it{left} "
+            f"and nobody waits, so nothing more is sent. Changed since the send: {changes}. "
+            "Changes to templates or config.toml show in the next edition; an item already "
+            'sent goes into a later one only if pinned there (edition: "YYYY-MM").'
+        )
     raise LedgerError(
         f"edition {edition_id} changed after sending started ({changes}), so it can't be "
         "sent as the same edition. Restore those files as they were to finish the send "
@@ -173,7 +183,7 @@ def dry_run(
     started = _started(config, ready, edition_id, resend_uncertain)
     status = started.status if started is not None else None
     if started is not None:
-        refuse_if_changed(edition_id, started.manifest, started.status.manifest_hash, ready.build)
+        refuse_if_changed(edition_id, started.manifest, started.status, ready.build)
         total, already, to_send = _counts(started, ready.audience, resend_uncertain)
     else:
         total, already, to_send = (len(ready.audience.people), 0, len(ready.audience.people))

@@ -53,6 +53,7 @@ class SendReport:
     stopped: str = ""  # why the run stopped before the end, if it did
     dry_run: bool = False
     test: bool = False
+    message_id: str | None = None  # a test copy: the transport's id (the outbox: its file)
 
     @property
     def complete(self) -> bool:

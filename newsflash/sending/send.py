@@ -103,9 +103,9 @@ class _Run:
     def start(self, resend_uncertain: bool) -> EditionStatus:
         """Freeze the audience on the first run, or resume (skipping who left since)."""
         ledger, edition_id, build = self.ledger, self.edition_id, self.ready.build
-        frozen_hash = ledger.status(edition_id).manifest_hash
-        resuming = frozen_hash is not None
-        plan.refuse_if_changed(edition_id, ledger.manifest(edition_id), frozen_hash, build)
+        begun = ledger.status(edition_id)
+        resuming = begun.manifest_hash is not None
+        plan.refuse_if_changed(edition_id, ledger.manifest(edition_id), begun, build)
         people = self.audience.people.values()
         recipients = [LedgerRecipient(p.recipient_id, p.email) for p in people]
         start = ledger.start_send(
@@ -304,4 +304,5 @@ def send_test(
         left_out=plan.left_out(build),
         to_send=1,
         test=True,
+        message_id=result.message_id,
     )

@@ -3,6 +3,7 @@
     site/index.html            sent editions, newest first
     site/<edition>/index.html  the edition's web version (no unsubscribe link, no greeting)
     site/feed.xml              Atom feed; absolute URLs under config's web_base_url
+    site/contributors/         the contributors' guide, which the notices to contributors link to
 
 The email's "view in browser" link is `{web_base_url}/{edition}/`, which a web server answers
 with `site/<edition>/index.html`. Links between pages are relative, so the folder works from
@@ -19,11 +20,8 @@ import datetime as dt
 import xml.etree.ElementTree as ET
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
-from importlib import resources
 from pathlib import Path
 from typing import Any
-
-import jinja2
 
 from newsflash import personalise, pipeline
 from newsflash.config import Config
@@ -34,6 +32,7 @@ from newsflash.items import LoadResult
 from newsflash.months import parse_edition_id
 from newsflash.render import Renderer, template_hash
 from newsflash.state.ledgers import ledger_path, open_existing, publication_ledger_name
+from newsflash.web.guide import GUIDE_PAGE, guide_html, site_env
 
 ATOM = "http://www.w3.org/2005/Atom"
 INDEX_TEMPLATE = "archive_index.html.j2"
@@ -220,9 +219,11 @@ def feed_xml(config: Config, pages: list[Page], now: dt.datetime | None = None) 
 
 
 def index_html(config: Config, pages: list[Page]) -> str:
-    env = jinja2.Environment(autoescape=True, undefined=jinja2.StrictUndefined)
-    source = resources.files("newsflash.web").joinpath(INDEX_TEMPLATE).read_text(encoding="utf-8")
-    return env.from_string(source).render(newsletter=config.model.newsletter, pages=pages)
+    return (
+        site_env()
+        .get_template(INDEX_TEMPLATE)
+        .render(newsletter=config.model.newsletter, pages=pages, root="")
+    )
 
 
 def build_site(config: Config) -> tuple[list[Page], list[str]]:
@@ -246,6 +247,7 @@ def write_site(config: Config) -> SiteResult:
     files = {
         out / "index.html": index_html(config, pages).encode(),
         out / "feed.xml": feed_xml(config, pages),
+        out / GUIDE_PAGE: guide_html(config).encode(),
     }
     for page in pages:
         files[out / page.edition.id / "index.html"] = page.html.encode()
