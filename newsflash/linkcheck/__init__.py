@@ -1,0 +1,106 @@
+"""Links checked before partners see them: `newsflash check --links` and the proof job.
+
+Below sending/ on purpose (it imports only items, content, config and state/), so a send can
+warn about the dead links the last check found without a floor above it.
+
+    found.py   which links an edition has, by item, file and line
+    fetch.py   HEAD, then GET; a timeout; a few at a time (httpx)
+    cache.py   recent results in state/links.sqlite
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from newsflash.config import Config
+from newsflash.items import Item
+from newsflash.linkcheck.cache import LinkCache
+from newsflash.linkcheck.fetch import LinkResult, fetch_all
+from newsflash.linkcheck.found import FoundLink, is_web_link, item_links, links_of_items
+
+__all__ = [
+    "DeadLink",
+    "FoundLink",
+    "LinkReport",
+    "LinkResult",
+    "check_links",
+    "is_web_link",
+    "item_links",
+    "known_dead",
+]
+
+
+@dataclass(frozen=True)
+class DeadLink:
+    """A link that did not work, where it is written and why it failed."""
+
+    link: FoundLink
+    result: LinkResult
+
+    def __str__(self) -> str:
+        return (
+            f"{self.link.where}: {self.link.url} ({self.result.reason}) in '{self.link.item_title}'"
+        )
+
+
+@dataclass(frozen=True)
+class LinkReport:
+    links: tuple[FoundLink, ...]
+    fetched: int  # distinct URLs fetched now
+    from_cache: int  # distinct URLs answered from the cache
+    dead: tuple[DeadLink, ...]
+
+    @property
+    def distinct(self) -> int:
+        return self.fetched + self.from_cache
+
+    def by_contact(self) -> dict[str, list[DeadLink]]:
+        """Dead links grouped by the item's contact ('' for items without one)."""
+        out: dict[str, list[DeadLink]] = {}
+        for d in self.dead:
+            out.setdefault(d.link.contact, []).append(d)
+        return out
+
+
+def check_links(
+    config: Config, items: Sequence[Item], clock: Callable[[], float] = time.time
+) -> LinkReport:
+    """Fetch every web link of `items` once (working ones from the cache when recent)."""
+    links = links_of_items(items, config.submissions_dir)
+    settings = config.model.links
+    urls = list(dict.fromkeys(link.url for link in links))
+    cache = LinkCache(config.state_dir)
+    try:
+        now = clock()
+        known = cache.fresh(urls, now, settings.cache_hours * 3600)
+        fetched = fetch_all(
+            [u for u in urls if u not in known],
+            timeout=settings.timeout,
+            concurrency=settings.concurrency,
+        )
+        cache.store(fetched.values(), clock())
+    finally:
+        cache.close()
+    results = {**known, **fetched}
+    dead = tuple(DeadLink(link, results[link.url]) for link in links if not results[link.url].ok)
+    return LinkReport(tuple(links), len(fetched), len(known), dead)
+
+
+def known_dead(config: Config, items: Sequence[Item]) -> list[DeadLink]:
+    """Links of `items` that the last check found dead; nothing is fetched (for the send)."""
+    path = config.state_dir / "links.sqlite"
+    if not path.exists():
+        return []
+    links = links_of_items(items, config.submissions_dir)
+    cache = LinkCache(config.state_dir)
+    try:
+        last = cache.last(list(dict.fromkeys(link.url for link in links)))
+    finally:
+        cache.close()
+    return [
+        DeadLink(link, last[link.url][0])
+        for link in links
+        if link.url in last and not last[link.url][0].ok
+    ]
