@@ -8,6 +8,7 @@ problem. The line is found in the source text the item was parsed from.
 from __future__ import annotations
 
 import html
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -46,10 +47,12 @@ def is_web_link(url: str) -> bool:
 
 
 def _line_of(lines: list[str], url: str) -> int | None:
-    """The first line holding the link as written (raw, or with its & as &amp;)."""
-    forms = {url, html.escape(url, quote=False), url.replace("&", "&amp;")}
+    """The first line holding the link as written (raw, or with its & as &amp;), whole: a
+    link to /page is not found inside /page2."""
+    forms = sorted({url, html.escape(url, quote=False)}, key=len, reverse=True)
+    pattern = re.compile("(?:" + "|".join(map(re.escape, forms)) + r")(?![^\s)\]\"'<>])")
     for number, text in enumerate(lines, start=1):
-        if any(form in text for form in forms):
+        if pattern.search(text):
             return number
     return None
 

@@ -1,0 +1,245 @@
+"""`newsflash check --links` and linkcheck: every link fetched from a loopback server that
+answers 200, 404, 500, a redirect loop, a redirect to an error, a hang, HEAD refused but GET
+fine, and a name under .invalid that cannot resolve; dead links named by item, file and line;
+one request per distinct URL; the cache saving a second request.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import Counter
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from newsflash.cli import main
+from newsflash.config import Config, load_config
+from newsflash.items import load_items
+from newsflash.linkcheck import check_links, known_dead
+
+HANG_SECONDS = 5.0
+
+
+class _Handler(BaseHTTPRequestHandler):
+    """Each path is one kind of answer; every request is counted by (method, path)."""
+
+    seen: Counter[tuple[str, str]]
+
+    def log_message(self, format: str, *args: object) -> None:  # quiet
+        return
+
+    def _answer(self, status: int, location: str = "") -> None:
+        self.send_response(status)
+        if location:
+            self.send_header("Location", location)
+        self.send_header("Content-Length", "2")
+        self.end_headers()
+        if self.command == "GET":
+            self.wfile.write(b"ok")
+
+    def _route(self) -> None:
+        self.seen[(self.command, self.path)] += 1
+        path = self.path
+        if path == "/ok":
+            self._answer(200)
+        elif path == "/gone":
+            self._answer(404)
+        elif path == "/broken":
+            self._answer(500)
+        elif path == "/loop":
+            self._answer(302, "/loop")
+        elif path == "/moved":
+            self._answer(301, "/missing")
+        elif path == "/hang":
+            time.sleep(HANG_SECONDS)
+            self._answer(200)
+        elif path == "/no-head":
+            self._answer(405 if self.command == "HEAD" else 200)
+        elif path == "/head-forbidden":
+            self._answer(403 if self.command == "HEAD" else 200)
+        else:
+            self._answer(404)
+
+    do_HEAD = _route
+    do_GET = _route
+
+
+@pytest.fixture
+def server() -> Iterator[tuple[str, Counter[tuple[str, str]]]]:
+    seen: Counter[tuple[str, str]] = Counter()
+    handler = type("Handler", (_Handler,), {"seen": seen})
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    httpd.daemon_threads = True
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{httpd.server_address[1]}", seen
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+
+
+def _item(folder: Path, name: str, title: str, contact: str, body: str, link: str = "") -> None:
+    lines = ["---", f"title: {title}", "section: alliance", "date: 2026-06-01", "status: ready"]
+    lines += [f"contact: {contact}"] + ([f"link: {link}"] if link else []) + ["---", body, ""]
+    (folder / name).write_text("\n".join(lines), encoding="utf-8")
+
+
+def _workspace(workspace: Path, base: str, *, timeout: float = 1.0) -> Config:
+    """The sample newsletter with its items replaced by two whose links point at `base`."""
+    folder = workspace / "submissions"
+    for old in folder.rglob("*.md"):
+        old.unlink()
+    _item(
+        folder,
+        "links-a.md",
+        "Links of every kind",
+        "a-lead@example.org",
+        f"Fine: [ok]({base}/ok).\n\nGone: [404]({base}/gone).\nBroken: [500]({base}/broken).\n\n"
+        f"Loop: [loop]({base}/loop) and [moved]({base}/moved).\n\nSlow: [hang]({base}/hang).\n\n"
+        f"No HEAD: [405]({base}/no-head), [403]({base}/head-forbidden).\n\n"
+        "Nowhere: [dns](http://nowhere.invalid/page). Mail: [us](mailto:x@example.org).",
+        link=f"{base}/ok",
+    )
+    _item(
+        folder,
+        "links-b.md",
+        "The same dead link again",
+        "b-lead@example.org",
+        f"Also gone: [here]({base}/gone).",
+    )
+    config_path = workspace / "config.toml"
+    text = config_path.read_text(encoding="utf-8")
+    text += f"\n[links]\ntimeout = {timeout}\nconcurrency = 3\ncache_hours = 1\n"
+    config_path.write_text(text, encoding="utf-8")
+    return load_config(config_path)
+
+
+def _items(config: Config) -> list:  # type: ignore[type-arg]
+    return list(load_items(config.submissions_dir, config.section_keys).items)
+
+
+def test_every_kind_of_dead_link_is_reported_by_item_file_and_line_and_live_ones_are_not(
+    workspace: Path, server: tuple[str, Counter[tuple[str, str]]]
+) -> None:
+    base, _ = server
+    config = _workspace(workspace, base)
+    started = time.monotonic()
+    report = check_links(config, _items(config))
+    elapsed = time.monotonic() - started
+    dead = {(d.link.item_key, d.link.url): d for d in report.dead}
+    reasons = {url: d.result.reason for (_, url), d in dead.items()}
+    assert set(reasons) == {
+        f"{base}/gone",
+        f"{base}/broken",
+        f"{base}/loop",
+        f"{base}/moved",
+        f"{base}/hang",
+        "http://nowhere.invalid/page",
+    }
+    assert reasons[f"{base}/gone"] == "HTTP 404 Not Found"
+    assert reasons[f"{base}/broken"] == "HTTP 500 Internal Server Error"
+    assert reasons[f"{base}/loop"].startswith("redirect loop")
+    assert reasons[f"{base}/moved"] == (
+        f"redirects to {base}/missing, which answers HTTP 404 Not Found"
+    )
+    assert reasons[f"{base}/hang"] == "timed out: no answer in time"
+    assert reasons["http://nowhere.invalid/page"] == (
+        "DNS failure: the name nowhere.invalid does not resolve"
+    )
+    assert elapsed < HANG_SECONDS - 1  # the hang was cut by the 1 s timeout, not waited out
+    gone_a = dead[("links-a.md", f"{base}/gone")]
+    assert gone_a.link.path == config.submissions_dir / "links-a.md"
+    assert gone_a.link.line == 11  # the body's third line, after 8 lines of front matter
+    assert gone_a.link.contact == "a-lead@example.org"
+    assert dead[("links-b.md", f"{base}/gone")].link.line == 8
+    assert dead[("links-a.md", f"{base}/hang")].link.line == 16
+    assert "links-a.md:11: " in str(gone_a) and "'Links of every kind'" in str(gone_a)
+
+
+def test_head_refused_or_forbidden_is_tried_again_with_get(
+    workspace: Path, server: tuple[str, Counter[tuple[str, str]]]
+) -> None:
+    base, seen = server
+    config = _workspace(workspace, base)
+    report = check_links(config, _items(config))
+    dead_urls = {d.link.url for d in report.dead}
+    assert f"{base}/no-head" not in dead_urls and f"{base}/head-forbidden" not in dead_urls
+    assert seen[("HEAD", "/no-head")] == 1 and seen[("GET", "/no-head")] == 1
+    assert seen[("HEAD", "/head-forbidden")] == 1 and seen[("GET", "/head-forbidden")] == 1
+    assert seen[("GET", "/ok")] == 0  # a HEAD that works is enough
+
+
+def test_a_url_in_two_items_and_a_button_is_fetched_once(
+    workspace: Path, server: tuple[str, Counter[tuple[str, str]]]
+) -> None:
+    base, seen = server
+    config = _workspace(workspace, base)
+    report = check_links(config, _items(config))
+    assert seen[("HEAD", "/ok")] == 1  # in the body and as the 'read more' button
+    assert seen[("HEAD", "/gone")] == 1 and seen[("GET", "/gone")] == 1  # in both items
+    assert [d.link.item_key for d in report.dead if d.link.url == f"{base}/gone"] == [
+        "links-a.md",
+        "links-b.md",
+    ]
+    assert not any(link.url.startswith("mailto:") for link in report.links)
+
+
+def test_the_cache_saves_a_second_request_for_working_links_until_it_expires(
+    workspace: Path, server: tuple[str, Counter[tuple[str, str]]]
+) -> None:
+    base, seen = server
+    config = _workspace(workspace, base)
+    now = [1_800_000_000.0]
+    first = check_links(config, _items(config), clock=lambda: now[0])
+    now[0] += 1800  # half an hour later: cache_hours = 1
+    second = check_links(config, _items(config), clock=lambda: now[0])
+    assert first.from_cache == 0 and first.fetched == 9
+    assert second.from_cache == 3  # /ok, /no-head, /head-forbidden worked
+    assert seen[("HEAD", "/ok")] == 1 and seen[("GET", "/no-head")] == 1
+    assert seen[("HEAD", "/gone")] == 2  # a dead link is fetched again: it may be back
+    assert len(second.dead) == len(first.dead)
+    now[0] += 3600  # past the hour: fetched again
+    check_links(config, _items(config), clock=lambda: now[0])
+    assert seen[("HEAD", "/ok")] == 2
+
+
+def test_the_send_reads_the_dead_links_of_the_last_check_without_fetching(
+    workspace: Path, server: tuple[str, Counter[tuple[str, str]]]
+) -> None:
+    base, seen = server
+    config = _workspace(workspace, base)
+    assert known_dead(config, _items(config)) == []  # never checked: nothing known
+    check_links(config, _items(config))
+    before = sum(seen.values())
+    dead = known_dead(config, _items(config))
+    assert sum(seen.values()) == before
+    again = check_links(config, _items(config))
+    assert {d.link.url for d in dead} == {d.link.url for d in again.dead}
+
+
+def test_check_links_prints_each_dead_link_with_its_file_and_line_and_exits_1(
+    workspace: Path, server: tuple[str, Counter[tuple[str, str]]]
+) -> None:
+    base, _ = server
+    config = _workspace(workspace, base)
+    result = CliRunner().invoke(main, ["--config", str(config.path), "check", "--links"])
+    out = result.output
+    assert result.exit_code == 1, out
+    assert "10 in edition" in out and "9 distinct: 9 fetched, 0 from the cache), 7 dead" in out
+    assert f"links-a.md:12: {base}/broken (HTTP 500 Internal Server Error)" in " ".join(out.split())
+    assert "Traceback" not in out
+
+
+def test_check_without_links_fetches_nothing(
+    workspace: Path, server: tuple[str, Counter[tuple[str, str]]]
+) -> None:
+    base, seen = server
+    config = _workspace(workspace, base)
+    result = CliRunner().invoke(main, ["--config", str(config.path), "check"])
+    assert result.exit_code == 0, result.output
+    assert "dead" not in result.output and sum(seen.values()) == 0
