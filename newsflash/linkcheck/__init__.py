@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 from newsflash.config import Config
 from newsflash.items import Item
+from newsflash.linkcheck.cache import FILE as CACHE_FILE
 from newsflash.linkcheck.cache import LinkCache
 from newsflash.linkcheck.fetch import LinkResult, fetch_all
 from newsflash.linkcheck.found import FoundLink, is_web_link, item_links, links_of_items
@@ -26,6 +27,7 @@ __all__ = [
     "LinkReport",
     "LinkResult",
     "check_links",
+    "dead_links_text",
     "is_web_link",
     "item_links",
     "known_dead",
@@ -90,8 +92,7 @@ def check_links(
 
 def known_dead(config: Config, items: Sequence[Item]) -> list[DeadLink]:
     """Links of `items` that the last check found dead; nothing is fetched (for the send)."""
-    path = config.state_dir / "links.sqlite"
-    if not path.exists():
+    if not (config.state_dir / CACHE_FILE).exists():
         return []
     links = links_of_items(items, config.submissions_dir)
     cache = LinkCache(config.state_dir)
@@ -104,3 +105,25 @@ def known_dead(config: Config, items: Sequence[Item]) -> list[DeadLink]:
         for link in links
         if link.url in last and not last[link.url][0].ok
     ]
+
+
+def dead_links_text(edition_name: str, dead: Sequence[DeadLink], *, for_contact: bool) -> str:
+    """A notice listing dead links, each with its file, line and what it answered."""
+    opening = (
+        f"Some links of your item(s) in {edition_name} do not work today:"
+        if for_contact
+        else f"The link check of {edition_name} found {len(dead)} dead link(s):"
+    )
+    lines = [opening, ""]
+    for d in dead:
+        lines += [
+            f"- {d.link.url}",
+            f"  in '{d.link.item_title}' ({d.link.where}): {d.result.reason}",
+        ]
+    lines += [
+        "",
+        "Please correct the link in the file (or tell the secretariat). The send goes ahead "
+        "regardless: a site may be down for a minute. Check again with "
+        "`newsflash check --links`.",
+    ]
+    return "\n".join(lines) + "\n"
