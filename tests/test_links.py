@@ -6,6 +6,7 @@ one request per distinct URL; the cache saving a second request.
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections import Counter
@@ -14,12 +15,14 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
+from calendar_helpers import FAR, REVIEWER, body, notices, set_schedule
 from click.testing import CliRunner
 
 from newsflash.cli import main
 from newsflash.config import Config, load_config
 from newsflash.items import load_items
 from newsflash.linkcheck import check_links, known_dead
+from newsflash.schedule import jobs
 
 HANG_SECONDS = 5.0
 
@@ -243,3 +246,41 @@ def test_check_without_links_fetches_nothing(
     result = CliRunner().invoke(main, ["--config", str(config.path), "check"])
     assert result.exit_code == 0, result.output
     assert "dead" not in result.output and sum(seen.values()) == 0
+
+
+def test_the_proof_job_mails_each_dead_link_to_its_items_contact_and_all_to_the_reviewers(
+    workspace: Path, server: tuple[str, Counter[tuple[str, str]]]
+) -> None:
+    base, _ = server
+    _workspace(workspace, base)
+    config = set_schedule(workspace, jobs={"send": FAR, "proof": {"day": "last thu"}})
+    line = jobs.run_proof(str(config.path))
+    assert line.endswith("links: 9 checked, 7 dead, told their contacts")
+    dead_mail = {str(m["To"]): body(m) for m in notices(config) if "dead link" in str(m["Subject"])}
+    assert set(dead_mail) == {"a-lead@example.org", "b-lead@example.org", REVIEWER}
+    a_text, b_text = dead_mail["a-lead@example.org"], dead_mail["b-lead@example.org"]
+    assert f"- {base}/broken\n  in 'Links of every kind' (" in a_text.replace("\r\n", "\n")
+    assert "links-a.md:12): HTTP 500 Internal Server Error" in a_text
+    assert "links-b.md" not in a_text and "links-a.md" not in b_text
+    assert "links-b.md:8): HTTP 404 Not Found" in b_text
+    listed = dead_mail[REVIEWER].replace("\r\n", "\n")
+    for path in ("gone", "broken", "loop", "moved", "hang"):
+        assert f"- {base}/{path}\n" in listed
+    assert listed.count(f"- {base}/gone\n") == 2 and "- http://nowhere.invalid/page\n" in listed
+    assert "found 7 dead link(s)" in dead_mail[REVIEWER]
+
+
+def test_a_send_with_dead_links_warns_and_still_sends(
+    workspace: Path,
+    server: tuple[str, Counter[tuple[str, str]]],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    base, _ = server
+    _workspace(workspace, base)
+    config = set_schedule(workspace, jobs={"send": FAR})
+    check_links(config, _items(config))
+    caplog.set_level(logging.WARNING, logger="newsflash.schedule.jobs")
+    line = jobs.run_send(str(config.path))
+    assert line.startswith("sent edition"), line
+    warned = [r.getMessage() for r in caplog.records if "dead link" in r.getMessage()]
+    assert len(warned) == 7 and any(f"links-a.md:12: {base}/broken" in w for w in warned)

@@ -29,7 +29,7 @@ from newsflash.reports.receipts import (
     recipients_of,
     send_once,
 )
-from newsflash.reports.sources import resolve_ledger, sent_editions
+from newsflash.reports.sources import NoSendError, resolve_ledger, sent_editions
 from newsflash.reports.tables import edition_tables
 from newsflash.reports.terminal import print_notes, print_tables
 from newsflash.state.ledger import Ledger
@@ -57,7 +57,10 @@ def due_report(config: Config, now: dt.datetime) -> str | None:
     job = config.model.schedule.report
     if job is None:
         return None
-    sent = sent_editions(config)
+    try:
+        sent = sent_editions(config)
+    except NoSendError:  # no ledger yet: nothing was ever sent
+        return None
     if not sent:
         return None
     started = _started(config, sent[-1])
