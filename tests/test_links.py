@@ -21,7 +21,7 @@ from click.testing import CliRunner
 from newsflash.cli import main
 from newsflash.config import Config, load_config
 from newsflash.items import load_items
-from newsflash.linkcheck import check_links, known_dead
+from newsflash.linkcheck.check import check_links, known_dead
 from newsflash.schedule import jobs
 
 HANG_SECONDS = 5.0

@@ -26,7 +26,7 @@ from newsflash.scaffold import item_template
 from newsflash.subscribers import load_subscribers
 
 if TYPE_CHECKING:
-    from newsflash.linkcheck import LinkReport
+    from newsflash.linkcheck.result import LinkReport
 
 
 @click.command()
@@ -45,7 +45,7 @@ def check(state: State, links: bool) -> None:
     working results come from state/links.sqlite). Exits 1 if any item file or the partner
     list has an error, or a link is dead.
     """
-    from newsflash import linkcheck, pipeline  # deferred: the renderer's and httpx's start-up
+    from newsflash import pipeline  # deferred: the renderer's start-up time (module docstring)
 
     config = state.config
     loaded = pipeline.check_items(config)
@@ -59,10 +59,9 @@ def check(state: State, links: bool) -> None:
     failed = bool(loaded.errors) or bool(clashes)
     failed |= _check_subscribers(config)
     if links:
-        from newsflash.schedule.timetable import coming_edition  # deferred: APScheduler's start-up
+        from newsflash.schedule.followups import coming_links  # deferred: APScheduler, httpx
 
-        edition = pipeline.build_edition(config, coming_edition(config)).edition
-        failed |= _print_links(edition.id, linkcheck.check_links(config, edition.items))
+        failed |= _print_links(*coming_links(config))
     if failed:
         sys.exit(1)
 

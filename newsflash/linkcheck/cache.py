@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
-from newsflash.linkcheck.fetch import LinkResult
+from newsflash.linkcheck.result import LinkResult
 from newsflash.state.sqlite import WalDatabase
 
 __all__ = ["LinkCache"]

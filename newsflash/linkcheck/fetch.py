@@ -11,28 +11,18 @@ from __future__ import annotations
 import asyncio
 import socket
 from collections.abc import Iterable
-from dataclasses import dataclass
 
 import httpx
 
-__all__ = ["LinkResult", "fetch_all"]
+from newsflash.linkcheck.result import LinkResult
+
+__all__ = ["fetch_all"]
 
 MAX_REDIRECTS = 10
 # Answers to HEAD that say "not like that" rather than "gone": retried with GET. Some servers
 # answer HEAD with 403 or 404 (or 400) while GET works, so every 4xx is tried again.
 _HEAD_REFUSED = frozenset({405, 501})
 USER_AGENT = "newsflash-link-check/1 (checks a newsletter's links before it is sent)"
-
-
-@dataclass(frozen=True)
-class LinkResult:
-    """What one URL answered. `ok` is a 2xx or 3xx reached within the limits."""
-
-    url: str
-    ok: bool
-    status: int | None  # the final HTTP status, None when none came
-    reason: str  # for a dead link: what a contributor is told
-    final_url: str = ""  # where redirects led, when they led elsewhere
 
 
 def _why(status: int) -> str:

@@ -18,7 +18,7 @@ from rich.console import Console
 
 from newsflash.config import Config, duration_seconds
 from newsflash.items import Item
-from newsflash.reports import edition_report, item_clicks, previous_reports
+from newsflash.reports import EditionReport, edition_report, previous_reports
 from newsflash.reports.html_page import render_page, write_page
 from newsflash.reports.receipts import (
     ReceiptLog,
@@ -70,9 +70,9 @@ def due_report(config: Config, now: dt.datetime) -> str | None:
     return sent[-1] if now >= started + wait else None
 
 
-def report_text(config: Config, edition_id: str, html_path: Path) -> str:
+def report_text(config: Config, report: EditionReport, html_path: Path) -> str:
     """The report as the terminal shows it, for a plain-text mail."""
-    report = edition_report(config, edition_id)
+    edition_id = report.edition_id
     tables = edition_tables(report, previous_reports(config, edition_id))
     out = io.StringIO()
     console = Console(file=out, width=100, color_system=None, force_terminal=False)
@@ -86,8 +86,9 @@ def report_text(config: Config, edition_id: str, html_path: Path) -> str:
     )
 
 
-def _clicks_text(config: Config, edition_id: str, item: Item) -> tuple[str, str]:
-    clicks = item_clicks(config, edition_id, item.key)
+def _clicks_text(config: Config, report: EditionReport, item: Item) -> tuple[str, str]:
+    edition_id = report.edition_id
+    clicks = report.item_clicks(item.key)
     n = clicks.clickers
     lines = [
         f"Your item '{item.title}' in edition {edition_id}: {n} partner"
@@ -106,8 +107,9 @@ def _clicks_text(config: Config, edition_id: str, item: Item) -> tuple[str, str]
 
 
 def _click_notes(
-    config: Config, edition_id: str, transport: Transport, store: ReceiptLog, outcome: Sent
+    config: Config, report: EditionReport, transport: Transport, store: ReceiptLog, outcome: Sent
 ) -> None:
+    edition_id = report.edition_id
     _, path = resolve_ledger(config, None)
     with Ledger(path) as ledger:
         manifest = ledger.manifest(edition_id) or {}
@@ -115,7 +117,7 @@ def _click_notes(
     for item in edition_items(config, keys):
         contact = recipients_of(config, item)
         if contact is not None:
-            subject, text = _clicks_text(config, edition_id, item)
+            subject, text = _clicks_text(config, report, item)
             send = partial(transport.send_notice, [contact], subject, text)
             send_once(store, (edition_id, item.key, contact, "clicks"), send, outcome)
 
@@ -123,6 +125,7 @@ def _click_notes(
 def mail_report(config: Config, edition_id: str, transport: Transport) -> tuple[Sent, Sent]:
     """The report to each reviewer and the click notes to the contacts, each once."""
     reviewers, contacts = Sent(), Sent()
+    report = edition_report(config, edition_id)  # once: every note below reads the same one
     html_path = config.state_dir / "reports" / f"{edition_id}.html"
     subject = f"{config.model.newsletter.name} {edition_id}: the report"
     with receipt_log(config) as store:
@@ -132,10 +135,10 @@ def mail_report(config: Config, edition_id: str, transport: Transport) -> tuple[
         ]  # fmt: skip
         reviewers.before = len(config.model.schedule.reviewers) - len(pending)
         if pending:
-            text = report_text(config, edition_id, html_path)
+            text = report_text(config, report, html_path)
             for reviewer in pending:
                 send = partial(transport.send_notice, [reviewer], subject, text)
                 send_once(store, (edition_id, _EVERYONE, reviewer, "report"), send, reviewers)
         if config.model.receipts.enabled:
-            _click_notes(config, edition_id, transport, store, contacts)
+            _click_notes(config, report, transport, store, contacts)
     return reviewers, contacts

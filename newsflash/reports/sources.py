@@ -20,13 +20,13 @@ import sqlite3
 from collections.abc import Iterator, Sequence
 from datetime import datetime
 from functools import partial
-from html.parser import HTMLParser
 from pathlib import Path
 
 from newsflash import pipeline
 from newsflash.config import Config
 from newsflash.errors import NewsflashError, SubscribersError
-from newsflash.items import Item, load_items
+from newsflash.items import load_items
+from newsflash.linkcheck.found import item_links
 from newsflash.reports.figures import NOT_LISTED, EditionInput, EventRow, Sent
 from newsflash.reports.partners import organisations
 from newsflash.state.ledger import Ledger
@@ -203,23 +203,6 @@ def _one_click(config: Config, edition_id: str) -> frozenset[str]:
         for r in rows
         if r.source == "one-click" and r.reason == "unsubscribe" and mark in r.detail.split("; ")
     )
-
-
-class _Links(HTMLParser):
-    def __init__(self) -> None:
-        super().__init__(convert_charrefs=True)
-        self.hrefs: list[str] = []
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        if tag == "a":
-            self.hrefs.extend(v.strip() for k, v in attrs if k == "href" and v)
-
-
-def item_links(item: Item) -> list[str]:
-    """The links a partner can click in one item: its body's, then its 'read more' button."""
-    parser = _Links()
-    parser.feed(item.body_html)
-    return [*parser.hrefs, *([item.link] if item.link else [])]
 
 
 def _items(config: Config, keys: Sequence[str]) -> tuple[dict[str, str], dict[str, str], list[str]]:

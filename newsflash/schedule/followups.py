@@ -9,15 +9,23 @@ import logging
 
 from newsflash.config import Config
 from newsflash.errors import NewsflashError
-from newsflash.linkcheck import check_links, dead_links_text, known_dead
-from newsflash.pipeline import BuiltEdition
+from newsflash.linkcheck.check import check_links, dead_links_text, known_dead
+from newsflash.linkcheck.result import LinkReport
+from newsflash.pipeline import BuiltEdition, build_edition
 from newsflash.reports.receipts import send_receipts
 from newsflash.schedule import notices
+from newsflash.schedule.timetable import coming_edition
 from newsflash.transports.base import Transport
 
-__all__ = ["proof_links", "receipts", "warn_dead_links"]
+__all__ = ["coming_links", "proof_links", "receipts", "warn_dead_links"]
 
 log = logging.getLogger("newsflash.schedule.jobs")  # the jobs' log: one place to read
+
+
+def coming_links(config: Config) -> tuple[str, LinkReport]:
+    """The link check of the edition the next send carries (`newsflash check --links`)."""
+    edition = build_edition(config, coming_edition(config)).edition
+    return edition.id, check_links(config, edition.items)
 
 
 def proof_links(config: Config, build: BuiltEdition, transport: Transport) -> str:
