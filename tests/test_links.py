@@ -6,7 +6,10 @@ one request per distinct URL; the cache saving a second request.
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import re
+import socket
 import threading
 import time
 from collections import Counter
@@ -22,6 +25,8 @@ from newsflash.cli import main
 from newsflash.config import Config, load_config
 from newsflash.items import load_items
 from newsflash.linkcheck.check import check_links, known_dead
+from newsflash.linkcheck.fetch import fetch_all
+from newsflash.linkcheck.result import LinkResult
 from newsflash.schedule import jobs
 
 HANG_SECONDS = 5.0
@@ -62,6 +67,10 @@ class _Handler(BaseHTTPRequestHandler):
             self._answer(200)
         elif path == "/no-head":
             self._answer(405 if self.command == "HEAD" else 200)
+        elif path == "/to-ok":
+            self._answer(302, "/ok")
+        elif path == "/to-ftp":
+            self._answer(302, "ftp://files.example.org/x")
         elif path == "/head-forbidden":
             self._answer(403 if self.command == "HEAD" else 200)
         else:
@@ -117,7 +126,9 @@ def _workspace(workspace: Path, base: str, *, timeout: float = 1.0) -> Config:
     )
     config_path = workspace / "config.toml"
     text = config_path.read_text(encoding="utf-8")
-    text += f"\n[links]\ntimeout = {timeout}\nconcurrency = 3\ncache_hours = 1\n"
+    for key, value in (("timeout", timeout), ("concurrency", 3), ("cache_hours", 1)):
+        text, n = re.subn(rf"^{key} = \d+ ", f"{key} = {value} ", text, count=1, flags=re.M)
+        assert n == 1, key  # the sample's [links] table, changed in place
     config_path.write_text(text, encoding="utf-8")
     return load_config(config_path)
 
@@ -284,3 +295,38 @@ def test_a_send_with_dead_links_warns_and_still_sends(
     assert line.startswith("sent edition"), line
     warned = [r.getMessage() for r in caplog.records if "dead link" in r.getMessage()]
     assert len(warned) == 7 and any(f"links-a.md:12: {base}/broken" in w for w in warned)
+
+
+def test_hostile_answers_redirect_to_another_scheme_refused_connection_and_a_good_redirect(
+    server: tuple[str, Counter[tuple[str, str]]],
+) -> None:
+    base, _ = server
+    closed = socket.socket()
+    closed.bind(("127.0.0.1", 0))
+    port = closed.getsockname()[1]
+    closed.close()  # nothing listens there now
+    results = fetch_all(
+        [f"{base}/to-ok", f"{base}/to-ftp", f"http://127.0.0.1:{port}/", "http://[::1"],
+        timeout=1,
+        concurrency=2,
+    )
+    good = results[f"{base}/to-ok"]
+    assert good.ok and good.status == 200 and good.final_url == f"{base}/ok"
+    ftp = results[f"{base}/to-ftp"]
+    assert not ftp.ok and ftp.reason.startswith("not a web address httpx can fetch")
+    refused = results[f"http://127.0.0.1:{port}/"]
+    assert not refused.ok and refused.reason.startswith("cannot connect")
+    assert not results["http://[::1"].ok  # a malformed address is a dead link, not a crash
+
+
+def test_the_check_runs_where_an_event_loop_is_already_running(
+    server: tuple[str, Counter[tuple[str, str]]],
+) -> None:
+    """As under a sync Playwright session or inside an ASGI handler: asyncio.run alone fails."""
+    base, _ = server
+
+    async def inside() -> dict[str, LinkResult]:
+        return fetch_all([f"{base}/ok", f"{base}/gone"], timeout=1, concurrency=2)
+
+    results = asyncio.run(inside())
+    assert results[f"{base}/ok"].ok and not results[f"{base}/gone"].ok

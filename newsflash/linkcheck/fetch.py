@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import socket
-from collections.abc import Iterable
+from collections.abc import Coroutine, Iterable
+from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 
@@ -98,5 +99,15 @@ def fetch_all(urls: Iterable[str], *, timeout: float, concurrency: int) -> dict[
     distinct = list(dict.fromkeys(urls))
     if not distinct:
         return {}
-    results = asyncio.run(_fetch_all(distinct, timeout, concurrency))
-    return {r.url: r for r in results}
+    return {r.url: r for r in _run(_fetch_all(distinct, timeout, concurrency))}
+
+
+def _run(work: Coroutine[None, None, list[LinkResult]]) -> list[LinkResult]:
+    """asyncio.run, in a thread of its own where this thread already runs an event loop (a
+    caller inside one, such as a sync Playwright session or an ASGI handler)."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(work)
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(asyncio.run, work).result()
