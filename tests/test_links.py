@@ -14,6 +14,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -328,5 +329,7 @@ def test_the_check_runs_where_an_event_loop_is_already_running(
     async def inside() -> dict[str, LinkResult]:
         return fetch_all([f"{base}/ok", f"{base}/gone"], timeout=1, concurrency=2)
 
-    results = asyncio.run(inside())
+    # Its own thread: after the browser tests, Playwright's loop runs in this one already.
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        results = pool.submit(asyncio.run, inside()).result()
     assert results[f"{base}/ok"].ok and not results[f"{base}/gone"].ok
