@@ -105,14 +105,14 @@ def main() -> int:
         config = load_config(cfg_path)
         t0 = fill_ledger(config.state_dir / "ledger.sqlite", emails)
         fill_events(config.state_dir, emails, args.events, t0)
-        stages: list[tuple[str, float]] = []
-        clock = time.perf_counter()
+        stages: list[tuple[str, float, float]] = []
+        clock, cpu = time.perf_counter(), time.process_time()
 
         def lap(name: str) -> None:
-            nonlocal clock
-            now = time.perf_counter()
-            stages.append((name, now - clock))
-            clock = now
+            nonlocal clock, cpu
+            now, now_cpu = time.perf_counter(), time.process_time()
+            stages.append((name, now - clock, now_cpu - cpu))
+            clock, cpu = now, now_cpu
 
         data = read_edition(config, ED, "sendgrid")
         lap("read ledger, events, suppressions, partner list, items")
@@ -125,14 +125,18 @@ def main() -> int:
         lap("CSV files")
         (Path(tmp) / "report.html").write_text(render_page(report, tables), encoding="utf-8")
         lap("HTML page")
-    total = sum(s for _, s in stages)
+    total = sum(s for _, s, _ in stages)
+    total_cpu = sum(c for _, _, c in stages)
     clicks = f"{report.engagement.clicks:,} partner clicks, {report.scanners.clicks:,} scanner"
     print(f"{args.recipients:,} recipients, {args.events:,} events ({clicks})")
-    print(f"{'stage':<58}{'seconds':>9}")
-    for name, seconds in stages:
-        print(f"{name:<58}{seconds:>9.3f}")
+    # CPU seconds beside the wall clock: on a machine shared with other work the wall clock
+    # measures the neighbours too; the process's own CPU time barely moves with them.
+    print(f"{'stage':<58}{'seconds':>9}{'cpu s':>9}")
+    for name, seconds, cpu_seconds in stages:
+        print(f"{name:<58}{seconds:>9.3f}{cpu_seconds:>9.3f}")
     verdict = "ok" if total < TARGET_SECONDS else "TOO SLOW"
-    print(f"{'total (target < ' + str(TARGET_SECONDS) + ' s)':<58}{total:>9.3f}  {verdict}")
+    label = "total (target < " + str(TARGET_SECONDS) + " s)"
+    print(f"{label:<58}{total:>9.3f}{total_cpu:>9.3f}  {verdict}")
     return 0 if total < TARGET_SECONDS else 1
 
 

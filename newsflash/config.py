@@ -90,6 +90,28 @@ Greeting = Annotated[str, AfterValidator(partial(cv.template, allowed=GREETING_P
 UnsubscribeUrl = Annotated[str, AfterValidator(_unsubscribe_url)]
 Category = Annotated[str, Field(min_length=1, max_length=255)]
 CronValue = str | int
+_DURATION = re.compile(r"(\d+(?:\.\d+)?)\s*(minute|hour|day|week)s?")
+_SECONDS = {"minute": 60, "hour": 3600, "day": 86400, "week": 604800}
+
+
+def _duration(value: str) -> str:
+    """A span written for people ("3 days", "36 hours"), so config.toml reads as it means."""
+    if not _DURATION.fullmatch(value.strip().lower()):
+        raise ValueError(
+            "is not a duration; write a number and a unit: minutes, hours, days or weeks, "
+            'e.g. "3 days"'
+        )
+    return value
+
+
+def duration_seconds(value: str) -> float:
+    """Seconds in a duration `_duration` accepted."""
+    m = _DURATION.fullmatch(value.strip().lower())
+    assert m is not None, value
+    return float(m.group(1)) * _SECONDS[m.group(2)]
+
+
+Duration = Annotated[str, AfterValidator(_duration)]
 
 
 class _Model(BaseModel):
@@ -237,6 +259,15 @@ class Job(_Model):
     second: CronValue | None = 0
 
 
+class ReportJob(Job):
+    """The report to the reviewers and the click notes to the contributors, once per edition.
+
+    The cron fields say when the job looks (default: every hour, on the hour); it reports the
+    last sent edition once `after_send` has passed since its send began."""
+
+    after_send: Duration = Field("3 days", description="How long after the send to report.")
+
+
 class Schedule(_Model):
     grace_hours: float = Field(6.0, ge=0, description="How late a missed job may still run.")
     require_approval: bool = Field(True, description="Send only an approved, unchanged edition.")
@@ -250,6 +281,27 @@ class Schedule(_Model):
     reminder: Job | None = None
     proof: Job | None = None
     send: Job | None = None
+    report: ReportJob | None = None
+
+
+class Links(_Model):
+    """`newsflash check --links` and the proof's link check."""
+
+    timeout: float = Field(10.0, gt=0, le=120, description="Seconds one link may take, in all.")
+    concurrency: int = Field(4, ge=1, le=32, description="Links fetched at a time.")
+    cache_hours: float = Field(
+        24.0, ge=0, description="Reuse a link found working this recently (0: always fetch)."
+    )
+    in_proof: bool = Field(True, description="The proof job checks links and mails dead ones.")
+
+
+class Receipts(_Model):
+    """What each item's contact is told after a send: no partner's name or address, counts."""
+
+    enabled: bool = Field(True, description="Send contributors their receipts and click notes.")
+    exclude: tuple[Address, ...] = Field(
+        (), strict=False, description="Contacts who get no receipt or click note."
+    )
 
 
 class Serve(_Model):
@@ -291,6 +343,8 @@ class ConfigModel(_Model):
     sendgrid: SendGrid = SendGrid()
     schedule: Schedule = Schedule()
     serve: Serve = Serve()
+    links: Links = Links()
+    receipts: Receipts = Receipts()
     paths: Paths = Paths()
 
 

@@ -92,8 +92,21 @@ def _guarded_connect_ex(self: socket.socket, address: Any) -> int:
     return _real_connect_ex(self, address)
 
 
+_real_getaddrinfo = socket.getaddrinfo
+
+
+def _guarded_getaddrinfo(host: Any, *args: Any, **kwargs: Any) -> Any:
+    """Names other than loopback's never reach a DNS server: they fail as an unknown name does
+    (the link check's tests rely on that for a name that cannot resolve)."""
+    name = host.decode() if isinstance(host, bytes) else host
+    if name is None or _is_local((name, 0)) or name == socket.gethostname():
+        return _real_getaddrinfo(host, *args, **kwargs)
+    raise socket.gaierror(socket.EAI_NONAME, f"name lookup blocked in tests: {name}")
+
+
 @pytest.fixture(autouse=True)
 def _block_network(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(socket, "getaddrinfo", _guarded_getaddrinfo)
     monkeypatch.setattr(socket.socket, "connect", _guarded_connect)
     monkeypatch.setattr(socket.socket, "connect_ex", _guarded_connect_ex)
     monkeypatch.delenv("SENDGRID_API_KEY", raising=False)

@@ -50,6 +50,7 @@ FLOORS: dict[str, int] = {
     "newsflash.subscribers": 2,
     "newsflash.state": 3,
     "newsflash.transports": 3,
+    "newsflash.linkcheck": 3,
     "newsflash.sending": 4,
     "newsflash.schedule": 5,
     "newsflash.serve": 5,

@@ -156,5 +156,6 @@ def test_a_missed_send_already_made_by_hand_is_not_reported_as_not_sent(
     edition = current_edition_id(config)
     assert jobs.run_send(str(config.path)).startswith(f"sent edition {edition}")
     jobs.report_missed_send(config, dt.datetime.now(TZ) - dt.timedelta(hours=7), 7.0)
-    assert not notices(config)
+    receipt = "your item went to"  # contributors' receipts of the send itself
+    assert not [m for m in notices(config) if receipt not in str(m["Subject"])]
     assert "sent to everyone" in caplog.text

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import sys
+from typing import TYPE_CHECKING
 
 import click
 from rich.markup import escape
@@ -32,14 +33,25 @@ from newsflash.items import parse_item
 from newsflash.scaffold import item_template
 from newsflash.subscribers import load_subscribers
 
+if TYPE_CHECKING:
+    from newsflash.linkcheck.result import LinkReport
+
 
 @click.command()
+@click.option(
+    "--links",
+    "links",
+    is_flag=True,
+    help="Also fetch every link of the coming edition and report the dead ones.",
+)
 @pass_state
 @handled
-def check(state: State) -> None:
+def check(state: State, links: bool) -> None:
     """Validate config.toml, every item file and subscribers.csv; report every problem at once.
 
-    Exits 1 if any item file or the partner list has an error.
+    With --links, also fetch every link of the coming edition (HEAD, else GET; recent
+    working results come from state/links.sqlite). Exits 1 if any item file or the partner
+    list has an error, or a link is dead.
     """
     from newsflash import pipeline  # deferred: the renderer's start-up time (module docstring)
 
@@ -54,6 +66,10 @@ def check(state: State) -> None:
     print_problems([*loaded.problems, *clashes])
     failed = bool(loaded.errors) or bool(clashes)
     failed |= _check_subscribers(config)
+    if links:
+        from newsflash.schedule.followups import coming_links  # deferred: APScheduler, httpx
+
+        failed |= _print_links(*coming_links(config))
     if failed:
         sys.exit(1)
 
@@ -71,6 +87,18 @@ def _check_subscribers(config: Config) -> bool:
         colour = "red" if p.severity == "error" else "yellow"
         console.print(f"[{colour}]{escape(str(p))}[/]", soft_wrap=True)
     return any(p.severity == "error" for p in sl.problems)
+
+
+def _print_links(edition_id: str, report: LinkReport) -> bool:
+    """Print the link check of the coming edition; True if a link is dead."""
+    console.print(
+        f"[bold]links[/] {len(report.links)} in edition {edition_id} "
+        f"({report.distinct} distinct: {report.fetched} fetched, {report.from_cache} from the "
+        f"cache), {len(report.dead)} dead"
+    )
+    for dead in report.dead:
+        console.print(f"[red]dead link[/] {escape(str(dead))}", soft_wrap=True)
+    return bool(report.dead)
 
 
 @click.command()

@@ -27,6 +27,7 @@ from newsflash.cli.common import (
     print_problems,
 )
 from newsflash.config import Config
+from newsflash.errors import NewsflashError
 from newsflash.months import local_time
 from newsflash.signals import sigterm_as_interrupt
 
@@ -203,6 +204,21 @@ def send(
     _print_summary(report)
     if report.stopped or report.failed or report.uncertain:
         sys.exit(1)
+    _send_receipts(config, edition, tp)
+
+
+def _send_receipts(config: Config, edition: str, tp: Transport) -> None:
+    """Each item's contact hears that the edition went out (once; the send stands whatever
+    happens to a receipt, so a failure is one warning line)."""
+    from newsflash.reports.receipts import send_receipts  # deferred: start-up time
+
+    try:
+        done = send_receipts(config, edition, tp, tp.ledger_name)
+    except NewsflashError as e:
+        err_console.print(f"[yellow]warning[/] receipts not sent: {escape(str(e))}", soft_wrap=True)
+        return
+    if done.sent or done.failed:
+        console.print(f"receipts to the items' contacts: {escape(str(done))}", soft_wrap=True)
 
 
 def _send_test_copies(

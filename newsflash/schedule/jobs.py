@@ -19,7 +19,8 @@ from pathlib import Path
 from newsflash.config import Config, load_config
 from newsflash.errors import NewsflashError, SendInProgress
 from newsflash.pipeline import BuiltEdition, current_edition_id
-from newsflash.schedule import notices
+from newsflash.reports.report_mail import due_report, mail_report
+from newsflash.schedule import followups, notices
 from newsflash.schedule.markers import (
     HELD_FILE,
     MARKER_FILE,
@@ -60,6 +61,7 @@ __all__ = [
     "run_held_send",
     "run_proof",
     "run_reminder",
+    "run_report",
     "run_send",
 ]
 
@@ -114,11 +116,27 @@ def run_proof(config_path: str) -> str:
     send_at = next_send_time(config, now)
     subject, text = notices.proof_text(config, build, sent, failures, send_at)
     done = notices.notify(config, reviewers, subject, text, transport)
+    links = followups.proof_links(config, build, transport) if config.model.links.in_proof else ""
     return (
         f"proof of edition {edition_id} ({len(build.edition.items)} items, "
         f"{len(build.edition.left_out)} left out): test copy to {len(sent)} reviewer(s), "
-        f"{done}"
+        f"{done}{links}"
     )
+
+
+# -- report --------------------------------------------------------------------------------------
+
+
+def run_report(config_path: str) -> str:
+    """Mail the report of the last sent edition once `after_send` has passed, and each
+    contact how their item did; every note once, however often the job fires."""
+    config, now = _load(config_path)
+    edition_id = due_report(config, now)
+    if edition_id is None:
+        return "no report due: no edition sent, or its send began too recently"
+    transport = make_transport(config)
+    reviewers, contacts = mail_report(config, edition_id, transport)
+    return f"report of edition {edition_id}: reviewers {reviewers}; contacts {contacts}"
 
 
 # -- the ledger's word on how far a send got ----------------------------------------------------
@@ -258,7 +276,11 @@ def run_send(config_path: str, edition_id: str | None = None) -> str:
     lname = transport.ledger_name
     if edition_complete(config, edition_id, lname):
         clear_interrupted_send(config)
-        return f"edition {edition_id} was already sent to everyone ({lname}); nothing to do"
+        # Receipts a crash or a stop kept back after the last batch go now.
+        receipts = followups.receipts(config, edition_id, transport, lname)
+        return f"edition {edition_id} was already sent to everyone ({lname}); nothing to do" + (
+            receipts
+        )
     try:
         # Built against the publication ledger (no ledger_name), as `approve`, `status` and
         # the proof build it: the manifest compared is the one the reviewers approved.
@@ -269,6 +291,7 @@ def run_send(config_path: str, edition_id: str | None = None) -> str:
         if STOP.is_set():
             return _stopping(config, edition_id, due)
         mark_started(config, edition_id, due)
+        followups.warn_dead_links(config, build)
         report = sending.send_edition(
             config, edition_id, transport=transport, build=build, progress=_between_batches
         )
@@ -285,7 +308,10 @@ def run_send(config_path: str, edition_id: str | None = None) -> str:
         _failed(config, edition_id, e, transport)
         raise
     clear_interrupted_send(config)
-    return _outcome(config, edition_id, report, transport, lname)
+    outcome = _outcome(config, edition_id, report, transport, lname)
+    return outcome + (
+        followups.receipts(config, edition_id, transport, lname) if report.complete else ""
+    )
 
 
 def _between_batches(done: int, total: int) -> None:

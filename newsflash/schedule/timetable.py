@@ -37,7 +37,7 @@ __all__ = [
     "zone",
 ]
 
-JOBS = ("reminder", "proof", "send")
+JOBS = ("reminder", "proof", "send", "report")
 CRON_FIELDS = ("year", "month", "day", "week", "day_of_week", "hour", "minute", "second")
 
 
