@@ -64,11 +64,14 @@ JOBS: dict[str, tuple[bool, dict[str, Any]]] = {
     "reminder": (False, {"day": "3rd tue", "hour": 10}),
     "proof": (False, {"day": "last thu", "hour": 10}),
     "send": (True, {"day": "1st tue", "hour": 9}),
+    "report": (False, {"after_send": "3 days", "day": "*", "hour": "*"}),
 }
 JOB_NOTES = {
     "reminder": "The call for items to [schedule] contributors: uncomment to run it.",
     "proof": "The proof to [schedule] reviewers: uncomment to run it.",
     "send": "The send: the first Tuesday of the month at 09:00; it names the coming edition.",
+    "report": "The report to [schedule] reviewers, and click notes to the items' contacts,"
+    " once `after_send` has passed since the send began: uncomment to run it.",
 }
 JOB_NOTE = (
     "Cron fields as APScheduler's CronTrigger reads them (day, hour, minute, day_of_week ...),"
@@ -151,12 +154,18 @@ def _table(
     return lines
 
 
+def _job_model(schedule: type[BaseModel], name: str) -> type[BaseModel]:
+    """The model of [schedule.NAME] as the schedule declares it (`Job | None` -> Job), so a
+    job with settings of its own (the report's `after_send`) is written with them."""
+    return _is_model(schedule.model_fields[name].annotation) or Job
+
+
 def _schedule(model: type[BaseModel]) -> list[str]:
     lines = _table("schedule", model, {}, EXAMPLES["schedule"])
     for name, (enabled, fields) in JOBS.items():
         lines += _table(
             f"schedule.{name}",
-            Job,
+            _job_model(model, name),
             {"enabled": True, **fields} if enabled else {},
             {**EXAMPLES["job"], **fields},
             commented=not enabled,

@@ -29,6 +29,7 @@ FLOORS: dict[str, int] = {
     "newsflash.signals": 0,
     "newsflash.config_values": 0,
     "newsflash.config": 0,
+    "newsflash.config_model": 0,
     "newsflash.tokens": 0,
     "newsflash.config_text": 1,
     "newsflash.config_edit": 1,
@@ -63,10 +64,7 @@ MAX_FUNCTION_LINES = 60
 MAX_MODULE_LINES = 400
 # Modules allowed over MAX_MODULE_LINES for now, and why; each must still be over it, so the
 # entry goes once the module is split.
-OVERSIZED: dict[str, str] = {
-    "newsflash.config": "being extended on two other branches; the lead splits it after",
-    "newsflash.reports.figures": "being extended on another branch; split after it lands",
-}
+OVERSIZED: dict[str, str] = {}
 
 
 @dataclass(frozen=True)
