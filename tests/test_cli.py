@@ -283,3 +283,26 @@ def test_core_commands_are_listed_in_the_main_help(cli: Callable[..., Result]) -
     out = cli("--help").stdout
     for name in ("check", "build", "new"):
         assert name in out
+
+
+def test_the_ledger_choices_of_the_commands_are_the_ledgers_that_exist() -> None:
+    from newsflash.cli.common import LEDGER_CHOICES
+    from newsflash.state.ledgers import LEDGER_FILES
+
+    assert set(LEDGER_CHOICES) == set(LEDGER_FILES)
+
+
+def test_help_loads_no_config_model_renderer_or_sending_library() -> None:
+    """`newsflash --help` and the start of every command stay fast: the heavy libraries load
+    only when a command runs (issue 12's cold start; bench_build.py measures the time)."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; from newsflash.cli import main\n"
+        "heavy = ('pydantic', 'premailer', 'mjml', 'markdown_it', 'sendgrid', 'apscheduler',"
+        " 'email_validator', 'httpx', 'starlette', 'tomlkit', 'jinja2')\n"
+        "print(sorted(m for m in heavy if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]", out.stdout

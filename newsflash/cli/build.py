@@ -24,16 +24,11 @@ from newsflash.cli.common import (
     pass_state,
     print_problems,
 )
-from newsflash.config import Config
-from newsflash.edition import title_clashes
 from newsflash.errors import BuildError, NewsflashError
 from newsflash.files import slug
-from newsflash.item_fields import FIELDS, read_date, unknown_section
-from newsflash.items import parse_item
-from newsflash.scaffold import item_template
-from newsflash.subscribers import load_subscribers
 
 if TYPE_CHECKING:
+    from newsflash.config import Config
     from newsflash.linkcheck.result import LinkReport
 
 
@@ -54,6 +49,7 @@ def check(state: State, links: bool) -> None:
     list has an error, or a link is dead.
     """
     from newsflash import pipeline  # deferred: the renderer's start-up time (module docstring)
+    from newsflash.edition import title_clashes  # deferred: start-up time
 
     config = state.config
     loaded = pipeline.check_items(config)
@@ -76,6 +72,8 @@ def check(state: State, links: bool) -> None:
 
 def _check_subscribers(config: Config) -> bool:
     """Print the partner list's summary line and problems; True if it has errors."""
+    from newsflash.subscribers import load_subscribers  # deferred: start-up time
+
     sl = load_subscribers(config.subscribers_path)
     counts = sl.counts()
     audience = sl.audience(config.model.audience.segments)
@@ -162,6 +160,10 @@ def build(state: State, edition: str, allow_clip: bool) -> None:
 @handled
 def new(state: State, section: str, title: str, date_: str | None) -> None:
     """Scaffold an item file for SECTION in submissions/ and print its path."""
+    from newsflash.item_fields import FIELDS, read_date, unknown_section  # deferred: start-up
+    from newsflash.items import parse_item  # deferred: start-up time
+    from newsflash.scaffold import item_template  # deferred: start-up time
+
     config = state.config
     if section not in config.section_keys:
         raise NewsflashError(unknown_section(section, config.section_keys))

@@ -17,12 +17,16 @@ from click.shell_completion import CompletionItem
 from rich.console import Console
 from rich.markup import escape
 
-from newsflash.config import Config, load_config
 from newsflash.errors import NewsflashError
-from newsflash.items import Problem
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # types only: `newsflash --help` loads no config model or item parser
+    from newsflash.config import Config
+    from newsflash.items import Problem
     from newsflash.schedule.which_edition import Chosen
+
+# The ledgers a command may name, for click's choices at import time; tests/test_cli.py checks
+# them against state/ledgers.LEDGER_FILES, which `--help` should not have to import.
+LEDGER_CHOICES = ("sendgrid", "outbox", "sendgrid-sandbox")
 
 console = Console(highlight=False)
 err_console = Console(stderr=True, highlight=False)
@@ -38,6 +42,8 @@ class State:
     @property
     def config(self) -> Config:
         if self._config is None:
+            from newsflash.config import load_config  # deferred: pydantic's start-up time
+
             self._config = load_config(self.config_path)
         return self._config
 
@@ -82,6 +88,8 @@ def print_problems(problems: list[Problem] | tuple[Problem, ...]) -> None:
 def _config_for_completion(ctx: click.Context) -> Config | None:
     """The config the command line names, for completing its words; None if it will not
     load (completion must never print an error into the shell)."""
+    from newsflash.config import load_config  # deferred: pydantic's start-up time
+
     path = ctx.find_root().params.get("config_path") or Path("config.toml")
     try:
         return load_config(Path(path))

@@ -3,16 +3,14 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
-from newsflash.cli.common import State, console, handled, pass_state
-from newsflash.reports import all_reports, edition_report, previous_reports
-from newsflash.reports.csv_out import write_csv
-from newsflash.reports.html_page import render_page, write_page
-from newsflash.reports.sources import LEDGERS
-from newsflash.reports.tables import Table, comparison_table, edition_tables
-from newsflash.reports.terminal import print_notes, print_tables
+from newsflash.cli.common import LEDGER_CHOICES, State, console, handled, pass_state
+
+if TYPE_CHECKING:
+    from newsflash.reports.tables import Table
 
 
 @click.command()
@@ -32,7 +30,7 @@ from newsflash.reports.terminal import print_notes, print_tables
 )
 @click.option(
     "--ledger",
-    type=click.Choice(LEDGERS),
+    type=click.Choice(LEDGER_CHOICES),
     help="Which sends to report on (default: SendGrid's once it exists, else the outbox's).",
 )
 @pass_state
@@ -52,6 +50,16 @@ def report(
     """
     if every and edition:
         raise click.UsageError("give an EDITION or --all, not both")
+    from newsflash.reports import (  # deferred: start-up time
+        all_reports,
+        edition_report,
+        previous_reports,
+    )
+    from newsflash.reports.csv_out import write_csv  # deferred: start-up time
+    from newsflash.reports.html_page import render_page, write_page  # deferred: start-up time
+    from newsflash.reports.tables import comparison_table, edition_tables  # deferred: start-up time
+    from newsflash.reports.terminal import print_notes, print_tables  # deferred: start-up time
+
     config = state.config
     reports = all_reports(config, ledger) if every else []
     if every and not reports:

@@ -26,12 +26,12 @@ from newsflash.cli.common import (
     pass_state,
     print_problems,
 )
-from newsflash.config import Config
 from newsflash.errors import NewsflashError
 from newsflash.months import local_time
 from newsflash.signals import sigterm_as_interrupt
 
 if TYPE_CHECKING:  # types only; the modules load when a command runs (see above)
+    from newsflash.config import Config
     from newsflash.pipeline import BuiltEdition
     from newsflash.sending.report import EditionReport, LedgerView, SendReport
     from newsflash.state.ledger import EditionStatus

@@ -10,8 +10,6 @@ import click
 from rich.markup import escape
 
 from newsflash.cli.common import State, console, handled, pass_state
-from newsflash.state.writeback_file import apply_statuses, summary_lines
-from newsflash.subscribers import load_subscribers, summary_table
 
 
 @click.group(invoke_without_command=True)
@@ -25,6 +23,8 @@ def subscribers(ctx: click.Context) -> None:
     """
     if ctx.invoked_subcommand is not None:
         return
+    from newsflash.subscribers import load_subscribers, summary_table  # deferred: start-up time
+
     config = ctx.find_object(State).config  # type: ignore[union-attr]
     sl = load_subscribers(config.subscribers_path)
     console.print(summary_table(sl, config.model.audience.segments, max_problems=200))
@@ -51,6 +51,7 @@ def apply(state: State, dry_run: bool) -> None:
     status); every other byte stays. The old file is kept as subscribers.csv.<when>.bak.
     Refused while a send runs.
     """
+    from newsflash.state.writeback_file import apply_statuses, summary_lines  # deferred: start-up
 
     config = state.config
     zone = ZoneInfo(config.model.newsletter.timezone)
