@@ -62,6 +62,20 @@ def _print_plan(report: SendReport) -> None:
     )
 
 
+def _print_notes(report: SendReport) -> None:
+    """The sync with SendGrid, what its events settled, and who --resend-uncertain holds."""
+    if report.synced:
+        console.print(escape(report.synced), soft_wrap=True)
+    if report.settled:
+        console.print(
+            f"{report.settled} uncertain recipient(s) recorded as accepted: SendGrid's events "
+            "showed it had taken their request.",
+            soft_wrap=True,
+        )
+    if report.held_back:
+        console.print(f"[yellow]{escape(report.held_back)}[/]", soft_wrap=True)
+
+
 def _print_summary(report: SendReport) -> None:
     table = Table(
         title=f"Edition {report.edition_id} through {report.transport}",
@@ -82,6 +96,7 @@ def _print_summary(report: SendReport) -> None:
         table.add_row("requests", str(report.requests))
     table.add_row("[bold]total recipients[/]", f"[bold]{report.total}[/]")
     console.print(table)
+    _print_notes(report)
     if report.stopped:
         console.print(f"[red]stopped:[/] {escape(report.stopped)}", soft_wrap=True)
     if report.status is not None:
@@ -150,6 +165,7 @@ def send(
     )
     _print_plan(plan)
     if dry_run:
+        _print_notes(plan)
         if plan.first_request is not None:
             console.print("First request (nothing was sent):")
             click.echo(json.dumps(_shorten(plan.first_request), indent=2, ensure_ascii=False))
@@ -184,6 +200,7 @@ def _send_test_copy(
 
 def _nothing_to_send(plan: SendReport) -> None:
     console.print("Nothing to send now.")
+    _print_notes(plan)
     if plan.status is not None:
         _print_status_lines(plan.status)
     if plan.uncertain:
@@ -253,6 +270,7 @@ def status(state: State, edition: str, ledger_name: str | None, show_all: bool) 
     report = edition_status(state.config, edition, ledger_name)
     for view in report.ledgers:
         _print_ledger(view, edition, show_all)
+    _print_suppressed(state.config)
     console.print(f"[bold]approval[/] {escape(report.approval_line)}", soft_wrap=True)
     if report.list_problem:
         console.print(
@@ -297,6 +315,21 @@ def _print_ledger(view: LedgerView, edition: str, show_all: bool) -> None:
     ):
         _print_recipients(title, rows, limit)
     _print_status_lines(st)
+
+
+def _print_suppressed(config: Config) -> None:
+    from newsflash.sending.report import suppressed_partners  # deferred: start-up time
+
+    found = suppressed_partners(config)
+    if found is None:
+        return  # the list can't be read: the status says so below
+    reasons = ", ".join(f"{n} {reason}" for reason, n in found.by_reason.items())
+    console.print(
+        f"[bold]suppressed[/] {found.partners} partner(s) of {config.subscribers_path.name} "
+        "are never mailed" + (f" ({reasons})" if reasons else "") + "; see `newsflash "
+        "suppressions list`",
+        soft_wrap=True,
+    )
 
 
 def _print_status_lines(status: EditionStatus) -> None:
