@@ -57,7 +57,12 @@ def prepare(ws: Path) -> None:
     text = text.replace("batch_size = 1000", f"batch_size = {BATCH}")
     text = text.replace("timeout = 30", "timeout = 20").replace("retries = 4", "retries = 0")
     text = text.replace("require_approval = true", "require_approval = false")
+    # No wait before --resend-uncertain (no events come here), and no sync with SendGrid's
+    # suppression lists first: its requests would take the faults meant for Mail Send.
+    text = text.replace("[sendgrid]\n", "[sendgrid]\nresend_uncertain_after_minutes = 0\n")
+    text = text.replace("[sendgrid]\n", "[sendgrid]\nsync_before_send = false\n")
     assert f"batch_size = {BATCH}" in text and "timeout = 20" in text
+    assert "resend_uncertain_after_minutes = 0" in text and "sync_before_send = false" in text
     config.write_text(text, encoding="utf-8")
 
 
