@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import re
 from collections import Counter
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -19,9 +20,9 @@ import pytest
 import time_machine
 from click.testing import CliRunner
 from conftest import TEST_SECRET
-from fake_sendgrid import FakeSendGrid
+from fake_sendgrid import DEFAULT_API_KEY, FakeSendGrid, running_server
 from serve_helpers import SendGridKeys, running
-from test_send import AUDIENCE, ED, configure, ledger_of, sg  # noqa: F401  (sg: a fixture)
+from test_send import AUDIENCE, ED, configure, ledger_of
 
 from newsflash.cli import main
 from newsflash.config import Config
@@ -33,6 +34,15 @@ from newsflash.state.ledger import Ledger, LedgerRecipient
 from newsflash.transports.factory import make_transport
 
 UNCERTAIN = AUDIENCE[:5]  # the first batch: accepted by SendGrid, its answer lost
+
+
+@pytest.fixture
+def sg(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeSendGrid]:
+    """The fake SendGrid on 127.0.0.1, where the send's key and host point (as in test_send)."""
+    with running_server() as server:
+        monkeypatch.setenv("SENDGRID_API_KEY", DEFAULT_API_KEY)
+        monkeypatch.setenv("NEWSFLASH_SENDGRID_HOST", server.url)
+        yield server
 
 
 def _uncertain_send(workspace: Path, sg: FakeSendGrid, **settings: object) -> Config:
@@ -130,10 +140,8 @@ def test_resend_uncertain_before_the_wait_sends_nothing_and_says_from_when(
 ) -> None:
     config = _uncertain_send(workspace, sg, resend_uncertain_after_minutes=90)
     with ledger_of(config) as ledger:
-        (sent_at,) = {
-            row[0]
-            for row in ledger._conn.execute("SELECT created_at FROM batches WHERE state = 'uncertain'")
-        }
+        rows = ledger._conn.execute("SELECT created_at FROM batches WHERE state = 'uncertain'")
+        (sent_at,) = {row[0] for row in rows}
     ready = datetime.fromisoformat(sent_at) + timedelta(minutes=90)
     before = len(sg.request_log)
     with time_machine.travel(datetime.fromisoformat(sent_at) + timedelta(minutes=30)):

@@ -23,7 +23,7 @@ from newsflash.signals import sigterm_as_interrupt
 
 if TYPE_CHECKING:  # types only; the modules load when a command runs (see above)
     from newsflash.pipeline import BuiltEdition
-    from newsflash.sending.report import EditionReport, LedgerView, SendReport
+    from newsflash.sending.report import EditionReport, LedgerView, SendReport, Suppressed
     from newsflash.state.ledger import EditionStatus
     from newsflash.transports.base import Transport
 
@@ -265,12 +265,12 @@ def status(state: State, edition: str, ledger_name: str | None, show_all: bool) 
 
     Ends with what to do next (resume, resend uncertain ones, or nothing).
     """
-    from newsflash.sending.report import edition_status  # deferred: start-up time
+    from newsflash.sending.report import edition_status, suppressed_partners  # deferred: start-up
 
     report = edition_status(state.config, edition, ledger_name)
     for view in report.ledgers:
         _print_ledger(view, edition, show_all)
-    _print_suppressed(state.config)
+    _print_suppressed(state.config, suppressed_partners(state.config))
     console.print(f"[bold]approval[/] {escape(report.approval_line)}", soft_wrap=True)
     if report.list_problem:
         console.print(
@@ -317,10 +317,7 @@ def _print_ledger(view: LedgerView, edition: str, show_all: bool) -> None:
     _print_status_lines(st)
 
 
-def _print_suppressed(config: Config) -> None:
-    from newsflash.sending.report import suppressed_partners  # deferred: start-up time
-
-    found = suppressed_partners(config)
+def _print_suppressed(config: Config, found: Suppressed | None) -> None:
     if found is None:
         return  # the list can't be read: the status says so below
     reasons = ", ".join(f"{n} {reason}" for reason, n in found.by_reason.items())
