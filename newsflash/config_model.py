@@ -221,6 +221,15 @@ class SendGrid(_Model):
     timeout: float = Field(30.0, gt=0, description="Seconds to wait for an answer.")
     retries: int = Field(4, ge=0, le=10, description="Retries on 5xx/connection errors.")
     max_rate_limit_wait: float = Field(120.0, ge=0, description="Longest wait on a 429 (s).")
+    resend_uncertain_after_minutes: float = Field(
+        60.0,
+        ge=0,
+        description="--resend-uncertain resends a batch only this long after it went out, so "
+        "SendGrid's events can first settle who got it.",
+    )
+    sync_before_send: bool = Field(
+        True, description="Pull SendGrid's suppression lists before each send with a key."
+    )
     asm_group_id: int | None = Field(None, ge=1, description="Unsubscribe group id, if any.")
     sandbox: bool = Field(False, description="Sandbox mode: SendGrid validates, delivers nothing.")
     categories: tuple[Category, ...] = Field(

@@ -125,7 +125,7 @@ def _key_lines(
 ) -> list[str]:
     """The description, then the key set or commented out (with an example where the
     default is None, since TOML has no null)."""
-    lines = [f"# {field.description}"] if field.description else []
+    lines = textwrap.wrap(field.description or "", 95, initial_indent="# ", subsequent_indent="# ")
     if name in written:
         return [*lines, f"{name} = {_value(written[name])}"]
     value = examples[name] if name in examples else _default(field)

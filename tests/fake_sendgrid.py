@@ -1095,6 +1095,18 @@ class FakeSendGrid:
         """``to`` addresses of all delivered (non-sandbox) requests, in order, as sent."""
         return [email for request in self.delivered_requests for email in request.to_addresses]
 
+    def edition_recipients(self, edition_id: str) -> list[str]:
+        """``to`` addresses of the delivered personalizations whose ``custom_args`` name
+        ``edition_id``: the edition's own copies, not the notes (receipts, notices) that go
+        through the same API without them."""
+        return [
+            p["to"][0]["email"]
+            for request in self.delivered_requests
+            for p in request.body["personalizations"]
+            if isinstance(p.get("custom_args"), dict)
+            and p["custom_args"].get("edition") == edition_id
+        ]
+
     def inject(
         self,
         kind: str | int,

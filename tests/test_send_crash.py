@@ -12,7 +12,8 @@ SIGKILL at a chosen moment, then resumes it in two separate ways from the same c
   Each recipient received it exactly once, except the members of the batch that was in flight
   at the kill: they received it once more than the server had at the kill, i.e. twice exactly
   when SendGrid had accepted that batch but the answer never reached the ledger. That duplicate
-  is the documented price of asking for --resend-uncertain, and the only one allowed.
+  is the documented price of asking for --resend-uncertain, and the only one allowed; with
+  SendGrid's events for that batch received by the webhook, only those no event vouched for.
 
 Kill points (k = the request number, batches of 5):
 
@@ -38,8 +39,11 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 from fake_sendgrid import DEFAULT_API_KEY, FakeSendGrid, running_server
+from test_uncertain_settle import _event as event
+from test_uncertain_settle import _post_events as post_events
 
 from newsflash.cli import main
+from newsflash.config import load_config
 
 ED = "2022-02"
 N = 50
@@ -57,7 +61,12 @@ def prepare(ws: Path) -> None:
     text = text.replace("batch_size = 1000", f"batch_size = {BATCH}")
     text = text.replace("timeout = 30", "timeout = 20").replace("retries = 4", "retries = 0")
     text = text.replace("require_approval = true", "require_approval = false")
+    # No wait before --resend-uncertain (no events come here), and no sync with SendGrid's
+    # suppression lists first: its requests would take the faults meant for Mail Send.
+    text = text.replace("[sendgrid]\n", "[sendgrid]\nresend_uncertain_after_minutes = 0\n")
+    text = text.replace("[sendgrid]\n", "[sendgrid]\nsync_before_send = false\n")
     assert f"batch_size = {BATCH}" in text and "timeout = 20" in text
+    assert "resend_uncertain_after_minutes = 0" in text and "sync_before_send = false" in text
     config.write_text(text, encoding="utf-8")
 
 
@@ -230,3 +239,22 @@ def test_sigterm_stops_the_send_cleanly_and_the_interrupted_batch_is_uncertain(
         run(workspace, sg)  # resumes: the interrupted batch becomes uncertain, the rest is sent
         assert listed_uncertain(workspace) == set(AUDIENCE[BATCH : 2 * BATCH])
         assert Counter(sg.all_recipients()) == Counter(AUDIENCE[:BATCH] + AUDIENCE[2 * BATCH :])
+
+
+def test_a_send_killed_after_sendgrid_accepted_resends_only_whom_no_event_vouched_for(
+    workspace: Path,
+) -> None:
+    """The doubles --resend-uncertain used to cost: SendGrid's events, received by the real
+    webhook, settle the killed batch, and only the partner without an event gets a second copy."""
+    prepare(workspace)
+    config = load_config(workspace / "config.toml")
+    with running_server() as sg:
+        crash(workspace, sg, "accepted_unrecorded", 2)
+        killed = [p["to"][0]["email"] for p in sg.accepted_requests[-1].body["personalizations"]]
+        assert ledger_states(workspace)[killed[0]] == "in_flight"
+        post_events(config, [event(n, "processed", a, sg) for n, a in enumerate(killed[:4])])
+        run(workspace, sg, "--resend-uncertain")
+        received = Counter(sg.all_recipients())
+    assert {a for a in AUDIENCE if received[a] != 1} == {killed[4]}
+    assert received[killed[4]] == 2
+    assert set(ledger_states(workspace).values()) == {"accepted"}

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import click
 
-from newsflash.cli import build, report, schedule, send, serve, start, subscribers, web
+from newsflash.cli import build, report, schedule, send, serve, start, status, subscribers, web
 from newsflash.cli.common import State
 
 
@@ -63,7 +63,7 @@ for command in (
     web.preview,
     schedule.approve,
     send.send,
-    send.status,
+    status.status,
     schedule.schedule,
     web.archive,
     subscribers.subscribers,

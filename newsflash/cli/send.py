@@ -1,4 +1,4 @@
-"""`newsflash send` and `status`: the send to partners and where each one stands.
+"""`newsflash send`: the send to partners, a dry run, test copies.
 
 Thin on purpose: each command parses, asks the library (sending/plan.py through the dry run,
 sending/send.py, sending/report.py) and prints; no ledger is opened here. `newsflash --help`
@@ -26,15 +26,14 @@ from newsflash.cli.common import (
     pass_state,
     print_problems,
 )
+from newsflash.cli.status import print_status_lines
 from newsflash.errors import NewsflashError
-from newsflash.months import local_time
 from newsflash.signals import sigterm_as_interrupt
 
 if TYPE_CHECKING:  # types only; the modules load when a command runs (see above)
     from newsflash.config import Config
     from newsflash.pipeline import BuiltEdition
-    from newsflash.sending.report import EditionReport, LedgerView, SendReport
-    from newsflash.state.ledger import EditionStatus
+    from newsflash.sending.report import SendReport
     from newsflash.transports.base import Transport
 
 
@@ -98,6 +97,20 @@ def _say_approval(
         console.print("[yellow]A send now would be held: nothing would be sent.[/]")
 
 
+def _print_notes(report: SendReport) -> None:
+    """The sync with SendGrid, what its events settled, and who --resend-uncertain holds."""
+    if report.synced:
+        console.print(escape(report.synced), soft_wrap=True)
+    if report.settled:
+        console.print(
+            f"{report.settled} uncertain recipient(s) recorded as accepted: SendGrid's events "
+            "showed it had taken their request.",
+            soft_wrap=True,
+        )
+    if report.held_back:
+        console.print(f"[yellow]{escape(report.held_back)}[/]", soft_wrap=True)
+
+
 def _print_summary(report: SendReport) -> None:
     table = Table(
         title=f"Edition {report.edition_id} through {report.transport}",
@@ -118,10 +131,11 @@ def _print_summary(report: SendReport) -> None:
         table.add_row("requests", str(report.requests))
     table.add_row("[bold]total recipients[/]", f"[bold]{report.total}[/]")
     console.print(table)
+    _print_notes(report)
     if report.stopped:
         console.print(f"[red]stopped:[/] {escape(report.stopped)}", soft_wrap=True)
     if report.status is not None:
-        _print_status_lines(report.status)
+        print_status_lines(report.status)
 
 
 @click.command()
@@ -188,6 +202,7 @@ def send(
     _say_approval(config, edition, result, plan, dry_run)
     _print_plan(plan)
     if dry_run:
+        _print_notes(plan)
         if plan.first_request is not None:
             console.print("First request (nothing was sent):")
             click.echo(json.dumps(_shorten(plan.first_request), indent=2, ensure_ascii=False))
@@ -253,8 +268,9 @@ def _where(config: Config, report: SendReport) -> str:
 
 def _nothing_to_send(plan: SendReport) -> None:
     console.print("Nothing to send now.")
+    _print_notes(plan)
     if plan.status is not None:
-        _print_status_lines(plan.status)
+        print_status_lines(plan.status)
     if plan.uncertain:
         sys.exit(1)
 
@@ -298,102 +314,3 @@ def _send_with_progress(
             soft_wrap=True,
         )
         sys.exit(130)
-
-
-@click.command()
-@edition_argument
-@click.option(
-    "--transport",
-    "ledger_name",
-    default=None,
-    type=click.Choice(["sendgrid", "outbox", "sendgrid-sandbox"]),
-    help="Whose ledger to show (default: every ledger that has the edition).",
-)
-@click.option("--all", "show_all", is_flag=True, help="List every uncertain/failed recipient.")
-@pass_state
-@handled
-def status(state: State, edition: str, ledger_name: str | None, show_all: bool) -> None:
-    """Where every recipient of EDITION stands: counts, approval, uncertain and failed.
-
-    Ends with what to do next (resume, resend uncertain ones, or nothing).
-    """
-    from newsflash.sending.report import edition_status  # deferred: start-up time
-
-    report = edition_status(state.config, edition, ledger_name)
-    zone = state.config.model.newsletter.timezone
-    for view in report.ledgers:
-        _print_ledger(view, edition, show_all, zone)
-    console.print(f"[bold]approval[/] {escape(report.approval_line)}", soft_wrap=True)
-    if report.list_problem:
-        console.print(
-            f"[red]the partner list cannot be read now[/]: {escape(report.list_problem)}. A "
-            "send stops (or does not start) until it is fixed; see `newsflash subscribers`.",
-            soft_wrap=True,
-        )
-    if not report.ledgers:
-        _print_not_sent(report)
-
-
-def _print_ledger(view: LedgerView, edition: str, show_all: bool, zone: str) -> None:
-    """One ledger's counts, times on the newsletter's clock, and whether the approval is of
-    the edition sent (who approved it and when: once, on the approval line after the tables)."""
-    st = view.status
-    table = Table(
-        title=f"Edition {edition} — {view.name} ledger ({view.path.name})",
-        title_justify="left",
-        show_header=False,
-    )
-    table.add_column("")
-    table.add_column("", justify="right")
-    for label, n in (
-        ("accepted", st.accepted),
-        ("pending", st.pending),
-        ("in flight", st.in_flight),
-        ("uncertain", st.uncertain),
-        ("failed", st.failed - view.skipped),
-        ("left the audience", view.skipped),
-        ("[bold]total[/]", st.total),
-    ):
-        table.add_row(label, str(n))
-    table.add_row("started", local_time(st.started_at, zone))
-    table.add_row("finished", local_time(st.finished_at, zone) if st.finished_at else "not yet")
-    if view.approval is not None:
-        same = view.approval[0] == st.manifest_hash
-        table.add_row("approval", "of the edition sent" if same else "of ANOTHER version")
-    console.print(table)
-    limit = None if show_all else 50
-    for title, rows in (
-        ("uncertain", [(e, "") for e in st.uncertain_recipients]),
-        ("failed", list(st.failed_recipients)),
-    ):
-        _print_recipients(title, rows, limit)
-    _print_status_lines(st)
-
-
-def _print_status_lines(status: EditionStatus) -> None:
-    from newsflash.sending.report import status_lines  # deferred: start-up time
-
-    for line in status_lines(status):
-        console.print(escape(line), soft_wrap=True)
-
-
-def _print_recipients(title: str, rows: list[tuple[str, str]], limit: int | None) -> None:
-    if rows:
-        console.print(f"[bold]{title}[/] ({len(rows)}):")
-    for address, reason in rows[:limit]:
-        console.print(
-            f"  {escape(address)}" + (f"  [dim]{escape(reason)}[/]" if reason else ""),
-            soft_wrap=True,
-            markup=True,
-        )
-    if limit is not None and len(rows) > limit:
-        console.print(f"  … {len(rows) - limit} more (--all lists them)")
-
-
-def _print_not_sent(report: EditionReport) -> None:
-    edition = report.edition_id
-    console.print(
-        f"Edition {edition} has not been sent through any transport. Try "
-        f"`newsflash send {edition} --dry-run`.",
-        soft_wrap=True,
-    )

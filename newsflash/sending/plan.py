@@ -25,6 +25,7 @@ from newsflash.personalise import Person
 from newsflash.sending.approval import diff_manifests
 from newsflash.sending.audience import Audience
 from newsflash.sending.report import SendReport, is_skipped, skipped_count
+from newsflash.sending.settle import held_back_note, settle_from_events, uncertain_cutoff
 from newsflash.state.ledger import EditionStatus, LedgerRecipient
 from newsflash.state.ledgers import build_edition, open_existing
 from newsflash.transports.base import Transport
@@ -130,30 +131,37 @@ def refuse_if_changed(
 
 @dataclass(frozen=True)
 class _Started:
-    """What the ledger holds of a send that started: its status, resume order, manifest."""
+    """What the ledger holds of a send that started: its status, resume order, manifest, and
+    the uncertain recipients --resend-uncertain would leave for now (and why)."""
 
     status: EditionStatus
     order: list[LedgerRecipient]
     manifest: dict[str, Any] | None
+    held_back: tuple[int, str]
 
 
 def _started(config: Config, ready: Prepared, edition_id: str, again: bool) -> _Started | None:
+    """The ledger as the next run would find it; what SendGrid's events proved is recorded
+    first (settle.py), the one write a dry run makes, since it sends nothing."""
     ledger = open_existing(config, ready.ledger_name)
     if ledger is None:
         return None
     with ledger:
+        settle_from_events(config, ledger, ready.ledger_name, edition_id)
         status = ledger.status(edition_id)
         if status.manifest_hash is None:
             return None
-        order = ledger.resume_order(edition_id, resend_uncertain=again)
-        return _Started(status, order, ledger.manifest(edition_id))
+        cutoff = uncertain_cutoff(config)
+        order = ledger.resume_order(edition_id, resend_uncertain=again, uncertain_before=cutoff)
+        held = (ledger.held_back(edition_id, cutoff)[0], held_back_note(config, ledger, edition_id))
+        return _Started(status, order, ledger.manifest(edition_id), held if again else (0, ""))
 
 
 def _counts(started: _Started, audience: Audience, again: bool) -> tuple[int, int, int]:
     """(total, already accepted, to send) of a send that started, as the next run sees it."""
     status = started.status
     retry = status.failed - skipped_count(status)
-    uncertain = status.uncertain + status.in_flight if again else 0
+    uncertain = status.uncertain + status.in_flight - started.held_back[0] if again else 0
     in_audience = {p.email.lower() for p in audience.people.values()}
     back = sum(  # skipped earlier, in the audience again now: the send takes them
         1
@@ -179,7 +187,7 @@ def dry_run(
     ready: Prepared,
     resend_uncertain: bool,
 ) -> SendReport:
-    """Counts and the first request, from the ledger if the send started; writes nothing."""
+    """Counts and the first request, from the ledger if the send started; sends nothing."""
     started = _started(config, ready, edition_id, resend_uncertain)
     status = started.status if started is not None else None
     if started is not None:
@@ -204,6 +212,7 @@ def dry_run(
         to_send=to_send,
         left_out=left_out(ready.build),
         subscriber_problems=ready.audience.problems,
+        held_back=started.held_back[1] if started is not None else "",
         dry_run=True,
     )
 

@@ -1,11 +1,14 @@
 """Where a send left things, and where an edition stands: the report a person reads.
 
 `SendReport` is what a send (or a dry run, or a test copy) returns; `edition_status` gathers,
-for `newsflash status`, every ledger that holds the edition; `status_lines` says what to do next.
+for `newsflash status`, every ledger that holds the edition (settled first by SendGrid's events:
+settle.py); `status_lines` says what to do next; `suppressed_partners` counts who of the list
+no send will mail.
 """
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,8 +17,10 @@ from typing import Any
 from newsflash.config import Config
 from newsflash.errors import NewsflashError, SubscribersError
 from newsflash.sending.approval import status_line
+from newsflash.sending.settle import settle_from_events
 from newsflash.state.ledger import EditionStatus
 from newsflash.state.ledgers import LEDGER_FILES, ledger_path, open_existing
+from newsflash.state.suppressions import SuppressionStore
 from newsflash.subscribers import load_subscribers
 
 __all__ = [
@@ -23,10 +28,12 @@ __all__ = [
     "EditionReport",
     "LedgerView",
     "SendReport",
+    "Suppressed",
     "edition_status",
     "is_skipped",
     "skipped_count",
     "status_lines",
+    "suppressed_partners",
 ]
 
 SKIPPED_SUFFIX = " since the send started (not sent)"
@@ -51,6 +58,9 @@ class SendReport:
     left_out: tuple[tuple[str, str], ...] = ()  # items not in the edition, with the reason
     subscriber_problems: int = 0  # rows of subscribers.csv skipped or merged
     stopped: str = ""  # why the run stopped before the end, if it did
+    settled: int = 0  # uncertain recipients SendGrid's events proved accepted (settle.py)
+    held_back: str = ""  # why --resend-uncertain left some for now, and until when
+    synced: str = ""  # what the sync with SendGrid's suppression lists before the send did
     dry_run: bool = False
     test: bool = False
     message_id: str | None = None  # a test copy: the transport's id (the outbox: its file)
@@ -100,9 +110,12 @@ def status_lines(status: EditionStatus) -> Sequence[str]:
     if status.uncertain:
         lines.append(
             f"{status.uncertain} recipient(s) are uncertain: SendGrid may have accepted them "
-            "but no answer came. Check SendGrid's Activity feed (category "
-            f"edition-{eid}); if they did not get it, run `newsflash send {eid} "
-            "--resend-uncertain` (anyone who did get it would get it twice)."
+            "but no answer came, and no SendGrid event (newsflash serve) has yet shown they "
+            "were; those that come are recorded here as accepted. `newsflash send "
+            f"{eid} --resend-uncertain` resends the others once their batch is "
+            "[sendgrid] resend_uncertain_after_minutes old (anyone who got it without an event "
+            f"reaching newsflash would get it twice; SendGrid's Activity feed, category "
+            f"edition-{eid}, tells)."
         )
     if skipped:
         lines.append(
@@ -154,6 +167,7 @@ def edition_status(
         if ledger is None:
             continue
         with ledger:
+            settle_from_events(config, ledger, name, edition_id)
             st = ledger.status(edition_id)
             approval = approval or ledger.approval(edition_id)
         if st.manifest_hash is not None:
@@ -165,6 +179,34 @@ def edition_status(
     unfinished = any(v.unfinished for v in views)
     problem = _list_problem(config) if unfinished or not views else ""
     return EditionReport(edition_id, tuple(views), approval, line, problem)
+
+
+@dataclass(frozen=True)
+class Suppressed:
+    """Partners of subscribers.csv the suppression store keeps out of every send."""
+
+    partners: int
+    by_reason: dict[str, int]  # a partner with two reasons (a bounce, then an unsubscribe) in both
+
+
+def suppressed_partners(config: Config) -> Suppressed | None:
+    """What `newsflash status` counts; None when the list can't be read (it says why)."""
+    path = config.state_dir / "suppressions.sqlite"
+    if not path.exists():
+        return Suppressed(0, {})
+    try:
+        listed = {
+            r.email.strip().lower() for r in load_subscribers(config.subscribers_path).recipients
+        }
+    except SubscribersError:
+        return None
+    store = SuppressionStore(path)
+    try:
+        rows = [r for r in store.rows() if r.address in listed]
+    finally:
+        store.close()
+    by_reason = Counter(r.reason for r in rows)
+    return Suppressed(len({r.address for r in rows}), dict(sorted(by_reason.items())))
 
 
 def _list_problem(config: Config) -> str:

@@ -12,8 +12,12 @@ SendGrid.
   batch that failed after its retries stops the run (an outage would fail the rest too); a
   timeout makes the batch uncertain and the send goes on, but two uncertain batches in a row
   stop it. KeyboardInterrupt (and SIGTERM, which the CLI turns into one) leaves the batch in
-  flight; the next run records it as uncertain. Uncertain recipients are resent only with
-  `resend_uncertain=True`.
+  flight; the next run records it as uncertain. Uncertain recipients SendGrid's events vouch
+  for are recorded accepted first (settle.py); the others are resent only with
+  `resend_uncertain=True`, and only once their batch is old enough for events to have come.
+* **Who, with SendGrid's word.** A send through SendGrid first pulls SendGrid's suppression
+  lists ([sendgrid] sync_before_send); if SendGrid can't be reached, the report says so and
+  the send goes on with the local store.
 * **Who, while it runs.** The partner list is re-read between batches whenever the file
   changes: a frozen recipient who left the audience is skipped (audience.py); a changed list
   that cannot be read stops the run.
@@ -35,6 +39,8 @@ from newsflash.personalise import Person
 from newsflash.sending import plan
 from newsflash.sending.audience import first_name
 from newsflash.sending.report import SKIPPED_SUFFIX, SendReport, skipped_count
+from newsflash.sending.settle import held_back_note, settle_from_events, uncertain_cutoff
+from newsflash.sending.suppression_sync import sync_for_send
 from newsflash.state.ledger import Batch, EditionStatus, Ledger, LedgerRecipient
 from newsflash.state.ledgers import build_edition, open_ledger
 from newsflash.subscribers import recipient_id
@@ -66,16 +72,20 @@ def send_edition(
     A dry run sends and writes nothing: it reports what a send would do.
     """
     transport = transport or make_transport(config, dry_run=dry_run)
+    synced = "" if dry_run else sync_for_send(config, transport.ledger_name)
     ready = plan.prepare(config, edition_id, transport, build)
     if dry_run:
         return plan.dry_run(config, edition_id, transport, ready, resend_uncertain)
     with open_ledger(config, ready.ledger_name) as ledger, ledger.sending(edition_id):
+        settled = settle_from_events(config, ledger, ready.ledger_name, edition_id)
         run = _Run(ledger, transport, ready, edition_id, progress)
-        start = run.start(resend_uncertain)
+        start = run.start(uncertain_cutoff(config) if resend_uncertain else None)
+        held = held_back_note(config, ledger, edition_id) if resend_uncertain else ""
         run.loop()
         ledger.finish(edition_id)
         final = ledger.status(edition_id)
-    return run.report(start, final)
+    report = run.report(start, final)
+    return dataclasses.replace(report, settled=settled, held_back=held, synced=synced)
 
 
 class _Run:
@@ -100,8 +110,9 @@ class _Run:
         self.stopped = ""
         self.ahead: _Lookahead | None = None
 
-    def start(self, resend_uncertain: bool) -> EditionStatus:
-        """Freeze the audience on the first run, or resume (skipping who left since)."""
+    def start(self, resend_before: str | None) -> EditionStatus:
+        """Freeze the audience on the first run, or resume (skipping who left since);
+        `resend_before`: resend the uncertain batches that went out by then (None: none)."""
         ledger, edition_id, build = self.ledger, self.edition_id, self.ready.build
         begun = ledger.status(edition_id)
         resuming = begun.manifest_hash is not None
@@ -113,7 +124,8 @@ class _Run:
             build.edition.manifest_hash,
             json.dumps(build.edition.manifest, sort_keys=True),
             recipients,
-            resend_uncertain=resend_uncertain,
+            resend_uncertain=resend_before is not None,
+            uncertain_before=resend_before,
         )
         if resuming:
             self.audience.skip_gone(ledger, edition_id)

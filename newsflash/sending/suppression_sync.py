@@ -58,6 +58,7 @@ __all__ = [
     "SyncReport",
     "key_and_host",
     "sync_before_send",
+    "sync_for_send",
     "sync_suppressions",
 ]
 
@@ -190,6 +191,22 @@ def sync_before_send(
     except SuppressionSyncError as e:
         return SyncOutcome(None, str(e))
     return SyncOutcome(report, "; ".join(report.errors) or None)
+
+
+def sync_for_send(config: Config, ledger_name: str) -> str:
+    """The line to show for the sync a send through SendGrid runs first ('' for none: the
+    outbox, sandbox mode, or [sendgrid] sync_before_send = false)."""
+    if ledger_name != "sendgrid" or not config.model.sendgrid.sync_before_send:
+        return ""
+    try:
+        key, host = key_and_host(config)
+    except NewsflashError as e:
+        return SyncOutcome(None, str(e)).line()
+    store = SuppressionStore.in_state(config.state_dir)
+    try:
+        return sync_before_send(config, store, key, host=host).line()
+    finally:
+        store.close()
 
 
 def key_and_host(config: Config) -> tuple[str, str]:

@@ -14,7 +14,7 @@ from __future__ import annotations
 import hashlib
 import json
 import sqlite3
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -22,7 +22,7 @@ from typing import Any
 
 from newsflash.state.sqlite import WalDatabase
 
-__all__ = ["Event", "EventStore", "parse_event"]
+__all__ = ["VOUCHING", "Event", "EventStore", "parse_event"]
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS events (
@@ -54,6 +54,8 @@ CREATE TABLE IF NOT EXISTS event_facts (
     machine_open  INTEGER NOT NULL,
     PRIMARY KEY (edition_id, event, sg_event_id)
 ) WITHOUT ROWID;
+-- Settling an uncertain batch asks for a few recipients' events of one edition.
+CREATE INDEX IF NOT EXISTS events_by_recipient ON events (edition_id, recipient_id);
 """
 _BACKFILL = """
 INSERT OR IGNORE INTO event_facts
@@ -67,6 +69,11 @@ FROM events
 """
 _VERSION = 2
 _CHUNK = 500  # ids per IN (...) query, well under SQLite's variable limit
+#: Events SendGrid emits only for a message it accepted: `processed` comes first for every one,
+#: the others prove it as well when `processed` was lost or is late.
+VOUCHING = ("processed", "delivered", "dropped", "bounce")
+#: The category `newsflash send --to` adds: a test copy proves nothing about the partner's own.
+_TEST_CATEGORY = "test"
 
 
 @dataclass(frozen=True)
@@ -147,6 +154,17 @@ def _facts(e: Event) -> tuple[object, ...]:
     )
 
 
+def _is_test(raw: str) -> bool:
+    """Whether a stored event's categories (a list, or one string) include the test copy's."""
+    try:
+        category = json.loads(raw).get("category")
+    except (ValueError, AttributeError):
+        return False
+    if isinstance(category, str):
+        return category == _TEST_CATEGORY
+    return isinstance(category, list) and _TEST_CATEGORY in category
+
+
 class EventStore:
     """state/events.sqlite; safe for several threads and processes at once."""
 
@@ -220,6 +238,34 @@ class EventStore:
                 [_facts(e) for e in events],
             )
             return added
+
+    def vouched(self, edition_id: str, recipients: Mapping[str, str]) -> dict[str, str | None]:
+        """Which of `recipients` (id -> address) a VOUCHING event proves SendGrid accepted the
+        edition for, with the X-Message-Id of that request (the start of `sg_message_id`).
+
+        The event must name the same address as the ledger (a recipient id is a hash of one,
+        but a forged or stray id must not settle someone else), and a test copy's events
+        (category "test") do not count.
+        """
+        ids = list(recipients)
+        marks = ", ".join("?" for _ in VOUCHING)
+        found: dict[str, str | None] = {}
+        with self._db.read() as conn:
+            for start in range(0, len(ids), _CHUNK):
+                chunk = ids[start : start + _CHUNK]
+                rows = conn.execute(
+                    "SELECT recipient_id, email, sg_message_id, raw FROM events "
+                    f"WHERE edition_id = ? AND recipient_id IN ({', '.join('?' * len(chunk))}) "
+                    f"AND event IN ({marks}) ORDER BY happened_at",
+                    (edition_id, *chunk, *VOUCHING),
+                ).fetchall()
+                for rid, address, sg_message_id, raw in rows:
+                    if address != recipients[rid].strip().lower() or _is_test(raw):
+                        continue
+                    message_id = sg_message_id.split(".", 1)[0] or None
+                    if found.get(rid) is None:
+                        found[rid] = message_id
+        return found
 
     def counts(self, edition_id: str | None = None) -> dict[str, int]:
         """Events per type (all editions, or one), e.g. how many were deferred or blocked."""

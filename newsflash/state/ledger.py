@@ -8,6 +8,7 @@ callers use; its parts live by what they hold:
 * ledger_db: the schema, its version and the transactions over state/sqlite.py's WAL file;
 * ledger_lock: the per-edition send lock (an flock the kernel drops when its process dies);
 * ledger_batches: freezing the recipients, claiming and settling batches, reset;
+* ledger_settle: uncertain recipients SendGrid's events proved accepted, and who must wait;
 * ledger_queries: status, frozen and published items, approvals;
 * ledger_records: the records they hand out (LedgerRecipient, Batch, EditionStatus).
 """
@@ -16,11 +17,12 @@ from __future__ import annotations
 
 from newsflash.state.ledger_batches import LedgerBatches
 from newsflash.state.ledger_records import Batch, EditionStatus, LedgerRecipient
+from newsflash.state.ledger_settle import Doubtful, LedgerSettle
 
-__all__ = ["Batch", "EditionStatus", "Ledger", "LedgerRecipient"]
+__all__ = ["Batch", "Doubtful", "EditionStatus", "Ledger", "LedgerRecipient"]
 
 
-class Ledger(LedgerBatches):
+class Ledger(LedgerBatches, LedgerSettle):
     """One SQLite file (WAL) shared by every ``newsflash`` process of a project."""
 
     def close(self) -> None:

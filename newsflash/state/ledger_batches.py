@@ -39,6 +39,7 @@ class LedgerBatches(SendLock, LedgerQueries):
         recipients: Sequence[LedgerRecipient],
         *,
         resend_uncertain: bool = False,
+        uncertain_before: str | None = None,
     ) -> EditionStatus:
         """Freeze the recipients on the first run; on later runs, pick up where the last stopped.
 
@@ -49,8 +50,10 @@ class LedgerBatches(SendLock, LedgerQueries):
         Batches still in flight belonged to a process that died or timed out (we hold the lock,
         so nobody else is sending): SendGrid may or may not have taken them, so they become
         uncertain and are resent only when the user asks (``resend_uncertain=True``), because a
-        duplicate is the user's call. Failed batches were definitely refused, so their
-        recipients are retried without asking.
+        duplicate is the user's call; with ``uncertain_before`` (a `timestamp()`), only batches
+        that went out by then, so SendGrid's events have had time to settle them first
+        (ledger_settle). Failed batches were definitely refused, so their recipients are
+        retried without asking.
         """
         self._require_lock(edition_id, "start_send")
         try:
@@ -65,7 +68,8 @@ class LedgerBatches(SendLock, LedgerQueries):
             if row is None:
                 self._freeze(conn, edition_id, manifest_hash, manifest_json, recipients, now)
             else:
-                self._resume(conn, edition_id, row[0], manifest_hash, resend_uncertain, now)
+                again = (uncertain_before or now) if resend_uncertain else None
+                self._resume(conn, edition_id, row[0], manifest_hash, again, now)
         return self.status(edition_id)
 
     @staticmethod
@@ -108,9 +112,10 @@ class LedgerBatches(SendLock, LedgerQueries):
         edition_id: str,
         frozen_hash: str,
         manifest_hash: str,
-        resend_uncertain: bool,
+        uncertain_before: str | None,
         now: str,
     ) -> None:
+        """`uncertain_before`: resend uncertain batches that went out by then (None: none)."""
         if frozen_hash != manifest_hash:
             if self._accepted_any(conn, edition_id):
                 way_out = "make them a new edition"
@@ -129,22 +134,22 @@ class LedgerBatches(SendLock, LedgerQueries):
             "WHERE edition_id = ? AND state = 'in_flight'",
             (_IN_FLIGHT_LOST, now, edition_id),
         )
-        retry = ("failed", "uncertain") if resend_uncertain else ("failed",)
-        marks = ", ".join("?" * len(retry))
-        old = f"SELECT id FROM batches WHERE edition_id = ? AND state IN ({marks})"
+        # '' sorts before every timestamp: no uncertain batch qualifies.
+        cutoff = uncertain_before if uncertain_before is not None else ""
+        which = "edition_id = ? AND (state = 'failed' OR (state = 'uncertain' AND created_at <= ?))"
+        old = f"SELECT id FROM batches WHERE {which}"
         conn.execute(
             "INSERT INTO superseded (batch_id, edition_id, recipient_id) "
             f"SELECT batch_id, edition_id, recipient_id FROM recipients WHERE batch_id IN ({old})",
-            (edition_id, *retry),
+            (edition_id, cutoff),
         )
         moved = conn.execute(
             f"UPDATE recipients SET batch_id = NULL WHERE batch_id IN ({old})",
-            (edition_id, *retry),
+            (edition_id, cutoff),
         ).rowcount
         conn.execute(
-            f"UPDATE batches SET state = 'superseded', updated_at = ? "
-            f"WHERE edition_id = ? AND state IN ({marks})",
-            (now, edition_id, *retry),
+            f"UPDATE batches SET state = 'superseded', updated_at = ? WHERE {which}",
+            (now, edition_id, cutoff),
         )
         if moved:
             conn.execute("UPDATE sends SET finished_at = NULL WHERE edition_id = ?", (edition_id,))

@@ -34,18 +34,20 @@ class LedgerQueries(LedgerDb):
             ).fetchall()
         return [LedgerRecipient(rid, email) for rid, email in rows]
 
-    def resume_order(self, edition_id: str, *, resend_uncertain: bool) -> list[LedgerRecipient]:
+    def resume_order(
+        self, edition_id: str, *, resend_uncertain: bool, uncertain_before: str | None = None
+    ) -> list[LedgerRecipient]:
         """Who the next run would send, in order: what start_send makes pending again (failed,
-        and uncertain or in flight when asked) together with the pending, by list position."""
-        states = ("failed", "uncertain", "in_flight") if resend_uncertain else ("failed",)
-        marks = ", ".join("?" for _ in states)
+        and uncertain or in flight when asked, if they went out by `uncertain_before`) together
+        with the pending, by list position."""
+        cutoff = (uncertain_before or timestamp()) if resend_uncertain else ""
         with self._read() as conn:
             rows = conn.execute(
                 "SELECT r.recipient_id, r.email FROM recipients r "
                 "LEFT JOIN batches b ON b.id = r.batch_id "
-                f"WHERE r.edition_id = ? AND (r.batch_id IS NULL OR b.state IN ({marks})) "
-                "ORDER BY r.seq",
-                (edition_id, *states),
+                "WHERE r.edition_id = ? AND (r.batch_id IS NULL OR b.state = 'failed' OR "
+                "(b.state IN ('uncertain', 'in_flight') AND b.created_at <= ?)) ORDER BY r.seq",
+                (edition_id, cutoff),
             ).fetchall()
         return [LedgerRecipient(rid, email) for rid, email in rows]
 

@@ -1,7 +1,8 @@
 """How newsflash talks to SendGrid's API when it does not answer well: one loop for all of it.
 
 Mail Send (sendgrid_delivery.py) and the suppression lists (suppressions_api.py) wait and retry
-the same way: an attempt that raises Retryable (5xx, a request that never fully left) is tried
+the same way: an attempt that raises Retryable (an answer proving nothing was taken, a request
+that never fully left; each caller says which answers those are) is tried
 again with exponential backoff and jitter, up to `retries` more times; one that raises
 RateLimited (429) waits until X-RateLimit-Reset, at most `max_rate_limit_wait` seconds in all
 for one call. What an answer means is each caller's; here are only the waiting and the plain
@@ -47,7 +48,7 @@ class Policy:
 
 
 class Retryable(Exception):
-    """SendGrid did not take the request (5xx, or the request never fully left)."""
+    """SendGrid did not take the request (e.g. 500/503, or the request never fully left)."""
 
     def __init__(self, reason: str) -> None:
         super().__init__(reason)

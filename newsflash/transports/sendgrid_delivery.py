@@ -16,15 +16,21 @@ What an answer means, and so what the ledger may record:
   be 202, follows it but http.client cannot read past it; uncertain.
 * 429: not accepted; wait until X-RateLimit-Reset (at most ``max_rate_limit_wait`` seconds in
   all for one batch) and try again; a longer wait stops the send with a TransportError.
-* 5xx, or a connection that failed before the request was fully written (refused, reset while
-  sending): not accepted; retried with exponential backoff and jitter, ``retries`` times.
+* 500 Internal Server Error and 503 Service Unavailable, or a connection that failed before the
+  request was fully written (refused, reset while sending): not accepted; retried with
+  exponential backoff and jitter, ``retries`` times. 500 is the one 5xx SendGrid's Mail Send
+  spec describes (with its error body), and RFC 9110 gives 500 and 503 to the server that did
+  not fulfil the request; the body is not required, because a proxy's own 500/503 page also
+  means nothing was forwarded.
 * 400/401/403/413/other 4xx: not accepted and a retry would not help; TransportError.
   (307/308 and 3xx alike, above.)
-* A time-out or a dropped connection *after* the request was written: SendGrid may have taken
-  it. The batch is reported ``uncertain`` and NOT retried here: retrying could send the
-  edition twice to a thousand partners, and newsflash's first rule is that no one is sent
-  twice. The ledger lists such recipients and `newsflash send --resend-uncertain` resends them
-  on request.
+* Every other 5xx (502 Bad Gateway, 504 Gateway Timeout, a CDN's 520/524...): the answer of a
+  gateway that may have forwarded the request to SendGrid, which may have taken it. Like a
+  time-out or a dropped connection *after* the request was written, the batch is reported
+  ``uncertain`` and NOT retried here: retrying could send the edition twice to a thousand
+  partners, and newsflash's first rule is that no one is sent twice. SendGrid's events settle
+  most uncertain recipients by themselves (sending/settle.py); `newsflash send
+  --resend-uncertain` resends the rest on request, after a wait.
 
 Every TransportError raised here therefore means "this request was not accepted", which is what
 lets the caller record the batch as failed and retry it on the next run.
@@ -74,6 +80,8 @@ __all__ = [
 ]
 
 MAIL_SEND = "POST /v3/mail/send"
+#: The 5xx answers that prove the request was not taken (the module docstring says why).
+_NOT_TAKEN = frozenset({500, 503})
 
 
 class Uncertain(Exception):
@@ -118,7 +126,7 @@ class Delivery:
         return f"Delivery(host={self.host!r}, api_key=<redacted>)"
 
     def deliver(self, payload: JSON, batch: Sequence[Person] = ()) -> Answer:
-        """Post until accepted; 429s wait, 5xx/refused connections back off and retry
+        """Post until accepted; 429s wait, 500/503/refused connections back off and retry
         (transports/retries.py). `batch` only names partners in a 400's errors."""
         self.attempts = 0
         self._batch = batch
@@ -220,8 +228,13 @@ class Delivery:
             raise self._not_mail_send(status, headers, body)
         if status == 429:
             raise RateLimited(as_float(headers.get("X-RateLimit-Reset") if headers else None))
-        if status >= 500:
+        if status in _NOT_TAKEN:
             raise Retryable(f"SendGrid answered {status} {phrase(status)}")
+        if status >= 500:
+            raise Uncertain(
+                f"{self.host} answered {status} {phrase(status)}".rstrip()
+                + ", a gateway's answer that may follow a request SendGrid accepted"
+            )
         raise self._client_error(status, body)
 
     def _client_error(self, status: int, body: str) -> TransportError:
