@@ -26,6 +26,7 @@ Kill points (k = the request number, batches of 5):
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import signal
 import sqlite3
@@ -65,8 +66,11 @@ def prepare(ws: Path) -> None:
     # suppression lists first: its requests would take the faults meant for Mail Send.
     text = text.replace("[sendgrid]\n", "[sendgrid]\nresend_uncertain_after_minutes = 0\n")
     text = text.replace("[sendgrid]\n", "[sendgrid]\nsync_before_send = false\n")
+    # Nor receipts to the items' contacts once the send is complete: they are not partners.
+    text = re.sub(r"^(\[receipts\].*\n)enabled = \w+$", r"\1enabled = false", text, flags=re.M)
     assert f"batch_size = {BATCH}" in text and "timeout = 20" in text
     assert "resend_uncertain_after_minutes = 0" in text and "sync_before_send = false" in text
+    assert re.search(r"^\[receipts\].*\nenabled = false$", text, re.M)
     config.write_text(text, encoding="utf-8")
 
 
