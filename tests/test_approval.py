@@ -264,6 +264,7 @@ def test_an_approval_given_without_the_sendgrid_key_is_what_the_keyed_service_se
         monkeypatch.setenv("SENDGRID_API_KEY", DEFAULT_API_KEY)
         monkeypatch.setenv("NEWSFLASH_SENDGRID_HOST", server.url)
         # Last month really went out through SendGrid and carried every unpinned item.
+        approve(config, _previous_month(edition), "ana")
         last = send_edition(config, _previous_month(edition), transport=make_transport(config))
         assert last.complete and last.transport == "sendgrid"
         (config.submissions_dir / "fresh.md").write_text(
@@ -311,11 +312,13 @@ def test_a_held_edition_that_was_partly_sent_says_how_many_got_it(config: Config
         raise jobs.SendStopped(f"stopped after {done} of {total}")
 
     config = set_schedule(config.root, jobs={"send": FAR}, require_approval=True, batch_size=2)
+    approve(config, edition, "ana")
     with pytest.raises(jobs.SendStopped):
         send_edition(
             config, edition, transport=make_transport(config), progress=stop_after_the_first_batch
         )
-    outcome = jobs.run_send(str(config.path))  # never approved: held
+    own_template(config.root, "partials/footer.mjml.j2", "{# edited after approval #}\n")
+    outcome = jobs.run_send(str(config.path))  # the approval no longer holds: held
     assert outcome.startswith(f"held edition {edition}")
     (notice,) = notices(config)
     text = body(notice)

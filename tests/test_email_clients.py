@@ -27,6 +27,7 @@ from conftest import missing_tool
 
 from newsflash.config import load_config
 from newsflash.pipeline import build_edition, write_build
+from newsflash.sending.approval import approve
 from newsflash.sending.send import send_edition
 
 EDITION = "2022-02"
@@ -112,7 +113,9 @@ def built(workspace: Path) -> Path:
 @pytest.fixture
 def outbox_eml(workspace: Path) -> Path:
     """One partner's .eml, written by the outbox transport as `newsflash send` does."""
-    send_edition(load_config(workspace / "config.toml"), EDITION)
+    config = load_config(workspace / "config.toml")
+    approve(config, EDITION, "ana")
+    send_edition(config, EDITION)
     files = sorted((workspace / "outbox" / EDITION).glob("*.eml"))
     assert files, "the outbox wrote nothing"
     return files[0]

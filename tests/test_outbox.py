@@ -14,6 +14,7 @@ from newsflash.cli import main
 from newsflash.config import load_config
 from newsflash.message import message_from
 from newsflash.personalise import Person
+from newsflash.sending.approval import approve
 from newsflash.sending.send import send_edition, send_test
 from newsflash.state import ledgers
 from newsflash.subscribers import recipient_id
@@ -49,6 +50,7 @@ def test_without_a_key_the_edition_goes_to_the_outbox_one_eml_per_audience_membe
     workspace: Path,
 ) -> None:
     config = load_config(workspace / "config.toml")
+    approve(config, ED, "ana")  # the sample requires approval; the send itself checks it
     report = send_edition(config, ED)
     assert report.transport == "outbox" and report.complete and report.accepted_now == 10
     files = sorted((workspace / "outbox" / ED).glob("*.eml"))
@@ -68,6 +70,7 @@ def test_each_eml_has_both_parts_in_order_the_headers_and_its_personalisation(
 ) -> None:
     config = load_config(workspace / "config.toml")
     build = ledgers.build_edition(config, ED)
+    approve(config, ED, "ana", build)
     send_edition(config, ED, build=build)
     message_ids = set()
     for address, first_name in AUDIENCE.items():
@@ -97,6 +100,7 @@ def test_each_eml_has_both_parts_in_order_the_headers_and_its_personalisation(
 
 def test_a_rerun_of_the_outbox_writes_nothing_new(workspace: Path) -> None:
     config = load_config(workspace / "config.toml")
+    approve(config, ED, "ana")
     send_edition(config, ED)
     folder = workspace / "outbox" / ED
     stamps = {f: f.stat().st_mtime_ns for f in folder.iterdir()}

@@ -21,6 +21,7 @@ from serve_helpers import SECRET, Clock, SendGridKeys, running
 from newsflash.cli import main
 from newsflash.config import Config, load_config
 from newsflash.reports.tables import percent
+from newsflash.sending.approval import approve
 from newsflash.sending.send import send_edition
 from newsflash.serve.app import create_app
 from newsflash.state.suppressions import SuppressionStore
@@ -69,6 +70,7 @@ def sent(workspace: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Config]:
         monkeypatch.setenv("SENDGRID_API_KEY", DEFAULT_API_KEY)
         monkeypatch.setenv("NEWSFLASH_SENDGRID_HOST", server.url)
         config = load_config(cfg)
+        approve(config, ED, "ana")
         assert send_edition(config, ED).complete
     monkeypatch.delenv("SENDGRID_API_KEY")
     yield config
@@ -285,6 +287,7 @@ def test_an_outbox_rehearsal_with_no_events_says_so_and_counts_only_the_send(
     workspace: Path,
 ) -> None:
     config = load_config(workspace / "config.toml")
+    approve(config, ED, "ana")
     assert send_edition(config, ED).complete
     result = CliRunner().invoke(
         main, ["--config", str(workspace / "config.toml"), "report"], env={"COLUMNS": "250"}
@@ -305,6 +308,7 @@ def test_a_report_before_any_send_is_one_clear_line_naming_what_to_do(workspace:
 
 def test_an_edition_never_sent_is_refused_naming_the_editions_that_were(workspace: Path) -> None:
     config = load_config(workspace / "config.toml")
+    approve(config, ED, "ana")
     assert send_edition(config, ED).complete
     result = CliRunner().invoke(
         main, ["--config", str(workspace / "config.toml"), "report", "2021-12"]

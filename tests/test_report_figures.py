@@ -18,6 +18,7 @@ from newsflash.reports.figures import (
     compute,
     scanner_rule,
 )
+from newsflash.sending.approval import approve
 from newsflash.sending.send import send_edition
 
 T0 = 1_780_000_000
@@ -140,7 +141,9 @@ def test_a_receipt_asks_one_items_clicks_in_one_call() -> None:
 
 @pytest.mark.parametrize("target", ["file", "folder"])
 def test_an_output_path_of_the_wrong_kind_is_one_clear_line(workspace: Path, target: str) -> None:
-    assert send_edition(load_config(workspace / "config.toml"), "2022-02").complete
+    config = load_config(workspace / "config.toml")
+    approve(config, "2022-02", "ana")
+    assert send_edition(config, "2022-02").complete
     (workspace / "taken").mkdir()
     (workspace / "plain").write_text("x")
     args = (

@@ -37,6 +37,7 @@ from newsflash.errors import NewsflashError, TransportError
 from newsflash.message import Message, message_from
 from newsflash.personalise import Person
 from newsflash.sending import plan
+from newsflash.sending.approval import require_approved
 from newsflash.sending.audience import first_name
 from newsflash.sending.report import SKIPPED_SUFFIX, SendReport, skipped_count
 from newsflash.sending.settle import held_back_note, settle_from_events, uncertain_cutoff
@@ -69,10 +70,16 @@ def send_edition(
 
     `progress(done, to_send)` is called after each batch has been recorded in the ledger; it
     may raise (e.g. the scheduler stopping) to end the run there, leaving nothing in flight.
-    A dry run sends and writes nothing: it reports what a send would do.
+    A dry run sends and writes nothing: it reports what a send would do. A real one refuses
+    an edition the reviewers have not approved as it builds now (NotApproved, when config.toml
+    requires approval), here rather than in each caller, so no way of sending can forget it.
     """
     transport = transport or make_transport(config, dry_run=dry_run)
-    synced = "" if dry_run else sync_for_send(config, transport.ledger_name)
+    synced = ""
+    if not dry_run:
+        build = build or build_edition(config, edition_id, ledger_name=transport.ledger_name)
+        require_approved(config, edition_id, build)
+        synced = sync_for_send(config, transport.ledger_name)
     ready = plan.prepare(config, edition_id, transport, build)
     if dry_run:
         return plan.dry_run(config, edition_id, transport, ready, resend_uncertain)
