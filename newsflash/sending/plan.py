@@ -5,8 +5,9 @@
   does), listed in the report's `left_out`, and the CLI shows them before asking to confirm.
 * **Unchanged.** An edition partners already have in part can't change (LedgerError naming
   the files that did).
-* **Approved.** With [schedule] require_approval, the callers check the approval before a
-  send (sending/approval.require_approved: `newsflash send`; the scheduled send holds).
+* **Approved.** With [schedule] require_approval, `send_edition` itself refuses an edition not
+  approved as it builds now (sending/approval.require_approved); the scheduled send holds it
+  first and tells the reviewers, `newsflash send` says so before any count.
 """
 
 from __future__ import annotations
