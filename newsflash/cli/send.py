@@ -23,6 +23,7 @@ from newsflash.signals import sigterm_as_interrupt
 
 if TYPE_CHECKING:  # types only; the modules load when a command runs (see above)
     from newsflash.pipeline import BuiltEdition
+    from newsflash.sending.plan import Prepared
     from newsflash.sending.report import EditionReport, LedgerView, SendReport
     from newsflash.state.ledger import EditionStatus
     from newsflash.transports.base import Transport
@@ -132,6 +133,7 @@ def send(
     Exit 1 if anything failed, stopped or is uncertain.
     """
     from newsflash.sending.approval import require_approved  # deferred: start-up time
+    from newsflash.sending.plan import prepare  # deferred: start-up time
     from newsflash.sending.send import send_edition  # deferred: start-up time
     from newsflash.state.ledgers import build_edition  # deferred: start-up time
     from newsflash.transports.factory import make_transport  # deferred: start-up time
@@ -145,8 +147,9 @@ def send(
             raise click.UsageError("--to sends a test copy; leave out --dry-run")
         _send_test_copy(config, edition, to, tp, result)
         return
+    ready = prepare(config, edition, tp, result)  # the list is read once, for both
     plan = send_edition(
-        config, edition, transport=tp, dry_run=True, build=result, resend_uncertain=resend_uncertain
+        config, edition, transport=tp, dry_run=True, ready=ready, resend_uncertain=resend_uncertain
     )
     _print_plan(plan)
     if dry_run:
@@ -163,7 +166,7 @@ def send(
             f"Send edition {edition} to {plan.to_send} recipient(s) through {plan.transport}?",
             abort=True,
         )
-    report = _send_with_progress(config, edition, tp, plan, resend_uncertain, result)
+    report = _send_with_progress(config, edition, tp, plan, resend_uncertain, ready)
     _print_summary(report)
     if report.stopped or report.failed or report.uncertain:
         sys.exit(1)
@@ -196,7 +199,7 @@ def _send_with_progress(
     tp: Transport,
     plan: SendReport,
     resend_uncertain: bool,
-    build: BuiltEdition,
+    ready: Prepared,
 ) -> SendReport:
     """The send under a progress bar; SIGTERM stops it as Ctrl-C does (exit 130)."""
     from newsflash.sending.send import send_edition  # deferred: start-up time
@@ -218,7 +221,7 @@ def _send_with_progress(
                 edition,
                 transport=tp,
                 resend_uncertain=resend_uncertain,
-                build=build,
+                ready=ready,
                 progress=lambda done, total: bar.update(task, completed=done, total=total),
             )
     except KeyboardInterrupt:

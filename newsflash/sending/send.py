@@ -58,15 +58,18 @@ def send_edition(
     dry_run: bool = False,
     progress: Progress | None = None,
     build: pipeline.BuiltEdition | None = None,
+    ready: plan.Prepared | None = None,
 ) -> SendReport:
     """Send the edition to every audience member not yet reached (see the module docstring).
 
     `progress(done, to_send)` is called after each batch has been recorded in the ledger; it
     may raise (e.g. the scheduler stopping) to end the run there, leaving nothing in flight.
-    A dry run sends and writes nothing: it reports what a send would do.
+    A dry run sends and writes nothing: it reports what a send would do. `ready`: what
+    `plan.prepare` gave the dry run shown before this send, so the partner list is read and
+    checked once per `newsflash send` (the send re-reads it only if the file changed since).
     """
     transport = transport or make_transport(config, dry_run=dry_run)
-    ready = plan.prepare(config, edition_id, transport, build)
+    ready = ready or plan.prepare(config, edition_id, transport, build)
     if dry_run:
         return plan.dry_run(config, edition_id, transport, ready, resend_uncertain)
     with open_ledger(config, ready.ledger_name) as ledger, ledger.sending(edition_id):
@@ -103,6 +106,7 @@ class _Run:
     def start(self, resend_uncertain: bool) -> EditionStatus:
         """Freeze the audience on the first run, or resume (skipping who left since)."""
         ledger, edition_id, build = self.ledger, self.edition_id, self.ready.build
+        self.audience.reload_if_changed()  # edited while the preview waited for a yes
         frozen_hash = ledger.status(edition_id).manifest_hash
         resuming = frozen_hash is not None
         plan.refuse_if_changed(edition_id, ledger.manifest(edition_id), frozen_hash, build)
