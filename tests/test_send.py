@@ -54,8 +54,11 @@ def configure(ws: Path, **sendgrid: object) -> Config:
     """Set keys of [sendgrid] in the workspace's config.toml and load it.
 
     Approval is switched off: these tests are about sending (test_approval.py and
-    test_outbox.py cover the hold on an unapproved edition).
+    test_outbox.py cover the hold on an unapproved edition). One batch at a time unless a
+    test asks for `concurrency`: these tests count requests, sleeps and their order
+    (test_send_concurrent.py sends batches side by side).
     """
+    sendgrid.setdefault("concurrency", 1)
     path = ws / "config.toml"
     text = path.read_text(encoding="utf-8")
     text = text.replace("require_approval = true", "require_approval = false")

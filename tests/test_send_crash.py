@@ -47,7 +47,7 @@ BATCH = 5
 AUDIENCE = [f"partner{i:02d}@example.org" for i in range(N)]
 
 
-def prepare(ws: Path) -> None:
+def prepare(ws: Path, concurrency: int = 1) -> None:
     rows = ["email,first_name,last_name,organisation,segments,status,language"]
     rows += [f"{a},P{i},L{i},Org {i},partners,subscribed,en" for i, a in enumerate(AUDIENCE)]
     rows.append("outsider@example.org,O,U,Other,press,subscribed,en")
@@ -57,6 +57,7 @@ def prepare(ws: Path) -> None:
     text = text.replace("batch_size = 1000", f"batch_size = {BATCH}")
     text = text.replace("timeout = 30", "timeout = 20").replace("retries = 4", "retries = 0")
     text = text.replace("require_approval = true", "require_approval = false")
+    text = text.replace("retries = 0", f"retries = 0\nconcurrency = {concurrency}")
     assert f"batch_size = {BATCH}" in text and "timeout = 20" in text
     config.write_text(text, encoding="utf-8")
 
@@ -230,3 +231,53 @@ def test_sigterm_stops_the_send_cleanly_and_the_interrupted_batch_is_uncertain(
         run(workspace, sg)  # resumes: the interrupted batch becomes uncertain, the rest is sent
         assert listed_uncertain(workspace) == set(AUDIENCE[BATCH : 2 * BATCH])
         assert Counter(sg.all_recipients()) == Counter(AUDIENCE[:BATCH] + AUDIENCE[2 * BATCH :])
+
+
+def test_a_kill_with_four_batches_in_flight_leaves_exactly_those_four_uncertain(
+    tmp_path: Path, workspace: Path
+) -> None:
+    prepare(workspace, concurrency=4)
+    with running_server() as sg:
+        for _ in range(4):
+            sg.inject("slow", seconds=0)  # the first four batches are answered
+        for _ in range(3):
+            sg.inject("hang", seconds=60)  # the next four are all in flight at the kill,
+        sg.inject("accept_then_hang", seconds=60)  # one of them accepted, its answer lost
+        proc = cli(workspace, sg)
+        try:
+            wait_for(
+                lambda: (
+                    not sg.pending_faults
+                    and Counter(ledger_states(workspace).values())["accepted"] == 4 * BATCH
+                ),
+                proc,
+                "four batches answered and four in flight",
+            )
+        finally:
+            proc.send_signal(signal.SIGKILL)
+            proc.communicate(timeout=10)
+        at_crash = Counter(sg.all_recipients())
+        states = ledger_states(workspace)
+        in_flight = {a for a, s in states.items() if s == "in_flight"}
+        counts = Counter(states.values())
+        assert (counts["accepted"], counts["in_flight"], counts["pending"]) == (20, 20, 10)
+        assert sum(at_crash.values()) == 5 * BATCH  # four answered, one accepted unanswered
+        shutil.copytree(workspace, tmp_path / "resend")
+
+        run(workspace, sg)
+        received = Counter(sg.all_recipients())
+        assert listed_uncertain(workspace) == in_flight  # exactly the four batches in flight
+        final = ledger_states(workspace)
+        for address in AUDIENCE:
+            if address in in_flight:
+                assert final[address] == "uncertain" and received[address] <= 1
+            else:
+                assert final[address] == "accepted" and received[address] == 1, address
+
+    with running_server() as sg2:
+        run(tmp_path / "resend", sg2, "--resend-uncertain")
+        received = at_crash + Counter(sg2.all_recipients())
+        assert set(ledger_states(tmp_path / "resend").values()) == {"accepted"}
+        duplicates = {a for a in AUDIENCE if received[a] > 1}
+        assert len(duplicates) == BATCH and duplicates <= in_flight  # the one accepted unanswered
+        assert all(received[a] >= 1 for a in AUDIENCE)

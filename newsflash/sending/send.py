@@ -21,9 +21,11 @@ SendGrid.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 from collections.abc import Callable, Sequence
+from typing import NoReturn
 
 from email_validator import EmailNotValidError, validate_email
 
@@ -34,6 +36,7 @@ from newsflash.message import Message, message_from
 from newsflash.personalise import Person
 from newsflash.sending import plan
 from newsflash.sending.audience import first_name
+from newsflash.sending.flights import Answer, Flights
 from newsflash.sending.report import SKIPPED_SUFFIX, SendReport, skipped_count
 from newsflash.state.ledger import Batch, EditionStatus, Ledger, LedgerRecipient
 from newsflash.state.ledgers import build_edition, open_ledger
@@ -73,7 +76,7 @@ def send_edition(
     if dry_run:
         return plan.dry_run(config, edition_id, transport, ready, resend_uncertain)
     with open_ledger(config, ready.ledger_name) as ledger, ledger.sending(edition_id):
-        run = _Run(ledger, transport, ready, edition_id, progress)
+        run = _Run(ledger, transport, ready, edition_id, progress, _workers(config, transport))
         start = run.start(resend_uncertain)
         run.loop()
         ledger.finish(edition_id)
@@ -91,6 +94,7 @@ class _Run:
         ready: plan.Prepared,
         edition_id: str,
         progress: Progress | None,
+        workers: int = 1,
     ) -> None:
         self.ledger = ledger
         self.transport = transport
@@ -102,6 +106,7 @@ class _Run:
         self.uncertain_in_a_row = 0
         self.stopped = ""
         self.ahead: _Lookahead | None = None
+        self.workers = workers
 
     def start(self, resend_uncertain: bool) -> EditionStatus:
         """Freeze the audience on the first run, or resume (skipping who left since)."""
@@ -127,55 +132,95 @@ class _Run:
         return start
 
     def loop(self) -> None:
-        """Batch after batch until none is left or a reason to stop comes up."""
-        while not self.stopped:
-            if self.audience.reload_if_changed():
-                self.to_send -= self.audience.skip_gone(self.ledger, self.edition_id)
-            if self.audience.unreadable:
-                self.stopped = _unreadable_list(self.edition_id, self.audience.unreadable)
-                return
-            batch = self.ledger.next_batch(self.edition_id, self.transport.max_batch)
-            if batch is None:
-                return
-            self._send(batch)
+        """Keep up to `workers` batches in flight until none is left or a reason to stop
+        comes up; then let the ones in flight settle before returning (or raising)."""
+        flights = Flights(self.transport, self.ready.message)
+        try:
+            while True:
+                while not self.stopped and len(flights) < self.workers:
+                    claimed = self._claim()
+                    if claimed is None:
+                        break
+                    flights.launch(*claimed)
+                if not flights:
+                    return
+                self._settle(flights.next_answer())
+        except _Refused as refused:
+            self._let_settle(flights)
+            raise self._not_sent(refused.error, refused.size) from refused.error
+        except (KeyboardInterrupt, SystemExit):
+            raise  # Ctrl-C, SIGTERM: stop now; batches in flight stay so (uncertain next run)
+        except BaseException:
+            self._let_settle(flights)  # e.g. progress() raised: nothing is left in flight
+            raise
 
-    def _send(self, batch: Batch) -> None:
+    def _not_sent(self, error: TransportError, size: int) -> TransportError:
+        """The refusal, with where the send stands once the other batches have settled."""
+        st = self.ledger.status(self.edition_id)
+        return TransportError(
+            f"{error}\nThe batch of {size} recipient(s) was recorded as not sent; "
+            f"{st.accepted} of {st.total} have edition {self.edition_id}. Fix the cause and "
+            f"run `newsflash send {self.edition_id}` again: it resumes where it stopped.",
+            status=error.status,
+            body=error.body,
+        )
+
+    def _claim(self) -> tuple[Batch, list[Person]] | None:
+        """The next batch, committed as in flight, with whom it goes to; None to stop."""
+        if self.audience.reload_if_changed():
+            self.to_send -= self.audience.skip_gone(self.ledger, self.edition_id)
+        if self.audience.unreadable:
+            self.stopped = _unreadable_list(self.edition_id, self.audience.unreadable)
+            return None
+        batch = self.ledger.next_batch(self.edition_id, self.transport.max_batch)
+        if batch is None:
+            return None
         people = [
             self.audience.people.get(r.recipient_id) or Person(r.recipient_id, r.email)
             for r in batch.recipients
         ]
-        assert self.ahead is not None
-        self.ahead.hint(batch.recipients, self.audience.people, self.ready.message)
-        result = self._request(batch, people)
+        if self.ahead is not None and self.workers == 1:
+            self.ahead.hint(batch.recipients, self.audience.people, self.ready.message)
+        return batch, people
+
+    def _settle(self, answer: Answer) -> None:
+        """Record one batch's answer; an error stops new requests (the caller lets the
+        others settle, then it is raised)."""
+        if answer.error is not None:
+            self._settle_error(answer, answer.error)
+        assert answer.result is not None
+        result = answer.result
         self.requests += result.requests
-        self.done += len(people)
-        self.stopped, self.uncertain_in_a_row = _record(
-            self.ledger, batch.id, result, self.uncertain_in_a_row
+        self.done += len(answer.people)
+        stopped, self.uncertain_in_a_row = _record(
+            self.ledger, answer.batch.id, result, self.uncertain_in_a_row
         )
+        self.stopped = self.stopped or stopped
         if result.outcome == "accepted":
-            self.accepted_now += len(people)
+            self.accepted_now += len(answer.people)
         if self.progress is not None:
             self.progress(self.done, max(self.to_send, self.done))
 
-    def _request(self, batch: Batch, people: Sequence[Person]) -> BatchResult:
-        """The transport's answer; what an exception means for the batch goes in the ledger."""
-        try:
-            return self.transport.send(people, self.ready.message)
-        except (KeyboardInterrupt, SystemExit):
-            if not self.transport.request_outstanding:
-                # Stopped in a backoff or rate-limit wait: nothing left, nothing to doubt.
-                self.ledger.mark_failed(batch.id, "interrupted before the request left (not sent)")
-            raise
-        except TransportError as e:
-            self.ledger.mark_failed(batch.id, _first_line(str(e)))
-            st = self.ledger.status(self.edition_id)
-            raise TransportError(
-                f"{e}\nThe batch of {len(people)} recipient(s) was recorded as not sent; "
-                f"{st.accepted} of {st.total} have edition {self.edition_id}. Fix the cause and "
-                f"run `newsflash send {self.edition_id}` again: it resumes where it stopped.",
-                status=e.status,
-                body=e.body,
-            ) from e
+    def _settle_error(self, answer: Answer, error: BaseException) -> NoReturn:
+        """What an exception from the transport means for its batch goes in the ledger."""
+        batch = answer.batch
+        if isinstance(error, TransportError):
+            self.ledger.mark_failed(batch.id, _first_line(str(error)))
+            raise _Refused(error, len(answer.people))
+        if isinstance(error, KeyboardInterrupt | SystemExit) and not answer.outstanding:
+            # Stopped in a backoff or rate-limit wait: nothing left, nothing to doubt.
+            self.ledger.mark_failed(batch.id, "interrupted before the request left (not sent)")
+        raise error  # anything else leaves the batch in flight: uncertain on the next run
+
+    def _let_settle(self, flights: Flights) -> None:
+        """After an error: no new request; record what the batches still in flight come back
+        with. A Ctrl-C meanwhile leaves the rest in flight (uncertain on the next run)."""
+        self.progress = None  # it may be what raised
+        while flights:
+            answer = flights.next_answer()
+            # The first error is the one raised; this batch is recorded as its answer says.
+            with contextlib.suppress(BaseException):
+                self._settle(answer)
 
     def report(self, start: EditionStatus, final: EditionStatus) -> SendReport:
         skipped = skipped_count(final)
@@ -234,6 +279,22 @@ class _Lookahead:
         ]
         if upcoming:
             self.transport.prepare(upcoming, message)
+
+
+class _Refused(Exception):
+    """A batch the transport refused (TransportError), recorded failed: raised once the
+    batches still in flight have settled."""
+
+    def __init__(self, error: TransportError, size: int) -> None:
+        super().__init__(str(error))
+        self.error = error
+        self.size = size
+
+
+def _workers(config: Config, transport: Transport) -> int:
+    """Batches in flight together: [sendgrid] concurrency for SendGrid; the outbox writes
+    files one batch at a time (there is no answer to wait for)."""
+    return config.model.sendgrid.concurrency if transport.name == "sendgrid" else 1
 
 
 def _record(
