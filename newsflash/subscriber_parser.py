@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import re
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Literal
@@ -313,10 +314,13 @@ class Parser:
             organisation=" ".join(names[2].split()),
             segments=split_segments(values[i_segments]),
             status=status,
-            language=raw_language or DEFAULT_LANGUAGE,
+            # Interned: a list repeats a handful of languages (each copy is 50 bytes a row).
+            language=sys.intern(raw_language) if raw_language else DEFAULT_LANGUAGE,
             line=line,
         )
         key = email.lower()
+        if key == email:
+            key = email  # most addresses are lowercase already: keep one string, not two
         if self.cells is not None:
             self.cells.append(StatusCell(line, key, status, i_status))
         existing = self.index_by_key.get(key)

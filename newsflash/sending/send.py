@@ -127,8 +127,9 @@ class _Run:
         if resuming:
             self.audience.skip_gone(ledger, edition_id)
         self.to_send = ledger.status(edition_id).pending
-        order = None if resuming else recipients
-        self.ahead = _Lookahead(self.transport, ledger, edition_id, order)
+        if self.workers == 1:  # side by side, each batch's thread builds its own payload
+            order = None if resuming else recipients
+            self.ahead = _Lookahead(self.transport, ledger, edition_id, order)
         return start
 
     def loop(self) -> None:
@@ -179,7 +180,7 @@ class _Run:
             self.audience.people.get(r.recipient_id) or Person(r.recipient_id, r.email)
             for r in batch.recipients
         ]
-        if self.ahead is not None and self.workers == 1:
+        if self.ahead is not None:
             self.ahead.hint(batch.recipients, self.audience.people, self.ready.message)
         return batch, people
 
