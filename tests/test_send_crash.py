@@ -25,6 +25,7 @@ Kill points (k = the request number, batches of 5):
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import signal
 import sqlite3
@@ -57,8 +58,9 @@ def prepare(ws: Path, concurrency: int = 1) -> None:
     text = text.replace("batch_size = 1000", f"batch_size = {BATCH}")
     text = text.replace("timeout = 30", "timeout = 20").replace("retries = 4", "retries = 0")
     text = text.replace("require_approval = true", "require_approval = false")
-    text = text.replace("retries = 0", f"retries = 0\nconcurrency = {concurrency}")
+    text = re.sub(r"^concurrency = .*$", f"concurrency = {concurrency}", text, flags=re.M)
     assert f"batch_size = {BATCH}" in text and "timeout = 20" in text
+    assert f"concurrency = {concurrency}" in text
     config.write_text(text, encoding="utf-8")
 
 

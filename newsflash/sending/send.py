@@ -11,9 +11,14 @@ SendGrid.
   accepted: the batch is recorded failed and the error re-raised with where the send stands. A
   batch that failed after its retries stops the run (an outage would fail the rest too); a
   timeout makes the batch uncertain and the send goes on, but two uncertain batches in a row
-  stop it. KeyboardInterrupt (and SIGTERM, which the CLI turns into one) leaves the batch in
-  flight; the next run records it as uncertain. Uncertain recipients are resent only with
+  stop it. KeyboardInterrupt (and SIGTERM, which the CLI turns into one) leaves the batches in
+  flight so; the next run records them as uncertain. Uncertain recipients are resent only with
   `resend_uncertain=True`.
+* **Side by side.** Up to `[sendgrid] concurrency` batches are in flight together
+  (flights.py), each committed before its request; this loop alone writes the ledger, one
+  answer at a time as they come, so the counts and the progress stay exact. A failed batch
+  (or a refusal, or `progress` raising) stops new requests; the batches in flight settle
+  first, then the run stops or raises.
 * **Who, while it runs.** The partner list is re-read between batches whenever the file
   changes: a frozen recipient who left the audience is skipped (audience.py); a changed list
   that cannot be read stops the run.
