@@ -221,6 +221,9 @@ class SendGrid(_Model):
     timeout: float = Field(30.0, gt=0, description="Seconds to wait for an answer.")
     retries: int = Field(4, ge=0, le=10, description="Retries on 5xx/connection errors.")
     max_rate_limit_wait: float = Field(120.0, ge=0, description="Longest wait on a 429 (s).")
+    concurrency: int = Field(
+        4, ge=1, le=16, description="Batches in flight together (1: one request at a time)."
+    )
     resend_uncertain_after_minutes: float = Field(
         60.0,
         ge=0,

@@ -55,27 +55,39 @@ class Message:
             return personalise.SAMPLE_TOKEN
         return self.signer.unsubscribe_token(person.recipient_id)
 
-    def unsubscribe_for(self, person: Person) -> str:
+    def link_token(self, person: Person) -> str:
+        """The token the links carry: signed (or the sample) with a public_url, "" without.
+        A payload signs it once per partner and hands it to the two methods below: signing
+        three times was a third of a 100k send's payload time."""
+        return self.token_for(person) if self.public_url else ""
+
+    def unsubscribe_for(self, person: Person, token: str | None = None) -> str:
         if self.public_url:
-            return unsubscribe_link(self.public_url, self.token_for(person))
+            return unsubscribe_link(
+                self.public_url, self.token_for(person) if token is None else token
+            )
         return personalise.unsubscribe_url(
             self.unsubscribe_url, self.edition_id, person.recipient_id
         )
 
-    def list_headers(self, person: Person) -> dict[str, str]:
+    def list_headers(self, person: Person, token: str | None = None) -> dict[str, str]:
         """RFC 2369 + RFC 8058 one-click headers, per recipient; the mailto subject carries the
-        same token as the link, so a reply can be matched to a partner without guessing."""
-        targets = [f"<{self.unsubscribe_for(person)}>"]
+        same token as the link, so a reply can be matched to a partner without guessing.
+        `token`: the partner's `link_token`, if the caller has it already."""
+        if token is None:
+            token = self.link_token(person)
+        targets = [f"<{self.unsubscribe_for(person, token)}>"]
         if self.unsubscribe_mailto:
-            key = self.token_for(person) if self.public_url else person.recipient_id
+            key = token if self.public_url else person.recipient_id
             targets.append(f"<mailto:{self.unsubscribe_mailto}?subject=unsubscribe-{key}>")
         return {
             "List-Unsubscribe": ", ".join(targets),
             "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
         }
 
-    def substitutions(self, person: Person) -> dict[str, str]:
-        token = self.token_for(person) if self.public_url else ""
+    def substitutions(self, person: Person, token: str | None = None) -> dict[str, str]:
+        if token is None:
+            token = self.link_token(person)
         return personalise.substitutions(person, self.fallback_name, token)
 
 

@@ -21,7 +21,7 @@ SAMPLE_RECIPIENT_ID = "0000000000000000"
 SAMPLE_TOKEN = f"{SAMPLE_RECIPIENT_ID}.sample"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)  # one per partner for the whole send: no __dict__
 class Person:
     """What personalisation needs of a recipient, whatever list it came from."""
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import re
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Literal
@@ -296,7 +297,14 @@ class Parser:
 
         raw_language = values[i_language].lower()
         names = [values[i_first], values[i_last], values[i_org]]
-        if controls or any(n.startswith(_FORMULA) for n in names):
+        # Spelt out, not any(genexpr): this runs once a row, and the generator cost more than
+        # the rest of the row's checks.
+        if (
+            controls
+            or names[0].startswith(_FORMULA)
+            or names[1].startswith(_FORMULA)
+            or names[2].startswith(_FORMULA)
+        ):
             names = self._clean_names(line, names)
         recipient = Recipient(
             email=email,
@@ -306,10 +314,13 @@ class Parser:
             organisation=" ".join(names[2].split()),
             segments=split_segments(values[i_segments]),
             status=status,
-            language=raw_language or DEFAULT_LANGUAGE,
+            # Interned: a list repeats a handful of languages (each copy is 50 bytes a row).
+            language=sys.intern(raw_language) if raw_language else DEFAULT_LANGUAGE,
             line=line,
         )
         key = email.lower()
+        if key == email:
+            key = email  # most addresses are lowercase already: keep one string, not two
         if self.cells is not None:
             self.cells.append(StatusCell(line, key, status, i_status))
         existing = self.index_by_key.get(key)

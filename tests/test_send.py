@@ -24,6 +24,8 @@ from fake_sendgrid import DEFAULT_API_KEY, FakeSendGrid, running_server
 from newsflash.cli import main
 from newsflash.config import Config, load_config
 from newsflash.errors import LedgerError, NewsflashError, SendInProgress, TransportError
+from newsflash.sending import audience as audience_module
+from newsflash.sending import plan
 from newsflash.sending.send import SKIPPED_SUFFIX, send_edition, send_test
 from newsflash.state import ledgers
 from newsflash.state.ledger import Ledger, LedgerRecipient
@@ -56,9 +58,12 @@ def configure(ws: Path, **sendgrid: object) -> Config:
     suppression lists before the send, unless a test asks for it: its requests would take the
     faults these tests inject for Mail Send (test_send_answers.py covers the sync). And so are
     the contributors' receipts after a complete send, which go through the same API and would
-    count as requests here (test_receipts.py covers them).
+    count as requests here (test_receipts.py covers them). One batch at a time unless a test
+    asks for `concurrency`: these tests count requests, sleeps and their order
+    (test_send_concurrent.py sends batches side by side).
     """
     sendgrid.setdefault("sync_before_send", False)
+    sendgrid.setdefault("concurrency", 1)
     path = ws / "config.toml"
     text = path.read_text(encoding="utf-8")
     text = text.replace("require_approval = true", "require_approval = false")
@@ -957,3 +962,38 @@ def test_a_notice_answered_by_a_redirect_or_an_odd_status_is_reported_not_sent(
     assert sg.all_recipients() == [] and len(sg.request_log) == 3
     t.send_notice(["chair@example.org"], "Proof of 2022-02", "Have a look.")
     assert sg.all_recipients() == ["chair@example.org"]
+
+
+def test_cli_send_reads_the_partner_list_once_for_the_preview_and_the_send(
+    workspace: Path, sg: FakeSendGrid, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    configure(workspace, batch_size=4)
+    reads: list[Path] = []
+    real = audience_module.load_subscribers
+
+    def counted(path: Path) -> Any:
+        reads.append(path)
+        return real(path)
+
+    monkeypatch.setattr(audience_module, "load_subscribers", counted)
+    result = run(workspace, "send", ED, "--yes")
+    assert result.exit_code == 0, result.output
+    assert sg.all_recipients() == AUDIENCE
+    assert len(reads) == 1
+
+
+def test_a_partner_who_unsubscribed_while_the_preview_waited_for_a_yes_is_not_sent(
+    workspace: Path, sg: FakeSendGrid, sleeps: list[float]
+) -> None:
+    config = configure(workspace)
+    tp = transport(config, sleeps)
+    ready = plan.prepare(config, ED, tp)
+    preview = send_edition(config, ED, transport=tp, dry_run=True, ready=ready)
+    assert preview.to_send == 10
+    csv = workspace / "subscribers.csv"
+    row = "tomas.novak@example.org,Tomáš,Novák,VŠB Mobility Centre,partners;wg1;projects,"
+    text = csv.read_text(encoding="utf-8")
+    csv.write_text(text.replace(row + "subscribed", row + "unsubscribed"), encoding="utf-8")
+    report = send_edition(config, ED, transport=tp, ready=ready)
+    assert sg.all_recipients() == [a for a in AUDIENCE if a != "tomas.novak@example.org"]
+    assert report.complete and report.total == 9

@@ -52,7 +52,7 @@ BATCH = 5
 AUDIENCE = [f"partner{i:02d}@example.org" for i in range(N)]
 
 
-def prepare(ws: Path) -> None:
+def prepare(ws: Path, concurrency: int = 1) -> None:
     rows = ["email,first_name,last_name,organisation,segments,status,language"]
     rows += [f"{a},P{i},L{i},Org {i},partners,subscribed,en" for i, a in enumerate(AUDIENCE)]
     rows.append("outsider@example.org,O,U,Other,press,subscribed,en")
@@ -68,9 +68,11 @@ def prepare(ws: Path) -> None:
     text = text.replace("[sendgrid]\n", "[sendgrid]\nsync_before_send = false\n")
     # Nor receipts to the items' contacts once the send is complete: they are not partners.
     text = re.sub(r"^(\[receipts\].*\n)enabled = \w+$", r"\1enabled = false", text, flags=re.M)
+    text = re.sub(r"^concurrency = .*$", f"concurrency = {concurrency}", text, flags=re.M)
     assert f"batch_size = {BATCH}" in text and "timeout = 20" in text
     assert "resend_uncertain_after_minutes = 0" in text and "sync_before_send = false" in text
     assert re.search(r"^\[receipts\].*\nenabled = false$", text, re.M)
+    assert f"concurrency = {concurrency}" in text
     config.write_text(text, encoding="utf-8")
 
 
@@ -262,3 +264,53 @@ def test_a_send_killed_after_sendgrid_accepted_resends_only_whom_no_event_vouche
     assert {a for a in AUDIENCE if received[a] != 1} == {killed[4]}
     assert received[killed[4]] == 2
     assert set(ledger_states(workspace).values()) == {"accepted"}
+
+
+def test_a_kill_with_four_batches_in_flight_leaves_exactly_those_four_uncertain(
+    tmp_path: Path, workspace: Path
+) -> None:
+    prepare(workspace, concurrency=4)
+    with running_server() as sg:
+        for _ in range(4):
+            sg.inject("slow", seconds=0)  # the first four batches are answered
+        for _ in range(3):
+            sg.inject("hang", seconds=60)  # the next four are all in flight at the kill,
+        sg.inject("accept_then_hang", seconds=60)  # one of them accepted, its answer lost
+        proc = cli(workspace, sg)
+        try:
+            wait_for(
+                lambda: (
+                    not sg.pending_faults
+                    and Counter(ledger_states(workspace).values())["accepted"] == 4 * BATCH
+                ),
+                proc,
+                "four batches answered and four in flight",
+            )
+        finally:
+            proc.send_signal(signal.SIGKILL)
+            proc.communicate(timeout=10)
+        at_crash = Counter(sg.all_recipients())
+        states = ledger_states(workspace)
+        in_flight = {a for a, s in states.items() if s == "in_flight"}
+        counts = Counter(states.values())
+        assert (counts["accepted"], counts["in_flight"], counts["pending"]) == (20, 20, 10)
+        assert sum(at_crash.values()) == 5 * BATCH  # four answered, one accepted unanswered
+        shutil.copytree(workspace, tmp_path / "resend")
+
+        run(workspace, sg)
+        received = Counter(sg.all_recipients())
+        assert listed_uncertain(workspace) == in_flight  # exactly the four batches in flight
+        final = ledger_states(workspace)
+        for address in AUDIENCE:
+            if address in in_flight:
+                assert final[address] == "uncertain" and received[address] <= 1
+            else:
+                assert final[address] == "accepted" and received[address] == 1, address
+
+    with running_server() as sg2:
+        run(tmp_path / "resend", sg2, "--resend-uncertain")
+        received = at_crash + Counter(sg2.all_recipients())
+        assert set(ledger_states(tmp_path / "resend").values()) == {"accepted"}
+        duplicates = {a for a in AUDIENCE if received[a] > 1}
+        assert len(duplicates) == BATCH and duplicates <= in_flight  # the one accepted unanswered
+        assert all(received[a] >= 1 for a in AUDIENCE)

@@ -33,6 +33,7 @@ from newsflash.signals import sigterm_as_interrupt
 if TYPE_CHECKING:  # types only; the modules load when a command runs (see above)
     from newsflash.config import Config
     from newsflash.pipeline import BuiltEdition
+    from newsflash.sending.plan import Prepared
     from newsflash.sending.report import SendReport
     from newsflash.transports.base import Transport
 
@@ -183,6 +184,7 @@ def send(
     status`); --resend-uncertain resends them. Asks for confirmation only on a terminal.
     Exit 1 if anything failed, stopped or is uncertain.
     """
+    from newsflash.sending.plan import prepare  # deferred: start-up time
     from newsflash.sending.send import send_edition  # deferred: start-up time
     from newsflash.state.ledgers import build_edition  # deferred: start-up time
     from newsflash.transports.factory import make_transport  # deferred: start-up time
@@ -196,8 +198,9 @@ def send(
             raise click.UsageError("--to sends a test copy; leave out --dry-run")
         _send_test_copies(config, edition, to, tp, result)
         return
+    ready = prepare(config, edition, tp, result)  # the list is read once, for both
     plan = send_edition(
-        config, edition, transport=tp, dry_run=True, build=result, resend_uncertain=resend_uncertain
+        config, edition, transport=tp, dry_run=True, ready=ready, resend_uncertain=resend_uncertain
     )
     _say_approval(config, edition, result, plan, dry_run)
     _print_plan(plan)
@@ -215,7 +218,7 @@ def send(
             f"Send edition {edition} to {plan.to_send} recipient(s) through {plan.transport}?",
             abort=True,
         )
-    report = _send_with_progress(config, edition, tp, plan, resend_uncertain, result)
+    report = _send_with_progress(config, edition, tp, plan, resend_uncertain, ready)
     _print_summary(report)
     if report.stopped or report.failed or report.uncertain:
         sys.exit(1)
@@ -281,7 +284,7 @@ def _send_with_progress(
     tp: Transport,
     plan: SendReport,
     resend_uncertain: bool,
-    build: BuiltEdition,
+    ready: Prepared,
 ) -> SendReport:
     """The send under a progress bar; SIGTERM stops it as Ctrl-C does (exit 130)."""
     from newsflash.sending.send import send_edition  # deferred: start-up time
@@ -303,7 +306,7 @@ def _send_with_progress(
                 edition,
                 transport=tp,
                 resend_uncertain=resend_uncertain,
-                build=build,
+                ready=ready,
                 progress=lambda done, total: bar.update(task, completed=done, total=total),
             )
     except KeyboardInterrupt:

@@ -11,10 +11,15 @@ SendGrid.
   accepted: the batch is recorded failed and the error re-raised with where the send stands. A
   batch that failed after its retries stops the run (an outage would fail the rest too); a
   timeout makes the batch uncertain and the send goes on, but two uncertain batches in a row
-  stop it. KeyboardInterrupt (and SIGTERM, which the CLI turns into one) leaves the batch in
-  flight; the next run records it as uncertain. Uncertain recipients SendGrid's events vouch
-  for are recorded accepted first (settle.py); the others are resent only with
+  stop it. KeyboardInterrupt (and SIGTERM, which the CLI turns into one) leaves the batches in
+  flight so; the next run records them as uncertain. Uncertain recipients SendGrid's events
+  vouch for are recorded accepted first (settle.py); the others are resent only with
   `resend_uncertain=True`, and only once their batch is old enough for events to have come.
+* **Side by side.** Up to `[sendgrid] concurrency` batches are in flight together
+  (flights.py), each committed before its request; this loop alone writes the ledger, one
+  answer at a time as they come, so the counts and the progress stay exact. A failed batch
+  (or a refusal, or `progress` raising) stops new requests; the batches in flight settle
+  first, then the run stops or raises.
 * **Who, with SendGrid's word.** A send through SendGrid first pulls SendGrid's suppression
   lists ([sendgrid] sync_before_send); if SendGrid can't be reached, the report says so and
   the send goes on with the local store.
@@ -25,9 +30,11 @@ SendGrid.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 from collections.abc import Callable, Sequence
+from typing import NoReturn
 
 from email_validator import EmailNotValidError, validate_email
 
@@ -39,6 +46,7 @@ from newsflash.personalise import Person
 from newsflash.sending import plan
 from newsflash.sending.approval import require_approved
 from newsflash.sending.audience import first_name
+from newsflash.sending.flights import Answer, Flights
 from newsflash.sending.report import SKIPPED_SUFFIX, SendReport, skipped_count
 from newsflash.sending.settle import held_back_note, settle_from_events, uncertain_cutoff
 from newsflash.sending.suppression_sync import sync_for_send
@@ -65,6 +73,7 @@ def send_edition(
     dry_run: bool = False,
     progress: Progress | None = None,
     build: pipeline.BuiltEdition | None = None,
+    ready: plan.Prepared | None = None,
 ) -> SendReport:
     """Send the edition to every audience member not yet reached (see the module docstring).
 
@@ -73,19 +82,22 @@ def send_edition(
     A dry run sends and writes nothing: it reports what a send would do. A real one refuses
     an edition the reviewers have not approved as it builds now (NotApproved, when config.toml
     requires approval), here rather than in each caller, so no way of sending can forget it.
+    `ready`: what `plan.prepare` gave the dry run shown before this send, so the partner list
+    is read and checked once per `newsflash send` (the send re-reads it only if it changed).
     """
     transport = transport or make_transport(config, dry_run=dry_run)
     synced = ""
     if not dry_run:
+        build = build or (ready.build if ready else None)
         build = build or build_edition(config, edition_id, ledger_name=transport.ledger_name)
         require_approved(config, edition_id, build)
         synced = sync_for_send(config, transport.ledger_name)
-    ready = plan.prepare(config, edition_id, transport, build)
+    ready = ready or plan.prepare(config, edition_id, transport, build)
     if dry_run:
         return plan.dry_run(config, edition_id, transport, ready, resend_uncertain)
     with open_ledger(config, ready.ledger_name) as ledger, ledger.sending(edition_id):
         settled = settle_from_events(config, ledger, ready.ledger_name, edition_id)
-        run = _Run(ledger, transport, ready, edition_id, progress)
+        run = _Run(ledger, transport, ready, edition_id, progress, _workers(config, transport))
         start = run.start(uncertain_cutoff(config) if resend_uncertain else None)
         held = held_back_note(config, ledger, edition_id) if resend_uncertain else ""
         run.loop()
@@ -105,6 +117,7 @@ class _Run:
         ready: plan.Prepared,
         edition_id: str,
         progress: Progress | None,
+        workers: int = 1,
     ) -> None:
         self.ledger = ledger
         self.transport = transport
@@ -116,11 +129,13 @@ class _Run:
         self.uncertain_in_a_row = 0
         self.stopped = ""
         self.ahead: _Lookahead | None = None
+        self.workers = workers
 
     def start(self, resend_before: str | None) -> EditionStatus:
         """Freeze the audience on the first run, or resume (skipping who left since);
         `resend_before`: resend the uncertain batches that went out by then (None: none)."""
         ledger, edition_id, build = self.ledger, self.edition_id, self.ready.build
+        self.audience.reload_if_changed()  # edited while the preview waited for a yes
         begun = ledger.status(edition_id)
         resuming = begun.manifest_hash is not None
         plan.refuse_if_changed(edition_id, ledger.manifest(edition_id), begun, build)
@@ -137,60 +152,101 @@ class _Run:
         if resuming:
             self.audience.skip_gone(ledger, edition_id)
         self.to_send = ledger.status(edition_id).pending
-        order = None if resuming else recipients
-        self.ahead = _Lookahead(self.transport, ledger, edition_id, order)
+        if self.workers == 1:  # side by side, each batch's thread builds its own payload
+            order = None if resuming else recipients
+            self.ahead = _Lookahead(self.transport, ledger, edition_id, order)
         return start
 
     def loop(self) -> None:
-        """Batch after batch until none is left or a reason to stop comes up."""
-        while not self.stopped:
-            if self.audience.reload_if_changed():
-                self.to_send -= self.audience.skip_gone(self.ledger, self.edition_id)
-            if self.audience.unreadable:
-                self.stopped = _unreadable_list(self.edition_id, self.audience.unreadable)
-                return
-            batch = self.ledger.next_batch(self.edition_id, self.transport.max_batch)
-            if batch is None:
-                return
-            self._send(batch)
+        """Keep up to `workers` batches in flight until none is left or a reason to stop
+        comes up; then let the ones in flight settle before returning (or raising)."""
+        flights = Flights(self.transport, self.ready.message)
+        try:
+            while True:
+                while not self.stopped and len(flights) < self.workers:
+                    claimed = self._claim()
+                    if claimed is None:
+                        break
+                    flights.launch(*claimed)
+                if not flights:
+                    return
+                self._settle(flights.next_answer())
+        except _Refused as refused:
+            self._let_settle(flights)
+            raise self._not_sent(refused.error, refused.size) from refused.error
+        except (KeyboardInterrupt, SystemExit):
+            raise  # Ctrl-C, SIGTERM: stop now; batches in flight stay so (uncertain next run)
+        except BaseException:
+            self._let_settle(flights)  # e.g. progress() raised: nothing is left in flight
+            raise
 
-    def _send(self, batch: Batch) -> None:
+    def _not_sent(self, error: TransportError, size: int) -> TransportError:
+        """The refusal, with where the send stands once the other batches have settled."""
+        st = self.ledger.status(self.edition_id)
+        return TransportError(
+            f"{error}\nThe batch of {size} recipient(s) was recorded as not sent; "
+            f"{st.accepted} of {st.total} have edition {self.edition_id}. Fix the cause and "
+            f"run `newsflash send {self.edition_id}` again: it resumes where it stopped.",
+            status=error.status,
+            body=error.body,
+        )
+
+    def _claim(self) -> tuple[Batch, list[Person]] | None:
+        """The next batch, committed as in flight, with whom it goes to; None to stop."""
+        if self.audience.reload_if_changed():
+            self.to_send -= self.audience.skip_gone(self.ledger, self.edition_id)
+        if self.audience.unreadable:
+            self.stopped = _unreadable_list(self.edition_id, self.audience.unreadable)
+            return None
+        batch = self.ledger.next_batch(self.edition_id, self.transport.max_batch)
+        if batch is None:
+            return None
         people = [
             self.audience.people.get(r.recipient_id) or Person(r.recipient_id, r.email)
             for r in batch.recipients
         ]
-        assert self.ahead is not None
-        self.ahead.hint(batch.recipients, self.audience.people, self.ready.message)
-        result = self._request(batch, people)
+        if self.ahead is not None:
+            self.ahead.hint(batch.recipients, self.audience.people, self.ready.message)
+        return batch, people
+
+    def _settle(self, answer: Answer) -> None:
+        """Record one batch's answer; an error stops new requests (the caller lets the
+        others settle, then it is raised)."""
+        if answer.error is not None:
+            self._settle_error(answer, answer.error)
+        assert answer.result is not None
+        result = answer.result
         self.requests += result.requests
-        self.done += len(people)
-        self.stopped, self.uncertain_in_a_row = _record(
-            self.ledger, batch.id, result, self.uncertain_in_a_row
+        self.done += len(answer.people)
+        stopped, self.uncertain_in_a_row = _record(
+            self.ledger, answer.batch.id, result, self.uncertain_in_a_row
         )
+        self.stopped = self.stopped or stopped
         if result.outcome == "accepted":
-            self.accepted_now += len(people)
+            self.accepted_now += len(answer.people)
         if self.progress is not None:
             self.progress(self.done, max(self.to_send, self.done))
 
-    def _request(self, batch: Batch, people: Sequence[Person]) -> BatchResult:
-        """The transport's answer; what an exception means for the batch goes in the ledger."""
-        try:
-            return self.transport.send(people, self.ready.message)
-        except (KeyboardInterrupt, SystemExit):
-            if not self.transport.request_outstanding:
-                # Stopped in a backoff or rate-limit wait: nothing left, nothing to doubt.
-                self.ledger.mark_failed(batch.id, "interrupted before the request left (not sent)")
-            raise
-        except TransportError as e:
-            self.ledger.mark_failed(batch.id, _first_line(str(e)))
-            st = self.ledger.status(self.edition_id)
-            raise TransportError(
-                f"{e}\nThe batch of {len(people)} recipient(s) was recorded as not sent; "
-                f"{st.accepted} of {st.total} have edition {self.edition_id}. Fix the cause and "
-                f"run `newsflash send {self.edition_id}` again: it resumes where it stopped.",
-                status=e.status,
-                body=e.body,
-            ) from e
+    def _settle_error(self, answer: Answer, error: BaseException) -> NoReturn:
+        """What an exception from the transport means for its batch goes in the ledger."""
+        batch = answer.batch
+        if isinstance(error, TransportError):
+            self.ledger.mark_failed(batch.id, _first_line(str(error)))
+            raise _Refused(error, len(answer.people))
+        if isinstance(error, KeyboardInterrupt | SystemExit) and not answer.outstanding:
+            # Stopped in a backoff or rate-limit wait: nothing left, nothing to doubt.
+            self.ledger.mark_failed(batch.id, "interrupted before the request left (not sent)")
+        raise error  # anything else leaves the batch in flight: uncertain on the next run
+
+    def _let_settle(self, flights: Flights) -> None:
+        """After an error: no new request; record what the batches still in flight come back
+        with. A Ctrl-C meanwhile leaves the rest in flight (uncertain on the next run)."""
+        self.progress = None  # it may be what raised
+        while flights:
+            answer = flights.next_answer()
+            # The first error is the one raised; this batch is recorded as its answer says.
+            with contextlib.suppress(BaseException):
+                self._settle(answer)
 
     def report(self, start: EditionStatus, final: EditionStatus) -> SendReport:
         skipped = skipped_count(final)
@@ -249,6 +305,22 @@ class _Lookahead:
         ]
         if upcoming:
             self.transport.prepare(upcoming, message)
+
+
+class _Refused(Exception):
+    """A batch the transport refused (TransportError), recorded failed: raised once the
+    batches still in flight have settled."""
+
+    def __init__(self, error: TransportError, size: int) -> None:
+        super().__init__(str(error))
+        self.error = error
+        self.size = size
+
+
+def _workers(config: Config, transport: Transport) -> int:
+    """Batches in flight together: [sendgrid] concurrency for SendGrid; the outbox writes
+    files one batch at a time (there is no answer to wait for)."""
+    return config.model.sendgrid.concurrency if transport.name == "sendgrid" else 1
 
 
 def _record(

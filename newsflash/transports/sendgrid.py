@@ -9,6 +9,7 @@ while the previous request waits for its answer, and the configuration from conf
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -71,6 +72,7 @@ class SendGridTransport:
         self.host = self._delivery.host
         self._pool: ThreadPoolExecutor | None = None
         self._prepared: tuple[Message, tuple[Person, ...], Future[JSON]] | None = None
+        self._prepared_lock = threading.Lock()
 
     def __repr__(self) -> str:  # the default repr would be harmless, but say so explicitly
         return f"SendGridTransport(host={self.host!r}, api_key=<redacted>)"
@@ -111,10 +113,13 @@ class SendGridTransport:
         if self._pool is None:
             self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="newsflash-payload")
         people = tuple(batch)
-        self._prepared = (message, people, self._pool.submit(self.payload, people, message))
+        future = self._pool.submit(self.payload, people, message)
+        with self._prepared_lock:
+            self._prepared = (message, people, future)
 
     def _payload_for(self, batch: Sequence[Person], message: Message) -> JSON:
-        prepared, self._prepared = self._prepared, None
+        with self._prepared_lock:  # batches may be sent from several threads at once
+            prepared, self._prepared = self._prepared, None
         if prepared is not None:
             prepared_message, people, future = prepared
             if prepared_message is message and people == tuple(batch):

@@ -45,6 +45,7 @@ import http.client
 import json
 import math
 import re
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -112,15 +113,29 @@ class Delivery:
         sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], float] = time.time,
     ) -> None:
-        self.request_outstanding = False
         self.host = check_host(host, "the SendGrid host")
         self.policy = policy
         self.sandbox = sandbox
-        self.attempts = 0
         self._sleep = sleep
         self._clock = clock
-        self._batch: Sequence[Person] = ()
+        # Batches go out from several threads at once ([sendgrid] concurrency): what belongs
+        # to one request (its attempts, whether it has left) is the calling thread's own.
+        self._mine = threading.local()
+        # A 429 pauses every thread until the reset, not just the one it answered.
+        self._pause_lock = threading.Lock()
+        self._paused_until = 0.0
+        self._paused_by: int | None = None
         self._client = make_client(api_key, self.host, policy.timeout)
+
+    @property
+    def request_outstanding(self) -> bool:
+        """This thread's request has left and its answer has not come."""
+        return bool(getattr(self._mine, "outstanding", False))
+
+    @property
+    def attempts(self) -> int:
+        """Requests this thread's last `deliver` made."""
+        return int(getattr(self._mine, "attempts", 0))
 
     def __repr__(self) -> str:  # the default repr would be harmless, but say so explicitly
         return f"Delivery(host={self.host!r}, api_key=<redacted>)"
@@ -128,8 +143,8 @@ class Delivery:
     def deliver(self, payload: JSON, batch: Sequence[Person] = ()) -> Answer:
         """Post until accepted; 429s wait, 500/503/refused connections back off and retry
         (transports/retries.py). `batch` only names partners in a 400's errors."""
-        self.attempts = 0
-        self._batch = batch
+        self._mine.attempts = 0
+        self._mine.batch = batch
         status, message_id = with_retries(
             lambda: self._post_once(payload),
             self.policy,
@@ -150,17 +165,39 @@ class Delivery:
         )
 
     def _post_once(self, payload: JSON) -> tuple[int, str | None]:
-        self.attempts += 1
-        self.request_outstanding = True
+        self._wait_out_pause()
+        mine = self._mine
+        mine.attempts += 1
+        mine.outstanding = True
         try:
             answer = self._post_and_read(payload)
         except (KeyboardInterrupt, SystemExit):
             raise  # stopped while waiting for the answer: the batch stays in doubt
-        except BaseException:
-            self.request_outstanding = False
+        except RateLimited as e:
+            mine.outstanding = False
+            self._pause(e.reset_at)
             raise
-        self.request_outstanding = False
+        except BaseException:
+            mine.outstanding = False
+            raise
+        mine.outstanding = False
         return answer
+
+    def _pause(self, reset_at: float | None) -> None:
+        """Hold the other threads' next requests until the reset; the thread that got the
+        429 waits in the retry loop, which also keeps its [sendgrid] max_rate_limit_wait."""
+        until = self._clock() + 1.0 if reset_at is None else reset_at
+        with self._pause_lock:
+            if until > self._paused_until:
+                self._paused_until, self._paused_by = until, threading.get_ident()
+
+    def _wait_out_pause(self) -> None:
+        with self._pause_lock:
+            until, by = self._paused_until, self._paused_by
+        if by != threading.get_ident():
+            delay = until - self._clock()
+            if delay > 0:
+                self._sleep(delay)
 
     def _post_and_read(self, payload: JSON) -> tuple[int, str | None]:
         try:
@@ -249,7 +286,9 @@ class Delivery:
         elif status == 400:
             text = (
                 "SendGrid refused the request (400 Bad Request); nothing in it was sent:\n"
-                + "\n".join(f"  - {line}" for line in _error_lines(body, self._batch))
+                + "\n".join(
+                    f"  - {line}" for line in _error_lines(body, getattr(self._mine, "batch", ()))
+                )
             )
         elif status == 413:
             text = (

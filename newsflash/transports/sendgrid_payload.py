@@ -44,12 +44,12 @@ def _address(email_: str, name: str) -> dict[str, str]:
 
 
 def _personalization(person: Person, message: Message) -> JSON:
-    to = _address(person.email, person.display_name)
+    token = message.link_token(person)  # signed once for both the links and the headers
     return {
-        "to": [to],
-        "substitutions": message.substitutions(person),
+        "to": [_address(person.email, person.display_name)],
+        "substitutions": message.substitutions(person, token),
         "custom_args": {"edition": message.edition_id, "recipient_id": person.recipient_id},
-        "headers": message.list_headers(person),
+        "headers": message.list_headers(person, token),
     }
 
 
