@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import difflib
+import functools
 import hashlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -101,8 +102,21 @@ def _anchor(key: str) -> str:
 
 
 def parse_item(data: bytes, key: str, sections: Sequence[str]) -> tuple[Item | None, list[Problem]]:
-    """Validate one file's bytes; pure, so the property tests can throw anything at it."""
-    return _ItemParser(data, key, sections).run()
+    """Validate one file's bytes; pure, so the property tests can throw anything at it.
+
+    Pure also means a file read again unchanged parses to the same result: the preview and the
+    scheduler rebuild an edition whenever one file changes, so the others come from a cache
+    keyed by their bytes, name and the sections (Markdown parsing was most of a warm build)."""
+    item, problems = _parse_cached(data, key, tuple(sections))
+    return item, list(problems)
+
+
+@functools.lru_cache(maxsize=2048)
+def _parse_cached(
+    data: bytes, key: str, sections: tuple[str, ...]
+) -> tuple[Item | None, tuple[Problem, ...]]:
+    item, problems = _ItemParser(data, key, sections).run()
+    return item, tuple(problems)
 
 
 class _Stop(Exception):

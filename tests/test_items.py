@@ -326,3 +326,21 @@ def test_a_template_fault_blames_no_item_and_still_stops_the_build(workspace: Pa
     assert item_faults(config, items, "2022-02") == []
     with pytest.raises(BuildError, match="MJML could not be rendered"):
         build_edition(config, "2022-02")
+
+
+def test_an_unchanged_file_comes_from_the_parse_cache_and_a_changed_one_is_parsed_again() -> None:
+    from newsflash.items import _parse_cached
+
+    text = b"---\ntitle: Cached\nsection: alliance\ndate: 2022-02-01\n---\nBody one.\n"
+    sections = ("alliance",)
+    first, problems = parse_item(text, "cached.md", sections)
+    problems.append(Problem("cached.md", "a caller's own note"))  # the cache keeps its own copy
+    hits = _parse_cached.cache_info().hits
+    again, problems_again = parse_item(text, "cached.md", sections)
+    assert _parse_cached.cache_info().hits == hits + 1
+    assert again is first and problems_again == []
+    edited, _ = parse_item(text.replace(b"Body one.", b"Body two."), "cached.md", sections)
+    assert edited is not None and first is not None
+    assert "Body two." in edited.body_text and edited.sha256 != first.sha256
+    other_sections, found = parse_item(text, "cached.md", ("projects",))
+    assert other_sections is None and any(p.field == "section" for p in found)
