@@ -25,6 +25,7 @@ Kill points (k = the request number, batches of 5):
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shutil
@@ -117,13 +118,45 @@ def wait_for(condition: Callable[[], bool], proc: subprocess.Popen[str], what: s
 
 
 def ledger_states(ws: Path) -> dict[str, str]:
-    with sqlite3.connect(ws / "state" / "ledger.sqlite") as db:
+    """Every recipient's state, read through a connection closed before this returns.
+
+    `with sqlite3.connect()` only commits, and a Python 3.11 connection is in a reference
+    cycle (its statement cache), so an unclosed one lives on until the garbage collector runs.
+    While it lives, this process maps the ledger's -shm: a plain open() and close() of the
+    ledger's files here (copy_workspace's files) cancels this process's POSIX locks on them, the
+    resumed send then believes it is the last user, checkpoints and deletes the -wal and -shm,
+    and the stale connection's close later checkpoints from its stale WAL index into the new
+    -wal, destroying the ledger ("file is not a database"). Nor may a missing ledger be
+    created empty by looking at it.
+    """
+    path = ws / "state" / "ledger.sqlite"
+    assert path.is_file(), f"{path} is missing"
+    with contextlib.closing(sqlite3.connect(path)) as db:
         rows = db.execute(
             "SELECT r.email, COALESCE(b.state, 'pending') FROM recipients r "
             "LEFT JOIN batches b ON b.id = r.batch_id WHERE r.edition_id = ?",
             (ED,),
         ).fetchall()
     return dict(rows)
+
+
+def copy_workspace(ws: Path, dst: Path) -> Path:
+    """The same crashed state in a second workspace beside `ws` (never inside it, where a later
+    copy would take the earlier one along).
+
+    The ledger is copied by SQLite's own backup, with everything its WAL holds, not file by
+    file: copying a live ledger's files with plain open() and close() in a process that has
+    it open through SQLite cancels that process's locks (see ledger_states).
+    """
+    ledger_files = shutil.ignore_patterns("ledger.sqlite", "ledger.sqlite-wal", "ledger.sqlite-shm")
+    shutil.copytree(ws, dst, ignore=ledger_files, dirs_exist_ok=True)
+    source, target = ws / "state" / "ledger.sqlite", dst / "state" / "ledger.sqlite"
+    with (
+        contextlib.closing(sqlite3.connect(source)) as src,
+        contextlib.closing(sqlite3.connect(target)) as out,
+    ):
+        src.backup(out)
+    return dst
 
 
 def listed_uncertain(ws: Path) -> set[str]:
@@ -172,7 +205,7 @@ def crash(ws: Path, sg: FakeSendGrid, kind: str, k: int) -> None:
     [("in_flight", 1), ("accepted_unrecorded", 3), ("in_flight", 7), ("race", 5)],
 )
 def test_a_killed_send_resumes_with_nobody_lost_and_nobody_sent_twice(
-    tmp_path: Path, workspace: Path, kind: str, k: int
+    tmp_path_factory: pytest.TempPathFactory, workspace: Path, kind: str, k: int
 ) -> None:
     prepare(workspace)
     with running_server() as sg:
@@ -189,8 +222,8 @@ def test_a_killed_send_resumes_with_nobody_lost_and_nobody_sent_twice(
             )
             assert len(counts) == 2 + (k > 1)
             assert sum(at_crash.values()) == BATCH * (k - 1 + (kind == "accepted_unrecorded"))
-        other = tmp_path / "resend"
-        shutil.copytree(workspace, other)  # the same crashed state, for the second way
+        # The same crashed state, for the second way.
+        other = copy_workspace(workspace, tmp_path_factory.mktemp("resend"))
 
         # 1. A plain resume.
         run(workspace, sg)
@@ -267,7 +300,7 @@ def test_a_send_killed_after_sendgrid_accepted_resends_only_whom_no_event_vouche
 
 
 def test_a_kill_with_four_batches_in_flight_leaves_exactly_those_four_uncertain(
-    tmp_path: Path, workspace: Path
+    tmp_path_factory: pytest.TempPathFactory, workspace: Path
 ) -> None:
     prepare(workspace, concurrency=4)
     with running_server() as sg:
@@ -295,7 +328,7 @@ def test_a_kill_with_four_batches_in_flight_leaves_exactly_those_four_uncertain(
         counts = Counter(states.values())
         assert (counts["accepted"], counts["in_flight"], counts["pending"]) == (20, 20, 10)
         assert sum(at_crash.values()) == 5 * BATCH  # four answered, one accepted unanswered
-        shutil.copytree(workspace, tmp_path / "resend")
+        other = copy_workspace(workspace, tmp_path_factory.mktemp("resend"))
 
         run(workspace, sg)
         received = Counter(sg.all_recipients())
@@ -308,9 +341,9 @@ def test_a_kill_with_four_batches_in_flight_leaves_exactly_those_four_uncertain(
                 assert final[address] == "accepted" and received[address] == 1, address
 
     with running_server() as sg2:
-        run(tmp_path / "resend", sg2, "--resend-uncertain")
+        run(other, sg2, "--resend-uncertain")
         received = at_crash + Counter(sg2.all_recipients())
-        assert set(ledger_states(tmp_path / "resend").values()) == {"accepted"}
+        assert set(ledger_states(other).values()) == {"accepted"}
         duplicates = {a for a in AUDIENCE if received[a] > 1}
         assert len(duplicates) == BATCH and duplicates <= in_flight  # the one accepted unanswered
         assert all(received[a] >= 1 for a in AUDIENCE)
