@@ -181,7 +181,16 @@ class Delivery:
             mine.outstanding = False
             raise
         mine.outstanding = False
+        self._end_own_pause()
         return answer
+
+    def _end_own_pause(self) -> None:
+        """The thread whose 429 paused the others has been answered after its wait: the
+        window reset, so the pause ends (without this, a batch sent next from another thread
+        would wait out a reset that had already come, by the clock of a wait it never saw)."""
+        with self._pause_lock:
+            if self._paused_by == threading.get_ident():
+                self._paused_until, self._paused_by = 0.0, None
 
     def _pause(self, reset_at: float | None) -> None:
         """Hold the other threads' next requests until the reset; the thread that got the
