@@ -263,6 +263,39 @@ def test_duplicate_recipients_refused(ledger: Ledger) -> None:
     assert ledger.status(ED).manifest_hash is None  # nothing half-frozen
 
 
+def test_recipients_stream_into_the_freeze_from_a_one_pass_iterator(ledger: Ledger) -> None:
+    # A send hands the freeze a generator, so it never holds a list of every recipient.
+    with ledger.sending(ED):
+        ledger.start_send(ED, HASH, MANIFEST, iter(people(2500)))
+        assert ledger.status(ED).total == 2500
+        assert ledger.upcoming(ED, 3) == people(3)
+        first = ledger.next_batch(ED, 1000)
+        assert first is not None and list(first.recipients) == people(1000)
+        assert ledger.upcoming(ED, 2) == people(1002)[1000:]
+
+
+def test_a_duplicate_late_in_a_streamed_freeze_leaves_nothing_frozen(ledger: Ledger) -> None:
+    twice = iter([*people(3000), LedgerRecipient("other", "P7@Example.org")])
+    with ledger.sending(ED):
+        with pytest.raises(LedgerError, match=r"duplicate emails: p7@example\.org"):
+            ledger.start_send(ED, HASH, MANIFEST, twice)
+        again = iter([*people(3000), people(8)[7]])
+        with pytest.raises(LedgerError, match="duplicate recipient ids: p7;"):
+            ledger.start_send(ED, HASH, MANIFEST, again)
+    assert ledger.status(ED).manifest_hash is None
+    assert ledger.status(ED).total == 0
+
+
+def test_upcoming_is_the_batch_next_batch_claims_and_empty_when_none_is_left(
+    ledger: Ledger,
+) -> None:
+    with ledger.sending(ED):
+        start(ledger, people(5))
+        assert ledger.upcoming(ED, 10) == people(5)
+        assert ledger.next_batch(ED, 10) is not None
+        assert ledger.upcoming(ED, 10) == []
+
+
 def test_changed_manifest_hash_refused(db: Path) -> None:
     with Ledger(db) as led, led.sending(ED):
         start(led, people(2))

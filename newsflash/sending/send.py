@@ -33,7 +33,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from typing import NoReturn
 
 from email_validator import EmailNotValidError, validate_email
@@ -140,12 +140,11 @@ class _Run:
         resuming = begun.manifest_hash is not None
         plan.refuse_if_changed(edition_id, ledger.manifest(edition_id), begun, build)
         people = self.audience.people.values()
-        recipients = [LedgerRecipient(p.recipient_id, p.email) for p in people]
         start = ledger.start_send(
             edition_id,
             build.edition.manifest_hash,
             json.dumps(build.edition.manifest, sort_keys=True),
-            recipients,
+            (LedgerRecipient(p.recipient_id, p.email) for p in people),  # streamed in
             resend_uncertain=resend_before is not None,
             uncertain_before=resend_before,
         )
@@ -153,8 +152,7 @@ class _Run:
             self.audience.skip_gone(ledger, edition_id)
         self.to_send = ledger.status(edition_id).pending
         if self.workers == 1:  # side by side, each batch's thread builds its own payload
-            order = None if resuming else recipients
-            self.ahead = _Lookahead(self.transport, ledger, edition_id, order)
+            self.ahead = _Lookahead(self.transport, ledger, edition_id)
         return start
 
     def loop(self) -> None:
@@ -206,7 +204,7 @@ class _Run:
             for r in batch.recipients
         ]
         if self.ahead is not None:
-            self.ahead.hint(batch.recipients, self.audience.people, self.ready.message)
+            self.ahead.hint(self.audience.people, self.ready.message)
         return batch, people
 
     def _settle(self, answer: Answer) -> None:
@@ -271,36 +269,22 @@ class _Run:
 class _Lookahead:
     """Tells the transport which batch will most likely come next (`Transport.prepare`).
 
-    Pending recipients are handed out in ledger order, so the next batch is the next slice of
-    that order; a guess gone wrong (someone skipped meanwhile) only costs the transport a
-    rebuild, never a wrong request, because the transport checks the batch it is given.
+    Pending recipients are handed out in ledger order, so the next batch is the next pending
+    slice, asked of the ledger after each claim; a guess gone wrong (someone skipped
+    meanwhile) only costs the transport a rebuild, never a wrong request, because the
+    transport checks the batch it is given.
     """
 
-    def __init__(
-        self,
-        transport: Transport,
-        ledger: Ledger,
-        edition_id: str,
-        order: list[LedgerRecipient] | None,
-    ) -> None:
+    def __init__(self, transport: Transport, ledger: Ledger, edition_id: str) -> None:
         self.transport = transport
         self.ledger = ledger
         self.edition_id = edition_id
         self.size = transport.max_batch
-        self.order: list[LedgerRecipient] | None = order
-        self.pos = 0
 
-    def hint(
-        self, claimed: Sequence[LedgerRecipient], people: dict[str, Person], message: Message
-    ) -> None:
-        n = len(claimed)
-        if self.order is None or self.order[self.pos : self.pos + n] != list(claimed):
-            self.order, self.pos = self.ledger.pending_recipients(self.edition_id), 0
-        else:
-            self.pos += n
+    def hint(self, people: dict[str, Person], message: Message) -> None:
         upcoming = [
             people[r.recipient_id]
-            for r in self.order[self.pos : self.pos + self.size]
+            for r in self.ledger.upcoming(self.edition_id, self.size)
             if r.recipient_id in people
         ]
         if upcoming:

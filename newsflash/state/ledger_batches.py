@@ -14,9 +14,8 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections import Counter
-from collections.abc import Sequence
-from itertools import count, repeat
+from collections.abc import Iterable, Iterator, Sequence
+from typing import NoReturn
 
 from newsflash.errors import LedgerError
 from newsflash.state.ledger_lock import SendLock
@@ -28,6 +27,19 @@ __all__ = ["LedgerBatches"]
 _IN_FLIGHT_LOST = "no answer was recorded: the sending process died or timed out mid-request"
 
 
+def _folded(email: str) -> str:
+    """An address as two rows of one person would share it (Python's case rules, not SQL's)."""
+    return email.strip().lower()
+
+
+def _refuse_duplicates(edition_id: str, found: str) -> NoReturn:
+    """Raised inside the freeze's transaction, so nothing is left half-frozen."""
+    raise LedgerError(
+        f"edition {edition_id} can't start: {found}; "
+        "each person must appear once in the recipient list"
+    )
+
+
 class LedgerBatches(SendLock, LedgerQueries):
     """The part of `Ledger` that writes a send's progress; each write needs the send lock."""
 
@@ -36,7 +48,7 @@ class LedgerBatches(SendLock, LedgerQueries):
         edition_id: str,
         manifest_hash: str,
         manifest_json: str,
-        recipients: Sequence[LedgerRecipient],
+        recipients: Iterable[LedgerRecipient],
         *,
         resend_uncertain: bool = False,
         uncertain_before: str | None = None,
@@ -78,32 +90,43 @@ class LedgerBatches(SendLock, LedgerQueries):
         edition_id: str,
         manifest_hash: str,
         manifest_json: str,
-        recipients: Sequence[LedgerRecipient],
+        recipients: Iterable[LedgerRecipient],
         now: str,
     ) -> None:
-        # Two ids with one address would be a double send the ledger could not see.
-        ids = [r.recipient_id for r in recipients]
-        emails = [r.email.strip().lower() for r in recipients]
-        if len(set(ids)) != len(ids) or len(set(emails)) != len(emails):
-            dup_ids = [k for k, n in Counter(ids).items() if n > 1]
-            dup_emails = [k for k, n in Counter(emails).items() if n > 1]
-            parts = []
-            if dup_ids:
-                parts.append("duplicate recipient ids: " + ", ".join(sorted(dup_ids)))
-            if dup_emails:
-                parts.append("duplicate emails: " + ", ".join(sorted(dup_emails)))
-            raise LedgerError(
-                f"edition {edition_id} can't start: {'; '.join(parts)}; "
-                "each person must appear once in the recipient list"
-            )
+        """Streamed into the table, so no list of a million recipients is ever held; the
+        primary key finds a repeated id, one grouped query a repeated address."""
         conn.execute(
             "INSERT INTO sends (edition_id, manifest_hash, manifest_json, started_at, total) "
-            "VALUES (?, ?, ?, ?, ?)",
-            (edition_id, manifest_hash, manifest_json, now, len(recipients)),
+            "VALUES (?, ?, ?, ?, 0)",
+            (edition_id, manifest_hash, manifest_json, now),
         )
-        conn.executemany(
-            "INSERT INTO recipients (edition_id, recipient_id, email, seq) VALUES (?, ?, ?, ?)",
-            zip(repeat(edition_id), ids, (r.email for r in recipients), count(1)),
+        last: list[str] = [""]  # the id being inserted when the primary key objects
+
+        def rows() -> Iterator[tuple[str, str, str, int]]:
+            for seq, r in enumerate(recipients, 1):
+                last[0] = r.recipient_id
+                yield edition_id, r.recipient_id, r.email, seq
+
+        try:
+            conn.executemany(
+                "INSERT INTO recipients (edition_id, recipient_id, email, seq) VALUES (?, ?, ?, ?)",
+                rows(),
+            )
+        except sqlite3.IntegrityError:
+            _refuse_duplicates(edition_id, f"duplicate recipient ids: {last[0]}")
+        # Two ids with one address would be a double send the ledger could not see.
+        conn.create_function("folded", 1, _folded, deterministic=True)
+        twice = conn.execute(
+            "SELECT folded(email) AS k FROM recipients WHERE edition_id = ? "
+            "GROUP BY k HAVING COUNT(*) > 1 ORDER BY k LIMIT 20",
+            (edition_id,),
+        ).fetchall()
+        if twice:
+            _refuse_duplicates(edition_id, "duplicate emails: " + ", ".join(k for (k,) in twice))
+        conn.execute(
+            "UPDATE sends SET total = (SELECT COUNT(*) FROM recipients WHERE edition_id = ?) "
+            "WHERE edition_id = ?",
+            (edition_id, edition_id),
         )
 
     def _resume(

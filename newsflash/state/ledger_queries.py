@@ -34,6 +34,17 @@ class LedgerQueries(LedgerDb):
             ).fetchall()
         return [LedgerRecipient(rid, email) for rid, email in rows]
 
+    def upcoming(self, edition_id: str, size: int) -> list[LedgerRecipient]:
+        """The next `size` pending recipients, the batch `next_batch` would claim next (one
+        index range, so a send never holds the whole pending list to know what comes)."""
+        with self._read() as conn:
+            rows = conn.execute(
+                "SELECT recipient_id, email FROM recipients WHERE batch_id IS NULL "
+                "AND edition_id = ? ORDER BY seq LIMIT ?",
+                (edition_id, size),
+            ).fetchall()
+        return [LedgerRecipient(rid, email) for rid, email in rows]
+
     def resume_order(
         self, edition_id: str, *, resend_uncertain: bool, uncertain_before: str | None = None
     ) -> list[LedgerRecipient]:
