@@ -24,6 +24,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 import time_machine
+from fake_sendgrid import DEFAULT_API_KEY, FakeSendGrid, running_server
 
 ROOT = Path(__file__).resolve().parent.parent
 CHROMIUM = os.environ.get("NEWSFLASH_CHROMIUM", "/usr/bin/chromium")
@@ -169,3 +170,13 @@ def browser() -> Iterator[Any]:
         b = p.chromium.launch(executable_path=path, args=CHROMIUM_ARGS)
         yield b
         b.close()
+
+
+@pytest.fixture
+def sg(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeSendGrid]:
+    """The strict fake SendGrid on 127.0.0.1, where a send's key and host point; a test file
+    that needs another one (a shared server, latency, more keys) defines its own `sg`."""
+    with running_server() as server:
+        monkeypatch.setenv("SENDGRID_API_KEY", DEFAULT_API_KEY)
+        monkeypatch.setenv("NEWSFLASH_SENDGRID_HOST", server.url)
+        yield server

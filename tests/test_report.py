@@ -17,6 +17,7 @@ from click.testing import CliRunner
 from conftest import ARTIFACTS, DEFAULT_NOW
 from fake_sendgrid import DEFAULT_API_KEY, running_server
 from serve_helpers import SECRET, Clock, SendGridKeys, running
+from test_send import AUDIENCE
 
 from newsflash.cli import main
 from newsflash.config import Config, load_config
@@ -28,18 +29,7 @@ from newsflash.state.suppressions import SuppressionStore
 from newsflash.subscribers import recipient_id
 
 ED = "2022-02"
-A, B, C, D, E, F, G, H, I, J = (  # noqa: E741 (the sample audience, in file order)
-    "anna.keller@example.org",
-    "marc.dubois@example.com",
-    "lena.virtanen@example.org",
-    "jonas.berg@example.org",
-    "sofia.rossi@example.com",
-    "eva.horvath@example.com",
-    "tomas.novak@example.org",
-    "maria.garcia@example.com",
-    "claire.martin@example.com",
-    "ioana.popescu@example.org",
-)
+A, B, C, D, E, F, G, H, I, J = AUDIENCE  # noqa: E741 (the sample audience, in file order)
 ALBATTS = "https://www.project-albatts.eu/"  # the battery item's 'read more'
 AGENDA = "https://example.org/agenda"  # added to the agenda item's text below
 REGISTER = "https://example.org/register"  # added to the launch item's text below

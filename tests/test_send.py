@@ -12,7 +12,6 @@ import json
 import re
 import sqlite3
 from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -79,14 +78,6 @@ def configure(ws: Path, **sendgrid: object) -> Config:
             section = f"{line}\n{section}"
     path.write_text(text[: match.start(1)] + section + text[match.end(1) :], encoding="utf-8")
     return load_config(path)
-
-
-@pytest.fixture
-def sg(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeSendGrid]:
-    with running_server() as server:
-        monkeypatch.setenv("SENDGRID_API_KEY", DEFAULT_API_KEY)
-        monkeypatch.setenv("NEWSFLASH_SENDGRID_HOST", server.url)
-        yield server
 
 
 @pytest.fixture

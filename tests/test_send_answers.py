@@ -24,7 +24,7 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner
-from fake_sendgrid import DEFAULT_API_KEY, FakeSendGrid, running_server
+from fake_sendgrid import DEFAULT_API_KEY, FakeSendGrid
 from test_send import AUDIENCE, ED, configure, ledger_of
 
 from newsflash.cli import main
@@ -34,15 +34,6 @@ from newsflash.state.suppressions import SuppressionStore
 from newsflash.transports.factory import make_transport
 from newsflash.transports.retries import Policy, Retryable
 from newsflash.transports.sendgrid_delivery import Delivery, Uncertain
-
-
-@pytest.fixture
-def sg(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeSendGrid]:
-    """The fake SendGrid on 127.0.0.1, where the send's key and host point (as in test_send)."""
-    with running_server() as server:
-        monkeypatch.setenv("SENDGRID_API_KEY", DEFAULT_API_KEY)
-        monkeypatch.setenv("NEWSFLASH_SENDGRID_HOST", server.url)
-        yield server
 
 
 def _send(config: Config, sleeps: list[float]) -> Any:

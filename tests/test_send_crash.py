@@ -159,6 +159,18 @@ def copy_workspace(ws: Path, dst: Path) -> Path:
     return dst
 
 
+def assert_resumed_once_each_but(
+    uncertain: set[str], final: dict[str, str], received: Counter[str]
+) -> None:
+    """After a plain resume: the `uncertain` ones stay so, got it at most once (if the kill
+    caught SendGrid accepting), and everyone else is accepted and got it exactly once."""
+    for address in AUDIENCE:
+        if address in uncertain:
+            assert final[address] == "uncertain" and received[address] <= 1
+        else:
+            assert final[address] == "accepted" and received[address] == 1, address
+
+
 def listed_uncertain(ws: Path) -> set[str]:
     """The addresses `newsflash status` lists under its "uncertain (n):" heading."""
     result = CliRunner().invoke(main, ["--config", str(ws / "config.toml"), "status", ED, "--all"])
@@ -233,11 +245,7 @@ def test_a_killed_send_resumes_with_nobody_lost_and_nobody_sent_twice(
         assert set(received) <= set(AUDIENCE)
         assert set(final) == set(AUDIENCE)
         assert uncertain == in_flight  # exactly the batch the kill interrupted
-        for address in AUDIENCE:
-            if address in uncertain:
-                assert final[address] == "uncertain" and received[address] <= 1
-            else:
-                assert final[address] == "accepted" and received[address] == 1, address
+        assert_resumed_once_each_but(uncertain, final, received)
 
     # 2. From the same crashed state: resume with --resend-uncertain.
     with running_server() as sg2:
@@ -334,11 +342,7 @@ def test_a_kill_with_four_batches_in_flight_leaves_exactly_those_four_uncertain(
         received = Counter(sg.all_recipients())
         assert listed_uncertain(workspace) == in_flight  # exactly the four batches in flight
         final = ledger_states(workspace)
-        for address in AUDIENCE:
-            if address in in_flight:
-                assert final[address] == "uncertain" and received[address] <= 1
-            else:
-                assert final[address] == "accepted" and received[address] == 1, address
+        assert_resumed_once_each_but(in_flight, final, received)
 
     with running_server() as sg2:
         run(other, sg2, "--resend-uncertain")

@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import re
 from collections import Counter
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -20,7 +19,7 @@ import pytest
 import time_machine
 from click.testing import CliRunner
 from conftest import TEST_SECRET
-from fake_sendgrid import DEFAULT_API_KEY, FakeSendGrid, running_server
+from fake_sendgrid import FakeSendGrid
 from serve_helpers import SendGridKeys, running
 from test_send import AUDIENCE, ED, configure, ledger_of
 
@@ -34,15 +33,6 @@ from newsflash.state.ledger import Ledger, LedgerRecipient
 from newsflash.transports.factory import make_transport
 
 UNCERTAIN = AUDIENCE[:5]  # the first batch: accepted by SendGrid, its answer lost
-
-
-@pytest.fixture
-def sg(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeSendGrid]:
-    """The fake SendGrid on 127.0.0.1, where the send's key and host point (as in test_send)."""
-    with running_server() as server:
-        monkeypatch.setenv("SENDGRID_API_KEY", DEFAULT_API_KEY)
-        monkeypatch.setenv("NEWSFLASH_SENDGRID_HOST", server.url)
-        yield server
 
 
 def _uncertain_send(workspace: Path, sg: FakeSendGrid, **settings: object) -> Config:
