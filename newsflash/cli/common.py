@@ -16,6 +16,7 @@ import click
 from click.shell_completion import CompletionItem
 from rich.console import Console
 from rich.markup import escape
+from rich.table import Table
 
 from newsflash.errors import NewsflashError
 
@@ -73,6 +74,14 @@ def handled(fn: F) -> F:
 
 
 pass_state = click.make_pass_decorator(State)
+
+
+def counts_table(title: str) -> Table:
+    """A label-and-number table without headers, as `send` and `status` print their counts."""
+    table = Table(title=title, title_justify="left", show_header=False)
+    table.add_column("")
+    table.add_column("", justify="right")
+    return table
 
 
 def print_problems(problems: list[Problem] | tuple[Problem, ...]) -> None:

@@ -15,11 +15,11 @@ from typing import TYPE_CHECKING, Any
 import click
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
-from rich.table import Table
 
 from newsflash.cli.common import (
     State,
     console,
+    counts_table,
     edition_argument,
     err_console,
     handled,
@@ -113,13 +113,7 @@ def _print_notes(report: SendReport) -> None:
 
 
 def _print_summary(report: SendReport) -> None:
-    table = Table(
-        title=f"Edition {report.edition_id} through {report.transport}",
-        title_justify="left",
-        show_header=False,
-    )
-    table.add_column("")
-    table.add_column("", justify="right")
+    table = counts_table(f"Edition {report.edition_id} through {report.transport}")
     table.add_row("accepted in this run", str(report.accepted_now))
     table.add_row("accepted before", str(report.already_accepted))
     table.add_row("failed (retried by the next run)", str(report.failed))

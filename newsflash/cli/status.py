@@ -10,12 +10,12 @@ from typing import TYPE_CHECKING
 
 import click
 from rich.markup import escape
-from rich.table import Table
 
 from newsflash.cli.common import (
     LEDGER_CHOICES,
     State,
     console,
+    counts_table,
     edition_argument,
     handled,
     pass_state,
@@ -67,13 +67,7 @@ def _print_ledger(view: LedgerView, edition: str, show_all: bool, zone: str) -> 
     """One ledger's counts, times on the newsletter's clock, and whether the approval is of
     the edition sent (who approved it and when: once, on the approval line after the tables)."""
     st = view.status
-    table = Table(
-        title=f"Edition {edition} — {view.name} ledger ({view.path.name})",
-        title_justify="left",
-        show_header=False,
-    )
-    table.add_column("")
-    table.add_column("", justify="right")
+    table = counts_table(f"Edition {edition} — {view.name} ledger ({view.path.name})")
     for label, n in (
         ("accepted", st.accepted),
         ("pending", st.pending),
