@@ -859,6 +859,7 @@ class _Fault:
     reset_in: float
     location: str | None = None
     body: bytes = b""
+    at_once: bool = False
 
     @property
     def status(self) -> int | None:
@@ -1116,8 +1117,13 @@ class FakeSendGrid:
         times: int = 1,
         location: str | None = None,
         body: bytes = b"",
+        at_once: bool = False,
     ) -> None:
         """Queue a fault; each API request consumes the oldest one (``times`` queues N).
+
+        ``at_once``: answer this fault without the server's ``latency``, so its answer is the
+        first back even when requests sent before it are still waiting (concurrency tests
+        need to know which answer the client sees first).
 
         Kinds:
 
@@ -1159,7 +1165,7 @@ class FakeSendGrid:
             raise ValueError(f"unknown fault kind {name!r}; known: {sorted(FAULT_KINDS)}")
         with self._lock:
             for _ in range(times):
-                self._faults.append(_Fault(name, seconds, reset_in, location, body))
+                self._faults.append(_Fault(name, seconds, reset_in, location, body, at_once))
 
     @property
     def pending_faults(self) -> list[str]:
@@ -1233,7 +1239,7 @@ class FakeSendGrid:
             fault = exchange.fault = self._faults.popleft() if self._faults else None
 
         raw, body_problem = self._read_body(handler, headers)
-        if self.latency:
+        if self.latency and not (fault is not None and fault.at_once):
             exchange.wake.wait(self.latency)
 
         if fault is not None:

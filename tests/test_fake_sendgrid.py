@@ -1173,3 +1173,16 @@ def test_latency_holds_every_mail_send_answer_for_that_long() -> None:
         assert answers == [202, 202]
         assert elapsed >= 0.6  # each of the two answers waited its 0.3 s
         assert len(server.accepted_requests) == 2
+
+
+def test_a_fault_injected_at_once_is_answered_without_the_latency() -> None:
+    with running_server(latency=0.5) as server:
+        server.inject(400, at_once=True)
+        start = time.monotonic()
+        first = refusal(server, valid_body("p1@example.org")).status_code
+        quick = time.monotonic() - start
+        second = post(server, valid_body("p2@example.org")).status_code
+        assert (first, second) == (400, 202)
+        assert quick < 0.5  # the refusal did not wait; the next answer did
+        assert time.monotonic() - start >= 0.5
+        assert len(server.accepted_requests) == 1

@@ -65,7 +65,9 @@ def test_a_failure_in_one_of_four_stops_new_requests_and_lets_the_other_three_se
     workspace: Path, sg: FakeSendGrid, fault: int
 ) -> None:
     config = configure(workspace, batch_size=2, concurrency=4, retries=0)
-    sg.inject(fault)  # the first request to arrive is refused; three others are in flight
+    # The first request to arrive is refused, and answered before the three others in flight,
+    # so the send sees the failure before any success could let a fifth batch leave.
+    sg.inject(fault, at_once=True)
     if fault == 400:
         with pytest.raises(TransportError, match="recorded as not sent; 6 of 10"):
             send_edition(config, ED)
