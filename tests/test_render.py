@@ -19,7 +19,8 @@ from newsflash.config import Config, load_config
 from newsflash.errors import BuildError
 from newsflash.items import parse_item
 from newsflash.pipeline import BuiltEdition, build_edition, write_build
-from newsflash.render import RenderedEmail, Renderer, to_html
+from newsflash.render import RenderedEmail, Renderer
+from newsflash.render_engine import to_html
 
 EDITION = "2022-02"
 SAMPLE_TITLES = (

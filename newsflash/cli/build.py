@@ -119,7 +119,7 @@ def build(state: State, edition: str, allow_clip: bool) -> None:
 
     config = state.config
     edition_id = edition
-    result = ledgers.build_edition(config, edition_id)
+    result = ledgers.build_edition(config, edition_id, pipeline.cached_renderer(config))
     e = result.edition
     print_problems(result.load.problems)
     for note in edition_warnings(config, edition_id, result.load.items):
