@@ -302,7 +302,7 @@ def test_help_loads_no_config_model_renderer_terminal_library_or_sending_library
         "import sys; from newsflash.cli import main\n"
         "heavy = ('pydantic', 'premailer', 'mjml', 'markdown_it', 'sendgrid', 'apscheduler',"
         " 'email_validator', 'httpx', 'starlette', 'tomlkit', 'jinja2', 'rich', 'yaml',"
-        " 'nh3', 'lxml', 'cssutils', 'requests', 'sqlite3')\n"
+        " 'nh3', 'lxml', 'cssutils', 'requests', 'sqlite3', 'logging', 'json')\n"
         "print(sorted(m for m in heavy if m in sys.modules))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

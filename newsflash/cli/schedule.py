@@ -9,8 +9,6 @@ and the renderer take a second to load, which `newsflash --help` or `check` shou
 from __future__ import annotations
 
 import datetime as dt
-import getpass
-import logging
 import os
 import sys
 
@@ -29,6 +27,8 @@ from newsflash.cli.common import (
 
 def _default_reviewer() -> str:
     try:
+        import getpass  # deferred: start-up time (only `approve` asks who runs it)
+
         return os.environ.get("NEWSFLASH_REVIEWER") or getpass.getuser()
     except (KeyError, OSError):  # no user name in a bare container
         return ""
@@ -179,6 +179,8 @@ def schedule_run(state: State) -> None:
     SIGTERM/SIGINT stop it cleanly; a send in progress stops after its batch and resumes at
     the next start. Only one scheduler may run per workspace (state/scheduler.lock).
     """
+    import logging  # deferred: only the long-running commands log; --help loads none
+
     from newsflash.schedule.scheduler import run  # deferred: APScheduler's start-up time
 
     logging.basicConfig(

@@ -8,7 +8,6 @@ SendGrid, about half a second) is imported only where a command uses it: `# defe
 
 from __future__ import annotations
 
-import json
 import sys
 from typing import TYPE_CHECKING, Any
 
@@ -200,6 +199,8 @@ def send(
     if dry_run:
         _print_notes(plan)
         if plan.first_request is not None:
+            import json  # deferred: start-up time (only a dry run prints JSON)
+
             console().print("First request (nothing was sent):")
             click.echo(json.dumps(_shorten(plan.first_request), indent=2, ensure_ascii=False))
         return

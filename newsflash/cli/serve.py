@@ -6,7 +6,6 @@ in serve/ and state/suppressions.py.
 
 from __future__ import annotations
 
-import logging
 import sys
 
 import click
@@ -33,6 +32,8 @@ def serve(state: State, host: str, port: int) -> None:
     SENDGRID_WEBHOOK_PUBLIC_KEY, both from the environment. Writes state/suppressions.sqlite
     and state/events.sqlite.
     """
+    import logging  # deferred: only the long-running commands log; --help loads none
+
     import uvicorn
 
     from newsflash.serve.app import create_app  # deferred: Starlette and uvicorn, start-up time
