@@ -32,12 +32,18 @@ _PACKAGE = Path(__file__).resolve().parent
 _RENDER_CODE = ("render.py", "render_engine.py", "content.py", "months.py", "checks.py")
 
 
+@functools.cache
+def _field_names(cls: type) -> tuple[str, ...]:
+    """A dataclass's fields, looked up once per class (the key reads every item's)."""
+    return tuple(f.name for f in dataclasses.fields(cls))
+
+
 def _plain(value: object) -> object:
     """json's fallback: every field of a dataclass (`compare=False` ones too: an item's
     anchor is in the email), a pydantic model's data, dates as ISO text. Anything else
     raises TypeError, so the key is refused rather than guessed."""
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        fields = {f.name: getattr(value, f.name) for f in dataclasses.fields(value)}
+        fields = {name: getattr(value, name) for name in _field_names(type(value))}
         return {"__class__": type(value).__qualname__, **fields}
     dump = getattr(value, "model_dump", None)
     if callable(dump):
