@@ -11,6 +11,7 @@ neither rendered again nor pays for importing the renderer.
 from __future__ import annotations
 
 import hashlib
+import threading
 from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
@@ -110,6 +111,7 @@ class Renderer:
             )
         self._templates: Templates | None = None
         self._memo: OrderedDict[str, RenderedEmail] = OrderedDict()
+        self._lock = threading.Lock()  # the preview's and the scheduler's threads share one
         self.disk = DiskCache(cache_dir) if cache_dir is not None else None
         self.renders = 0  # how many renders no cache answered, for the tests and benchmarks
 
@@ -175,9 +177,12 @@ class Renderer:
             f"{type(self).__module__}.{type(self).__qualname__}",
         )
         memo_key = f"{key}:{limits}"
-        if key is not None and memo_key in self._memo:
-            self._memo.move_to_end(memo_key)
-            return self._memo[memo_key]
+        if key is not None:
+            with self._lock:
+                kept = self._memo.get(memo_key)
+                if kept is not None:
+                    self._memo.move_to_end(memo_key)
+                    return kept
         parts = self.disk.get(key) if self.disk is not None and key is not None else None
         if parts is None:
             parts = self._render_parts(ctx)
@@ -194,9 +199,10 @@ class Renderer:
             tuple(checks),
         )
         if key is not None:
-            self._memo[memo_key] = email
-            while len(self._memo) > self.memo_size:
-                self._memo.popitem(last=False)
+            with self._lock:
+                self._memo[memo_key] = email
+                while len(self._memo) > self.memo_size:
+                    self._memo.popitem(last=False)
         return email
 
     def _render_parts(self, ctx: dict[str, Any]) -> dict[str, str]:

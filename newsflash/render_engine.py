@@ -110,13 +110,14 @@ class _Inliner(Premailer):  # type: ignore[misc]  # premailer ships no type hint
 
     def _parse_style_rules(self, css_body: str, ruleset_index: int) -> tuple[list[Any], Any]:
         key = (css_body, ruleset_index)
-        if key not in self.blocks:
+        entry = self.blocks.get(key)  # one lookup: another thread may clear the dict
+        if entry is None:
             rules, leftover = super()._parse_style_rules(css_body, ruleset_index)
-            css = super()._css_rules_to_string(leftover) if leftover else None
+            entry = (tuple(rules), super()._css_rules_to_string(leftover) if leftover else None)
             if len(self.blocks) >= self.most_blocks:
                 self.blocks.clear()
-            self.blocks[key] = (tuple(rules), css)
-        rules_kept, css_kept = self.blocks[key]
+            self.blocks[key] = entry
+        rules_kept, css_kept = entry
         return list(rules_kept), _Leftover(css_kept) if css_kept is not None else []
 
     def _css_rules_to_string(self, rules: Any) -> str:
