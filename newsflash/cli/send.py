@@ -96,6 +96,14 @@ def _say_approval(
         console().print("[yellow]A send now would be held: nothing would be sent.[/]")
 
 
+def _print_first_request(request: Any) -> None:
+    """A dry run's first request as JSON, long values cut short."""
+    import json  # deferred: start-up time (only a dry run prints JSON)
+
+    console().print("First request (nothing was sent):")
+    click.echo(json.dumps(_shorten(request), indent=2, ensure_ascii=False))
+
+
 def _print_notes(report: SendReport) -> None:
     """The sync with SendGrid, what its events settled, and who --resend-uncertain holds."""
     if report.synced:
@@ -199,10 +207,7 @@ def send(
     if dry_run:
         _print_notes(plan)
         if plan.first_request is not None:
-            import json  # deferred: start-up time (only a dry run prints JSON)
-
-            console().print("First request (nothing was sent):")
-            click.echo(json.dumps(_shorten(plan.first_request), indent=2, ensure_ascii=False))
+            _print_first_request(plan.first_request)
         return
     if plan.to_send == 0 and not (plan.status is not None and plan.status.in_flight):
         _nothing_to_send(plan)
