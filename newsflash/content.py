@@ -7,6 +7,7 @@ partner's inbox. The plain text comes from the same Markdown tokens, never from 
 
 from __future__ import annotations
 
+import functools
 import html
 import re
 import textwrap
@@ -228,7 +229,15 @@ class _PlainText:
 
 
 def render_markdown(source: str) -> RenderedBody:
-    """Render a contributor's Markdown once: safe HTML, plain text, and what to complain about."""
+    """Render a contributor's Markdown once: safe HTML, plain text, and what to complain about.
+
+    Pure, so the result is kept by its text: the templates render the editorial and the
+    closing through it on every build, and a warm rebuild should not parse them again."""
+    return _render_markdown(str(source))
+
+
+@functools.lru_cache(maxsize=256)
+def _render_markdown(source: str) -> RenderedBody:
     tokens = _md.parse(source)
     bad: list[LinkIssue] = []
     images: list[int] = []
@@ -257,7 +266,16 @@ _BULLET = re.compile(r"^(\s*(?:[-*>] |\d+\. ))")
 
 
 def wrap_text(text: str, width: int = 76) -> str:
-    """Wrap plain text for mail clients that don't, keeping bullets hanging and URLs whole."""
+    """Wrap plain text for mail clients that don't, keeping bullets hanging and URLs whole.
+
+    Kept by its text too: textwrap was half of rendering the plain-text part, on every build,
+    for paragraphs that had not changed. (A plain str in: an escaped jinja2 Markup of the
+    same characters must not share its entry.)"""
+    return _wrap_text(str(text), width)
+
+
+@functools.lru_cache(maxsize=4096)
+def _wrap_text(text: str, width: int) -> str:
     out: list[str] = []
     for line in text.split("\n"):
         m = _BULLET.match(line)

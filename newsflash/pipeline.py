@@ -23,6 +23,7 @@ from newsflash.personalise import SAMPLE_RECIPIENT_ID, Person
 from newsflash.render import RenderedEmail, Renderer, template_hash
 
 SAMPLE_PERSON = Person(SAMPLE_RECIPIENT_ID, "partner@example.org", "Alex")
+RENDER_CACHE = "render-cache"  # under state/: emails `newsflash build` rendered, by input hash
 
 
 @dataclass(frozen=True)
@@ -40,6 +41,12 @@ def current_edition_id(config: Config, now: dt.datetime | None = None) -> str:
     tz = ZoneInfo(config.model.newsletter.timezone)
     now = (now or dt.datetime.now(tz)).astimezone(tz)
     return f"{now.year:04d}-{now.month:02d}"
+
+
+def cached_renderer(config: Config) -> Renderer:
+    """The renderer of `newsflash build`: each email is also kept in state/render-cache, so
+    building an unchanged edition again neither renders it nor imports the renderer."""
+    return Renderer(config, cache_dir=config.state_dir / RENDER_CACHE)
 
 
 def load(config: Config) -> LoadResult:

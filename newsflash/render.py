@@ -2,36 +2,33 @@
 
 Rendering runs once per edition; per-recipient fields stay substitution tags. Nothing here
 touches the network: MJML's default web-font link is switched off and premailer may not
-download anything.
+download anything. The chain itself is render_engine, loaded on the first render that no
+cache answers: a Renderer keeps its recent emails by the hash of everything they depend on
+(render_cache), and `newsflash build` keeps them in state/ too, so an unchanged edition is
+neither rendered again nor pays for importing the renderer.
 """
 
 from __future__ import annotations
 
 import hashlib
-import logging
-import re
-from collections.abc import Callable
+import threading
+from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
-
-import jinja2
-import mjml
-from premailer import Premailer
+from typing import TYPE_CHECKING, Any
 
 from newsflash import personalise
 from newsflash.checks import Check, run_checks
 from newsflash.config import Config
-from newsflash.content import inline_markdown, markdown_text, wrap_text
 from newsflash.edition import Edition
-from newsflash.errors import BuildError, RenderError
-from newsflash.months import human_date
+from newsflash.errors import BuildError
+from newsflash.render_cache import DiskCache, render_key
 from newsflash.tokens import unsubscribe_link
 
+if TYPE_CHECKING:
+    from newsflash.render_engine import Templates
+
 HTML_TEMPLATE = "edition.mjml.j2"
-_DOCTYPE = re.compile(r"^\s*<!doctype html>", re.IGNORECASE)
-_MJML_RESET = re.compile(r'<style type="text/css">(\s*#outlook a\s*\{)')
-_BODY = re.compile(r"(<body[^>]*>)(.*)(</body>)", re.DOTALL)
 TEXT_TEMPLATE = "edition.txt.j2"
 # The default email design, shipped inside the package; a workspace's templates/ overrides it
 # file by file, so a new newsletter needs no copy and a customised one keeps only what it changed.
@@ -93,40 +90,17 @@ def template_hash(folder: Path) -> str:
     return h.hexdigest()
 
 
-class TemplateLoader(jinja2.BaseLoader):
-    """The workspace's templates/ first, then the package's: one file overrides one file.
-
-    A jinja ChoiceLoader would keep serving a package template from its cache after the
-    workspace gains a file of that name, so a long-running preview or scheduler would go on
-    ignoring the new override; here a package template is up to date only while the workspace
-    has no file of its name. An absent workspace folder is fine: the package's design is used
-    whole."""
-
-    def __init__(self, folder: Path) -> None:
-        self.folder = folder
-        self.own = jinja2.FileSystemLoader(folder)
-        self.package = jinja2.FileSystemLoader(PACKAGE_TEMPLATES)
-
-    def get_source(
-        self, environment: jinja2.Environment, template: str
-    ) -> tuple[str, str | None, Callable[[], bool] | None]:
-        try:
-            return self.own.get_source(environment, template)
-        except jinja2.TemplateNotFound:
-            pass
-        source, filename, uptodate = self.package.get_source(environment, template)
-        own = self.folder / template
-
-        def fresh() -> bool:
-            return not own.is_file() and (uptodate is None or uptodate())
-
-        return source, filename, fresh
-
-
 class Renderer:
-    """Holds the template environment so a long-running preview or scheduler renders warm."""
+    """Holds the templates and the recent emails, so a long-running preview or scheduler
+    renders warm and an unchanged edition is not rendered twice.
 
-    def __init__(self, config: Config) -> None:
+    `cache_dir` also keeps each email on disk (`newsflash build` gives state/render-cache),
+    so the next process building the same edition skips the render and the renderer's
+    import; every other caller (a send, its dry run, the preview) writes nothing."""
+
+    memo_size = 32  # emails kept in memory: the item-fault search renders a dozen subsets
+
+    def __init__(self, config: Config, *, cache_dir: Path | None = None) -> None:
         self.config = config
         folder = config.templates_dir
         if HTML_TEMPLATE not in effective_templates(folder):
@@ -135,30 +109,20 @@ class Renderer:
                 f"and {folder} has none either. Reinstall newsflash "
                 "(pip install --force-reinstall newsflash)."
             )
-        loader = TemplateLoader(folder)
-        self.env = jinja2.Environment(
-            loader=loader,
-            autoescape=jinja2.select_autoescape(["j2"], default_for_string=True),
-            undefined=jinja2.StrictUndefined,
-            trim_blocks=True,
-            lstrip_blocks=True,
-            auto_reload=True,
-        )
-        text_env = jinja2.Environment(
-            loader=loader,
-            autoescape=False,
-            undefined=jinja2.StrictUndefined,
-            trim_blocks=True,
-            lstrip_blocks=True,
-            keep_trailing_newline=True,
-            auto_reload=True,
-        )
-        self.text_env = text_env
-        for env in (self.env, self.text_env):
-            env.filters["human_date"] = human_date
-            env.filters["markdown"] = inline_markdown
-            env.filters["markdown_text"] = markdown_text
-            env.filters["wrap_text"] = wrap_text
+        self._templates: Templates | None = None
+        self._memo: OrderedDict[str, RenderedEmail] = OrderedDict()
+        self._lock = threading.Lock()  # the preview's and the scheduler's threads share one
+        self.disk = DiskCache(cache_dir) if cache_dir is not None else None
+        self.renders = 0  # how many renders no cache answered, for the tests and benchmarks
+
+    @property
+    def templates(self) -> Templates:
+        """The Jinja2 environments, made on the first render no cache answers."""
+        if self._templates is None:
+            from newsflash import render_engine  # deferred: Jinja2, mjml, premailer (docstring)
+
+            self._templates = render_engine.Templates(self.config.templates_dir, PACKAGE_TEMPLATES)
+        return self._templates
 
     def context(self, edition: Edition, *, web: bool = False) -> dict[str, Any]:
         nl = self.config.model.newsletter
@@ -205,52 +169,50 @@ class Renderer:
     def render(self, edition: Edition, *, web: bool = False) -> RenderedEmail:
         """Render one edition; `web=True` gives the archive version without personal links."""
         ctx = self.context(edition, web=web)
-        try:
-            source = self.env.get_template(HTML_TEMPLATE).render(ctx)
-            text = self.text_env.get_template(TEXT_TEMPLATE).render(ctx)
-        except jinja2.TemplateError as e:
-            where = f"{getattr(e, 'filename', '') or 'templates'}:{getattr(e, 'lineno', '')}"
-            raise RenderError(
-                f"{where}: template error: {e}. Fix the template, or delete your copy "
-                "in templates/ to use newsflash's own."
-            ) from e
-        html = to_html(source)
-        size_cfg = self.config.model.build
-        checks = run_checks(html, warn_kb=size_cfg.size_warn_kb, limit_kb=size_cfg.size_limit_kb)
-        return RenderedEmail(
-            edition.id, ctx["subject"], ctx["preheader"], source, html, text, tuple(checks)
+        size = self.config.model.build
+        limits = (size.size_warn_kb, size.size_limit_kb)
+        key = render_key(
+            ctx,
+            (PACKAGE_TEMPLATES, self.config.templates_dir),
+            f"{type(self).__module__}.{type(self).__qualname__}",
         )
+        memo_key = f"{key}:{limits}"
+        if key is not None:
+            with self._lock:
+                kept = self._memo.get(memo_key)
+                if kept is not None:
+                    self._memo.move_to_end(memo_key)
+                    return kept
+        parts = self.disk.get(key) if self.disk is not None and key is not None else None
+        if parts is None:
+            parts = self._render_parts(ctx)
+            if self.disk is not None and key is not None:
+                self.disk.put(key, parts)
+        checks = run_checks(parts["html"], warn_kb=limits[0], limit_kb=limits[1])
+        email = RenderedEmail(
+            edition.id,
+            ctx["subject"],
+            ctx["preheader"],
+            parts["mjml"],
+            parts["html"],
+            parts["text"],
+            tuple(checks),
+        )
+        if key is not None:
+            with self._lock:
+                self._memo[memo_key] = email
+                while len(self._memo) > self.memo_size:
+                    self._memo.popitem(last=False)
+        return email
 
-
-def to_html(source: str) -> str:
-    """MJML to inlined HTML, offline."""
-    try:
-        raw = mjml.mjml2html(source, fonts={}, disable_comments=True)
-    except Exception as e:  # mjml-python raises a bare exception type from Rust
-        raise RenderError(
-            f"MJML could not be rendered: {e}. Check your copies in templates/, or delete "
-            "them to use newsflash's own."
-        ) from e
-    # premailer keeps a doctype only if it matches lxml's spelling exactly ('<!DOCTYPE html>');
-    # MRML writes '<!doctype html>', which premailer dropped, leaving the email in quirks mode.
-    raw = _DOCTYPE.sub("<!DOCTYPE html>", raw, count=1)
-    # MJML's own reset rules (table/td/img/p/body) belong in <head>, as MJML leaves them:
-    # inlined onto every cell they made the HTML ~14% larger and premailer ~35% slower.
-    raw = _MJML_RESET.sub(r'<style type="text/css" data-premailer="ignore">\1', raw, count=1)
-    # MJML's role="article" wrapper is the email; opened alone (browser, preview) the page
-    # still needs a main landmark around it, or a screen reader user has no way in.
-    raw = _BODY.sub(r'\1<div role="main">\2</div>\3', raw, count=1)
-    return str(
-        Premailer(
-            raw,
-            allow_network=False,
-            cssutils_logging_level=logging.CRITICAL,
-            remove_classes=False,
-            keep_style_tags=False,
-            strip_important=False,
-            disable_validation=True,
-            # premailer would copy the inlined `width:100%` of an image over MJML's pixel
-            # width attribute; Outlook for Windows sizes images by that attribute alone.
-            disable_basic_attributes=["width", "height"],
-        ).transform(pretty_print=False)
-    )
+    def _render_parts(self, ctx: dict[str, Any]) -> dict[str, str]:
+        """The chain itself: the templates, then MJML and premailer."""
+        source, html, text = self.templates.render(HTML_TEMPLATE, TEXT_TEMPLATE, ctx)
+        self.renders += 1
+        return {
+            "subject": ctx["subject"],
+            "preheader": ctx["preheader"],
+            "mjml": source,
+            "html": html,
+            "text": text,
+        }

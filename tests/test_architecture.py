@@ -41,6 +41,8 @@ FLOORS: dict[str, int] = {
     "newsflash.edition": 1,
     "newsflash.checks": 2,
     "newsflash.render": 2,
+    "newsflash.render_cache": 2,
+    "newsflash.render_engine": 2,
     "newsflash.personalise": 2,
     "newsflash.message": 2,
     "newsflash.pipeline": 2,

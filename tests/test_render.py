@@ -19,7 +19,8 @@ from newsflash.config import Config, load_config
 from newsflash.errors import BuildError
 from newsflash.items import parse_item
 from newsflash.pipeline import BuiltEdition, build_edition, write_build
-from newsflash.render import RenderedEmail, Renderer, to_html
+from newsflash.render import RenderedEmail, Renderer
+from newsflash.render_engine import _Inliner, to_html
 
 EDITION = "2022-02"
 SAMPLE_TITLES = (
@@ -425,3 +426,41 @@ def test_render_makes_no_network_lookup_or_connection(
     write_build(config, build)
     assert build.email.ok
     assert attempts == []
+
+
+STYLED = """<mjml><mj-head><mj-style>
+.nf-x {{ color: {colour} }} .nf-float {{ float: left }}
+@media (max-width: 480px) {{ .nf-x {{ color: {small} }} }}
+</mj-style></mj-head><mj-body><mj-section><mj-column>
+<mj-text css-class="nf-x">Hello</mj-text>
+<mj-raw><img src="https://example.org/a.png" alt="A" style="float:right">
+<img class="nf-float" src="https://example.org/b.png" alt="B"></mj-raw>
+</mj-column></mj-section></mj-body></mjml>"""
+
+
+def test_the_inliner_writes_the_same_html_when_its_style_blocks_come_from_its_cache() -> None:
+    """premailer's work on each <style> block is kept between renders (render_engine): the
+    second render, from that cache, must be the golden email byte for byte, as the first."""
+    golden = Path(__file__).parent / "golden" / EDITION
+    _Inliner.blocks.clear()
+    first = to_html((golden / "email.mjml").read_text(encoding="utf-8"))
+    again = to_html((golden / "email.mjml").read_text(encoding="utf-8"))
+    assert first == again == (golden / "email.html").read_text(encoding="utf-8")
+
+
+def test_a_changed_style_block_is_inlined_anew_not_taken_from_the_cache() -> None:
+    first = to_html(STYLED.format(colour="#ab0012", small="#12ab00"))
+    second = to_html(STYLED.format(colour="#0012ab", small="#00ab12"))
+    assert "#ab0012" in first and "#12ab00" in first
+    assert "#0012ab" in second and "#00ab12" in second
+    assert "#ab0012" not in second and "#12ab00" not in second
+
+
+def test_an_image_a_template_floats_still_gets_the_align_outlook_reads() -> None:
+    """The inliner skips premailer's float check where no image can float; one that does,
+    by its own style or by a class, still gets align=."""
+    html = to_html(STYLED.format(colour="#ab0012", small="#12ab00"))
+    images = re.findall(r"<img[^>]*>", html)
+    assert 'align="right"' in images[0] and 'align="left"' in images[1]
+    plain = to_html(STYLED.replace("float:right", "").replace("float: left", "color: red"))
+    assert "align=" not in " ".join(re.findall(r"<img[^>]*>", plain))

@@ -12,17 +12,17 @@ import sys
 from typing import TYPE_CHECKING
 
 import click
-from rich.markup import escape
-from rich.table import Table
 
 from newsflash.cli.common import (
     State,
     complete_sections,
     console,
     edition_argument,
+    escape,
     handled,
     pass_state,
     print_problems,
+    table,
 )
 from newsflash.errors import BuildError, NewsflashError
 from newsflash.files import slug
@@ -53,8 +53,8 @@ def check(state: State, links: bool) -> None:
 
     config = state.config
     loaded = pipeline.check_items(config)
-    console.print(f"[bold]config[/] {config.path}: ok")
-    console.print(
+    console().print(f"[bold]config[/] {config.path}: ok")
+    console().print(
         f"[bold]items[/] {len(loaded.items)} valid, {len(loaded.failed)} with errors "
         f"in {config.submissions_dir}"
     )
@@ -77,25 +77,25 @@ def _check_subscribers(config: Config) -> bool:
     sl = load_subscribers(config.subscribers_path)
     counts = sl.counts()
     audience = sl.audience(config.model.audience.segments)
-    console.print(
+    console().print(
         f"[bold]subscribers[/] {counts.get('total', 0)} rows, "
         f"{len(audience)} in the audience, {len(sl.problems)} problem(s)"
     )
     for p in sl.problems:
         colour = "red" if p.severity == "error" else "yellow"
-        console.print(f"[{colour}]{escape(str(p))}[/]", soft_wrap=True)
+        console().print(f"[{colour}]{escape(str(p))}[/]", soft_wrap=True)
     return any(p.severity == "error" for p in sl.problems)
 
 
 def _print_links(edition_id: str, report: LinkReport) -> bool:
     """Print the link check of the coming edition; True if a link is dead."""
-    console.print(
+    console().print(
         f"[bold]links[/] {len(report.links)} in edition {edition_id} "
         f"({report.distinct} distinct: {report.fetched} fetched, {report.from_cache} from the "
         f"cache), {len(report.dead)} dead"
     )
     for dead in report.dead:
-        console.print(f"[red]dead link[/] {escape(str(dead))}", soft_wrap=True)
+        console().print(f"[red]dead link[/] {escape(str(dead))}", soft_wrap=True)
     return bool(report.dead)
 
 
@@ -119,26 +119,28 @@ def build(state: State, edition: str, allow_clip: bool) -> None:
 
     config = state.config
     edition_id = edition
-    result = ledgers.build_edition(config, edition_id)
+    result = ledgers.build_edition(config, edition_id, pipeline.cached_renderer(config))
     e = result.edition
     print_problems(result.load.problems)
     for note in edition_warnings(config, edition_id, result.load.items):
-        console.print(f"[yellow]warning[/] {escape(note)}", soft_wrap=True)
-    table = Table(title=f"{e.title}  (No. {e.number}, {e.month})", title_justify="left")
-    table.add_column("section")
-    table.add_column("item")
+        console().print(f"[yellow]warning[/] {escape(note)}", soft_wrap=True)
+    contents = table(f"{e.title}  (No. {e.number}, {e.month})")
+    contents.add_column("section")
+    contents.add_column("item")
     for s in e.sections:
         for i in s.items:
-            table.add_row(escape(s.title), f"{escape(i.title)}  [dim]{escape(i.key)}[/]")
-    console.print(table)
+            contents.add_row(escape(s.title), f"{escape(i.title)}  [dim]{escape(i.key)}[/]")
+    console().print(contents)
     for lo in e.left_out:
         if lo.key in result.load.failed:
-            console.print(f"[yellow]left out[/] {escape(lo.key)}: invalid (errors listed above)")
+            console().print(f"[yellow]left out[/] {escape(lo.key)}: invalid (errors listed above)")
             continue
-        console.print(f"[yellow]left out[/] {escape(lo.key)}: {escape(lo.reason)}", soft_wrap=True)
+        console().print(
+            f"[yellow]left out[/] {escape(lo.key)}: {escape(lo.reason)}", soft_wrap=True
+        )
     for c in result.email.checks:
         colour = {"ok": "green", "warning": "yellow", "error": "red"}[c.level]
-        console.print(f"[{colour}]{c.level}[/] {c.name}: {escape(c.message)}", soft_wrap=True)
+        console().print(f"[{colour}]{c.level}[/] {c.name}: {escape(c.message)}", soft_wrap=True)
     if not e.items:
         raise BuildError(
             f"edition {edition_id} has no items, so nothing was built: write 'status: ready' "
@@ -146,9 +148,9 @@ def build(state: State, edition: str, allow_clip: bool) -> None:
             "`newsflash new SECTION` for a new one."
         )
     out = pipeline.write_build(config, result, allow_clip=allow_clip)
-    console.print(f"[green]built[/] {out}/ (subject: {result.email.subject})", soft_wrap=True)
+    console().print(f"[green]built[/] {out}/ (subject: {result.email.subject})", soft_wrap=True)
     if result.load.errors:
-        console.print("[red]some item files have errors and were left out; see above.[/]")
+        console().print("[red]some item files have errors and were left out; see above.[/]")
         sys.exit(1)
 
 
@@ -181,5 +183,5 @@ def new(state: State, section: str, title: str, date_: str | None) -> None:
         raise NewsflashError("; ".join(str(p) for p in problems))
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(text, encoding="utf-8")
-    console.print(f"[green]created[/] {path}")
-    console.print(f"Fields: {', '.join(FIELDS)}. See docs/contributors.md.", soft_wrap=True)
+    console().print(f"[green]created[/] {path}")
+    console().print(f"Fields: {', '.join(FIELDS)}. See docs/contributors.md.", soft_wrap=True)

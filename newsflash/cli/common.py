@@ -1,7 +1,9 @@
 """What every command shares: the lazily loaded config, one-line errors, the consoles.
 
 Command modules import from here, never from `newsflash.cli` itself, so the package's
-`__init__` can import them all to register them without a cycle.
+`__init__` can import them all to register them without a cycle. rich is loaded on the first
+print, not here: `newsflash --help` prints through click alone, and rich's import was a third
+of its start-up.
 """
 
 from __future__ import annotations
@@ -14,13 +16,13 @@ from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 import click
 from click.shell_completion import CompletionItem
-from rich.console import Console
-from rich.markup import escape
-from rich.table import Table
 
 from newsflash.errors import NewsflashError
 
-if TYPE_CHECKING:  # types only: `newsflash --help` loads no config model or item parser
+if TYPE_CHECKING:  # types only: `newsflash --help` loads no config model, item parser or rich
+    from rich.console import Console
+    from rich.table import Table
+
     from newsflash.config import Config
     from newsflash.items import Problem
     from newsflash.schedule.which_edition import Chosen
@@ -29,9 +31,37 @@ if TYPE_CHECKING:  # types only: `newsflash --help` loads no config model or ite
 # them against state/ledgers.LEDGER_FILES, which `--help` should not have to import.
 LEDGER_CHOICES = ("sendgrid", "outbox", "sendgrid-sandbox")
 
-console = Console(highlight=False)
-err_console = Console(stderr=True, highlight=False)
 F = TypeVar("F", bound=Callable[..., Any])
+
+
+@functools.cache
+def console() -> Console:
+    """The terminal's standard output, made on the first print."""
+    from rich.console import Console  # deferred: rich's start-up time (module docstring)
+
+    return Console(highlight=False)
+
+
+@functools.cache
+def err_console() -> Console:
+    """Standard error, for the one-line errors."""
+    from rich.console import Console  # deferred: rich's start-up time (module docstring)
+
+    return Console(stderr=True, highlight=False)
+
+
+def escape(text: str) -> str:
+    """rich.markup.escape: text shown as written, never read as [markup]."""
+    from rich.markup import escape as rich_escape  # deferred: rich's start-up time
+
+    return rich_escape(text)
+
+
+def table(title: str, **options: Any) -> Table:
+    """A rich table with its title on the left, as every command prints them."""
+    from rich.table import Table  # deferred: rich's start-up time (module docstring)
+
+    return Table(title=title, title_justify="left", **options)
 
 
 class State:
@@ -56,7 +86,7 @@ def fail(error: NewsflashError) -> NoReturn:
     if state is not None and state.debug:
         raise error
     for line in str(error).splitlines() or ["error"]:
-        err_console.print(f"[red]error:[/] {escape(line)}", soft_wrap=True)
+        err_console().print(f"[red]error:[/] {escape(line)}", soft_wrap=True)
     sys.exit(1)
 
 
@@ -78,10 +108,10 @@ pass_state = click.make_pass_decorator(State)
 
 def counts_table(title: str) -> Table:
     """A label-and-number table without headers, as `send` and `status` print their counts."""
-    table = Table(title=title, title_justify="left", show_header=False)
-    table.add_column("")
-    table.add_column("", justify="right")
-    return table
+    counts = table(title, show_header=False)
+    counts.add_column("")
+    counts.add_column("", justify="right")
+    return counts
 
 
 def print_problems(problems: list[Problem] | tuple[Problem, ...]) -> None:
@@ -89,7 +119,7 @@ def print_problems(problems: list[Problem] | tuple[Problem, ...]) -> None:
         colour = "red" if p.severity == "error" else "yellow"
         where = p.path + (f":{p.line}" if p.line else "")
         field = f"[bold]{escape(p.field)}[/]: " if p.field else ""
-        console.print(
+        console().print(
             f"[{colour}]{p.severity}[/] {escape(where)}: {field}{escape(p.message)}", soft_wrap=True
         )
 
@@ -151,7 +181,7 @@ def _edition(ctx: click.Context, param: click.Parameter, value: str | None) -> s
     except NewsflashError as e:
         fail(e)
     if chosen.defaulted:
-        console.print(escape(chosen.describe()), soft_wrap=True)
+        console().print(escape(chosen.describe()), soft_wrap=True)
     return chosen.id
 
 

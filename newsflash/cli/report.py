@@ -63,18 +63,18 @@ def report(
     config = state.config
     reports = all_reports(config, ledger) if every else []
     if every and not reports:
-        console.print("no edition has reached anyone yet: there is nothing to report")
+        console().print("no edition has reached anyone yet: there is nothing to report")
         return
     chosen = reports[-1] if every else edition_report(config, edition, ledger)
     previous = reports[:-1] if every else previous_reports(config, chosen.edition_id, ledger)
     tables: list[Table] = edition_tables(chosen, previous)
     comparison = comparison_table(reports) if every else None
     shown = [comparison, *tables] if comparison else tables
-    print_tables(console, shown)
-    print_notes(console, chosen)
+    print_tables(console(), shown)
+    print_notes(console(), chosen)
     if csv_dir is not None:
         for path in write_csv(csv_dir, shown):
-            console.print(f"wrote {path}", markup=False)
+            console().print(f"wrote {path}", markup=False)
     if html_file is not None:
         write_page(html_file, render_page(chosen, tables, comparison))
-        console.print(f"wrote {html_file}", markup=False)
+        console().print(f"wrote {html_file}", markup=False)

@@ -9,20 +9,26 @@ and the renderer take a second to load, which `newsflash --help` or `check` shou
 from __future__ import annotations
 
 import datetime as dt
-import getpass
-import logging
 import os
 import sys
 
 import click
-from rich.markup import escape
-from rich.table import Table
 
-from newsflash.cli.common import State, console, edition_argument, handled, pass_state
+from newsflash.cli.common import (
+    State,
+    console,
+    edition_argument,
+    escape,
+    handled,
+    pass_state,
+    table,
+)
 
 
 def _default_reviewer() -> str:
     try:
+        import getpass  # deferred: start-up time (only `approve` asks who runs it)
+
         return os.environ.get("NEWSFLASH_REVIEWER") or getpass.getuser()
     except (KeyError, OSError):  # no user name in a bare container
         return ""
@@ -55,20 +61,20 @@ def approve(state: State, edition: str, by: str) -> None:
     e = build.edition
     for s in e.sections:
         for i in s.items:
-            console.print(
+            console().print(
                 f"  {escape(s.title)}: {escape(i.title)}  [dim]{escape(i.key)}[/]", soft_wrap=True
             )
     for lo in e.left_out:
-        console.print(
+        console().print(
             f"  [yellow]left out[/] {escape(lo.key)}: {escape(lo.reason)}", soft_wrap=True
         )
-    console.print(
+    console().print(
         f"[green]approved[/] edition {edition} (No. {e.number}, {len(e.items)} items, "
         f"manifest {approval.manifest_hash[:12]}) by {escape(approval.approved_by)}",
         soft_wrap=True,
     )
     if not config.model.schedule.require_approval:
-        console.print(
+        console().print(
             "[yellow]note[/] config.toml [schedule] require_approval is false: the "
             "scheduled send does not wait for approval.",
             soft_wrap=True,
@@ -114,20 +120,19 @@ def schedule_list(state: State, count: int) -> None:
     now = dt.datetime.now(tz)
     sched = config.model.schedule
     stored = stored_jobs(config)
-    table = Table(
-        title=f"Schedule ({tz}; grace {sched.grace_hours:g} h, approval "
-        f"{'required' if sched.require_approval else 'not required'})",
-        title_justify="left",
+    jobs = table(
+        f"Schedule ({tz}; grace {sched.grace_hours:g} h, approval "
+        f"{'required' if sched.require_approval else 'not required'})"
     )
-    table.add_column("job")
-    table.add_column("next runs", no_wrap=True)
-    table.add_column("UTC", no_wrap=True)
-    table.add_column("edition", no_wrap=True)
+    jobs.add_column("job")
+    jobs.add_column("next runs", no_wrap=True)
+    jobs.add_column("UTC", no_wrap=True)
+    jobs.add_column("edition", no_wrap=True)
     crons: list[str] = []
     for name in timetable.JOBS:
         job = getattr(sched, name)
         if job is None or not job.enabled:
-            table.add_row(name, "[dim]not configured[/]" if job is None else "[dim]disabled[/]")
+            jobs.add_row(name, "[dim]not configured[/]" if job is None else "[dim]disabled[/]")
             continue
         crons.append(f"  {name}: {escape(timetable.cron_text(job))}")
         rows = _missed_row(stored.get(name), now, tz)
@@ -136,12 +141,12 @@ def schedule_list(state: State, count: int) -> None:
             for when, edition in timetable.upcoming_runs(config, name, count, now)
         ]
         for i, row in enumerate(rows):
-            table.add_row(name if i == 0 else "", *row)
-    console.print(table)
-    console.print(
+            jobs.add_row(name if i == 0 else "", *row)
+    console().print(jobs)
+    console().print(
         "cron fields (config.toml \\[schedule.JOB]):\n" + "\n".join(crons), soft_wrap=True
     )
-    console.print(
+    console().print(
         f"reviewers: {', '.join(sched.reviewers) or '[red]none[/]'}; contributors: "
         f"{len(sched.contributors)}; deadline {sched.deadline_days} day(s) before the "
         "send",
@@ -174,6 +179,8 @@ def schedule_run(state: State) -> None:
     SIGTERM/SIGINT stop it cleanly; a send in progress stops after its batch and resumes at
     the next start. Only one scheduler may run per workspace (state/scheduler.lock).
     """
+    import logging  # deferred: only the long-running commands log; --help loads none
+
     from newsflash.schedule.scheduler import run  # deferred: APScheduler's start-up time
 
     logging.basicConfig(

@@ -8,13 +8,10 @@ SendGrid, about half a second) is imported only where a command uses it: `# defe
 
 from __future__ import annotations
 
-import json
 import sys
 from typing import TYPE_CHECKING, Any
 
 import click
-from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
 
 from newsflash.cli.common import (
     State,
@@ -22,6 +19,7 @@ from newsflash.cli.common import (
     counts_table,
     edition_argument,
     err_console,
+    escape,
     handled,
     pass_state,
     print_problems,
@@ -54,14 +52,14 @@ def _shorten(value: Any, limit: int = 240) -> Any:
 
 def _print_plan(report: SendReport) -> None:
     for key, reason in report.left_out:
-        console.print(f"[yellow]left out[/] {key}: {reason}", soft_wrap=True)
+        console().print(f"[yellow]left out[/] {key}: {reason}", soft_wrap=True)
     if report.subscriber_problems:
-        console.print(
+        console().print(
             f"[yellow]subscribers.csv has {report.subscriber_problems} problem(s)"
             "[/] (bad rows are skipped): see `newsflash subscribers`",
             soft_wrap=True,
         )
-    console.print(
+    console().print(
         f"Edition [bold]{report.edition_id}[/] through [bold]{report.transport}[/]: "
         f"{report.total} recipient(s), {report.already_accepted} already accepted, "
         f"{report.to_send} to send now"
@@ -93,23 +91,31 @@ def _say_approval(
         return
     state = approval_state(config, edition, build)
     colour = "green" if state.approved else "yellow"
-    console.print(f"[{colour}]approval[/] {escape(state.describe())}", soft_wrap=True)
+    console().print(f"[{colour}]approval[/] {escape(state.describe())}", soft_wrap=True)
     if will_send and not state.approved:
-        console.print("[yellow]A send now would be held: nothing would be sent.[/]")
+        console().print("[yellow]A send now would be held: nothing would be sent.[/]")
+
+
+def _print_first_request(request: Any) -> None:
+    """A dry run's first request as JSON, long values cut short."""
+    import json  # deferred: start-up time (only a dry run prints JSON)
+
+    console().print("First request (nothing was sent):")
+    click.echo(json.dumps(_shorten(request), indent=2, ensure_ascii=False))
 
 
 def _print_notes(report: SendReport) -> None:
     """The sync with SendGrid, what its events settled, and who --resend-uncertain holds."""
     if report.synced:
-        console.print(escape(report.synced), soft_wrap=True)
+        console().print(escape(report.synced), soft_wrap=True)
     if report.settled:
-        console.print(
+        console().print(
             f"{report.settled} uncertain recipient(s) recorded as accepted: SendGrid's events "
             "showed it had taken their request.",
             soft_wrap=True,
         )
     if report.held_back:
-        console.print(f"[yellow]{escape(report.held_back)}[/]", soft_wrap=True)
+        console().print(f"[yellow]{escape(report.held_back)}[/]", soft_wrap=True)
 
 
 def _print_summary(report: SendReport) -> None:
@@ -125,10 +131,10 @@ def _print_summary(report: SendReport) -> None:
     else:
         table.add_row("requests", str(report.requests))
     table.add_row("[bold]total recipients[/]", f"[bold]{report.total}[/]")
-    console.print(table)
+    console().print(table)
     _print_notes(report)
     if report.stopped:
-        console.print(f"[red]stopped:[/] {escape(report.stopped)}", soft_wrap=True)
+        console().print(f"[red]stopped:[/] {escape(report.stopped)}", soft_wrap=True)
     if report.status is not None:
         print_status_lines(report.status)
 
@@ -201,8 +207,7 @@ def send(
     if dry_run:
         _print_notes(plan)
         if plan.first_request is not None:
-            console.print("First request (nothing was sent):")
-            click.echo(json.dumps(_shorten(plan.first_request), indent=2, ensure_ascii=False))
+            _print_first_request(plan.first_request)
         return
     if plan.to_send == 0 and not (plan.status is not None and plan.status.in_flight):
         _nothing_to_send(plan)
@@ -227,10 +232,12 @@ def _send_receipts(config: Config, edition: str, tp: Transport) -> None:
     try:
         done = send_receipts(config, edition, tp, tp.ledger_name)
     except NewsflashError as e:
-        err_console.print(f"[yellow]warning[/] receipts not sent: {escape(str(e))}", soft_wrap=True)
+        err_console().print(
+            f"[yellow]warning[/] receipts not sent: {escape(str(e))}", soft_wrap=True
+        )
         return
     if done.sent or done.failed:
-        console.print(f"receipts to the items' contacts: {escape(str(done))}", soft_wrap=True)
+        console().print(f"receipts to the items' contacts: {escape(str(done))}", soft_wrap=True)
 
 
 def _send_test_copies(
@@ -246,11 +253,11 @@ def _send_test_copies(
         unique.setdefault(address.strip().lower(), address.strip())
     for address in unique.values():
         report = send_test(config, edition, address, tp, build=build)
-        console.print(
+        console().print(
             f"[green]test copy sent[/] to {escape(address)}: {escape(_where(config, report))}",
             soft_wrap=True,
         )
-    console.print("(The subject starts with \\[TEST]; the ledger does not count test copies.)")
+    console().print("(The subject starts with \\[TEST]; the ledger does not count test copies.)")
 
 
 def _where(config: Config, report: SendReport) -> str:
@@ -264,7 +271,7 @@ def _where(config: Config, report: SendReport) -> str:
 
 
 def _nothing_to_send(plan: SendReport) -> None:
-    console.print("Nothing to send now.")
+    console().print("Nothing to send now.")
     _print_notes(plan)
     if plan.status is not None:
         print_status_lines(plan.status)
@@ -281,6 +288,13 @@ def _send_with_progress(
     ready: Prepared,
 ) -> SendReport:
     """The send under a progress bar; SIGTERM stops it as Ctrl-C does (exit 130)."""
+    from rich.progress import (  # deferred: rich's start-up time
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TimeElapsedColumn,
+    )
+
     from newsflash.sending.send import send_edition  # deferred: start-up time
 
     try:
@@ -291,7 +305,7 @@ def _send_with_progress(
                 BarColumn(),
                 MofNCompleteColumn(),
                 TimeElapsedColumn(),
-                console=console,
+                console=console(),
             ) as bar,
         ):
             task = bar.add_task("sending", total=plan.to_send)
@@ -304,7 +318,7 @@ def _send_with_progress(
                 progress=lambda done, total: bar.update(task, completed=done, total=total),
             )
     except KeyboardInterrupt:
-        err_console.print(
+        err_console().print(
             f"[red]interrupted.[/] A batch whose answer had not come is uncertain; "
             f"see `newsflash status {edition}`, then run `newsflash send {edition}` "
             "again to resume.",

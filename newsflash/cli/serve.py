@@ -6,14 +6,11 @@ in serve/ and state/suppressions.py.
 
 from __future__ import annotations
 
-import logging
 import sys
 
 import click
-from rich.markup import escape
-from rich.table import Table
 
-from newsflash.cli.common import State, console, handled, pass_state
+from newsflash.cli.common import State, console, escape, handled, pass_state, table
 
 
 @click.command()
@@ -35,6 +32,8 @@ def serve(state: State, host: str, port: int) -> None:
     SENDGRID_WEBHOOK_PUBLIC_KEY, both from the environment. Writes state/suppressions.sqlite
     and state/events.sqlite.
     """
+    import logging  # deferred: only the long-running commands log; --help loads none
+
     import uvicorn
 
     from newsflash.serve.app import create_app  # deferred: Starlette and uvicorn, start-up time
@@ -45,7 +44,7 @@ def serve(state: State, host: str, port: int) -> None:
         stream=sys.stderr,
     )
     app = create_app(state.config)
-    console.print(f"serving on http://{host}:{port}/ (Ctrl-C stops)", soft_wrap=True)
+    console().print(f"serving on http://{host}:{port}/ (Ctrl-C stops)", soft_wrap=True)
     uvicorn.run(app, host=host, port=port, log_config=None, server_header=False)
 
 
@@ -75,19 +74,19 @@ def suppressions_list(state: State, include_lifted: bool, address: str | None) -
         rows = store.rows(include_lifted=include_lifted, address=address)
     finally:
         store.close()
-    table = Table(title=f"Suppressions ({store.path})", title_justify="left")
+    rows_table = table(f"Suppressions ({store.path})")
     for column in ("address", "reason", "source", "since", "detail"):
-        table.add_column(column)
+        rows_table.add_column(column)
     if include_lifted:
-        table.add_column("lifted")
+        rows_table.add_column("lifted")
     for r in rows:
         cells = [r.address, r.reason, r.source, r.created_at, r.detail]
         if include_lifted:
             cells.append(f"{r.lifted_at} by {r.lifted_by}" if r.lifted_at else "")
-        table.add_row(*(escape(c) for c in cells))
-    console.print(table)
+        rows_table.add_row(*(escape(c) for c in cells))
+    console().print(rows_table)
     active = sum(1 for r in rows if r.active)
-    console.print(f"{active} active suppression(s)", soft_wrap=True)
+    console().print(f"{active} active suppression(s)", soft_wrap=True)
 
 
 @suppressions.command("lift")
@@ -117,8 +116,10 @@ def suppressions_lift(state: State, address: str, reasons: tuple[str, ...]) -> N
             + (f" for {', '.join(reasons)}" if reasons else "")
             + "; see `newsflash suppressions list`"
         )
-    console.print(f"[green]lifted[/] {lifted} suppression(s) of {escape(address)}", soft_wrap=True)
-    console.print(
+    console().print(
+        f"[green]lifted[/] {lifted} suppression(s) of {escape(address)}", soft_wrap=True
+    )
+    console().print(
         "SendGrid may still list it and would then drop the mail: the next "
         "`newsflash suppressions sync` (and a send with a key) removes it there too.",
         soft_wrap=True,
@@ -141,7 +142,7 @@ def suppressions_add(state: State, address: str, reason: str, note: str) -> None
     finally:
         store.close()
     word = "suppressed" if added else "already suppressed"
-    console.print(f"[green]{word}[/] {escape(address)} ({reason})", soft_wrap=True)
+    console().print(f"[green]{word}[/] {escape(address)} ({reason})", soft_wrap=True)
 
 
 @suppressions.command("sync")
@@ -169,6 +170,6 @@ def suppressions_sync(state: State) -> None:
     finally:
         store.close()
     for line in report.lines():
-        console.print(escape(line), soft_wrap=True)
+        console().print(escape(line), soft_wrap=True)
     if report.errors:
         sys.exit(1)

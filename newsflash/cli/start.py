@@ -12,9 +12,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import click
-from rich.markup import escape
 
-from newsflash.cli.common import State, console, handled, pass_state
+from newsflash.cli.common import State, console, escape, handled, pass_state
 from newsflash.months import month_label
 
 
@@ -36,10 +35,12 @@ def init(folder: Path, templates: bool) -> None:
 
     made = init_workspace(folder, templates=templates)
     for path in made.written:
-        console.print(f"[green]created[/] {escape(str(path))}", soft_wrap=True)
+        console().print(f"[green]created[/] {escape(str(path))}", soft_wrap=True)
     for path in made.kept:
-        console.print(f"[yellow]kept[/] {escape(str(path))} (it was there already)", soft_wrap=True)
-    console.print(
+        console().print(
+            f"[yellow]kept[/] {escape(str(path))} (it was there already)", soft_wrap=True
+        )
+    console().print(
         f"Edition No. 1 is {made.first_edition}. Next: cd {folder}, set the [newsletter] and "
         "[sender] keys in config.toml, then `newsflash check` and `newsflash build`.",
         soft_wrap=True,
@@ -71,7 +72,7 @@ def new_edition(state: State, edition_id: str, title: str, preheader: str, edito
         config_edit.edition_table(title or month_label(edition_id), preheader, editorial),
     )
     table = escape(f'[editions."{edition_id}"]')
-    console.print(
+    console().print(
         f"[green]added[/] {table} to {escape(str(config.path))}; edit its title, preheader "
         f"and editorial there, then `newsflash build {edition_id}`.",
         soft_wrap=True,

@@ -9,7 +9,6 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 import click
-from rich.markup import escape
 
 from newsflash.cli.common import (
     LEDGER_CHOICES,
@@ -17,6 +16,7 @@ from newsflash.cli.common import (
     console,
     counts_table,
     edition_argument,
+    escape,
     handled,
     pass_state,
 )
@@ -52,9 +52,9 @@ def status(state: State, edition: str, ledger_name: str | None, show_all: bool) 
     for view in report.ledgers:
         _print_ledger(view, edition, show_all, zone)
     _print_suppressed(state.config, suppressed_partners(state.config))
-    console.print(f"[bold]approval[/] {escape(report.approval_line)}", soft_wrap=True)
+    console().print(f"[bold]approval[/] {escape(report.approval_line)}", soft_wrap=True)
     if report.list_problem:
-        console.print(
+        console().print(
             f"[red]the partner list cannot be read now[/]: {escape(report.list_problem)}. A "
             "send stops (or does not start) until it is fixed; see `newsflash subscribers`.",
             soft_wrap=True,
@@ -83,7 +83,7 @@ def _print_ledger(view: LedgerView, edition: str, show_all: bool, zone: str) -> 
     if view.approval is not None:
         same = view.approval[0] == st.manifest_hash
         table.add_row("approval", "of the edition sent" if same else "of ANOTHER version")
-    console.print(table)
+    console().print(table)
     limit = None if show_all else 50
     for title, rows in (
         ("uncertain", [(e, "") for e in st.uncertain_recipients]),
@@ -97,7 +97,7 @@ def _print_suppressed(config: Config, found: Suppressed | None) -> None:
     if found is None:
         return  # the list can't be read: the status says so below
     reasons = ", ".join(f"{n} {reason}" for reason, n in found.by_reason.items())
-    console.print(
+    console().print(
         f"[bold]suppressed[/] {found.partners} partner(s) of {config.subscribers_path.name} "
         "are never mailed" + (f" ({reasons})" if reasons else "") + "; see `newsflash "
         "suppressions list`",
@@ -109,25 +109,25 @@ def print_status_lines(status: EditionStatus) -> None:
     from newsflash.sending.report import status_lines  # deferred: start-up time
 
     for line in status_lines(status):
-        console.print(escape(line), soft_wrap=True)
+        console().print(escape(line), soft_wrap=True)
 
 
 def _print_recipients(title: str, rows: list[tuple[str, str]], limit: int | None) -> None:
     if rows:
-        console.print(f"[bold]{title}[/] ({len(rows)}):")
+        console().print(f"[bold]{title}[/] ({len(rows)}):")
     for address, reason in rows[:limit]:
-        console.print(
+        console().print(
             f"  {escape(address)}" + (f"  [dim]{escape(reason)}[/]" if reason else ""),
             soft_wrap=True,
             markup=True,
         )
     if limit is not None and len(rows) > limit:
-        console.print(f"  … {len(rows) - limit} more (--all lists them)")
+        console().print(f"  … {len(rows) - limit} more (--all lists them)")
 
 
 def _print_not_sent(report: EditionReport) -> None:
     edition = report.edition_id
-    console.print(
+    console().print(
         f"Edition {edition} has not been sent through any transport. Try "
         f"`newsflash send {edition} --dry-run`.",
         soft_wrap=True,

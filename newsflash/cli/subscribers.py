@@ -7,9 +7,8 @@ from datetime import datetime
 from zoneinfo import ZoneInfo
 
 import click
-from rich.markup import escape
 
-from newsflash.cli.common import State, console, handled, pass_state
+from newsflash.cli.common import State, console, escape, handled, pass_state
 
 
 @click.group(invoke_without_command=True)
@@ -27,10 +26,10 @@ def subscribers(ctx: click.Context) -> None:
 
     config = ctx.find_object(State).config  # type: ignore[union-attr]
     sl = load_subscribers(config.subscribers_path)
-    console.print(summary_table(sl, config.model.audience.segments, max_problems=200))
+    console().print(summary_table(sl, config.model.audience.segments, max_problems=200))
     errors = sum(1 for p in sl.problems if p.severity == "error")
     if errors:
-        console.print(
+        console().print(
             f"[red]{errors} row(s) have errors and are skipped when sending; fix them "
             f"in {config.subscribers_path}.[/]",
             soft_wrap=True,
@@ -62,4 +61,4 @@ def apply(state: State, dry_run: bool) -> None:
         dry_run=dry_run,
     )
     for line in summary_lines(applied):
-        console.print(escape(line), soft_wrap=True)
+        console().print(escape(line), soft_wrap=True)

@@ -41,7 +41,7 @@ def preview(state: State, edition: str, port: int, host: str) -> None:
         state.config_path,
         edition,
         port,
-        echo=lambda line: console.print(line, soft_wrap=True, markup=False),
+        echo=lambda line: console().print(line, soft_wrap=True, markup=False),
         host=host,
     )
 
@@ -59,11 +59,11 @@ def archive(state: State) -> None:
 
     result = write_site(state.config)
     for note in result.notes:
-        console.print(f"[yellow]note[/] {note}", soft_wrap=True, markup=True)
+        console().print(f"[yellow]note[/] {note}", soft_wrap=True, markup=True)
     for page in result.pages:
         e = page.edition
-        console.print(f"  {e.id}  No. {e.number}  {e.title}", soft_wrap=True, markup=False)
-    console.print(
+        console().print(f"  {e.id}  No. {e.number}  {e.title}", soft_wrap=True, markup=False)
+    console().print(
         f"[green]wrote[/] {result.out}/ ({len(result.pages)} sent edition(s) from "
         f"{result.ledger.name}; feed.xml, index.html)",
         soft_wrap=True,

@@ -1,0 +1,141 @@
+"""What a render depends on, as one hash, and the rendered emails kept under it on disk.
+
+A cached email is only sound if the key covers everything that shapes it, so the key is taken
+from what the templates actually receive (the whole context: the edition with every field of
+every item, the config sections it carries, the links), every file the template loader can
+read (the workspace's templates/ and the package's, not only ``*.j2``), the code that turns
+that context into HTML, and the installed libraries. Anything the key cannot read exactly
+gives no key, and the email is rendered as if nothing were cached.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import functools
+import hashlib
+import json
+import os
+import sys
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from newsflash import __version__
+from newsflash.files import write_atomic
+
+PARTS = ("subject", "preheader", "mjml", "html", "text")
+KEEP_ON_DISK = 16  # emails kept in state/render-cache: a few editions and their web versions
+_PACKAGE = Path(__file__).resolve().parent
+# The modules that run between the context and the finished HTML: the rest of newsflash only
+# shapes the context, which the key holds itself.
+_RENDER_CODE = ("render.py", "render_engine.py", "content.py", "months.py", "checks.py")
+
+
+@functools.cache
+def _field_names(cls: type) -> tuple[str, ...]:
+    """A dataclass's fields, looked up once per class (the key reads every item's)."""
+    return tuple(f.name for f in dataclasses.fields(cls))
+
+
+def _plain(value: object) -> object:
+    """json's fallback: every field of a dataclass (`compare=False` ones too: an item's
+    anchor is in the email), a pydantic model's data, dates as ISO text. Anything else
+    raises TypeError, so the key is refused rather than guessed."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        fields = {name: getattr(value, name) for name in _field_names(type(value))}
+        return {"__class__": type(value).__qualname__, **fields}
+    dump = getattr(value, "model_dump", None)
+    if callable(dump):
+        return {"__class__": type(value).__qualname__, **dump(mode="json")}
+    if isinstance(value, dt.date | dt.time):
+        return value.isoformat()
+    if isinstance(value, set | frozenset):
+        return sorted(value, key=repr)
+    raise TypeError(f"no exact text for {type(value).__qualname__}")
+
+
+def _files(folders: Iterable[Path]) -> Iterable[bytes]:
+    """Name and bytes of every file under each folder: the loader can `include` any of them."""
+    for n, folder in enumerate(folders):
+        if not folder.is_dir():
+            yield f"{n}:absent\0".encode()
+            continue
+        for path in sorted(folder.rglob("*")):
+            if path.is_file():
+                yield f"{n}:{path.relative_to(folder).as_posix()}\0".encode()
+                yield path.read_bytes() + b"\0"
+
+
+@functools.cache
+def code_fingerprint() -> str:
+    """newsflash's version and rendering code, Python's version and every installed
+    distribution's name and version (from the .dist-info folders on sys.path, which an
+    upgrade renames): computed once a process."""
+    h = hashlib.sha256(f"{__version__}\0{sys.version}\0".encode())
+    for name in _RENDER_CODE:
+        h.update(name.encode() + b"\0" + (_PACKAGE / name).read_bytes() + b"\0")
+    for entry in sys.path:
+        try:
+            names = sorted(n for n in os.listdir(entry or ".") if n.endswith(".dist-info"))
+        except OSError:
+            continue
+        h.update(("\0".join(names) + "\0").encode())
+    return h.hexdigest()
+
+
+def render_key(
+    context: dict[str, Any], template_folders: Iterable[Path], *extra: str
+) -> str | None:
+    """The hash of everything a render reads, or None if some of it has no exact text."""
+    try:
+        data = json.dumps(context, default=_plain, sort_keys=True).encode()
+    except (TypeError, ValueError):
+        return None
+    h = hashlib.sha256(data)
+    for chunk in _files(template_folders):
+        h.update(chunk)
+    h.update(("\0".join((code_fingerprint(), *extra))).encode())
+    return h.hexdigest()
+
+
+class DiskCache:
+    """Rendered emails under state/render-cache/<key>.json, the newest KEEP_ON_DISK kept.
+
+    A file that cannot be read or is not what this module wrote is a miss, never an error:
+    the email is rendered again and the file replaced. A folder that cannot be written costs
+    the next build a render, not the build."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+
+    def get(self, key: str) -> dict[str, str] | None:
+        try:
+            doc = json.loads((self.folder / f"{key}.json").read_bytes())
+        except (OSError, ValueError):
+            return None
+        if not isinstance(doc, dict) or doc.get("key") != key:
+            return None
+        parts = {name: doc.get(name) for name in PARTS}
+        if not all(isinstance(v, str) for v in parts.values()):
+            return None
+        return {k: str(v) for k, v in parts.items()}
+
+    def put(self, key: str, parts: dict[str, str]) -> None:
+        doc = {"key": key, **{name: parts[name] for name in PARTS}}
+        try:
+            write_atomic(self.folder / f"{key}.json", json.dumps(doc))
+            self._prune()
+        except OSError:
+            pass
+
+    def _prune(self) -> None:
+        """Keep the newest files; a file another build removes first is no matter."""
+        found = []
+        for path in self.folder.glob("*.json"):
+            try:
+                found.append((path.stat().st_mtime_ns, path))
+            except OSError:
+                continue
+        for _, path in sorted(found, reverse=True)[KEEP_ON_DISK:]:
+            path.unlink(missing_ok=True)
