@@ -109,7 +109,8 @@ class Config:
         """Hash of the settings that shape an edition's email, and only those.
 
         Approval refers to it through the manifest: retiming the schedule or changing the
-        SendGrid host must not void an approval; changing the subject or the footer must.
+        SendGrid host must not void an approval; changing the subject, the footer or where
+        the unsubscribe links point (`[serve] public_url`) must.
         """
         m = self.model
         parts = {
@@ -121,6 +122,7 @@ class Config:
             if m.call_to_action
             else None,
             "build": m.build.model_dump(mode="json"),
+            "public_url": m.serve.public_url,
         }
         return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()
 

@@ -25,7 +25,7 @@ from click.testing import CliRunner
 from conftest import own_template
 
 from newsflash.cli import main
-from newsflash.config import Config
+from newsflash.config import Config, load_config
 from newsflash.errors import BuildError
 from newsflash.pipeline import current_edition_id
 from newsflash.schedule import jobs, resume
@@ -98,6 +98,32 @@ def test_a_config_change_after_approval_is_named() -> None:
         "config.toml changed (it sets the edition's title, sections and footer)"
     ]
     assert "no details" in diff_manifests({}, old)[0]
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "still_approved"),
+    [
+        # Where the unsubscribe links point is part of what the reviewers approved.
+        (
+            'public_url = "https://newsflash.example.org"',
+            'public_url = "https://other.example"',
+            False,
+        ),
+        # Where the mail is handed over is not: moving to the EU host keeps the approval.
+        ('host = "https://api.sendgrid.com"', 'host = "https://api.eu.sendgrid.com"', True),
+    ],
+)
+def test_moving_the_unsubscribe_links_voids_the_approval_and_moving_the_sendgrid_host_does_not(
+    config: Config, old: str, new: str, still_approved: bool
+) -> None:
+    edition = current_edition_id(config)
+    approve(config, edition, "ana")
+    text = config.path.read_text(encoding="utf-8")
+    assert old in text
+    config.path.write_text(text.replace(old, new), encoding="utf-8")
+    moved = load_config(config.path)
+    state = approval_state(moved, edition, build_edition(moved, edition))
+    assert state.approved is still_approved
 
 
 def test_approving_again_accepts_the_change(config: Config) -> None:
