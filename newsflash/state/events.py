@@ -20,11 +20,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from newsflash.state import event_rollup
 from newsflash.state.sqlite import WalDatabase
 
 __all__ = ["VOUCHING", "Event", "EventStore", "parse_event"]
 
-_SCHEMA = """
+_SCHEMA = (
+    """
 CREATE TABLE IF NOT EXISTS events (
     sg_event_id   TEXT PRIMARY KEY,
     event         TEXT NOT NULL,
@@ -57,6 +59,8 @@ CREATE TABLE IF NOT EXISTS event_facts (
 -- Settling an uncertain batch asks for a few recipients' events of one edition.
 CREATE INDEX IF NOT EXISTS events_by_recipient ON events (edition_id, recipient_id);
 """
+    + event_rollup.SCHEMA
+)
 _BACKFILL = """
 INSERT OR IGNORE INTO event_facts
 SELECT edition_id, event, sg_event_id, recipient_id, email, happened_at,
@@ -67,7 +71,8 @@ SELECT edition_id, event, sg_event_id, recipient_id, email, happened_at,
        coalesce(json_extract(raw, '$.sg_machine_open') IN (1, 'true', 'True'), 0)
 FROM events
 """
-_VERSION = 2
+# 3: recipient_facts (event_rollup); an older newsflash would store events without it.
+_VERSION = 3
 _CHUNK = 500  # ids per IN (...) query, well under SQLite's variable limit
 #: Events SendGrid emits only for a message it accepted: `processed` comes first for every one,
 #: the others prove it as well when `processed` was lost or is late.
@@ -154,6 +159,19 @@ def _facts(e: Event) -> tuple[object, ...]:
     )
 
 
+_INSERT_EVENT = (
+    "INSERT OR IGNORE INTO events (sg_event_id, event, email, happened_at, edition_id, "
+    "recipient_id, sg_message_id, raw, received_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+
+
+def _stored(e: Event, received: str) -> tuple[object, ...]:
+    """The row of `events` for one event: its raw JSON whole, and when it arrived."""
+    raw = json.dumps(e.raw, ensure_ascii=False, separators=(",", ":"))
+    return (e.sg_event_id, e.event, e.email, e.happened_at, e.edition_id, e.recipient_id,
+            e.sg_message_id, raw, received)  # fmt: skip
+
+
 def _is_test(raw: str) -> bool:
     """Whether a stored event's categories (a list, or one string) include the test copy's."""
     try:
@@ -174,6 +192,11 @@ class EventStore:
         if 0 < before < 2:
             with self._db.write() as conn:
                 conn.execute(_BACKFILL)
+        with self._db.read() as conn:
+            filled = event_rollup.is_filled(conn)
+        if not filled:
+            with self._db.write() as conn:
+                event_rollup.fill(conn)
         self._clock = clock or (lambda: datetime.now(UTC))
         self.path = self._db.path
 
@@ -212,32 +235,17 @@ class EventStore:
             return 0
         received = self._clock().astimezone(UTC).isoformat(timespec="seconds")
         with self._db.write() as conn:
-            before = conn.total_changes
+            # One statement per event: its change count says whether it is new, and only a
+            # new event may reach the facts and the rollup (a redelivery must change nothing).
+            added = [
+                e for e in events if conn.execute(_INSERT_EVENT, _stored(e, received)).rowcount == 1
+            ]
+            facts = [_facts(e) for e in added]
             conn.executemany(
-                "INSERT OR IGNORE INTO events (sg_event_id, event, email, happened_at, "
-                "edition_id, recipient_id, sg_message_id, raw, received_at) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                [
-                    (
-                        e.sg_event_id,
-                        e.event,
-                        e.email,
-                        e.happened_at,
-                        e.edition_id,
-                        e.recipient_id,
-                        e.sg_message_id,
-                        json.dumps(e.raw, ensure_ascii=False, separators=(",", ":")),
-                        received,
-                    )
-                    for e in events
-                ],
+                "INSERT OR IGNORE INTO event_facts VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", facts
             )
-            added = conn.total_changes - before
-            conn.executemany(
-                "INSERT OR IGNORE INTO event_facts VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                [_facts(e) for e in events],
-            )
-            return added
+            event_rollup.fold_in(conn, facts)
+            return len(added)
 
     def vouched(self, edition_id: str, recipients: Mapping[str, str]) -> dict[str, str | None]:
         """Which of `recipients` (id -> address) a VOUCHING event proves SendGrid accepted the
