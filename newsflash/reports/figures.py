@@ -18,6 +18,7 @@ known". A bounce is *blocked* when SendGrid's `type` says so, *soft* when its SM
 
 from __future__ import annotations
 
+import functools
 import re
 from collections import Counter, defaultdict
 from collections.abc import Callable, Mapping, Sequence
@@ -39,6 +40,16 @@ from newsflash.reports.rows import (
     Scanners,
     Sent,
     Trust,
+)
+from newsflash.state.event_rollup import (
+    BOUNCED,
+    DEFERRED,
+    DELIVERED,
+    DROPPED,
+    HUMAN_OPENED,
+    OPENED,
+    SPAM,
+    UNSUBSCRIBED,
 )
 
 __all__ = [
@@ -118,35 +129,47 @@ def _bounce_kind(outcome: Outcome) -> str:
     return "soft" if (outcome.bounce_status or "").startswith("4") else "hard"
 
 
+_PRECEDENCE = ((BOUNCED, "bounced"), (DROPPED, "dropped"), (DELIVERED, "delivered"),
+               (DEFERRED, "deferred"))  # fmt: skip
+_DELIVERY_BITS = BOUNCED | DROPPED | DELIVERED | DEFERRED
+
+
+def _strongest(flags: int) -> str:
+    return next((name for bit, name in _PRECEDENCE if flags & bit), "not yet known")
+
+
 def _delivery(sent: int, outcomes: Sequence[Outcome]) -> Delivery:
-    """The strongest outcome of each recipient: bounce, then drop, delivery, deferral."""
-    kinds: Counter[str] = Counter()
-    for o in outcomes:
-        if o.bounced:
-            kinds[_bounce_kind(o)] += 1
-        elif o.dropped:
-            kinds["dropped"] += 1
-        elif o.delivered:
-            kinds["delivered"] += 1
-        elif o.deferred:
-            kinds["deferred"] += 1
+    """The strongest outcome of each recipient: bounce, then drop, delivery, deferral. Counted
+    by distinct combination of bits (at most 16), not recipient by recipient."""
+    strongest: Counter[str] = Counter()
+    for bits, n in Counter(o.flags & _DELIVERY_BITS for o in outcomes).items():
+        strongest[_strongest(bits)] += n
+    kinds = Counter(_bounce_kind(o) for o in outcomes if o.flags & BOUNCED)
+    known = strongest.total() - strongest["not yet known"]
     return Delivery(
         sent=sent,
-        delivered=kinds["delivered"],
-        deferred=kinds["deferred"],
+        delivered=strongest["delivered"],
+        deferred=strongest["deferred"],
         bounced_hard=kinds["hard"],
         bounced_soft=kinds["soft"],
         blocked=kinds["blocked"],
-        dropped=kinds["dropped"],
-        not_yet_known=sent - kinds.total(),
+        dropped=strongest["dropped"],
+        not_yet_known=sent - known,
     )
 
 
 def _trust(outcomes: Sequence[Outcome], one_click: frozenset[str], delivered: int) -> Trust:
     """Unsubscribes join SendGrid's (list and group) with newsflash's own one-click ones."""
-    spam = sum(o.spam for o in outcomes)
-    unsub = len({o.recipient_id for o in outcomes if o.unsubscribed} | one_click)
+    spam = sum(1 for o in outcomes if o.flags & SPAM)
+    unsub = len({o.recipient_id for o in outcomes if o.flags & UNSUBSCRIBED} | one_click)
     return Trust(spam, _rate(spam, delivered), unsub, _rate(unsub, delivered))
+
+
+@functools.lru_cache(maxsize=4096)
+def _scanner_agent(useragent: str) -> bool:
+    """Cached: an edition's clicks come from a few hundred user agents, and the pattern's
+    search cost 0.3 s over 50k clicks."""
+    return SCANNER_AGENTS.search(useragent) is not None
 
 
 def scanner_rule(
@@ -164,7 +187,7 @@ def scanner_rule(
       every link of the edition when it has fewer, at least two) clicked within
       `SWEEP_SECONDS` of its delivery: a gateway opening every link to check it, not a reader.
     """
-    if click.useragent and SCANNER_AGENTS.search(click.useragent):
+    if click.useragent and _scanner_agent(click.useragent):
         return "user agent"
     at = click.at
     early = at is not None and (
@@ -218,8 +241,8 @@ def _engagement(
     clicks: Sequence[EventRow],
     delivered: int,
 ) -> Engagement:
-    openers = sum(o.opened for o in outcomes)
-    human_openers = sum(o.human_opened for o in outcomes)
+    openers = sum(1 for o in outcomes if o.flags & OPENED)
+    human_openers = sum(1 for o in outcomes if o.flags & HUMAN_OPENED)
     clickers = {c.recipient_id for c in clicks}
     links = _links(clicks, data.link_items)
     hours, later = _hours(clicks, data.started_at)
@@ -276,7 +299,9 @@ def _items(
 def _groups(
     sent: Mapping[str, Sent], clicks: Sequence[EventRow], key: Callable[[Sent], str]
 ) -> tuple[GroupClicks, ...]:
-    members: Counter[str] = Counter(key(r) or NO_ORGANISATION for r in sent.values())
+    members: Counter[str] = Counter(map(key, sent.values()))
+    if "" in members:
+        members[NO_ORGANISATION] += members.pop("")
     who: dict[str, set[str]] = defaultdict(set)
     total: Counter[str] = Counter()
     for c in clicks:

@@ -13,42 +13,47 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from newsflash.reports.rows import EventRow, Outcome
+from newsflash.state.event_rollup import (
+    BOUNCED,
+    DEFERRED,
+    DELIVERED,
+    DROPPED,
+    HUMAN_OPENED,
+    OPENED,
+    SPAM,
+    UNSUBSCRIBED,
+)
 
 __all__ = ["fold"]
 
-_UNSUBSCRIBES = frozenset({"unsubscribe", "group_unsubscribe"})
+_KIND_FLAGS = {"delivered": DELIVERED, "deferred": DEFERRED, "dropped": DROPPED,
+               "spamreport": SPAM, "unsubscribe": UNSUBSCRIBED,
+               "group_unsubscribe": UNSUBSCRIBED}  # fmt: skip
 
 
 @dataclass(slots=True)
 class _Tally:
     events: int = 0
-    delivered: bool = False
+    flags: int = 0
     delivered_at: int | None = None
-    deferred: bool = False
-    dropped: bool = False
-    bounced: bool = False
     bounce_type: str | None = None
     bounce_status: str | None = None
-    opened: bool = False
-    human_opened: bool = False
-    spam: bool = False
-    unsubscribed: bool = False
 
     def add(self, row: EventRow) -> None:
         """Count one event (a bounce's type and status are set apart, latest last)."""
         self.events += 1
         kind = row.kind
-        if kind == "delivered":
-            self.delivered = True
-            if row.at is not None and (self.delivered_at is None or row.at < self.delivered_at):
-                self.delivered_at = row.at
-        elif kind == "open":
-            self.opened = True
-            self.human_opened = self.human_opened or not row.machine_open
-        self.deferred = self.deferred or kind == "deferred"
-        self.dropped = self.dropped or kind == "dropped"
-        self.spam = self.spam or kind == "spamreport"
-        self.unsubscribed = self.unsubscribed or kind in _UNSUBSCRIBES
+        if kind == "open":
+            self.flags |= OPENED if row.machine_open else OPENED | HUMAN_OPENED
+        else:
+            self.flags |= _KIND_FLAGS.get(kind, 0)
+        at = row.at
+        if (
+            kind == "delivered"
+            and at is not None
+            and (self.delivered_at is None or at < self.delivered_at)
+        ):
+            self.delivered_at = at
 
 
 def fold(events: Iterable[EventRow]) -> list[Outcome]:
@@ -65,9 +70,9 @@ def fold(events: Iterable[EventRow]) -> list[Outcome]:
             bounces.append(row)
     for row in sorted(bounces, key=lambda r: r.at or 0):
         tally = tallies[row.recipient_id]
-        tally.bounced, tally.bounce_type, tally.bounce_status = True, row.bounce_type, row.status
+        tally.flags |= BOUNCED
+        tally.bounce_type, tally.bounce_status = row.bounce_type, row.status
     return [
-        Outcome(rid, t.events, t.delivered, t.delivered_at, t.deferred, t.dropped, t.bounced,
-                t.bounce_type, t.bounce_status, t.opened, t.human_opened, t.spam, t.unsubscribed)
+        Outcome(rid, t.events, t.flags, t.delivered_at, t.bounce_type, t.bounce_status)
         for rid, t in tallies.items()
-    ]  # fmt: skip
+    ]

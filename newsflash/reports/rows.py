@@ -48,21 +48,15 @@ class EventRow(NamedTuple):
 
 class Outcome(NamedTuple):
     """What SendGrid reported of one recipient, all events together: the event store's
-    `recipient_facts` row (rolled up as events arrive), or `outcomes.fold` of its events."""
+    `recipient_facts` row (rolled up as events arrive), or `outcomes.fold` of its events.
+    `flags` holds state.event_rollup's bits (DELIVERED, BOUNCED, OPENED...)."""
 
     recipient_id: str
     events: int  # how many events of the kinds a report reads
-    delivered: bool
+    flags: int
     delivered_at: int | None  # the first delivery's time
-    deferred: bool
-    dropped: bool
-    bounced: bool
     bounce_type: str | None  # of the latest bounce
     bounce_status: str | None
-    opened: bool
-    human_opened: bool  # an open SendGrid did not mark sg_machine_open
-    spam: bool
-    unsubscribed: bool  # SendGrid's list or group unsubscribe
 
 
 class Sent(NamedTuple):
