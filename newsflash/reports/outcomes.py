@@ -13,22 +13,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from newsflash.reports.rows import EventRow, Outcome
-from newsflash.state.event_rollup import (
-    BOUNCED,
-    DEFERRED,
-    DELIVERED,
-    DROPPED,
-    HUMAN_OPENED,
-    OPENED,
-    SPAM,
-    UNSUBSCRIBED,
-)
+from newsflash.state.event_rollup import flags_of
 
 __all__ = ["fold"]
-
-_KIND_FLAGS = {"delivered": DELIVERED, "deferred": DEFERRED, "dropped": DROPPED,
-               "spamreport": SPAM, "unsubscribe": UNSUBSCRIBED,
-               "group_unsubscribe": UNSUBSCRIBED}  # fmt: skip
 
 
 @dataclass(slots=True)
@@ -43,10 +30,7 @@ class _Tally:
         """Count one event (a bounce's type and status are set apart, latest last)."""
         self.events += 1
         kind = row.kind
-        if kind == "open":
-            self.flags |= OPENED if row.machine_open else OPENED | HUMAN_OPENED
-        else:
-            self.flags |= _KIND_FLAGS.get(kind, 0)
+        self.flags |= flags_of(kind, row.machine_open)
         at = row.at
         if (
             kind == "delivered"
@@ -70,7 +54,6 @@ def fold(events: Iterable[EventRow]) -> list[Outcome]:
             bounces.append(row)
     for row in sorted(bounces, key=lambda r: r.at or 0):
         tally = tallies[row.recipient_id]
-        tally.flags |= BOUNCED
         tally.bounce_type, tally.bounce_status = row.bounce_type, row.status
     return [
         Outcome(rid, t.events, t.flags, t.delivered_at, t.bounce_type, t.bounce_status)

@@ -35,6 +35,7 @@ __all__ = [
     "SPAM",
     "UNSUBSCRIBED",
     "fill",
+    "flags_of",
     "fold_in",
     "is_filled",
 ]
@@ -96,7 +97,9 @@ _FACT_COLUMNS = (
 )
 
 
-def _flags(kind: object, machine_open: object) -> int:
+def flags_of(kind: object, machine_open: object) -> int:
+    """The bits one event sets (an open by a person also HUMAN_OPENED); shared with the
+    report's fold of events given one by one, so both read an event alike."""
     if kind == "open":
         return OPENED if machine_open else OPENED | HUMAN_OPENED
     return _KIND_FLAGS.get(str(kind), 0)
@@ -108,7 +111,18 @@ def _outcome(facts: Sequence[object]) -> tuple[object, ...]:
     who = rid or recipient_id(str(email))
     delivered_at = at if kind == "delivered" else None
     if kind != "bounce":
-        return (edition, who, 1, _flags(kind, machine), delivered_at, None, None, None, None, None)
+        return (
+            edition,
+            who,
+            1,
+            flags_of(kind, machine),
+            delivered_at,
+            None,
+            None,
+            None,
+            None,
+            None,
+        )
     return (edition, who, 1, BOUNCED, None, at or 0, int(not rid), event_id, btype, status)
 
 
