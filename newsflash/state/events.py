@@ -172,6 +172,22 @@ def _stored(e: Event, received: str) -> tuple[object, ...]:
             e.sg_message_id, raw, received)  # fmt: skip
 
 
+def _unseen(conn: sqlite3.Connection, events: Sequence[Event]) -> list[Event]:
+    """The events not stored yet, each once (a batch may repeat one), in the batch's order."""
+    unique: dict[str, Event] = {}
+    for e in events:
+        unique.setdefault(e.sg_event_id, e)
+    ids = list(unique)
+    for start in range(0, len(ids), _CHUNK):
+        chunk = ids[start : start + _CHUNK]
+        marks = ", ".join("?" for _ in chunk)
+        for (eid,) in conn.execute(
+            f"SELECT sg_event_id FROM events WHERE sg_event_id IN ({marks})", chunk
+        ):
+            unique.pop(eid, None)
+    return list(unique.values())
+
+
 def _is_test(raw: str) -> bool:
     """Whether a stored event's categories (a list, or one string) include the test copy's."""
     try:
@@ -215,19 +231,8 @@ class EventStore:
         a crash in between makes SendGrid redeliver (no 2xx was sent) and the batch is applied
         again, harmlessly, since a suppression already active is not added twice.
         """
-        unique: dict[str, Event] = {}
-        for e in events:
-            unique.setdefault(e.sg_event_id, e)
-        ids = list(unique)
         with self._db.read() as conn:
-            for start in range(0, len(ids), _CHUNK):
-                chunk = ids[start : start + _CHUNK]
-                marks = ", ".join("?" for _ in chunk)
-                for (eid,) in conn.execute(
-                    f"SELECT sg_event_id FROM events WHERE sg_event_id IN ({marks})", chunk
-                ):
-                    unique.pop(eid, None)
-        return list(unique.values())
+            return _unseen(conn, events)
 
     def record(self, events: Sequence[Event]) -> int:
         """Store the events (once each, whoever records them first); how many were new."""
@@ -235,11 +240,10 @@ class EventStore:
             return 0
         received = self._clock().astimezone(UTC).isoformat(timespec="seconds")
         with self._db.write() as conn:
-            # One statement per event: its change count says whether it is new, and only a
-            # new event may reach the facts and the rollup (a redelivery must change nothing).
-            added = [
-                e for e in events if conn.execute(_INSERT_EVENT, _stored(e, received)).rowcount == 1
-            ]
+            # Only an event new to the store may reach the facts and the rollup: a redelivery
+            # must change nothing. Asked inside the write lock, so no other writer interleaves.
+            added = _unseen(conn, events)
+            conn.executemany(_INSERT_EVENT, [_stored(e, received) for e in added])
             facts = [_facts(e) for e in added]
             conn.executemany(
                 "INSERT OR IGNORE INTO event_facts VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", facts
