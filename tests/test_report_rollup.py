@@ -8,6 +8,8 @@ opened, and reported the same before that (a report never writes).
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import random
 import sqlite3
 from pathlib import Path
@@ -235,3 +237,20 @@ def test_of_bounces_at_the_same_time_the_one_keyed_by_address_says_the_most_as_b
     reference, rolled, folded = _reports(tmp_path, 0)
     assert (reference.delivery.bounced_soft, reference.delivery.bounced_hard) == (1, 1)
     assert rolled == reference and folded == reference
+
+
+@pytest.mark.parametrize("fails", [False, True], ids=["read", "read that fails"])
+def test_a_report_leaves_the_cycle_collector_as_it_found_it(fails: bool) -> None:
+    assert gc.isenabled()
+    with contextlib.suppress(sources.ReportError), sources._cycles_left_alone():
+        assert not gc.isenabled()
+        if fails:
+            raise sources.ReportError("an unreadable state file")
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        with sources._cycles_left_alone():
+            pass
+        assert not gc.isenabled()  # a caller that paused it keeps it paused
+    finally:
+        gc.enable()
