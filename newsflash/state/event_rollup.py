@@ -80,6 +80,7 @@ _NEWER_BOUNCE = (
     "(bounce_at, by_address, bounce_event))"
 )
 _BOUNCE_COLUMNS = ("bounce_at", "by_address", "bounce_event", "bounce_type", "bounce_status")
+_NO_BOUNCE = (None,) * len(_BOUNCE_COLUMNS)
 _UPSERT = (
     f"INSERT INTO {_TABLE} VALUES ({', '.join('?' * 10)}) "
     "ON CONFLICT (edition_id, recipient_id) DO UPDATE SET events = events + excluded.events, "
@@ -109,21 +110,10 @@ def _outcome(facts: Sequence[object]) -> tuple[object, ...]:
     """One event (a row of event_facts) as the recipient_facts row it would be alone."""
     edition, kind, event_id, rid, email, at, _url, _agent, btype, status, machine = facts
     who = rid or recipient_id(str(email))
+    if kind == "bounce":
+        return (edition, who, 1, BOUNCED, None, at or 0, int(not rid), event_id, btype, status)
     delivered_at = at if kind == "delivered" else None
-    if kind != "bounce":
-        return (
-            edition,
-            who,
-            1,
-            flags_of(kind, machine),
-            delivered_at,
-            None,
-            None,
-            None,
-            None,
-            None,
-        )
-    return (edition, who, 1, BOUNCED, None, at or 0, int(not rid), event_id, btype, status)
+    return (edition, who, 1, flags_of(kind, machine), delivered_at, *_NO_BOUNCE)
 
 
 def fold_in(conn: sqlite3.Connection, facts: Iterable[Sequence[object]]) -> None:
