@@ -73,6 +73,7 @@ FROM events
 """
 # 3: recipient_facts (event_rollup); an older newsflash would store events without it.
 _VERSION = 3
+_INT64 = (-(2**63), 2**63 - 1)
 _CHUNK = 500  # ids per IN (...) query, well under SQLite's variable limit
 #: Events SendGrid emits only for a message it accepted: `processed` comes first for every one,
 #: the others prove it as well when `processed` was lost or is late.
@@ -105,6 +106,14 @@ def _text(obj: dict[str, Any], key: str) -> str:
     return value if isinstance(value, str) else ""
 
 
+def _is_time(stamp: object) -> bool:
+    """A Unix time SQLite can store: a whole number within 64 bits (a larger one made the whole
+    batch fail to store, and SendGrid would post it again and again)."""
+    return (
+        isinstance(stamp, int) and not isinstance(stamp, bool) and _INT64[0] <= stamp <= _INT64[1]
+    )
+
+
 def parse_event(obj: dict[str, Any]) -> Event:
     """Read an event tolerantly: a missing or odd field becomes '' or None, never an error.
 
@@ -120,7 +129,7 @@ def parse_event(obj: dict[str, Any]) -> Event:
         sg_event_id=event_id,
         event=_text(obj, "event"),
         email=_text(obj, "email").strip().lower(),
-        happened_at=stamp if isinstance(stamp, int) and not isinstance(stamp, bool) else None,
+        happened_at=stamp if _is_time(stamp) else None,
         edition_id=_text(obj, "edition"),
         recipient_id=_text(obj, "recipient_id"),
         sg_message_id=_text(obj, "sg_message_id"),
