@@ -254,3 +254,27 @@ def test_a_report_leaves_the_cycle_collector_as_it_found_it(fails: bool) -> None
         assert not gc.isenabled()  # a caller that paused it keeps it paused
     finally:
         gc.enable()
+
+
+def test_a_store_another_process_is_rolling_up_opens_without_waiting_for_it(
+    tmp_path: Path,
+) -> None:
+    """The other process holds the write lock while it fills the rollup (seconds on a big
+    store); this one must open without an error, and the rollup is still filled once."""
+    rng = random.Random(7)
+    _record(tmp_path, [_event(rng, n) for n in range(100)], rng)
+    rollup = _rollup(tmp_path)
+    store = EventStore.in_state(tmp_path)
+    with sqlite3.connect(tmp_path / "events.sqlite") as conn:  # as if written before it
+        conn.execute("DELETE FROM filled")
+        conn.execute("DELETE FROM recipient_facts")
+    other = sqlite3.connect(tmp_path / "events.sqlite", isolation_level=None)
+    store._db.connection().execute("PRAGMA busy_timeout = 0")  # not 10 s, in a test
+    other.execute("BEGIN IMMEDIATE")
+    store._fill_rollup()  # no error: it leaves the fill to the lock's holder
+    other.execute("ROLLBACK")
+    other.close()
+    assert sources._rolled_up(_config(tmp_path), ED) is None  # reports read event by event
+    store._fill_rollup()
+    store.close()
+    assert _rollup(tmp_path) == rollup

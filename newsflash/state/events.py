@@ -217,13 +217,24 @@ class EventStore:
         if 0 < before < 2:
             with self._db.write() as conn:
                 conn.execute(_BACKFILL)
-        with self._db.read() as conn:
-            filled = event_rollup.is_filled(conn)
-        if not filled:
-            with self._db.write() as conn:
-                event_rollup.fill(conn)
+        self._fill_rollup()
         self._clock = clock or (lambda: datetime.now(UTC))
         self.path = self._db.path
+
+    def _fill_rollup(self) -> None:
+        """Roll up a store written before the rollup, once. A writer that holds the lock past
+        the busy timeout is another newsflash filling it right now (450k events take ~13 s):
+        this one goes on without waiting longer; `fill` is done once by whoever gets there,
+        and until then a report reads the events one by one."""
+        with self._db.read() as conn:
+            if event_rollup.is_filled(conn):
+                return
+        try:
+            with self._db.write() as conn:
+                event_rollup.fill(conn)
+        except sqlite3.OperationalError as e:
+            if e.sqlite_errorcode not in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED):
+                raise
 
     @classmethod
     def in_state(cls, state_dir: Path, clock: Callable[[], datetime] | None = None) -> EventStore:
