@@ -8,7 +8,10 @@ SendGrid accepted every recipient, written through the public Ledger API, and an
 filled through EventStore.record with a realistic mix (processed, delivered, opens, clicks,
 some from scanners, bounces, deferrals, spam reports, unsubscribes). Only the report is timed:
 reading the state, computing every figure, the terminal tables, the CSV files and the HTML
-page, each stage on its own line. Target (issue #11): under 2 s in all.
+page, each stage on its own line. Target (issue #11): under 2 s in all. `--repeat N` runs the
+report N times on the same state and shows the fastest (a shared machine's neighbours make
+single runs noisy). Last, one webhook batch of 1000 new events is recorded into the same store
+and timed: the write path pays for the report's per-recipient rollup there.
 """
 
 from __future__ import annotations
@@ -21,13 +24,14 @@ import shutil
 import sys
 import tempfile
 import time
+from datetime import datetime
 from pathlib import Path
 
 from rich.console import Console
 
-from newsflash.config import load_config
+from newsflash.config import Config, load_config
 from newsflash.reports.csv_out import write_csv
-from newsflash.reports.figures import compute
+from newsflash.reports.figures import EditionReport, compute
 from newsflash.reports.html_page import render_page
 from newsflash.reports.sources import read_edition
 from newsflash.reports.tables import edition_tables
@@ -65,8 +69,6 @@ def fill_ledger(path: Path, emails: list[str]) -> int:
         while (batch := ledger.next_batch(ED, 1000)) is not None:
             ledger.mark_accepted(batch.id, f"msg{batch.id}")
         started = ledger.status(ED).started_at or ""
-    from datetime import datetime
-
     return int(datetime.fromisoformat(started).timestamp())
 
 
@@ -95,40 +97,79 @@ def fill_events(state: Path, emails: list[str], total: int, t0: int) -> None:
     store.close()
 
 
+Stages = list[tuple[str, float, float]]
+
+
+def report_once(config: Config, out: Path) -> tuple[Stages, EditionReport]:
+    """One whole `newsflash report`, each stage timed (wall and this process's CPU)."""
+    stages: Stages = []
+    clock, cpu = time.perf_counter(), time.process_time()
+
+    def lap(name: str) -> None:
+        nonlocal clock, cpu
+        now, now_cpu = time.perf_counter(), time.process_time()
+        stages.append((name, now - clock, now_cpu - cpu))
+        clock, cpu = now, now_cpu
+
+    data = read_edition(config, ED, "sendgrid")
+    lap("read ledger, events, suppressions, partner list, items")
+    report = compute(data)
+    lap("compute every figure")
+    tables = edition_tables(report)
+    print_tables(Console(file=io.StringIO(), width=120), tables)
+    lap("terminal tables")
+    write_csv(out / "csv", tables)
+    lap("CSV files")
+    (out / "report.html").write_text(render_page(report, tables), encoding="utf-8")
+    lap("HTML page")
+    return stages, report
+
+
+def webhook_batch(state: Path, emails: list[str], t0: int) -> float:
+    """Seconds EventStore.record takes for one webhook batch of 1000 new events (the median
+    of five), into the store the report just read: what the rollup adds to the write path."""
+    rng = random.Random(7)
+    store = EventStore.in_state(state)
+    times = []
+    for batch in range(5):
+        events = [
+            parse_event(
+                {"email": e, "event": rng.choice(KINDS), "sg_event_id": f"w{batch}-{n}",
+                 "edition": ED, "recipient_id": recipient_id(e), "sg_message_id": "m.filter",
+                 "timestamp": t0 + 3600, "url": LINKS[0], "useragent": "Mozilla/5.0"}
+            )
+            for n, e in enumerate(rng.sample(emails, min(1000, len(emails))))
+        ]  # fmt: skip
+        start = time.perf_counter()
+        store.record(events)
+        times.append(time.perf_counter() - start)
+    store.close()
+    return sorted(times)[len(times) // 2]
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--recipients", type=int, default=100_000)
     parser.add_argument("--events", type=int, default=500_000)
+    parser.add_argument(
+        "--repeat", type=int, default=1, help="run the report N times; show the fastest"
+    )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         cfg_path, emails = workspace(Path(tmp), args.recipients)
         config = load_config(cfg_path)
         t0 = fill_ledger(config.state_dir / "ledger.sqlite", emails)
         fill_events(config.state_dir, emails, args.events, t0)
-        stages: list[tuple[str, float, float]] = []
-        clock, cpu = time.perf_counter(), time.process_time()
-
-        def lap(name: str) -> None:
-            nonlocal clock, cpu
-            now, now_cpu = time.perf_counter(), time.process_time()
-            stages.append((name, now - clock, now_cpu - cpu))
-            clock, cpu = now, now_cpu
-
-        data = read_edition(config, ED, "sendgrid")
-        lap("read ledger, events, suppressions, partner list, items")
-        report = compute(data)
-        lap("compute every figure")
-        tables = edition_tables(report)
-        print_tables(Console(file=io.StringIO(), width=120), tables)
-        lap("terminal tables")
-        write_csv(Path(tmp) / "csv", tables)
-        lap("CSV files")
-        (Path(tmp) / "report.html").write_text(render_page(report, tables), encoding="utf-8")
-        lap("HTML page")
+        runs = [report_once(config, Path(tmp)) for _ in range(max(1, args.repeat))]
+        stages, report = min(runs, key=lambda run: sum(s for _, s, _ in run[0]))
+        batch = webhook_batch(config.state_dir, emails, t0)
     total = sum(s for _, s, _ in stages)
     total_cpu = sum(c for _, _, c in stages)
     clicks = f"{report.engagement.clicks:,} partner clicks, {report.scanners.clicks:,} scanner"
     print(f"{args.recipients:,} recipients, {args.events:,} events ({clicks})")
+    if len(runs) > 1:
+        totals = ", ".join(f"{sum(s for _, s, _ in r[0]):.3f}" for r in runs)
+        print(f"{len(runs)} runs, total seconds: {totals}; the fastest:")
     # CPU seconds beside the wall clock: on a machine shared with other work the wall clock
     # measures the neighbours too; the process's own CPU time barely moves with them.
     print(f"{'stage':<58}{'seconds':>9}{'cpu s':>9}")
@@ -137,6 +178,7 @@ def main() -> int:
     verdict = "ok" if total < TARGET_SECONDS else "TOO SLOW"
     label = "total (target < " + str(TARGET_SECONDS) + " s)"
     print(f"{label:<58}{total:>9.3f}{total_cpu:>9.3f}  {verdict}")
+    print(f"{'one webhook batch of 1000 events recorded (median of 5)':<58}{batch:>9.3f}")
     return 0 if total < TARGET_SECONDS else 1
 
 

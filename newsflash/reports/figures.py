@@ -1,5 +1,9 @@
 """The edition report as pure arithmetic over rows: who was sent it, what SendGrid said.
 
+It reads one Outcome per recipient (every event of theirs rolled up) and each click on its
+own; the clicks are the one kind counted event by event (per link, per hour, the scanner
+rules).
+
 Every figure counts *recipients* (an address the ledger says SendGrid accepted), never raw
 events, because SendGrid reports one message several times (two opens, a redelivered batch);
 total clicks are the one exception and say so. Events for a recipient the ledger does not know
@@ -14,10 +18,12 @@ known". A bounce is *blocked* when SendGrid's `type` says so, *soft* when its SM
 
 from __future__ import annotations
 
+import functools
 import re
 from collections import Counter, defaultdict
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
+from newsflash.reports.outcomes import fold
 from newsflash.reports.rows import (
     GMAIL_SPAM_LIMIT,
     GMAIL_SPAM_WARNING,
@@ -30,9 +36,20 @@ from newsflash.reports.rows import (
     GroupClicks,
     ItemClicks,
     LinkClicks,
+    Outcome,
     Scanners,
     Sent,
     Trust,
+)
+from newsflash.state.event_rollup import (
+    BOUNCED,
+    DEFERRED,
+    DELIVERED,
+    DROPPED,
+    HUMAN_OPENED,
+    OPENED,
+    SPAM,
+    UNSUBSCRIBED,
 )
 
 __all__ = [
@@ -51,6 +68,7 @@ __all__ = [
     "GroupClicks",
     "ItemClicks",
     "LinkClicks",
+    "Outcome",
     "Scanners",
     "Sent",
     "Trust",
@@ -79,20 +97,18 @@ def _rate(part: int, whole: int) -> float | None:
 def compute(data: EditionInput) -> EditionReport:
     """The whole report of one edition; pure, so tests feed rows and assert every figure."""
     sent = {r.recipient_id: r for r in data.recipients}
-    by_kind: dict[str, list[EventRow]] = defaultdict(list)
-    unmatched = 0
-    for row in data.events:
-        if row.recipient_id in sent:
-            by_kind[row.kind].append(row)
-        else:
-            unmatched += 1
-    delivered_at = _first_times(by_kind.get("delivered", ()))
-    delivery = _delivery(len(sent), by_kind, delivered_at)
-    trust = _trust(by_kind, data.one_click_unsubscribes & sent.keys(), delivery.delivered)
-    human, scanners = _split_clicks(by_kind.get("click", []), delivered_at, data)
-    engagement = _engagement(data, sent, by_kind.get("open", []), human, delivery.delivered)
+    outcomes = fold(data.events) if data.outcomes is None else data.outcomes
+    mine = [o for o in outcomes if o.recipient_id in sent]
+    events = sum(o.events for o in outcomes)
+    unmatched = events - sum(o.events for o in mine)
+    clicks = [c for c in data.events if c.kind == "click" and c.recipient_id in sent]
+    delivered_at = {o.recipient_id: o.delivered_at for o in mine if o.delivered_at is not None}
+    delivery = _delivery(len(sent), mine)
+    trust = _trust(mine, data.one_click_unsubscribes & sent.keys(), delivery.delivered)
+    human, scanners = _split_clicks(clicks, delivered_at, data)
+    engagement = _engagement(data, sent, mine, human, delivery.delivered)
     notes = list(data.notes)
-    if not data.events:
+    if not events:
         notes.append(
             "no events recorded for this edition: SendGrid's Event Webhook has not reported "
             "(newsflash serve), or this was an outbox rehearsal; only the ledger's counts show"
@@ -103,70 +119,57 @@ def compute(data: EditionInput) -> EditionReport:
             "they are left out of every figure"
         )
     return EditionReport(
-        data.edition_id,
-        len(data.events),
-        unmatched,
-        delivery,
-        trust,
-        engagement,
-        scanners,
-        tuple(notes),
+        data.edition_id, events, unmatched, delivery, trust, engagement, scanners, tuple(notes)
     )
 
 
-def _first_times(rows: Iterable[EventRow]) -> dict[str, int]:
-    first: dict[str, int] = {}
-    for row in rows:
-        if row.at is not None and (
-            row.recipient_id not in first or row.at < first[row.recipient_id]
-        ):
-            first[row.recipient_id] = row.at
-    return first
-
-
-def _bounce_kind(row: EventRow) -> str:
-    if (row.bounce_type or "").lower() == "blocked":
+def _bounce_kind(outcome: Outcome) -> str:
+    if (outcome.bounce_type or "").lower() == "blocked":
         return "blocked"
-    return "soft" if (row.status or "").startswith("4") else "hard"
+    return "soft" if (outcome.bounce_status or "").startswith("4") else "hard"
 
 
-def _delivery(
-    sent: int, by_kind: Mapping[str, list[EventRow]], delivered_at: Mapping[str, int]
-) -> Delivery:
-    bounce: dict[str, str] = {}
-    for row in sorted(by_kind.get("bounce", []), key=lambda r: r.at or 0):
-        bounce[row.recipient_id] = _bounce_kind(row)  # the latest bounce says the most
-    dropped = {r.recipient_id for r in by_kind.get("dropped", [])} - bounce.keys()
-    delivered = {r.recipient_id for r in by_kind.get("delivered", [])} | delivered_at.keys()
-    delivered -= bounce.keys() | dropped
-    deferred = {r.recipient_id for r in by_kind.get("deferred", [])}
-    deferred -= bounce.keys() | dropped | delivered
-    kinds = Counter(bounce.values())
-    known = len(bounce) + len(dropped) + len(delivered) + len(deferred)
+_PRECEDENCE = ((BOUNCED, "bounced"), (DROPPED, "dropped"), (DELIVERED, "delivered"),
+               (DEFERRED, "deferred"))  # fmt: skip
+_DELIVERY_BITS = BOUNCED | DROPPED | DELIVERED | DEFERRED
+
+
+def _strongest(flags: int) -> str:
+    return next((name for bit, name in _PRECEDENCE if flags & bit), "not yet known")
+
+
+def _delivery(sent: int, outcomes: Sequence[Outcome]) -> Delivery:
+    """The strongest outcome of each recipient: bounce, then drop, delivery, deferral. Counted
+    by distinct combination of bits (at most 16), not recipient by recipient."""
+    strongest: Counter[str] = Counter()
+    for bits, n in Counter(o.flags & _DELIVERY_BITS for o in outcomes).items():
+        strongest[_strongest(bits)] += n
+    kinds = Counter(_bounce_kind(o) for o in outcomes if o.flags & BOUNCED)
+    known = strongest.total() - strongest["not yet known"]
     return Delivery(
         sent=sent,
-        delivered=len(delivered),
-        deferred=len(deferred),
+        delivered=strongest["delivered"],
+        deferred=strongest["deferred"],
         bounced_hard=kinds["hard"],
         bounced_soft=kinds["soft"],
         blocked=kinds["blocked"],
-        dropped=len(dropped),
+        dropped=strongest["dropped"],
         not_yet_known=sent - known,
     )
 
 
-def _trust(
-    by_kind: Mapping[str, list[EventRow]], one_click: frozenset[str], delivered: int
-) -> Trust:
+def _trust(outcomes: Sequence[Outcome], one_click: frozenset[str], delivered: int) -> Trust:
     """Unsubscribes join SendGrid's (list and group) with newsflash's own one-click ones."""
-    spam = {r.recipient_id for r in by_kind.get("spamreport", [])}
-    unsub = {
-        r.recipient_id
-        for kind in ("unsubscribe", "group_unsubscribe")
-        for r in by_kind.get(kind, [])
-    }
-    unsub |= one_click
-    return Trust(len(spam), _rate(len(spam), delivered), len(unsub), _rate(len(unsub), delivered))
+    spam = sum(1 for o in outcomes if o.flags & SPAM)
+    unsub = len({o.recipient_id for o in outcomes if o.flags & UNSUBSCRIBED} | one_click)
+    return Trust(spam, _rate(spam, delivered), unsub, _rate(unsub, delivered))
+
+
+@functools.lru_cache(maxsize=4096)
+def _scanner_agent(useragent: str) -> bool:
+    """Cached: an edition's clicks come from a few hundred user agents, and the pattern's
+    search cost 0.3 s over 50k clicks."""
+    return SCANNER_AGENTS.search(useragent) is not None
 
 
 def scanner_rule(
@@ -184,7 +187,7 @@ def scanner_rule(
       every link of the edition when it has fewer, at least two) clicked within
       `SWEEP_SECONDS` of its delivery: a gateway opening every link to check it, not a reader.
     """
-    if click.useragent and SCANNER_AGENTS.search(click.useragent):
+    if click.useragent and _scanner_agent(click.useragent):
         return "user agent"
     at = click.at
     early = at is not None and (
@@ -234,19 +237,19 @@ def _split_clicks(
 def _engagement(
     data: EditionInput,
     sent: Mapping[str, Sent],
-    opens: Sequence[EventRow],
+    outcomes: Sequence[Outcome],
     clicks: Sequence[EventRow],
     delivered: int,
 ) -> Engagement:
-    openers = {r.recipient_id for r in opens}
-    human_openers = {r.recipient_id for r in opens if not r.machine_open}
+    openers = sum(1 for o in outcomes if o.flags & OPENED)
+    human_openers = sum(1 for o in outcomes if o.flags & HUMAN_OPENED)
     clickers = {c.recipient_id for c in clicks}
     links = _links(clicks, data.link_items)
     hours, later = _hours(clicks, data.started_at)
     return Engagement(
-        unique_opens=len(openers),
-        machine_opens=len(openers - human_openers),
-        open_rate=_rate(len(openers), delivered),
+        unique_opens=openers,
+        machine_opens=openers - human_openers,
+        open_rate=_rate(openers, delivered),
         unique_clicks=len(clickers),
         clicks=len(clicks),
         click_rate=_rate(len(clickers), delivered),
@@ -296,7 +299,9 @@ def _items(
 def _groups(
     sent: Mapping[str, Sent], clicks: Sequence[EventRow], key: Callable[[Sent], str]
 ) -> tuple[GroupClicks, ...]:
-    members: Counter[str] = Counter(key(r) or NO_ORGANISATION for r in sent.values())
+    members: Counter[str] = Counter(map(key, sent.values()))
+    if "" in members:
+        members[NO_ORGANISATION] += members.pop("")
     who: dict[str, set[str]] = defaultdict(set)
     total: Counter[str] = Counter()
     for c in clicks:

@@ -48,11 +48,14 @@ def _plain(text: str) -> dict[str, str]:
         return {}
     i_email, i_org = where
     found: dict[str, str] = {}
+    cleaned: dict[str, str] = {}  # a list names a few hundred organisations 100k times
     width = max(where) + 1
     for row in reader:
         if len(row) < width:
             continue
-        org = " ".join(_CONTROL.sub("", row[i_org]).split())
+        org = cleaned.get(row[i_org])
+        if org is None:
+            org = cleaned[row[i_org]] = " ".join(_CONTROL.sub("", row[i_org]).split())
         key = row[i_email].strip().lower()
         if org and not found.get(key):
             found[key] = org

@@ -22,6 +22,7 @@ __all__ = [
     "GroupClicks",
     "ItemClicks",
     "LinkClicks",
+    "Outcome",
     "Scanners",
     "Sent",
     "Trust",
@@ -45,6 +46,19 @@ class EventRow(NamedTuple):
     machine_open: bool = False
 
 
+class Outcome(NamedTuple):
+    """What SendGrid reported of one recipient, all events together: the event store's
+    `recipient_facts` row (rolled up as events arrive), or `outcomes.fold` of its events.
+    `flags` holds state.event_rollup's bits (DELIVERED, BOUNCED, OPENED...)."""
+
+    recipient_id: str
+    events: int  # how many events of the kinds a report reads
+    flags: int
+    delivered_at: int | None  # the first delivery's time
+    bounce_type: str | None  # of the latest bounce
+    bounce_status: str | None
+
+
 class Sent(NamedTuple):
     """One recipient the ledger says SendGrid accepted, with what subscribers.csv says now."""
 
@@ -65,6 +79,9 @@ class EditionInput:
     item_titles: Mapping[str, str] = field(default_factory=dict)  # item key -> title
     one_click_unsubscribes: frozenset[str] = frozenset()  # recipient ids, from suppressions
     notes: tuple[str, ...] = ()
+    # Each recipient's events rolled up; when given, `events` need hold only the clicks (the
+    # one kind counted event by event). None: `events` holds every event and is folded here.
+    outcomes: Sequence[Outcome] | None = None
 
 
 @dataclass(frozen=True)

@@ -20,11 +20,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from newsflash.state import event_rollup
 from newsflash.state.sqlite import WalDatabase
 
 __all__ = ["VOUCHING", "Event", "EventStore", "parse_event"]
 
-_SCHEMA = """
+_SCHEMA = (
+    """
 CREATE TABLE IF NOT EXISTS events (
     sg_event_id   TEXT PRIMARY KEY,
     event         TEXT NOT NULL,
@@ -57,6 +59,8 @@ CREATE TABLE IF NOT EXISTS event_facts (
 -- Settling an uncertain batch asks for a few recipients' events of one edition.
 CREATE INDEX IF NOT EXISTS events_by_recipient ON events (edition_id, recipient_id);
 """
+    + event_rollup.SCHEMA
+)
 _BACKFILL = """
 INSERT OR IGNORE INTO event_facts
 SELECT edition_id, event, sg_event_id, recipient_id, email, happened_at,
@@ -67,7 +71,9 @@ SELECT edition_id, event, sg_event_id, recipient_id, email, happened_at,
        coalesce(json_extract(raw, '$.sg_machine_open') IN (1, 'true', 'True'), 0)
 FROM events
 """
-_VERSION = 2
+# 3: recipient_facts (event_rollup); an older newsflash would store events without it.
+_VERSION = 3
+_INT64 = (-(2**63), 2**63 - 1)
 _CHUNK = 500  # ids per IN (...) query, well under SQLite's variable limit
 #: Events SendGrid emits only for a message it accepted: `processed` comes first for every one,
 #: the others prove it as well when `processed` was lost or is late.
@@ -100,6 +106,14 @@ def _text(obj: dict[str, Any], key: str) -> str:
     return value if isinstance(value, str) else ""
 
 
+def _is_time(stamp: object) -> bool:
+    """A Unix time SQLite can store: a whole number within 64 bits (a larger one made the whole
+    batch fail to store, and SendGrid would post it again and again)."""
+    return (
+        isinstance(stamp, int) and not isinstance(stamp, bool) and _INT64[0] <= stamp <= _INT64[1]
+    )
+
+
 def parse_event(obj: dict[str, Any]) -> Event:
     """Read an event tolerantly: a missing or odd field becomes '' or None, never an error.
 
@@ -115,7 +129,7 @@ def parse_event(obj: dict[str, Any]) -> Event:
         sg_event_id=event_id,
         event=_text(obj, "event"),
         email=_text(obj, "email").strip().lower(),
-        happened_at=stamp if isinstance(stamp, int) and not isinstance(stamp, bool) else None,
+        happened_at=stamp if _is_time(stamp) else None,
         edition_id=_text(obj, "edition"),
         recipient_id=_text(obj, "recipient_id"),
         sg_message_id=_text(obj, "sg_message_id"),
@@ -154,6 +168,35 @@ def _facts(e: Event) -> tuple[object, ...]:
     )
 
 
+_INSERT_EVENT = (
+    "INSERT OR IGNORE INTO events (sg_event_id, event, email, happened_at, edition_id, "
+    "recipient_id, sg_message_id, raw, received_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+
+
+def _stored(e: Event, received: str) -> tuple[object, ...]:
+    """The row of `events` for one event: its raw JSON whole, and when it arrived."""
+    raw = json.dumps(e.raw, ensure_ascii=False, separators=(",", ":"))
+    return (e.sg_event_id, e.event, e.email, e.happened_at, e.edition_id, e.recipient_id,
+            e.sg_message_id, raw, received)  # fmt: skip
+
+
+def _unseen(conn: sqlite3.Connection, events: Sequence[Event]) -> list[Event]:
+    """The events not stored yet, each once (a batch may repeat one), in the batch's order."""
+    unique: dict[str, Event] = {}
+    for e in events:
+        unique.setdefault(e.sg_event_id, e)
+    ids = list(unique)
+    for start in range(0, len(ids), _CHUNK):
+        chunk = ids[start : start + _CHUNK]
+        marks = ", ".join("?" for _ in chunk)
+        for (eid,) in conn.execute(
+            f"SELECT sg_event_id FROM events WHERE sg_event_id IN ({marks})", chunk
+        ):
+            unique.pop(eid, None)
+    return list(unique.values())
+
+
 def _is_test(raw: str) -> bool:
     """Whether a stored event's categories (a list, or one string) include the test copy's."""
     try:
@@ -174,8 +217,24 @@ class EventStore:
         if 0 < before < 2:
             with self._db.write() as conn:
                 conn.execute(_BACKFILL)
+        self._fill_rollup()
         self._clock = clock or (lambda: datetime.now(UTC))
         self.path = self._db.path
+
+    def _fill_rollup(self) -> None:
+        """Roll up a store written before the rollup, once. A writer that holds the lock past
+        the busy timeout is another newsflash filling it right now (450k events take ~13 s):
+        this one goes on without waiting longer; `fill` is done once by whoever gets there,
+        and until then a report reads the events one by one."""
+        with self._db.read() as conn:
+            if event_rollup.is_filled(conn):
+                return
+        try:
+            with self._db.write() as conn:
+                event_rollup.fill(conn)
+        except sqlite3.OperationalError as e:
+            if e.sqlite_errorcode not in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED):
+                raise
 
     @classmethod
     def in_state(cls, state_dir: Path, clock: Callable[[], datetime] | None = None) -> EventStore:
@@ -192,19 +251,8 @@ class EventStore:
         a crash in between makes SendGrid redeliver (no 2xx was sent) and the batch is applied
         again, harmlessly, since a suppression already active is not added twice.
         """
-        unique: dict[str, Event] = {}
-        for e in events:
-            unique.setdefault(e.sg_event_id, e)
-        ids = list(unique)
         with self._db.read() as conn:
-            for start in range(0, len(ids), _CHUNK):
-                chunk = ids[start : start + _CHUNK]
-                marks = ", ".join("?" for _ in chunk)
-                for (eid,) in conn.execute(
-                    f"SELECT sg_event_id FROM events WHERE sg_event_id IN ({marks})", chunk
-                ):
-                    unique.pop(eid, None)
-        return list(unique.values())
+            return _unseen(conn, events)
 
     def record(self, events: Sequence[Event]) -> int:
         """Store the events (once each, whoever records them first); how many were new."""
@@ -212,32 +260,16 @@ class EventStore:
             return 0
         received = self._clock().astimezone(UTC).isoformat(timespec="seconds")
         with self._db.write() as conn:
-            before = conn.total_changes
+            # Only an event new to the store may reach the facts and the rollup: a redelivery
+            # must change nothing. Asked inside the write lock, so no other writer interleaves.
+            added = _unseen(conn, events)
+            conn.executemany(_INSERT_EVENT, [_stored(e, received) for e in added])
+            facts = [_facts(e) for e in added]
             conn.executemany(
-                "INSERT OR IGNORE INTO events (sg_event_id, event, email, happened_at, "
-                "edition_id, recipient_id, sg_message_id, raw, received_at) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                [
-                    (
-                        e.sg_event_id,
-                        e.event,
-                        e.email,
-                        e.happened_at,
-                        e.edition_id,
-                        e.recipient_id,
-                        e.sg_message_id,
-                        json.dumps(e.raw, ensure_ascii=False, separators=(",", ":")),
-                        received,
-                    )
-                    for e in events
-                ],
+                "INSERT OR IGNORE INTO event_facts VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", facts
             )
-            added = conn.total_changes - before
-            conn.executemany(
-                "INSERT OR IGNORE INTO event_facts VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                [_facts(e) for e in events],
-            )
-            return added
+            event_rollup.fold_in(conn, facts)
+            return len(added)
 
     def vouched(self, edition_id: str, recipients: Mapping[str, str]) -> dict[str, str | None]:
         """Which of `recipients` (id -> address) a VOUCHING event proves SendGrid accepted the
