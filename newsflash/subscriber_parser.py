@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import itertools
 import re
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Literal
 
@@ -62,8 +63,8 @@ _TOKEN_SPLIT = re.compile(r"[\s,;|\"'<>()\[\]\x1f]+")
 class Parser:
     """Holds per-file state (problems, merge index, domain cache) for one pass over the rows."""
 
-    def __init__(self, text: str, path: Path, *, legacy: bool = False) -> None:
-        self.text = text.removeprefix("\ufeff")  # also when the caller decoded as plain utf-8
+    def __init__(self, lines: Iterable[str], path: Path, *, legacy: bool = False) -> None:
+        self.lines = iter(lines)  # as subscriber_rows.lines gives them: read as the rows go
         self.path = path
         self.legacy = legacy  # cells may hold bytes that were not UTF-8 (see subscriber_rows)
         self.mixed = False  # ...in a file that is otherwise UTF-8: warn on each such row
@@ -81,8 +82,8 @@ class Parser:
         self.problems.append(SubscriberProblem(self.path, line, message, severity))
 
     def run(self) -> SubscriberList:
-        self.delimiter = sniff_delimiter(self.text)
-        self._read(read_rows(self.text, self.delimiter))
+        lines = self._sniffed()  # sets self.delimiter
+        self._read(read_rows(lines, self.delimiter))
         held = frozenset(k for k in self.skipped_addresses if k in self.index_by_key)
         for key in sorted(held, key=lambda k: self.skipped_addresses[k]):
             kept = self.recipients[self.index_by_key[key]]
@@ -94,6 +95,19 @@ class Parser:
                 "warning",
             )
         return SubscriberList(self.path, tuple(self.recipients), tuple(self.problems), held)
+
+    def _sniffed(self) -> Iterator[str]:
+        """The lines again, once the delimiter is sniffed on the header (the first line that
+        is not blank) and one leading BOM is removed (also when decoded as plain UTF-8)."""
+        before: list[str] = []
+        first = next(self.lines, "").removeprefix("\ufeff")
+        for line in itertools.chain([first], self.lines):
+            if line:
+                before.append(line)
+            if line.strip():
+                break
+        self.delimiter = sniff_delimiter(before[-1] if before else "")
+        return itertools.chain(before, self.lines)
 
     def _read(self, rows: Iterator[tuple[int, list[str] | UnreadableRow]]) -> None:
         """One loop, no per-row closures: this is the hot path for 100k-row lists.
