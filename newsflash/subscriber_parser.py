@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
-import itertools
 import re
 import sys
 from collections.abc import Iterable, Iterator
@@ -37,7 +36,7 @@ from newsflash.subscriber_rows import (
     has_legacy_bytes,
     read_rows,
     shown,
-    sniff_delimiter,
+    sniffed,
 )
 
 __all__ = ["MISSING_FILE_HINT", "Parser"]
@@ -82,7 +81,7 @@ class Parser:
         self.problems.append(SubscriberProblem(self.path, line, message, severity))
 
     def run(self) -> SubscriberList:
-        lines = self._sniffed()  # sets self.delimiter
+        self.delimiter, lines = sniffed(self.lines)
         self._read(read_rows(lines, self.delimiter))
         held = frozenset(k for k in self.skipped_addresses if k in self.index_by_key)
         for key in sorted(held, key=lambda k: self.skipped_addresses[k]):
@@ -95,19 +94,6 @@ class Parser:
                 "warning",
             )
         return SubscriberList(self.path, tuple(self.recipients), tuple(self.problems), held)
-
-    def _sniffed(self) -> Iterator[str]:
-        """The lines again, once the delimiter is sniffed on the header (the first line that
-        is not blank) and one leading BOM is removed (also when decoded as plain UTF-8)."""
-        before: list[str] = []
-        first = next(self.lines, "").removeprefix("\ufeff")
-        for line in itertools.chain([first], self.lines):
-            if line:
-                before.append(line)
-            if line.strip():
-                break
-        self.delimiter = sniff_delimiter(before[-1] if before else "")
-        return itertools.chain(before, self.lines)
 
     def _read(self, rows: Iterator[tuple[int, list[str] | UnreadableRow]]) -> None:
         """One loop, no per-row closures: this is the hot path for 100k-row lists.

@@ -32,6 +32,7 @@ __all__ = [
     "read_rows",
     "shown",
     "sniff_delimiter",
+    "sniffed",
     "text_lines",
 ]
 
@@ -324,6 +325,19 @@ def sniff_delimiter(text: str) -> str:
     except csv.Error:
         return ","  # a single column ("email") has no delimiter to find
     return delimiter if delimiter in header else ","
+
+
+def sniffed(source: Iterator[str]) -> tuple[str, Iterator[str]]:
+    """The delimiter, sniffed on the header (the first line that is not blank), and the lines
+    again with one leading BOM removed (also when the text was decoded as plain UTF-8)."""
+    before: list[str] = []
+    first = next(source, "").removeprefix("\ufeff")
+    for line in itertools.chain([first], source):
+        if line:
+            before.append(line)
+        if line.strip():
+            break
+    return sniff_delimiter(before[-1] if before else ""), itertools.chain(before, source)
 
 
 def shown(value: str, limit: int = 80) -> str:
