@@ -311,7 +311,8 @@ class Parser:
             # A cell with a line break (a spreadsheet's Alt+Enter) would break mail headers.
             first_name=" ".join(names[0].split()),
             last_name=" ".join(names[1].split()),
-            organisation=" ".join(names[2].split()),
+            # Interned too: a list names each organisation for several of its people.
+            organisation=sys.intern(" ".join(names[2].split())),
             segments=split_segments(values[i_segments]),
             status=status,
             # Interned: a list repeats a handful of languages (each copy is 50 bytes a row).

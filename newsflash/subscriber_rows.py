@@ -3,7 +3,9 @@
 Python's csv module fails a whole file for one cell over its field limit, and lets one stray
 quote swallow every row after it; a decoder fails a whole file for one Latin-1 byte. This
 module turns bytes into text and text into `(line, cells)` rows so that each of those is
-reported on its own line and every other row is still read.
+reported on its own line and every other row is still read. A file is read as it goes: how to
+decode it is decided on a first pass over its bytes (`decide`), then its lines come one chunk
+at a time (`text_lines`), so a list of a million partners is never held as bytes or text.
 """
 
 from __future__ import annotations

@@ -225,3 +225,14 @@ def test_an_unreadable_list_is_refused_with_what_to_check(tmp_path: Path) -> Non
             load_subscribers(path)
     finally:
         path.chmod(0o644)
+
+
+def test_partners_of_one_organisation_share_one_copy_of_its_name() -> None:
+    text = "email,organisation,status\n" + "".join(
+        f"p{i}@example.org,  Volta   GmbH ,subscribed\n" for i in range(3)
+    )
+
+    first, second, third = parse_subscribers(text, Path("subscribers.csv")).recipients
+
+    assert first.organisation == "Volta GmbH"
+    assert first.organisation is second.organisation is third.organisation
