@@ -12,7 +12,7 @@ import dataclasses
 import difflib
 import re
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Literal
 
@@ -36,7 +36,7 @@ from newsflash.subscriber_rows import (
     has_legacy_bytes,
     read_rows,
     shown,
-    sniff_delimiter,
+    sniffed,
 )
 
 __all__ = ["MISSING_FILE_HINT", "Parser"]
@@ -62,8 +62,8 @@ _TOKEN_SPLIT = re.compile(r"[\s,;|\"'<>()\[\]\x1f]+")
 class Parser:
     """Holds per-file state (problems, merge index, domain cache) for one pass over the rows."""
 
-    def __init__(self, text: str, path: Path, *, legacy: bool = False) -> None:
-        self.text = text.removeprefix("\ufeff")  # also when the caller decoded as plain utf-8
+    def __init__(self, lines: Iterable[str], path: Path, *, legacy: bool = False) -> None:
+        self.lines = iter(lines)  # as subscriber_rows.lines gives them: read as the rows go
         self.path = path
         self.legacy = legacy  # cells may hold bytes that were not UTF-8 (see subscriber_rows)
         self.mixed = False  # ...in a file that is otherwise UTF-8: warn on each such row
@@ -81,8 +81,8 @@ class Parser:
         self.problems.append(SubscriberProblem(self.path, line, message, severity))
 
     def run(self) -> SubscriberList:
-        self.delimiter = sniff_delimiter(self.text)
-        self._read(read_rows(self.text, self.delimiter))
+        self.delimiter, lines = sniffed(self.lines)
+        self._read(read_rows(lines, self.delimiter))
         held = frozenset(k for k in self.skipped_addresses if k in self.index_by_key)
         for key in sorted(held, key=lambda k: self.skipped_addresses[k]):
             kept = self.recipients[self.index_by_key[key]]
@@ -311,7 +311,8 @@ class Parser:
             # A cell with a line break (a spreadsheet's Alt+Enter) would break mail headers.
             first_name=" ".join(names[0].split()),
             last_name=" ".join(names[1].split()),
-            organisation=" ".join(names[2].split()),
+            # Interned too: a list names each organisation for several of its people.
+            organisation=sys.intern(" ".join(names[2].split())),
             segments=split_segments(values[i_segments]),
             status=status,
             # Interned: a list repeats a handful of languages (each copy is 50 bytes a row).

@@ -15,8 +15,10 @@ This module is the door: load a file, or locate its status cells for `subscriber
 
 from __future__ import annotations
 
+import io
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 from newsflash.errors import SubscribersError
 from newsflash.subscriber_list import (
@@ -32,7 +34,7 @@ from newsflash.subscriber_list import (
     summary_table,
 )
 from newsflash.subscriber_parser import MISSING_FILE_HINT, Parser
-from newsflash.subscriber_rows import decode
+from newsflash.subscriber_rows import decide, lines, text_lines
 
 __all__ = [
     "COLUMNS",
@@ -60,33 +62,53 @@ _LEGACY_FILE = (
 
 
 def load_subscribers(path: Path) -> SubscriberList:
-    """Decode the way spreadsheets actually save, then hand the text to the parser."""
+    """Decode the way spreadsheets actually save, reading the file line by line: two passes
+    over its bytes (how to decode them, then the rows), never its whole text at once."""
     path = Path(path)
-    return _parser_for(read_list(path), path).run()
+    try:
+        with path.open("rb") as stream:
+            return _parse(stream, path)[0]
+    except OSError as exc:
+        raise _unreadable(path, exc) from None
 
 
 def read_list(path: Path) -> bytes:
     """The file's bytes, or SubscribersError saying why they cannot be had."""
     try:
         return path.read_bytes()
-    except FileNotFoundError:
-        raise SubscribersError(f"{path} does not exist; {MISSING_FILE_HINT}") from None
-    except IsADirectoryError:
-        raise SubscribersError(f"{path} is a directory, not a file; {MISSING_FILE_HINT}") from None
     except OSError as exc:
-        raise SubscribersError(
-            f"cannot read {path} ({exc.strerror or exc}); check its permissions"
-        ) from None
+        raise _unreadable(path, exc) from None
 
 
-def _parser_for(data: bytes, path: Path) -> Parser:
-    decoded = decode(data)
-    parser = Parser(decoded.text, path, legacy=decoded.encoding in ("legacy", "mixed"))
-    if decoded.encoding == "legacy":
-        parser.problem(decoded.first_legacy_line, _LEGACY_FILE, "warning")
-    elif decoded.encoding == "mixed":
+def _unreadable(path: Path, exc: OSError) -> SubscribersError:
+    if isinstance(exc, FileNotFoundError):
+        return SubscribersError(f"{path} does not exist; {MISSING_FILE_HINT}")
+    if isinstance(exc, IsADirectoryError):
+        return SubscribersError(f"{path} is a directory, not a file; {MISSING_FILE_HINT}")
+    return SubscribersError(f"cannot read {path} ({exc.strerror or exc}); check its permissions")
+
+
+def _parse(
+    stream: BinaryIO, path: Path, cells: list[StatusCell] | None = None
+) -> tuple[SubscriberList, str]:
+    """The one way a list is read, from a file or from bytes: the list and its delimiter;
+    `cells`: where to note the status cells."""
+    decision = decide(stream)
+    parser = Parser(
+        text_lines(stream, decision), path, legacy=decision.encoding in ("legacy", "mixed")
+    )
+    parser.cells = cells
+    if decision.encoding == "legacy":
+        parser.problem(decision.first_legacy_line, _LEGACY_FILE, "warning")
+    elif decision.encoding == "mixed":
         parser.mixed = True  # one warning per row: the rest of the file is good UTF-8
-    return parser
+    try:
+        return parser.run(), parser.delimiter
+    except UnicodeDecodeError:
+        raise SubscribersError(
+            f"{path} changed while it was being read (it no longer decodes as it did a moment "
+            "before); wait until it is saved and run the command again"
+        ) from None
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,12 +123,11 @@ class StatusMap:
 def locate_statuses(data: bytes, path: Path) -> StatusMap:
     """Read the list exactly as a send does, noting each accepted row's status cell: writing
     statuses back must agree with the reader on which rows count and which address each has."""
-    parser = _parser_for(data, Path(path))
-    parser.cells = []
-    sl = parser.run()
-    return StatusMap(sl, parser.delimiter, tuple(parser.cells))
+    cells: list[StatusCell] = []
+    sl, delimiter = _parse(io.BytesIO(data), Path(path), cells)
+    return StatusMap(sl, delimiter, tuple(cells))
 
 
 def parse_subscribers(text: str, path: Path) -> SubscriberList:
     """Pure so tests and benchmarks can feed text directly; the path is only used in messages."""
-    return Parser(text, Path(path)).run()
+    return Parser(lines(text), Path(path)).run()

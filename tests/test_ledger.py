@@ -296,6 +296,24 @@ def test_upcoming_is_the_batch_next_batch_claims_and_empty_when_none_is_left(
         assert ledger.upcoming(ED, 10) == []
 
 
+def test_every_way_out_of_the_ledger_gives_recipients_exactly_as_frozen_in_list_order(
+    ledger: Ledger,
+) -> None:
+    # Read back as one row of JSON (no GIL wait per row): quotes, backslashes, commas and
+    # non-ASCII must come back as they went in, in list order, whatever the ids sort as.
+    odd = ['"a,b"@example.org', "back\\slash@example.org", "zoë@exämple.org", "x@[127.0.0.1]"]
+    frozen = [LedgerRecipient(f"{9999 - i:04d}", f"n{i}@example.org") for i in range(2_500)]
+    frozen[1:5] = [LedgerRecipient(f"odd{i}", e) for i, e in enumerate(odd)]
+    with ledger.sending(ED):
+        start(ledger, frozen)
+        assert ledger.pending_recipients(ED) == frozen
+        assert ledger.upcoming(ED, 1_000) == frozen[:1_000]
+        first = ledger.next_batch(ED, 1_000)
+        assert first is not None and list(first.recipients) == frozen[:1_000]
+        ledger.mark_failed(first.id, "refused")
+        assert ledger.resume_order(ED, resend_uncertain=False) == frozen
+
+
 def test_changed_manifest_hash_refused(db: Path) -> None:
     with Ledger(db) as led, led.sending(ED):
         start(led, people(2))

@@ -10,16 +10,18 @@ must stop the send: the list as last read may still hold a partner who has opted
 
 from __future__ import annotations
 
+import itertools
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 from newsflash.config import Config
 from newsflash.errors import NewsflashError
 from newsflash.personalise import Person
 from newsflash.sending.report import SKIPPED_SUFFIX
-from newsflash.state.ledger import Ledger
+from newsflash.state.ledger import Ledger, LedgerRecipient
 from newsflash.state.suppressions import SuppressionStore
-from newsflash.subscribers import SubscriberList, load_subscribers
+from newsflash.subscribers import SubscriberList, load_subscribers, recipient_id
 
 __all__ = ["Audience", "first_name"]
 
@@ -32,7 +34,13 @@ def _stat_or_none(path: Path) -> os.stat_result | None:
 
 
 class Audience:
-    """The partner list as it is now; re-read between batches when the file changes."""
+    """The partner list as it is now; re-read between batches when the file changes.
+
+    Per partner it keeps only what a payload needs, in a tuple keyed by the address as the
+    list folds it (lowercased), not the parsed row: a `Person` is made per batch, when its
+    batch is claimed, so the send never holds one per partner (nor a second copy of the
+    list's names and ids).
+    """
 
     def __init__(self, config: Config) -> None:
         self.path = config.subscribers_path
@@ -42,6 +50,32 @@ class Audience:
         self._store = config.state_dir / "suppressions.sqlite"
         self._store_stamp: tuple[tuple[int, int] | None, ...] = ()
         self._use(load_subscribers(self.path))
+        self._drop_suppressed()  # once the parsed list is freed: it builds a set of its own
+
+    def __len__(self) -> int:
+        return len(self._people)
+
+    def __contains__(self, address: object) -> bool:
+        return isinstance(address, str) and address.lower() in self._people
+
+    def members(self) -> Iterator[LedgerRecipient]:
+        """Everyone in the audience, in list order, as the ledger freezes them."""
+        for email, _, _ in self._people.values():
+            yield LedgerRecipient(recipient_id(email), email)
+
+    def person(self, frozen: LedgerRecipient) -> Person | None:
+        """What the payload needs of a frozen recipient, as the list says now; None if they
+        are not in the audience any more."""
+        entry = self._people.get(frozen.email.lower())
+        if entry is None:
+            return None
+        email, first, last = entry
+        return Person(frozen.recipient_id, email, first, f"{first} {last}".strip())
+
+    def first(self, size: int) -> list[Person]:
+        """The first `size` people of the list, as a send that has not started takes them."""
+        people = (self.person(r) for r in itertools.islice(self.members(), size))
+        return [p for p in people if p is not None]
 
     def _store_stat(self) -> tuple[tuple[int, int] | None, ...]:
         """The suppression store changes in its WAL file first: both are watched."""
@@ -58,14 +92,14 @@ class Audience:
             return False
         store = SuppressionStore(self._store)
         try:
-            gone = store.suppressed(p.email for p in self.people.values())
+            gone = store.suppressed(self._people)  # the keys: addresses, lowercased
         finally:
             store.close()
         if not gone:
             return False
-        for rid in [rid for rid, p in self.people.items() if p.email.lower() in gone]:
-            del self.people[rid]
-            self.elsewhere[rid] = "suppressed (newsflash suppressions list)"
+        for key in [key for key in self._people if key in gone]:
+            del self._people[key]
+            self._elsewhere[key] = "suppressed (newsflash suppressions list)"
         return True
 
     def _stat(self) -> tuple[int, int] | None:
@@ -79,18 +113,15 @@ class Audience:
         """Keep only what sending needs, so the parsed list (the bulk of a send's memory at
         100k partners) is freed before the ledger is filled."""
         self.problems = len(sl.problems)
-        in_audience = {id(r) for r in sl.audience(self.segments)}  # the one audience rule
-        self.people: dict[str, Person] = {}  # in list order
-        self.elsewhere: dict[str, str] = {}  # not in the audience: recipient id -> status
+        # in list order; the one audience rule is the list's own
+        self._people: dict[str, tuple[str, str, str]] = {}
+        for r in sl.audience(self.segments):
+            self._people[_folded(r.email)] = (r.email, r.first_name, r.last_name)
+        self._elsewhere: dict[str, str] = {}  # not in the audience: address -> status
         for r in sl.recipients:
-            rid = r.recipient_id  # hashes the address: once per person, not per use
-            if id(r) in in_audience:
-                self.people[rid] = Person(
-                    rid, r.email, r.first_name, f"{r.first_name} {r.last_name}".strip()
-                )
-            else:
-                self.elsewhere[rid] = r.status
-        self._drop_suppressed()
+            key = _folded(r.email)
+            if key not in self._people:
+                self._elsewhere[key] = r.status
 
     def reload_if_changed(self) -> bool:
         """Re-read a changed list; if it can't be read, `unreadable` says why and the send
@@ -100,18 +131,18 @@ class Audience:
         if stamp == self._stamp:
             return self._store_stat() != self._store_stamp and self._drop_suppressed()
         try:
-            sl = load_subscribers(self.path)
+            self._use(load_subscribers(self.path))
         except NewsflashError as e:
             self.unreadable = str(e)
             return False
         self._stamp = stamp
         self.unreadable = ""
-        self._use(sl)
+        self._drop_suppressed()
         return True
 
-    def reason(self, rid: str) -> str:
+    def reason(self, address: str) -> str:
         """Why a frozen recipient is not in the audience now."""
-        status = self.elsewhere.get(rid)
+        status = self._elsewhere.get(address.lower())
         if status is None:
             return "removed from subscribers.csv" + SKIPPED_SUFFIX
         what = status if status != "subscribed" else "moved out of the audience segments"
@@ -119,19 +150,20 @@ class Audience:
 
     def skip_gone(self, ledger: Ledger, edition_id: str) -> int:
         """Settle pending recipients who left the audience as failed (skipped)."""
-        gone = [
-            r.recipient_id
-            for r in ledger.pending_recipients(edition_id)
-            if r.recipient_id not in self.people
-        ]
-        if not gone:
-            return 0
         by_reason: dict[str, list[str]] = {}
-        for rid in gone:
-            by_reason.setdefault(self.reason(rid), []).append(rid)
+        for r in ledger.pending_recipients(edition_id):
+            if r.email not in self:
+                by_reason.setdefault(self.reason(r.email), []).append(r.recipient_id)
         return sum(
             ledger.skip_pending(edition_id, ids, reason) for reason, ids in by_reason.items()
         )
+
+
+def _folded(email: str) -> str:
+    """The address as the list merges it; the same string when it is lowercase already (most
+    are), so the key costs nothing beside the address."""
+    key = email.lower()
+    return email if key == email else key
 
 
 def first_name(config: Config, address: str) -> str:

@@ -93,7 +93,7 @@ def prepare(
     check_build(build)
     message = message_from(config, build.email, environ=signing_env(lname))
     audience = Audience(config)
-    if not audience.people:
+    if not audience:
         raise NewsflashError(
             f"no one to send to: {config.subscribers_path} has no subscribed partner in the "
             f"audience segments ({', '.join(config.model.audience.segments) or 'all'}); "
@@ -163,22 +163,21 @@ def _counts(started: _Started, audience: Audience, again: bool) -> tuple[int, in
     status = started.status
     retry = status.failed - skipped_count(status)
     uncertain = status.uncertain + status.in_flight - started.held_back[0] if again else 0
-    in_audience = {p.email.lower() for p in audience.people.values()}
     back = sum(  # skipped earlier, in the audience again now: the send takes them
         1
         for address, reason in status.failed_recipients
-        if is_skipped(reason) and address.lower() in in_audience
+        if is_skipped(reason) and address in audience
     )
     return status.total, status.accepted, status.pending + retry + uncertain + back
 
 
 def _first_batch(started: _Started | None, audience: Audience, size: int) -> list[Person]:
-    people = audience.people
     if started is not None:
-        first = [people[r.recipient_id] for r in started.order if r.recipient_id in people]
+        people = (audience.person(r) for r in started.order)
+        first = list(itertools.islice((p for p in people if p is not None), size))
         if first:
-            return first[:size]
-    return list(itertools.islice(people.values(), size))
+            return first
+    return audience.first(size)
 
 
 def dry_run(
@@ -195,7 +194,7 @@ def dry_run(
         refuse_if_changed(edition_id, started.manifest, started.status, ready.build)
         total, already, to_send = _counts(started, ready.audience, resend_uncertain)
     else:
-        total, already, to_send = (len(ready.audience.people), 0, len(ready.audience.people))
+        total, already, to_send = (len(ready.audience), 0, len(ready.audience))
     first = _first_batch(started, ready.audience, transport.max_batch)
     return SendReport(
         edition_id=edition_id,

@@ -45,12 +45,12 @@ from newsflash.message import Message, message_from
 from newsflash.personalise import Person
 from newsflash.sending import plan
 from newsflash.sending.approval import require_approved
-from newsflash.sending.audience import first_name
+from newsflash.sending.audience import Audience, first_name
 from newsflash.sending.flights import Answer, Flights
 from newsflash.sending.report import SKIPPED_SUFFIX, SendReport, skipped_count
 from newsflash.sending.settle import held_back_note, settle_from_events, uncertain_cutoff
 from newsflash.sending.suppression_sync import sync_for_send
-from newsflash.state.ledger import Batch, EditionStatus, Ledger, LedgerRecipient
+from newsflash.state.ledger import Batch, EditionStatus, Ledger
 from newsflash.state.ledgers import build_edition, open_ledger
 from newsflash.subscribers import recipient_id
 from newsflash.transports.base import BatchResult, Transport
@@ -139,12 +139,11 @@ class _Run:
         begun = ledger.status(edition_id)
         resuming = begun.manifest_hash is not None
         plan.refuse_if_changed(edition_id, ledger.manifest(edition_id), begun, build)
-        people = self.audience.people.values()
         start = ledger.start_send(
             edition_id,
             build.edition.manifest_hash,
             json.dumps(build.edition.manifest, sort_keys=True),
-            (LedgerRecipient(p.recipient_id, p.email) for p in people),  # streamed in
+            self.audience.members(),  # streamed in
             resend_uncertain=resend_before is not None,
             uncertain_before=resend_before,
         )
@@ -200,11 +199,10 @@ class _Run:
         if batch is None:
             return None
         people = [
-            self.audience.people.get(r.recipient_id) or Person(r.recipient_id, r.email)
-            for r in batch.recipients
+            self.audience.person(r) or Person(r.recipient_id, r.email) for r in batch.recipients
         ]
         if self.ahead is not None:
-            self.ahead.hint(self.audience.people, self.ready.message)
+            self.ahead.hint(self.audience, self.ready.message)
         return batch, people
 
     def _settle(self, answer: Answer) -> None:
@@ -281,12 +279,9 @@ class _Lookahead:
         self.edition_id = edition_id
         self.size = transport.max_batch
 
-    def hint(self, people: dict[str, Person], message: Message) -> None:
-        upcoming = [
-            people[r.recipient_id]
-            for r in self.ledger.upcoming(self.edition_id, self.size)
-            if r.recipient_id in people
-        ]
+    def hint(self, audience: Audience, message: Message) -> None:
+        people = (audience.person(r) for r in self.ledger.upcoming(self.edition_id, self.size))
+        upcoming = [p for p in people if p is not None]
         if upcoming:
             self.transport.prepare(upcoming, message)
 

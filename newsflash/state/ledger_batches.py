@@ -19,7 +19,7 @@ from typing import NoReturn
 
 from newsflash.errors import LedgerError
 from newsflash.state.ledger_lock import SendLock
-from newsflash.state.ledger_queries import LedgerQueries
+from newsflash.state.ledger_queries import LedgerQueries, fetch_recipients
 from newsflash.state.ledger_records import Batch, EditionStatus, LedgerRecipient, timestamp
 
 __all__ = ["LedgerBatches"]
@@ -209,10 +209,8 @@ class LedgerBatches(SendLock, LedgerQueries):
             if claimed == 0:
                 conn.execute("ROLLBACK")  # no empty batches: they would muddle the history
                 return None
-            rows = conn.execute(
-                "SELECT recipient_id, email FROM recipients WHERE batch_id = ? ORDER BY seq",
-                (batch_id,),
-            ).fetchall()
+            members = "SELECT seq, recipient_id, email FROM recipients WHERE batch_id = ?"
+            claimed_recipients = fetch_recipients(conn, members, (batch_id,))
             # How often these people have been handed out, so a status can show retries.
             (earlier,) = conn.execute(
                 "SELECT COALESCE(MAX(n), 0) FROM ("
@@ -228,7 +226,7 @@ class LedgerBatches(SendLock, LedgerQueries):
         return Batch(
             id=batch_id,
             edition_id=edition_id,
-            recipients=tuple(LedgerRecipient(rid, email) for rid, email in rows),
+            recipients=tuple(claimed_recipients),
         )
 
     def mark_accepted(self, batch_id: int, message_id: str | None) -> None:
