@@ -8,10 +8,13 @@ SendGrid accepted every recipient, written through the public Ledger API, and an
 filled through EventStore.record with a realistic mix (processed, delivered, opens, clicks,
 some from scanners, bounces, deferrals, spam reports, unsubscribes). Only the report is timed:
 reading the state, computing every figure, the terminal tables, the CSV files and the HTML
-page, each stage on its own line. Target (issue #11): under 2 s in all. `--repeat N` runs the
-report N times on the same state and shows the fastest (a shared machine's neighbours make
-single runs noisy). Last, one webhook batch of 1000 new events is recorded into the same store
-and timed: the write path pays for the report's per-recipient rollup there.
+page, each stage on its own line. `--repeat N` runs the report N times on the same state and
+shows the fastest (a shared machine's neighbours make single runs noisy). Then the whole
+command as the secretariat types it, `newsflash --config <ws>/config.toml report 2022-02`, in
+a fresh process (imports, config, reading, figures, the terminal tables; median of three, wall
+and CPU), beside a bare `python -c pass`: that line is issue #11's target, under 2 s. Last,
+one webhook batch of 1000 new events is recorded into the same store and timed: the write
+path pays for the report's per-recipient rollup there.
 """
 
 from __future__ import annotations
@@ -19,8 +22,11 @@ from __future__ import annotations
 import argparse
 import io
 import json
+import os
 import random
+import resource
 import shutil
+import subprocess
 import sys
 import tempfile
 import time
@@ -33,7 +39,7 @@ from newsflash.config import Config, load_config
 from newsflash.reports.csv_out import write_csv
 from newsflash.reports.figures import EditionReport, compute
 from newsflash.reports.html_page import render_page
-from newsflash.reports.sources import read_edition
+from newsflash.reports.sources import cycles_left_alone, read_edition
 from newsflash.reports.tables import edition_tables
 from newsflash.reports.terminal import print_tables
 from newsflash.state.events import EventStore, parse_event
@@ -111,10 +117,12 @@ def report_once(config: Config, out: Path) -> tuple[Stages, EditionReport]:
         stages.append((name, now - clock, now_cpu - cpu))
         clock, cpu = now, now_cpu
 
-    data = read_edition(config, ED, "sendgrid")
-    lap("read ledger, events, suppressions, partner list, items")
-    report = compute(data)
-    lap("compute every figure")
+    with cycles_left_alone():  # as reports.edition_report holds it, over both
+        data = read_edition(config, ED, "sendgrid")
+        lap("read ledger, events, suppressions, partner list, items")
+        report = compute(data)
+        del data
+        lap("compute every figure")
     tables = edition_tables(report)
     print_tables(Console(file=io.StringIO(), width=120), tables)
     lap("terminal tables")
@@ -123,6 +131,34 @@ def report_once(config: Config, out: Path) -> tuple[Stages, EditionReport]:
     (out / "report.html").write_text(render_page(report, tables), encoding="utf-8")
     lap("HTML page")
     return stages, report
+
+
+def fresh_process(command: list[str]) -> tuple[float, float]:
+    """Wall and CPU seconds (user + system, of the child) of one run of `command`, its output
+    thrown away; a command that fails is an error, never a fast time."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    start = time.perf_counter()
+    done = subprocess.run(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, check=False)
+    wall = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    if done.returncode != 0:
+        raise SystemExit(f"{' '.join(command)} failed: {done.stderr.decode(errors='replace')}")
+    cpu = after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime
+    return wall, cpu
+
+
+def median_run(command: list[str], runs: int = 3) -> tuple[float, float]:
+    """The median wall and the median CPU seconds of `runs` fresh runs."""
+    walls, cpus = zip(*(fresh_process(command) for _ in range(runs)), strict=True)
+    return sorted(walls)[runs // 2], sorted(cpus)[runs // 2]
+
+
+def newsflash_command() -> list[str]:
+    """The `newsflash` entry point of the running Python's environment (a venv's bin/)."""
+    script = Path(sys.executable).with_name("newsflash")
+    if script.exists() and os.access(script, os.X_OK):
+        return [str(script)]
+    return [sys.executable, "-m", "newsflash.cli"]
 
 
 def webhook_batch(state: Path, emails: list[str], t0: int) -> float:
@@ -162,6 +198,9 @@ def main() -> int:
         fill_events(config.state_dir, emails, args.events, t0)
         runs = [report_once(config, Path(tmp)) for _ in range(max(1, args.repeat))]
         stages, report = min(runs, key=lambda run: sum(s for _, s, _ in run[0]))
+        command = [*newsflash_command(), "--config", str(cfg_path), "report", ED]
+        whole = median_run(command)
+        bare = median_run([sys.executable, "-c", "pass"])
         batch = webhook_batch(config.state_dir, emails, t0)
     total = sum(s for _, s, _ in stages)
     total_cpu = sum(c for _, _, c in stages)
@@ -175,11 +214,15 @@ def main() -> int:
     print(f"{'stage':<58}{'seconds':>9}{'cpu s':>9}")
     for name, seconds, cpu_seconds in stages:
         print(f"{name:<58}{seconds:>9.3f}{cpu_seconds:>9.3f}")
-    verdict = "ok" if total < TARGET_SECONDS else "TOO SLOW"
-    label = "total (target < " + str(TARGET_SECONDS) + " s)"
-    print(f"{label:<58}{total:>9.3f}{total_cpu:>9.3f}  {verdict}")
+    print(f"{'total of the stages':<58}{total:>9.3f}{total_cpu:>9.3f}")
+    verdict = "ok" if whole[0] < TARGET_SECONDS else "TOO SLOW"
+    label = f"newsflash report {ED}, fresh process (target < {TARGET_SECONDS} s)"
+    print(f"{label:<58}{whole[0]:>9.3f}{whole[1]:>9.3f}  {verdict}")
+    print(f"{'python -c pass, fresh process':<58}{bare[0]:>9.3f}{bare[1]:>9.3f}")
+    print(f"{'  (both: the median of 3 runs)':<58}")
     print(f"{'one webhook batch of 1000 events recorded (median of 5)':<58}{batch:>9.3f}")
-    return 0 if total < TARGET_SECONDS else 1
+    print(f"load average: {' '.join(f'{n:.2f}' for n in os.getloadavg())}")
+    return 0 if whole[0] < TARGET_SECONDS else 1
 
 
 if __name__ == "__main__":

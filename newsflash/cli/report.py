@@ -55,8 +55,6 @@ def report(
         edition_report,
         previous_reports,
     )
-    from newsflash.reports.csv_out import write_csv  # deferred: start-up time
-    from newsflash.reports.html_page import render_page, write_page  # deferred: start-up time
     from newsflash.reports.tables import comparison_table, edition_tables  # deferred: start-up time
     from newsflash.reports.terminal import print_notes, print_tables  # deferred: start-up time
 
@@ -73,8 +71,15 @@ def report(
     print_tables(console(), shown)
     print_notes(console(), chosen)
     if csv_dir is not None:
+        from newsflash.reports.csv_out import write_csv  # deferred: only for --csv
+
         for path in write_csv(csv_dir, shown):
             console().print(f"wrote {path}", markup=False)
     if html_file is not None:
+        from newsflash.reports.html_page import (  # deferred: jinja2, only for --html
+            render_page,
+            write_page,
+        )
+
         write_page(html_file, render_page(chosen, tables, comparison))
         console().print(f"wrote {html_file}", markup=False)

@@ -8,7 +8,13 @@ from __future__ import annotations
 
 from newsflash.config import Config
 from newsflash.reports.figures import EditionReport, ItemClicks, compute
-from newsflash.reports.sources import NoSendError, ReportError, read_edition, sent_editions
+from newsflash.reports.sources import (
+    NoSendError,
+    ReportError,
+    cycles_left_alone,
+    read_edition,
+    sent_editions,
+)
 
 __all__ = [
     "EditionReport",
@@ -31,14 +37,12 @@ def edition_report(
         if not sent:
             raise NoSendError("no edition has reached anyone yet: there is nothing to report")
         edition_id = sent[-1]
-    return compute(read_edition(config, edition_id, ledger_name))
+    return _report(config, edition_id, ledger_name)
 
 
 def all_reports(config: Config, ledger_name: str | None = None) -> list[EditionReport]:
     """Every sent edition's report, oldest first, for comparing editions over time."""
-    return [
-        compute(read_edition(config, e, ledger_name)) for e in sent_editions(config, ledger_name)
-    ]
+    return [_report(config, e, ledger_name) for e in sent_editions(config, ledger_name)]
 
 
 def item_clicks(
@@ -53,4 +57,11 @@ def previous_reports(
 ) -> list[EditionReport]:
     """The reports of up to `limit` editions sent before this one, oldest first."""
     earlier = [e for e in sent_editions(config, ledger_name) if e < edition_id][-limit:]
-    return [compute(read_edition(config, e, ledger_name)) for e in earlier]
+    return [_report(config, e, ledger_name) for e in earlier]
+
+
+def _report(config: Config, edition_id: str, ledger_name: str | None) -> EditionReport:
+    """Read and compute under one pause of the cycle collector, so the rows read are freed
+    with the input before it runs again (sources.cycles_left_alone says what that saves)."""
+    with cycles_left_alone():
+        return compute(read_edition(config, edition_id, ledger_name))
