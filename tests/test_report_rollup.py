@@ -242,14 +242,14 @@ def test_of_bounces_at_the_same_time_the_one_keyed_by_address_says_the_most_as_b
 @pytest.mark.parametrize("fails", [False, True], ids=["read", "read that fails"])
 def test_a_report_leaves_the_cycle_collector_as_it_found_it(fails: bool) -> None:
     assert gc.isenabled()
-    with contextlib.suppress(sources.ReportError), sources._cycles_left_alone():
+    with contextlib.suppress(sources.ReportError), sources.cycles_left_alone():
         assert not gc.isenabled()
         if fails:
             raise sources.ReportError("an unreadable state file")
     assert gc.isenabled()
     gc.disable()
     try:
-        with sources._cycles_left_alone():
+        with sources.cycles_left_alone():
             pass
         assert not gc.isenabled()  # a caller that paused it keeps it paused
     finally:

@@ -278,9 +278,6 @@ def cycles_left_alone() -> Iterator[None]:
             gc.enable()
 
 
-_cycles_left_alone = cycles_left_alone  # the name tests/test_report_rollup.py checks it by
-
-
 def read_edition(config: Config, edition_id: str, ledger_name: str | None = None) -> EditionInput:
     """Everything `figures.compute` needs for one sent edition."""
     with cycles_left_alone():
