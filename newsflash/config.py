@@ -112,8 +112,22 @@ class Config:
         SendGrid host must not void an approval; changing the subject, the footer or where
         the unsubscribe links point (`[serve] public_url`) must.
         """
+        return _digest(self._content_parts(edition_id))
+
+    def earlier_content_sha256s(self, edition_id: str) -> tuple[str, ...]:
+        """The same settings hashed as earlier newsflash versions hashed them.
+
+        A send an older newsflash started was frozen under one of these. When the settings
+        it covered are unchanged, the edition is the same, and the secretariat cannot
+        "restore" a hash formula: the resume must know the old hash for what it is.
+        Before `[serve] public_url` joined the hash, it was the rest of the parts.
+        """
+        parts = self._content_parts(edition_id)
+        return (_digest({k: v for k, v in parts.items() if k != "public_url"}),)
+
+    def _content_parts(self, edition_id: str) -> dict[str, Any]:
         m = self.model
-        parts = {
+        return {
             "newsletter": m.newsletter.model_dump(mode="json"),
             "sender": m.sender.model_dump(mode="json"),
             "sections": [s.model_dump(mode="json") for s in m.sections],
@@ -124,10 +138,13 @@ class Config:
             "build": m.build.model_dump(mode="json"),
             "public_url": m.serve.public_url,
         }
-        return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()
 
     def edition_settings(self, edition_id: str) -> EditionSettings:
         return self.model.editions.get(edition_id, EditionSettings())
+
+
+def _digest(parts: dict[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()
 
 
 # What to write instead, by pydantic's error type; the rest keep pydantic's own words.

@@ -49,6 +49,9 @@ class Edition:
     left_out: tuple[LeftOut, ...]
     problems: tuple[Problem, ...]
     manifest: dict[str, Any]
+    # This manifest's hash as earlier newsflash versions computed it (Config's
+    # earlier_content_sha256s): a send they started resumes as the same edition.
+    earlier_manifest_hashes: tuple[str, ...] = ()
 
     @property
     def items(self) -> tuple[Item, ...]:
@@ -189,6 +192,10 @@ def assemble(
     manifest = build_manifest(
         edition_id, chosen, template_sha256, config.content_sha256(edition_id)
     )
+    earlier = tuple(
+        build_manifest(edition_id, chosen, template_sha256, h)["content_sha256"]
+        for h in config.earlier_content_sha256s(edition_id)
+    )
     return Edition(
         id=edition_id,
         number=number,
@@ -199,4 +206,5 @@ def assemble(
         left_out=tuple(sorted(left_out, key=lambda lo: lo.key)),
         problems=tuple(problems),
         manifest=manifest,
+        earlier_manifest_hashes=earlier,
     )

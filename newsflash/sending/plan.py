@@ -102,6 +102,16 @@ def prepare(
     return Prepared(build, message, audience, lname)
 
 
+def same_edition(frozen_hash: str | None, build: pipeline.BuiltEdition) -> str | None:
+    """The hash the ledger knows this edition by, if `frozen_hash` is this edition's:
+    its manifest now, or as an earlier newsflash hashed the same files and settings (so
+    an upgrade between two runs of one send is not taken for an edit); None if not."""
+    edition = build.edition
+    if frozen_hash == edition.manifest_hash or frozen_hash in edition.earlier_manifest_hashes:
+        return frozen_hash
+    return None
+
+
 def refuse_if_changed(
     edition_id: str,
     frozen: dict[str, Any] | None,
@@ -110,7 +120,7 @@ def refuse_if_changed(
 ) -> None:
     """An edition partners already have can't change: say which files did, and whether
     anyone still waits for it (if nobody does, restoring the files would achieve nothing)."""
-    if status.manifest_hash is None or status.manifest_hash == build.edition.manifest_hash:
+    if status.manifest_hash is None or same_edition(status.manifest_hash, build) is not None:
         return
     changes = "; ".join(diff_manifests(frozen or {}, build.edition.manifest))
     skipped = skipped_count(status)

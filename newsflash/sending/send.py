@@ -141,7 +141,7 @@ class _Run:
         plan.refuse_if_changed(edition_id, ledger.manifest(edition_id), begun, build)
         start = ledger.start_send(
             edition_id,
-            build.edition.manifest_hash,
+            plan.same_edition(begun.manifest_hash, build) or build.edition.manifest_hash,
             json.dumps(build.edition.manifest, sort_keys=True),
             self.audience.members(),  # streamed in
             resend_uncertain=resend_before is not None,
