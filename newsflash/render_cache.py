@@ -29,7 +29,14 @@ KEEP_ON_DISK = 16  # emails kept in state/render-cache: a few editions and their
 _PACKAGE = Path(__file__).resolve().parent
 # The modules that run between the context and the finished HTML: the rest of newsflash only
 # shapes the context, which the key holds itself.
-_RENDER_CODE = ("render.py", "render_engine.py", "content.py", "months.py", "checks.py")
+_RENDER_CODE = (
+    "render.py",
+    "render_engine.py",
+    "render_inline.py",
+    "content.py",
+    "months.py",
+    "checks.py",
+)
 
 
 @functools.cache
