@@ -22,6 +22,8 @@ from __future__ import annotations
 import logging
 import re
 import secrets
+import threading
+from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
@@ -106,17 +108,17 @@ class _Layout:
     """The last email, taken apart: what a rebuild compares with and reuses."""
 
     floats: bool
-    skeleton: str  # the parsed input with each block replaced by the mark
-    raw: tuple[str, ...]  # each block as parsed, before inlining
-    pieces: tuple[str, ...]  # the output around the blocks (one more than the blocks)
-    out: tuple[str, ...]  # each block as inlined
+    skeleton: tuple[str, ...]  # the parsed input around the blocks (one more than the blocks)
+    raw: tuple[str, ...]  # each block (and the text after it) as parsed, before inlining
+    pieces: tuple[str, ...]  # the output around the blocks
+    out: tuple[str, ...]  # each block (and the text after it) as inlined
 
     def html(self) -> str:
         return "".join(p + b for p, b in zip(self.pieces, (*self.out, ""), strict=True))
 
 
 class _Parsed:
-    """One email parsed as premailer parses it, with its blocks found and written out."""
+    """One email parsed as premailer parses it, cut into its skeleton and its blocks."""
 
     def __init__(self, html: str) -> None:
         stripped = html.strip()
@@ -126,29 +128,28 @@ class _Parsed:
             self.tree if stripped.startswith(self.tree.docinfo.doctype) else self.tree.getroot()
         )
         self.blocks: list[Any] = _BLOCKS(self.tree)
-        self.raw = tuple(_text(b) for b in self.blocks)
-        self.marks = [etree.Comment(_MARK) for _ in self.blocks]
+        self.skeleton, self.raw = self.cut()
 
-    def skeleton(self) -> str:
-        """The document with every block swapped for the mark (and swapped back after)."""
-        _swap(self.blocks, self.marks)
+    def cut(self) -> tuple[tuple[str, ...], tuple[str, ...]]:
+        """The skeleton's pieces and the blocks, as serialised now: one serialisation, the
+        blocks between marks (a block's tail text, never styled, goes with it)."""
+        marks = []
+        for block in self.blocks:
+            marks += [etree.Comment(_MARK), etree.Comment(_MARK)]
+            block.addprevious(marks[-2])
+            block.addnext(marks[-1])
         try:
-            return _text(self.top)
+            parts = _text(self.top).split(_MARK_HTML)
         finally:
-            _swap(self.marks, self.blocks)
+            for mark in marks:
+                mark.getparent().remove(mark)
+        return tuple(parts[0::2]), tuple(parts[1::2])
 
 
-def _text(node: Any) -> str:
+def _text(node: Any, *, tail: bool = False) -> str:
     """An element (or the document) as premailer serialises the email."""
-    data: bytes = etree.tostring(node, method="html", encoding="utf-8", with_tail=False)
+    data: bytes = etree.tostring(node, method="html", encoding="utf-8", with_tail=tail)
     return data.decode("utf-8")
-
-
-def _swap(old: Sequence[Any], new: Sequence[Any]) -> None:
-    """Put each `new` node where the `old` one was, with the text that followed it."""
-    for a, b in zip(old, new, strict=True):
-        b.tail, a.tail = a.tail, None
-        a.getparent().replace(a, b)
 
 
 def _local(selectors: Sequence[str]) -> bool:
@@ -172,22 +173,25 @@ def _prune(tree: Any, keep: Sequence[Any]) -> None:
 
 
 class IncrementalInliner:
-    """Keeps the last email's layout, so a rebuild inlines only the blocks that changed.
+    """Keeps the layouts of the last few emails, so a rebuild inlines only the blocks that
+    changed: one per Renderer, a few because a renderer alternates between the email and
+    its web version (another skeleton). A layout is replaced whole, never changed in place,
+    so threads sharing a renderer each read one consistent layout."""
 
-    One per Renderer; the layout is replaced whole, never changed in place, so threads
-    sharing a renderer each read one consistent layout."""
+    most_layouts = 4
 
     def __init__(self) -> None:
-        self._layout: _Layout | None = None
+        self._layouts: OrderedDict[tuple[bool, tuple[str, ...]], _Layout] = OrderedDict()
+        self._lock = threading.Lock()
         self.whole = 0  # how many emails were inlined whole, for the tests and benchmarks
         self.blocks_inlined = 0  # how many blocks the incremental path inlined
 
     def inline(self, html: str, *, floats: bool) -> str:
         parsed = _Parsed(html)
-        last = self._layout
-        skeleton = parsed.skeleton()
-        if last is None or last.floats != floats or last.skeleton != skeleton:
-            return self._whole(html, parsed, skeleton, floats)
+        with self._lock:
+            last = self._layouts.get((floats, parsed.skeleton))
+        if last is None:
+            return self._whole(parsed, floats)
         changed = [i for i, raw in enumerate(parsed.raw) if raw != last.raw[i]]
         if not changed:
             return last.html()
@@ -196,21 +200,28 @@ class IncrementalInliner:
         Inliner(parsed.tree.getroot(), floats=floats).transform(pretty_print=False)
         out = list(last.out)
         for i, block in zip(changed, keep, strict=True):
-            out[i] = _text(block)
+            out[i] = _text(block, tail=True)
         self.blocks_inlined += len(changed)
-        layout = _Layout(floats, skeleton, parsed.raw, last.pieces, tuple(out))
-        self._layout = layout
+        layout = _Layout(floats, parsed.skeleton, parsed.raw, last.pieces, tuple(out))
+        self._keep(layout)
         return layout.html()
 
-    def _whole(self, html: str, parsed: _Parsed, skeleton: str, floats: bool) -> str:
+    def _whole(self, parsed: _Parsed, floats: bool) -> str:
         """premailer over the whole tree; its layout kept only if it is safe and exact."""
         self.whole += 1
         inliner = Inliner(parsed.tree.getroot(), floats=floats)
         inliner.transform(pretty_print=False)
         whole = _text(parsed.top)
-        out = tuple(_text(b) for b in parsed.blocks)
-        pieces = tuple(parsed.skeleton().split(_MARK_HTML))
-        layout = _Layout(floats, skeleton, parsed.raw, pieces, out)
-        exact = len(pieces) == len(out) + 1 and layout.html() == whole
-        self._layout = layout if exact and _local(inliner.selectors) else None
+        pieces, out = parsed.cut()
+        layout = _Layout(floats, parsed.skeleton, parsed.raw, pieces, out)
+        if len(pieces) == len(out) + 1 and layout.html() == whole and _local(inliner.selectors):
+            self._keep(layout)
         return whole
+
+    def _keep(self, layout: _Layout) -> None:
+        with self._lock:
+            key = (layout.floats, layout.skeleton)
+            self._layouts[key] = layout
+            self._layouts.move_to_end(key)
+            while len(self._layouts) > self.most_layouts:
+                self._layouts.popitem(last=False)
