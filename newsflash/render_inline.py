@@ -128,22 +128,26 @@ class _Parsed:
             self.tree if stripped.startswith(self.tree.docinfo.doctype) else self.tree.getroot()
         )
         self.blocks: list[Any] = _BLOCKS(self.tree)
+        self.marks: list[Any] = []
         self.skeleton, self.raw = self.cut()
 
     def cut(self) -> tuple[tuple[str, ...], tuple[str, ...]]:
         """The skeleton's pieces and the blocks, as serialised now: one serialisation, the
-        blocks between marks (a block's tail text, never styled, goes with it)."""
-        marks = []
-        for block in self.blocks:
-            marks += [etree.Comment(_MARK), etree.Comment(_MARK)]
-            block.addprevious(marks[-2])
-            block.addnext(marks[-1])
-        try:
-            parts = _text(self.top).split(_MARK_HTML)
-        finally:
-            for mark in marks:
-                mark.getparent().remove(mark)
+        blocks between marks (a block's tail text, never styled, goes with it). The marks
+        stay until `unmark`: a rebuild prunes them with the branches it cuts."""
+        if not self.marks:
+            for block in self.blocks:
+                begin, end = etree.Comment(_MARK), etree.Comment(_MARK)
+                block.addprevious(begin)
+                block.addnext(end)
+                self.marks += [begin, end]
+        parts = _text(self.top).split(_MARK_HTML)
         return tuple(parts[0::2]), tuple(parts[1::2])
+
+    def unmark(self) -> None:
+        for mark in self.marks:
+            mark.getparent().remove(mark)
+        self.marks = []
 
 
 def _text(node: Any, *, tail: bool = False) -> str:
@@ -209,6 +213,7 @@ class IncrementalInliner:
     def _whole(self, parsed: _Parsed, floats: bool) -> str:
         """premailer over the whole tree; its layout kept only if it is safe and exact."""
         self.whole += 1
+        parsed.unmark()
         inliner = Inliner(parsed.tree.getroot(), floats=floats)
         inliner.transform(pretty_print=False)
         whole = _text(parsed.top)
