@@ -16,6 +16,7 @@ from newsflash.pipeline import build_edition
 from newsflash.render import Renderer
 from newsflash.render_engine import to_html
 from newsflash.render_inline import IncrementalInliner, inline_whole
+from newsflash.web.previewer import Previewer
 
 EDITION = "2022-02"
 SEEDS = range(16)
@@ -241,3 +242,18 @@ def test_an_item_that_writes_html_comments_and_the_mark_word_cannot_confuse_the_
     for text in ("<!--nf-block--> a", "<!-- x --> nf-block- b", "c <!--nf-block-0-->"):
         html = ROWS.format(css=css, rows=_rows(("", text), ("", "fixed")))
         assert inliner.inline(html, floats=False) == inline_whole(html, floats=False)
+
+
+def test_a_preview_rebuild_after_an_item_changed_shows_what_a_whole_render_makes(
+    workspace: Path,
+) -> None:
+    """The preview keeps its renderer, and so the last email's layout, between rebuilds."""
+    previewer = Previewer(workspace / "config.toml", EDITION)
+    previewer.rebuild()
+    path = workspace / "submissions" / EDITION / "newsflash-launch.md"
+    for n in range(3):
+        path.write_text(path.read_text(encoding="utf-8") + f"\nSentence {n}.\n", "utf-8")
+        assert previewer.rebuild()
+        build = previewer.snapshot().build
+        assert build is not None and f"Sentence {n}." in build.email.html
+        assert build.email.html == to_html(build.email.mjml)
