@@ -48,6 +48,8 @@ def _body(rng: random.Random) -> str:
     parts = [f"{_text(rng, 12)} **{rng.choice(WORDS)}**." for _ in range(rng.randint(1, 3))]
     if rng.random() < 0.5:
         parts.append("\n".join(f"- {_text(rng, 4)}" for _ in range(rng.randint(1, 4))))
+    if rng.random() < 0.3:
+        parts.append(rng.choice([f"> {_text(rng, 6)}", f"#### {_text(rng, 3)}", "`code`"]))
     if rng.random() < 0.4:
         parts.append(
             f"See [the {rng.choice(WORDS)} page](https://example.org/{rng.randint(1, 99)})."
@@ -257,3 +259,20 @@ def test_a_preview_rebuild_after_an_item_changed_shows_what_a_whole_render_makes
         build = previewer.snapshot().build
         assert build is not None and f"Sentence {n}." in build.email.html
         assert build.email.html == to_html(build.email.mjml)
+
+
+def test_the_email_and_its_web_version_each_keep_their_layout_on_one_renderer(
+    workspace: Path,
+) -> None:
+    """The archive renders the web version with the renderer that renders the email: two
+    skeletons, each inlined whole once, then each rebuilt row by row."""
+    edits = Edits(workspace, 7)
+    config = load_config(workspace / "config.toml")
+    renderer = Renderer(config)
+    for _ in range(3):
+        edits.body()
+        for web in (False, True):
+            edition = build_edition(config, EDITION, renderer).edition
+            email = renderer.render(edition, web=web)
+            assert email.html == to_html(email.mjml)
+    assert renderer.templates.inliner.whole == 2
