@@ -29,7 +29,14 @@ KEEP_ON_DISK = 16  # emails kept in state/render-cache: a few editions and their
 _PACKAGE = Path(__file__).resolve().parent
 # The modules that run between the context and the finished HTML: the rest of newsflash only
 # shapes the context, which the key holds itself.
-_RENDER_CODE = ("render.py", "render_engine.py", "content.py", "months.py", "checks.py")
+_RENDER_CODE = (
+    "render.py",
+    "render_engine.py",
+    "render_inline.py",
+    "content.py",
+    "months.py",
+    "checks.py",
+)
 
 
 @functools.cache
@@ -38,11 +45,45 @@ def _field_names(cls: type) -> tuple[str, ...]:
     return tuple(f.name for f in dataclasses.fields(cls))
 
 
+_SCALARS = (str, int, float, bool, type(None), dt.date, dt.time)
+_MOST_DIGESTS = 4096
+# id -> (object, digest) of frozen dataclasses whose fields are all scalars (an Item): such
+# an object cannot change, so its text is written once; holding it keeps its id from reuse.
+_digests: dict[int, tuple[object, str]] = {}
+
+
+def _frozen(cls: type) -> bool:
+    params = getattr(cls, "__dataclass_params__", None)
+    return bool(getattr(params, "frozen", False))
+
+
+def _digest(value: object) -> str | None:
+    """The hash of an unchangeable object's fields, written once per object: a rebuild after
+    one item changed re-encodes that item, not all thirty bodies (most of the key's time)."""
+    kept = _digests.get(id(value))
+    if kept is not None and kept[0] is value:
+        return kept[1]
+    cls: type = type(value)
+    fields = {name: getattr(value, name) for name in _field_names(cls)}
+    if not _frozen(cls) or not all(isinstance(v, _SCALARS) for v in fields.values()):
+        return None
+    text = json.dumps(fields, default=_plain, sort_keys=True)
+    digest = hashlib.sha256(text.encode()).hexdigest()
+    if len(_digests) >= _MOST_DIGESTS:
+        _digests.clear()
+    _digests[id(value)] = (value, digest)
+    return digest
+
+
 def _plain(value: object) -> object:
     """json's fallback: every field of a dataclass (`compare=False` ones too: an item's
-    anchor is in the email), a pydantic model's data, dates as ISO text. Anything else
-    raises TypeError, so the key is refused rather than guessed."""
+    anchor is in the email; an unchangeable one by the hash of its fields), a pydantic
+    model's data, dates as ISO text. Anything else raises TypeError, so the key is refused
+    rather than guessed."""
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        digest = _digest(value)
+        if digest is not None:
+            return {"__class__": type(value).__qualname__, "__fields_sha256__": digest}
         fields = {name: getattr(value, name) for name in _field_names(type(value))}
         return {"__class__": type(value).__qualname__, **fields}
     dump = getattr(value, "model_dump", None)

@@ -7,24 +7,22 @@ were most of a cold `newsflash build`.
 
 from __future__ import annotations
 
-import logging
 import re
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
 import jinja2
 import mjml
-from premailer import Premailer
 
 from newsflash.content import inline_markdown, markdown_text, wrap_text
 from newsflash.errors import RenderError
 from newsflash.months import human_date
+from newsflash.render_inline import IncrementalInliner, inline_whole
 
 _DOCTYPE = re.compile(r"^\s*<!doctype html>", re.IGNORECASE)
 _MJML_RESET = re.compile(r'<style type="text/css">(\s*#outlook a\s*\{)')
 _BODY = re.compile(r"(<body[^>]*>)(.*)(</body>)", re.DOTALL)
-_MAY_FLOAT = re.compile(r"float|\\", re.IGNORECASE)
 
 
 class TemplateLoader(jinja2.BaseLoader):
@@ -79,6 +77,7 @@ class Templates:
             env.filters["markdown"] = inline_markdown
             env.filters["markdown_text"] = markdown_text
             env.filters["wrap_text"] = wrap_text
+        self.inliner = IncrementalInliner()
 
     def render(self, html_name: str, text_name: str, ctx: dict[str, Any]) -> tuple[str, str, str]:
         """The MJML source, its HTML and the plain text; a template fault names its file and
@@ -92,52 +91,11 @@ class Templates:
                 f"{where}: template error: {e}. Fix the template, or delete your copy "
                 "in templates/ to use newsflash's own."
             ) from e
-        return source, to_html(source), text
+        return source, to_html(source, self.inliner), text
 
 
-class _Inliner(Premailer):  # type: ignore[misc]  # premailer ships no type hints
-    """premailer, reading each distinct <style> block once instead of once per render.
-
-    premailer caches the parsed stylesheet, but on every transform it still writes each rule's
-    declarations out through cssutils, sets `!important` on each @media declaration again and
-    serialises what it cannot inline: a third of a warm render, for results that depend only
-    on the block's text and its place (the options are to_html's, fixed). Both are kept here
-    by block and place, exactly as premailer made them the first time (tests/test_golden.py
-    holds the output byte for byte)."""
-
-    blocks: ClassVar[dict[tuple[str, int], tuple[tuple[Any, ...], str | None]]] = {}
-    most_blocks: ClassVar[int] = 256  # templates whose CSS varies must not grow it for ever
-
-    def _parse_style_rules(self, css_body: str, ruleset_index: int) -> tuple[list[Any], Any]:
-        key = (css_body, ruleset_index)
-        entry = self.blocks.get(key)  # one lookup: another thread may clear the dict
-        if entry is None:
-            rules, leftover = super()._parse_style_rules(css_body, ruleset_index)
-            entry = (tuple(rules), super()._css_rules_to_string(leftover) if leftover else None)
-            if len(self.blocks) >= self.most_blocks:
-                self.blocks.clear()
-            self.blocks[key] = entry
-        rules_kept, css_kept = entry
-        return list(rules_kept), _Leftover(css_kept) if css_kept is not None else []
-
-    def _css_rules_to_string(self, rules: Any) -> str:
-        if isinstance(rules, _Leftover):
-            return rules.css
-        text: str = super()._css_rules_to_string(rules)
-        return text
-
-
-class _Leftover(list[Any]):
-    """The leftover rules of one <style> block, already written out (non-empty, so premailer
-    keeps the block)."""
-
-    def __init__(self, css: str) -> None:
-        super().__init__([css])
-        self.css = css
-
-
-def to_html(source: str) -> str:
-    """MJML to inlined HTML, offline."""
+def to_html(source: str, inliner: IncrementalInliner | None = None) -> str:
+    """MJML to inlined HTML, offline; with `inliner`, only what changed since its last email."""
     try:
         raw = mjml.mjml2html(source, fonts={}, disable_comments=True)
     except Exception as e:  # mjml-python raises a bare exception type from Rust
@@ -156,19 +114,7 @@ def to_html(source: str) -> str:
     raw = _BODY.sub(r'\1<div role="main">\2</div>\3', raw, count=1)
     # premailer parses every image's final style again to copy a float into align=; an image
     # can only float if the word (or a CSS escape that could spell it) is in the HTML at all.
-    floats = bool(_MAY_FLOAT.search(raw))
-    return str(
-        _Inliner(
-            raw,
-            allow_network=False,
-            cssutils_logging_level=logging.CRITICAL,
-            remove_classes=False,
-            keep_style_tags=False,
-            strip_important=False,
-            disable_validation=True,
-            # premailer would copy the inlined `width:100%` of an image over MJML's pixel
-            # width attribute; Outlook for Windows sizes images by that attribute alone.
-            disable_basic_attributes=["width", "height"],
-            align_floating_images=floats,
-        ).transform(pretty_print=False)
-    )
+    floats = "\\" in raw or "float" in raw.lower()
+    if inliner is None:
+        return inline_whole(raw, floats=floats)
+    return inliner.inline(raw, floats=floats)

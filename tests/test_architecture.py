@@ -43,6 +43,7 @@ FLOORS: dict[str, int] = {
     "newsflash.render": 2,
     "newsflash.render_cache": 2,
     "newsflash.render_engine": 2,
+    "newsflash.render_inline": 2,
     "newsflash.personalise": 2,
     "newsflash.message": 2,
     "newsflash.pipeline": 2,

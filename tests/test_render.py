@@ -20,7 +20,8 @@ from newsflash.errors import BuildError
 from newsflash.items import parse_item
 from newsflash.pipeline import BuiltEdition, build_edition, write_build
 from newsflash.render import RenderedEmail, Renderer
-from newsflash.render_engine import _Inliner, to_html
+from newsflash.render_engine import to_html
+from newsflash.render_inline import Inliner
 
 EDITION = "2022-02"
 SAMPLE_TITLES = (
@@ -442,7 +443,7 @@ def test_the_inliner_writes_the_same_html_when_its_style_blocks_come_from_its_ca
     """premailer's work on each <style> block is kept between renders (render_engine): the
     second render, from that cache, must be the golden email byte for byte, as the first."""
     golden = Path(__file__).parent / "golden" / EDITION
-    _Inliner.blocks.clear()
+    Inliner.blocks.clear()
     first = to_html((golden / "email.mjml").read_text(encoding="utf-8"))
     again = to_html((golden / "email.mjml").read_text(encoding="utf-8"))
     assert first == again == (golden / "email.html").read_text(encoding="utf-8")

@@ -6,6 +6,7 @@ cached result must equal what a renderer without any cache makes of the changed 
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import shutil
@@ -341,3 +342,42 @@ def test_newsflash_build_again_writes_the_same_files_without_loading_the_rendere
     again_modules, again_files = run()
     assert "premailer" in first_modules and again_modules == "[]"
     assert again_files == first_files and len(again_files) == 4
+
+
+def _key_of(*values: object) -> str | None:
+    return render_cache.render_key({"values": values}, ())
+
+
+def test_an_item_kept_by_its_hash_still_changes_the_key_when_any_field_changes(
+    workspace: Path,
+) -> None:
+    """The key writes each unchangeable item once and keeps its hash by the object: another
+    item object, equal but for one field (the anchor too, which equality ignores), is another
+    key; the same object gives the same key again."""
+    config = load_config(workspace / "config.toml")
+    item = pipeline.load(config).items[0]
+    first = _key_of(item)
+    assert _key_of(item) == first
+    for name, value in (("body_html", item.body_html + "<p>x</p>"), ("anchor", "other")):
+        changed = dataclasses.replace(item, **{name: value})
+        assert _key_of(changed) not in (first, None), name
+
+
+@dataclasses.dataclass(frozen=True)
+class _Holder:
+    names: list[str]
+
+
+@dataclasses.dataclass
+class _Open:
+    name: str
+
+
+def test_objects_that_can_change_are_written_out_at_every_key_never_kept_by_identity() -> None:
+    """A frozen dataclass holding a list, or one that is not frozen, can change after its
+    first key: the next key must see the change."""
+    holder, open_one = _Holder(["a"]), _Open("a")
+    before = (_key_of(holder), _key_of(open_one))
+    holder.names.append("b")
+    open_one.name = "b"
+    assert _key_of(holder) != before[0] and _key_of(open_one) != before[1]
