@@ -353,3 +353,18 @@ def test_every_listed_command_is_defined_under_its_name() -> None:
         command = main.get_command(ctx, name)
         assert isinstance(command, click.Command) and command.name == name
     assert main.get_command(ctx, "bulid") is None
+
+
+def test_a_cold_build_of_a_named_edition_loads_no_calendar_config_editor_or_other_command(
+    workspace: Path,
+) -> None:
+    """`newsflash build 2022-02`, whose items point at February, needs no calendar: neither
+    APScheduler nor asyncio loads, nor tomlkit, nor another command's module."""
+    heavy, ours = modules_loaded_by("--config", str(workspace / "config.toml"), "build", "2022-02")
+    assert not {"apscheduler", "asyncio", "tomlkit"} & set(heavy), heavy
+    assert "pydantic" in heavy and "rich" in heavy  # the config's validation and the output
+    assert not {m for m in ours if m.startswith("newsflash.cli.")} - {
+        "newsflash.cli.common",
+        "newsflash.cli.build",
+    }
+    assert "newsflash.schedule.timetable" not in ours
