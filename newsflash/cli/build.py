@@ -1,8 +1,8 @@
 """`newsflash check`, `build` and `new`: the edition from item files, before any send.
 
-The pipeline is imported inside `check` and `build` on purpose: it loads the renderer
-(premailer, lxml, cssutils; about a quarter of a second), which every other command, and
-`newsflash --help`, would otherwise pay for too, since the CLI registers all commands at start.
+The pipeline is imported inside `check` and `build` on purpose: it loads the config model, the
+item parser and the rendering code, which `newsflash --help` would otherwise pay for too, since
+it imports every command module for the commands' one-line summaries.
 """
 
 from __future__ import annotations
