@@ -368,3 +368,24 @@ def test_a_cold_build_of_a_named_edition_loads_no_calendar_config_editor_or_othe
         "newsflash.cli.build",
     }
     assert "newsflash.schedule.timetable" not in ours
+
+
+def test_a_build_far_from_every_item_still_reads_the_calendar_and_names_a_broken_send_job(
+    cli: Callable[..., Result], workspace: Path
+) -> None:
+    """The calendar is skipped only when the far-edition warning cannot fire: an edition
+    its item files point at needs no coming edition, any other one still asks the schedule,
+    and a wrong cron field there is one line naming the job."""
+    path = workspace / "config.toml"
+    text = path.read_text(encoding="utf-8")
+    assert text.count('day = "1st tue"') == 1  # the send job's
+    path.write_text(text.replace('day = "1st tue"', 'day = "1st tuesday"'), encoding="utf-8")
+
+    far = cli("build", "2099-01")
+    assert far.exit_code == 1
+    assert "[schedule.send]" in far.stderr and "Traceback" not in far.output
+    assert not (workspace / "build" / "2099-01").exists()
+
+    near = cli("build", "2022-02")
+    assert near.exit_code == 0, near.output
+    assert (workspace / "build" / "2022-02" / "email.html").is_file()
