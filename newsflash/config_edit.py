@@ -2,7 +2,8 @@
 the order of the tables stay exactly as the secretariat wrote them.
 
 The file is validated before the change (a broken file is not edited further) and after it
-(the change must leave a config that loads); only then is it replaced, atomically.
+(the change must leave a config that loads); only then is it replaced, atomically. tomlkit
+is imported only to make a change: every command that names an edition checks its id here.
 """
 
 from __future__ import annotations
@@ -10,15 +11,16 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from pathlib import Path
-
-import tomlkit
-from tomlkit.exceptions import TOMLKitError
-from tomlkit.items import KeyType, SingleKey, Table
+from typing import TYPE_CHECKING
 
 from newsflash.config import Config, load_config, parse_config
 from newsflash.errors import ConfigError, EditionIdError
 from newsflash.files import write_atomic
 from newsflash.months import edition_number
+
+if TYPE_CHECKING:
+    import tomlkit
+    from tomlkit.items import Table
 
 # ASCII digits only: `\d` (and int()) would take full-width ones, "２０２２-03", as 2022-03.
 _STRICT_ID = re.compile(r"^[0-9]{4}-(0[1-9]|1[0-2])$")
@@ -43,6 +45,8 @@ def checked_edition_id(config: Config, value: str) -> str:
 
 
 def _edition_table(settings: Mapping[str, str]) -> Table:
+    import tomlkit  # deferred: tomlkit's start-up time (module docstring)
+
     table = tomlkit.table()
     for key, value in settings.items():
         table.add(key, value)
@@ -53,6 +57,9 @@ def _edition_table(settings: Mapping[str, str]) -> Table:
 def _editions(doc: tomlkit.TOMLDocument, path: Path) -> Table:
     """The document's [editions] table, made (as a super table: only its children show) if
     the file has none yet."""
+    import tomlkit  # deferred: tomlkit's start-up time (module docstring)
+    from tomlkit.items import Table  # deferred: tomlkit's start-up time
+
     if "editions" not in doc:
         doc.append("editions", tomlkit.table(is_super_table=True))
     editions = doc["editions"]
@@ -67,6 +74,10 @@ def _editions(doc: tomlkit.TOMLDocument, path: Path) -> Table:
 def add_edition(path: Path, edition_id: str, settings: Mapping[str, str]) -> Config:
     """Add ``[editions."<edition_id>"]`` with `settings` to the config file at `path`;
     return the config as it loads afterwards. Refuses an edition that has a table already."""
+    import tomlkit  # deferred: tomlkit's start-up time (module docstring)
+    from tomlkit.exceptions import TOMLKitError  # deferred: tomlkit's start-up time
+    from tomlkit.items import KeyType, SingleKey  # deferred: tomlkit's start-up time
+
     config = load_config(path)
     checked_edition_id(config, edition_id)
     if edition_id in config.model.editions:

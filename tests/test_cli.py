@@ -6,6 +6,7 @@ Exit codes: 0 ok, 1 for any error the user can act on (one clear line, no traceb
 
 from __future__ import annotations
 
+import ast
 import email
 import email.policy
 import json
@@ -20,7 +21,7 @@ import click
 import pytest
 from click.testing import CliRunner, Result
 
-from newsflash.cli import main
+from newsflash.cli import COMMANDS, main
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = ROOT / "tests" / "fixtures" / "items"
@@ -263,8 +264,11 @@ def test_unknown_command_is_a_usage_error_exit_2(cli: Callable[..., Result]) -> 
 
 
 def command_paths(group: click.Group = main, prefix: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
+    """Every command and group, as the command line names them (the lazy group's too)."""
+    ctx = click.Context(group)
     paths = [prefix]
-    for name, command in sorted(group.commands.items()):
+    for name in group.list_commands(ctx):
+        command = group.get_command(ctx, name)
         if isinstance(command, click.Group):
             paths.extend(command_paths(command, (*prefix, name)))
         else:
@@ -292,18 +296,96 @@ def test_the_ledger_choices_of_the_commands_are_the_ledgers_that_exist() -> None
     assert set(LEDGER_CHOICES) == set(LEDGER_FILES)
 
 
-def test_help_loads_no_config_model_renderer_terminal_library_or_sending_library() -> None:
-    """`newsflash --help` and the start of every command stay fast: the heavy libraries load
-    only when a command runs (issue 12's cold start; bench_build.py measures the time)."""
-    import subprocess
-    import sys
+HEAVY = (
+    "pydantic", "premailer", "mjml", "markdown_it", "sendgrid", "apscheduler", "email_validator",
+    "httpx", "starlette", "tomlkit", "jinja2", "rich", "yaml", "nh3", "lxml", "cssutils",
+    "requests", "sqlite3", "logging", "json", "asyncio", "zoneinfo", "tempfile", "signal",
+)  # fmt: skip
 
+
+def modules_loaded_by(*args: str) -> tuple[list[str], list[str]]:
+    """The heavy libraries and the newsflash modules a fresh `newsflash ARGS` has imported
+    by the time it exits."""
     code = (
-        "import sys; from newsflash.cli import main\n"
-        "heavy = ('pydantic', 'premailer', 'mjml', 'markdown_it', 'sendgrid', 'apscheduler',"
-        " 'email_validator', 'httpx', 'starlette', 'tomlkit', 'jinja2', 'rich', 'yaml',"
-        " 'nh3', 'lxml', 'cssutils', 'requests', 'sqlite3', 'logging', 'json')\n"
-        "print(sorted(m for m in heavy if m in sys.modules))"
+        "import sys\nfrom newsflash.cli import main\n"
+        f"try:\n    main({list(args)!r})\nexcept SystemExit as e:\n    assert not e.code, e.code\n"
+        f"print(sorted(m for m in {HEAVY!r} if m in sys.modules))\n"
+        "print(sorted(m for m in sys.modules if m.startswith('newsflash')))\n"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert out.stdout.strip() == "[]", out.stdout
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    heavy, ours = out.stdout.strip().splitlines()[-2:]
+    return ast.literal_eval(heavy), ast.literal_eval(ours)
+
+
+def test_help_loads_no_config_model_renderer_terminal_library_or_sending_library() -> None:
+    """`newsflash --help` stays fast: it imports the command modules for their summaries,
+    and none of them imports a heavy library at its top (issue 12's cold start;
+    bench_build.py measures the time)."""
+    heavy, ours = modules_loaded_by("--help")
+    assert heavy == []
+    assert set(ours) <= {"newsflash", "newsflash.errors", "newsflash.cli"} | {
+        f"newsflash.cli.{m}" for m in ("common", *(w.split(":")[0] for w in COMMANDS.values()))
+    }
+
+
+@pytest.mark.parametrize(
+    "path", [p for p in command_paths() if p], ids=lambda p: " ".join(p)
+)  # fmt: skip
+def test_the_help_of_a_command_imports_its_own_module_and_no_other_command(
+    path: tuple[str, ...],
+) -> None:
+    heavy, ours = modules_loaded_by(*path, "--help")
+    module = f"newsflash.cli.{COMMANDS[path[0]].split(':')[0]}"
+    uses = {"newsflash.cli.send": {"newsflash.cli.status"}}.get(module, set())
+    assert heavy == []
+    assert (
+        set(ours)
+        == {"newsflash", "newsflash.errors", "newsflash.cli", "newsflash.cli.common"}
+        | {module}
+        | uses
+    )
+
+
+def test_every_listed_command_is_defined_under_its_name() -> None:
+    ctx = click.Context(main)
+    for name in main.list_commands(ctx):
+        command = main.get_command(ctx, name)
+        assert isinstance(command, click.Command) and command.name == name
+    assert main.get_command(ctx, "bulid") is None
+
+
+def test_a_cold_build_of_a_named_edition_loads_no_calendar_config_editor_or_other_command(
+    workspace: Path,
+) -> None:
+    """`newsflash build 2022-02`, whose items point at February, needs no calendar: neither
+    APScheduler nor asyncio loads, nor tomlkit, nor another command's module."""
+    heavy, ours = modules_loaded_by("--config", str(workspace / "config.toml"), "build", "2022-02")
+    assert not {"apscheduler", "asyncio", "tomlkit"} & set(heavy), heavy
+    assert "pydantic" in heavy and "rich" in heavy  # the config's validation and the output
+    assert not {m for m in ours if m.startswith("newsflash.cli.")} - {
+        "newsflash.cli.common",
+        "newsflash.cli.build",
+    }
+    assert "newsflash.schedule.timetable" not in ours
+
+
+def test_a_build_far_from_every_item_still_reads_the_calendar_and_names_a_broken_send_job(
+    cli: Callable[..., Result], workspace: Path
+) -> None:
+    """The calendar is skipped only when the far-edition warning cannot fire: an edition
+    its item files point at needs no coming edition, any other one still asks the schedule,
+    and a wrong cron field there is one line naming the job."""
+    path = workspace / "config.toml"
+    text = path.read_text(encoding="utf-8")
+    assert text.count('day = "1st tue"') == 1  # the send job's
+    path.write_text(text.replace('day = "1st tue"', 'day = "1st tuesday"'), encoding="utf-8")
+
+    far = cli("build", "2099-01")
+    assert far.exit_code == 1
+    assert "[schedule.send]" in far.stderr and "Traceback" not in far.output
+    assert not (workspace / "build" / "2099-01").exists()
+
+    near = cli("build", "2022-02")
+    assert near.exit_code == 0, near.output
+    assert (workspace / "build" / "2022-02" / "email.html").is_file()

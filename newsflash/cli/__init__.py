@@ -2,19 +2,61 @@
 
 Every expected failure is a NewsflashError, printed as one clear line with exit code 1 (usage
 errors exit 2); a traceback appears only with --debug.
+
+A command's module is imported only when that command runs or shows its help, so a command
+pays for its own imports alone (issue 12's cold start); `newsflash --help` imports every
+command module for the one-line summaries, and none of them imports a heavy library at its top.
 """
 
 from __future__ import annotations
 
+import importlib
 from pathlib import Path
 
 import click
 
-from newsflash.cli import build, report, schedule, send, serve, start, status, subscribers, web
 from newsflash.cli.common import State
 
+# Every command by name, and where it is defined: newsflash.cli.<module>:<attribute>.
+COMMANDS: dict[str, str] = {
+    "init": "start:init",
+    "edition": "start:edition",
+    "check": "build:check",
+    "build": "build:build",
+    "new": "build:new",
+    "preview": "web:preview",
+    "approve": "schedule:approve",
+    "send": "send:send",
+    "status": "status:status",
+    "schedule": "schedule:schedule",
+    "archive": "web:archive",
+    "subscribers": "subscribers:subscribers",
+    "serve": "serve:serve",
+    "suppressions": "serve:suppressions",
+    "report": "report:report",
+}
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+
+class LazyGroup(click.Group):
+    """A group whose commands are imported by name when they are first asked for."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(COMMANDS)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        where = COMMANDS.get(cmd_name)
+        if where is None:
+            return None
+        module, name = where.split(":")
+        found = importlib.import_module(f"newsflash.cli.{module}")  # deferred: start-up time
+        command: click.Command = getattr(found, name)
+        return command
+
+
+@click.group(
+    cls=LazyGroup,
+    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
+)
 @click.option(
     "--config",
     "config_path",
@@ -53,25 +95,6 @@ def main(ctx: click.Context, config_path: Path, debug: bool) -> None:
     """
     ctx.obj = State(config_path, debug)
 
-
-for command in (
-    start.init,
-    start.edition,
-    build.check,
-    build.build,
-    build.new,
-    web.preview,
-    schedule.approve,
-    send.send,
-    status.status,
-    schedule.schedule,
-    web.archive,
-    subscribers.subscribers,
-    serve.serve,
-    serve.suppressions,
-    report.report,
-):
-    main.add_command(command)
 
 if __name__ == "__main__":  # pragma: no cover
     main()

@@ -1,8 +1,8 @@
 """`newsflash check`, `build` and `new`: the edition from item files, before any send.
 
-The pipeline is imported inside `check` and `build` on purpose: it loads the renderer
-(premailer, lxml, cssutils; about a quarter of a second), which every other command, and
-`newsflash --help`, would otherwise pay for too, since the CLI registers all commands at start.
+The pipeline is imported inside `check` and `build` on purpose: it loads the config model, the
+item parser and the rendering code, which `newsflash --help` would otherwise pay for too, since
+it imports every command module for the commands' one-line summaries.
 """
 
 from __future__ import annotations
@@ -25,7 +25,6 @@ from newsflash.cli.common import (
     table,
 )
 from newsflash.errors import BuildError, NewsflashError
-from newsflash.files import slug
 
 if TYPE_CHECKING:
     from newsflash.config import Config
@@ -162,6 +161,7 @@ def build(state: State, edition: str, allow_clip: bool) -> None:
 @handled
 def new(state: State, section: str, title: str, date_: str | None) -> None:
     """Scaffold an item file for SECTION in submissions/ and print its path."""
+    from newsflash.files import slug  # deferred: tempfile's start-up time, for --help
     from newsflash.item_fields import FIELDS, read_date, unknown_section  # deferred: start-up
     from newsflash.items import parse_item  # deferred: start-up time
     from newsflash.scaffold import item_template  # deferred: start-up time

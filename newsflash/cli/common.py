@@ -1,9 +1,9 @@
 """What every command shares: the lazily loaded config, one-line errors, the consoles.
 
 Command modules import from here, never from `newsflash.cli` itself, so the package's
-`__init__` can import them all to register them without a cycle. rich is loaded on the first
-print, not here: `newsflash --help` prints through click alone, and rich's import was a third
-of its start-up.
+`__init__` can import each of them by name, when its command is asked for, without a cycle.
+rich is loaded on the first print, not here: `newsflash --help` prints through click alone,
+and rich's import was a third of its start-up.
 """
 
 from __future__ import annotations

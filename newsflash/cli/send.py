@@ -26,7 +26,6 @@ from newsflash.cli.common import (
 )
 from newsflash.cli.status import print_status_lines
 from newsflash.errors import NewsflashError
-from newsflash.signals import sigterm_as_interrupt
 
 if TYPE_CHECKING:  # types only; the modules load when a command runs (see above)
     from newsflash.config import Config
@@ -296,6 +295,7 @@ def _send_with_progress(
     )
 
     from newsflash.sending.send import send_edition  # deferred: start-up time
+    from newsflash.signals import sigterm_as_interrupt  # deferred: start-up, for --help
 
     try:
         with (

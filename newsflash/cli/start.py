@@ -14,7 +14,6 @@ from pathlib import Path
 import click
 
 from newsflash.cli.common import State, console, escape, handled, pass_state
-from newsflash.months import month_label
 
 
 @click.command()
@@ -64,6 +63,7 @@ def new_edition(state: State, edition_id: str, title: str, preheader: str, edito
     """Add [editions."EDITION"] (title, preheader, editorial) to config.toml, keeping every
     comment and the layout. Refuses an edition that has one already."""
     from newsflash import config_edit  # deferred: tomlkit's start-up time
+    from newsflash.months import month_label  # deferred: zoneinfo's start-up, for --help
 
     config_edit.checked_edition_id(state.config, edition_id)  # a bad id: one message, first
     config = config_edit.add_edition(

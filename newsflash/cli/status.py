@@ -20,7 +20,6 @@ from newsflash.cli.common import (
     handled,
     pass_state,
 )
-from newsflash.months import local_time
 
 if TYPE_CHECKING:  # types only; the modules load when the command runs
     from newsflash.config import Config
@@ -66,6 +65,8 @@ def status(state: State, edition: str, ledger_name: str | None, show_all: bool) 
 def _print_ledger(view: LedgerView, edition: str, show_all: bool, zone: str) -> None:
     """One ledger's counts, times on the newsletter's clock, and whether the approval is of
     the edition sent (who approved it and when: once, on the approval line after the tables)."""
+    from newsflash.months import local_time  # deferred: zoneinfo's start-up, for --help
+
     st = view.status
     table = counts_table(f"Edition {edition} — {view.name} ledger ({view.path.name})")
     for label, n in (

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import sys
 from datetime import datetime
-from zoneinfo import ZoneInfo
 
 import click
 
@@ -50,6 +49,8 @@ def apply(state: State, dry_run: bool) -> None:
     status); every other byte stays. The old file is kept as subscribers.csv.<when>.bak.
     Refused while a send runs.
     """
+    from zoneinfo import ZoneInfo  # deferred: zoneinfo's start-up, for --help
+
     from newsflash.state.writeback_file import apply_statuses, summary_lines  # deferred: start-up
 
     config = state.config

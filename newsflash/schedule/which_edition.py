@@ -13,13 +13,15 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from newsflash.config import Config
 from newsflash.config_edit import checked_edition_id
-from newsflash.items import Item
 from newsflash.months import parse_edition_id
 from newsflash.pipeline import current_edition_id
-from newsflash.schedule.timetable import coming_edition, last_send_time
+
+if TYPE_CHECKING:
+    from newsflash.items import Item
 
 # How many months from the coming edition, or from an item's date, still count as "near".
 NEAR_MONTHS = 2
@@ -45,6 +47,8 @@ def default_edition(config: Config, now: dt.datetime | None = None) -> str:
     Within the grace period of a send that was due, that send's edition (it may still go out,
     and `status` should show it); otherwise the edition the next send carries. Never one
     before edition No. 1."""
+    from newsflash.schedule.timetable import coming_edition, last_send_time  # deferred: APScheduler
+
     due = last_send_time(config, now)
     chosen = current_edition_id(config, due) if due is not None else coming_edition(config, now)
     first = config.model.newsletter.first_edition
@@ -93,9 +97,10 @@ def edition_warnings(
             f"the month. Run `newsflash edition new {edition_id} --title ...` (or write the "
             "title there)."
         )
+    if _near_an_item(edition_id, items):  # then the calendar, and APScheduler, are not needed
+        return notes
     coming = default_edition(config, now)
-    far = abs(_months(edition_id) - _months(coming)) > NEAR_MONTHS
-    if far and not _near_an_item(edition_id, items):
+    if abs(_months(edition_id) - _months(coming)) > NEAR_MONTHS:
         notes.append(
             f"edition {edition_id} is far from the coming edition {coming} and no item file "
             "is pinned to it or dated in the months before it: check the year and month."
