@@ -7,10 +7,10 @@ SIGKILL leaves nothing behind), with a page cache of a few MB, so a list of any 
 and kept in flat memory. It is not the ledger (no schema to migrate, no second writer, nothing
 another process sees) nor a scratch file under state/ (which a kill would leave to clean up).
 
-A row whose address is new lands in `people`; a later row of an address already there lands
-in `later`, both in one statement per row run by SQLite (a trigger), so the reader keeps no
-per-partner structure. After the last row the later rows are merged into their first, in
-Python, by the one merge rule (`merge`), which also words the warnings.
+Every accepted row goes into `people` as it is read, so the reader keeps no per-partner
+structure; after the last row one index on the address finds each address that stands on
+several rows, and their later rows are folded into the first, in Python, by the one merge
+rule (`merge`), which also words the warnings.
 """
 
 from __future__ import annotations
@@ -38,21 +38,15 @@ Row = tuple[int, str, str, str, str, str, str, str, str]
 written, '' when blank): one accepted row, as the reader hands it over."""
 
 _COLUMNS = "line, key, email, first, last, org, segments, status, language"
-_SCHEMA = f"""
+# No index while the rows go in: a unique index on a million addresses in list order (random
+# to a b-tree) missed SQLite's page cache on most rows (40 s at 1M); one sort at the end is
+# a few seconds. `why` is the audience's (see `choose`).
+_SCHEMA = """
 PRAGMA journal_mode = OFF;
 PRAGMA synchronous = OFF;
 PRAGMA cache_size = -8000;
-CREATE TABLE people (line INTEGER PRIMARY KEY, key TEXT NOT NULL UNIQUE, email TEXT NOT NULL,
+CREATE TABLE people (line INTEGER PRIMARY KEY, key TEXT NOT NULL, email TEXT NOT NULL,
   first TEXT, last TEXT, org TEXT, segments TEXT, status TEXT, language TEXT, why TEXT);
-CREATE TABLE later (line INTEGER PRIMARY KEY, key TEXT, email TEXT, first TEXT, last TEXT,
-  org TEXT, segments TEXT, status TEXT, language TEXT);
-CREATE VIEW incoming AS SELECT {_COLUMNS} FROM later;
-CREATE TRIGGER arrive INSTEAD OF INSERT ON incoming BEGIN
-  INSERT INTO later SELECT NEW.line, NEW.key, NEW.email, NEW.first, NEW.last, NEW.org,
-    NEW.segments, NEW.status, NEW.language WHERE EXISTS (SELECT 1 FROM people WHERE key = NEW.key);
-  INSERT OR IGNORE INTO people ({_COLUMNS}) VALUES (NEW.line, NEW.key, NEW.email, NEW.first,
-    NEW.last, NEW.org, NEW.segments, NEW.status, NEW.language);
-END;
 """
 _CHUNK = 4096  # rows handed to SQLite at once: one executemany, a few hundred KB
 _IN = "(SELECT value FROM json_each(?))"  # any number of keys as one parameter
@@ -96,37 +90,42 @@ class Roster:
 
     def _flush(self) -> None:
         self._db.executemany(
-            f"INSERT INTO incoming ({_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?)", self._pending
+            f"INSERT INTO people ({_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?)", self._pending
         )
         self._pending.clear()
 
     def merge(self) -> list[SubscriberProblem]:
-        """Fold each later row of an address into its first; the warnings, by line."""
+        """Fold each later row of an address into its first, which stays alone on the
+        roster; the warnings, by line."""
         self._flush()
+        self._db.execute("CREATE INDEX people_by_key ON people (key, line)")
         warnings: list[SubscriberProblem] = []
-        merged: list[tuple[str, str, str, str, str, str, str]] = []
+        merged: list[tuple[str, str, str, str, str, str, int]] = []
+        gone: list[tuple[int]] = []
         key, kept, blank = "", None, False  # the address being merged, so far
         query = (
-            f"SELECT p.language = '', {_prefixed('p')}, {_prefixed('l')} FROM later l "
-            "JOIN people p ON p.key = l.key ORDER BY l.key, l.line"
+            f"SELECT {_COLUMNS} FROM people WHERE key IN "
+            "(SELECT key FROM people GROUP BY key HAVING count(*) > 1) ORDER BY key, line"
         )
         for row in self._db.execute(query):
-            later, given = _recipient(row[10:19]), bool(row[18])
-            if kept is None or row[2] != key:
+            if kept is None or row[1] != key:
                 if kept is not None:
-                    merged.append(_stored(kept, key))
-                key, kept, blank = str(row[2]), _recipient(row[1:10]), bool(row[0])
+                    merged.append(_stored(kept))
+                key, kept, blank = str(row[1]), _recipient(row), not row[8]
+                continue
+            later, given = _recipient(row), bool(row[8])
             kept, note = merge(kept, later, blank and given)
             blank = blank and not given
             warnings.append(SubscriberProblem(self.path, later.line, note, "warning"))
+            gone.append((later.line,))
         if kept is not None:
-            merged.append(_stored(kept, key))
+            merged.append(_stored(kept))
         self._db.executemany(
             "UPDATE people SET first = ?, last = ?, org = ?, segments = ?, status = ?, "
-            "language = ? WHERE key = ?",
+            "language = ? WHERE line = ?",
             merged,
         )
-        self._db.execute("DELETE FROM later")
+        self._db.executemany("DELETE FROM people WHERE line = ?", gone)
         warnings.sort(key=lambda p: p.line or 0)
         return warnings
 
@@ -237,10 +236,6 @@ def merge(first: Recipient, later: Recipient, take_language: bool) -> tuple[Reci
     return combined, note
 
 
-def _prefixed(table: str) -> str:
-    return ", ".join(f"{table}.{c.strip()}" for c in _COLUMNS.split(","))
-
-
 def _recipient(row: Sequence[object]) -> Recipient:
     line, _, email, first, last, org, segments, status, language = row
     return Recipient(
@@ -257,11 +252,11 @@ def _recipient(row: Sequence[object]) -> Recipient:
     )
 
 
-def _stored(r: Recipient, key: str) -> tuple[str, str, str, str, str, str, str]:
-    """A merged partner as `people` keeps it: what the merge can change, then its key."""
+def _stored(r: Recipient) -> tuple[str, str, str, str, str, str, int]:
+    """A merged partner as `people` keeps it: what the merge can change, then its line."""
     language = "" if r.language == DEFAULT_LANGUAGE else r.language
     segments = _between_spaces(r.segments)
-    return (r.first_name, r.last_name, r.organisation, segments, r.status, language, key)
+    return (r.first_name, r.last_name, r.organisation, segments, r.status, language, r.line)
 
 
 def _json(keys: Iterable[str]) -> str:
