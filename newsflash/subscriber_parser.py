@@ -1,34 +1,25 @@
 """One pass over subscribers.csv's rows: the header, each row's cells, duplicates merged.
 
 The rows come from subscriber_rows.py (one bad row stays that row's problem); each row either
-becomes a Recipient or is skipped with its line number and what to fix, and every address a
-skipped row mentions is held back if it also stands on a good row (that row may be its
-opt-out). A list without `email` or `status`, or with either twice, is refused whole.
+goes into the roster (subscriber_roster.py, which merges duplicates in SQLite) or is skipped
+with its line number and what to fix, and every address a skipped row mentions is held back if
+it also stands on a good row (that row may be its opt-out). A list without `email` or
+`status`, or with either twice, is refused whole.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import difflib
+import heapq
 import re
-import sys
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Literal
 
 from newsflash.errors import SubscribersError
 from newsflash.subscriber_addresses import MAX_ADDRESS_LENGTH, Addresses
-from newsflash.subscriber_list import (
-    COLUMNS,
-    DEFAULT_LANGUAGE,
-    STATUS_WEIGHT,
-    Recipient,
-    StatusCell,
-    SubscriberList,
-    SubscriberProblem,
-    split_segments,
-    status_of,
-)
+from newsflash.subscriber_list import COLUMNS, StatusCell, SubscriberProblem, status_of
+from newsflash.subscriber_roster import Roster, segment_text
 from newsflash.subscriber_rows import (
     UnreadableRow,
     did_you_mean,
@@ -68,9 +59,7 @@ class Parser:
         self.legacy = legacy  # cells may hold bytes that were not UTF-8 (see subscriber_rows)
         self.mixed = False  # ...in a file that is otherwise UTF-8: warn on each such row
         self.problems: list[SubscriberProblem] = []
-        self.recipients: list[Recipient] = []
-        self.index_by_key: dict[str, int] = {}
-        self.blank_language: set[str] = set()
+        self.roster = Roster(path)  # the accepted rows, merged by address (in SQLite)
         self.addresses = Addresses()
         self.skipped_addresses: dict[str, int] = {}  # address on a skipped row -> its line
         self.cells: list[StatusCell] | None = None  # kept only for locate_statuses
@@ -80,20 +69,34 @@ class Parser:
     ) -> None:
         self.problems.append(SubscriberProblem(self.path, line, message, severity))
 
-    def run(self) -> SubscriberList:
+    def run(self) -> Roster:
+        """The list read; the caller closes the roster (or it closes with the parser's)."""
+        try:
+            self._run()
+        except BaseException:
+            self.roster.close()
+            raise
+        return self.roster
+
+    def _run(self) -> None:
+        before = len(self.problems)  # said of the whole file, before its rows
         self.delimiter, lines = sniffed(self.lines)
         self._read(read_rows(lines, self.delimiter))
-        held = frozenset(k for k in self.skipped_addresses if k in self.index_by_key)
+        merged = self.roster.merge()
+        # Each merge warning where reading the row would have put it: after that line's others.
+        in_rows = heapq.merge(self.problems[before:], merged, key=lambda p: p.line or 0)
+        self.problems[before:] = list(in_rows)
+        held = self.roster.present(self.skipped_addresses)
         for key in sorted(held, key=lambda k: self.skipped_addresses[k]):
-            kept = self.recipients[self.index_by_key[key]]
+            line, email = self.roster.first_row(key)
             self.problem(
-                kept.line,
-                f"{kept.email} also stands on line {self.skipped_addresses[key]}, which has an "
+                line,
+                f"{email} also stands on line {self.skipped_addresses[key]}, which has an "
                 "error and was skipped; it is not sent to until that row is fixed (it may be "
                 "an opt-out)",
                 "warning",
             )
-        return SubscriberList(self.path, tuple(self.recipients), tuple(self.problems), held)
+        self.roster.problems, self.roster.held = tuple(self.problems), held
 
     def _read(self, rows: Iterator[tuple[int, list[str] | UnreadableRow]]) -> None:
         """One loop, no per-row closures: this is the hot path for 100k-row lists.
@@ -295,7 +298,6 @@ class Parser:
             self._hold(line, "\x1f".join(values))
             return
 
-        raw_language = values[i_language].lower()
         names = [values[i_first], values[i_last], values[i_org]]
         # Spelt out, not any(genexpr): this runs once a row, and the generator cost more than
         # the rest of the row's checks.
@@ -306,32 +308,23 @@ class Parser:
             or names[2].startswith(_FORMULA)
         ):
             names = self._clean_names(line, names)
-        recipient = Recipient(
-            email=email,
-            # A cell with a line break (a spreadsheet's Alt+Enter) would break mail headers.
-            first_name=" ".join(names[0].split()),
-            last_name=" ".join(names[1].split()),
-            # Interned too: a list names each organisation for several of its people.
-            organisation=sys.intern(" ".join(names[2].split())),
-            segments=split_segments(values[i_segments]),
-            status=status,
-            # Interned: a list repeats a handful of languages (each copy is 50 bytes a row).
-            language=sys.intern(raw_language) if raw_language else DEFAULT_LANGUAGE,
-            line=line,
-        )
         key = email.lower()
-        if key == email:
-            key = email  # most addresses are lowercase already: keep one string, not two
         if self.cells is not None:
             self.cells.append(StatusCell(line, key, status, i_status))
-        existing = self.index_by_key.get(key)
-        if existing is None:
-            self.index_by_key[key] = len(self.recipients)
-            self.recipients.append(recipient)
-            if not raw_language:
-                self.blank_language.add(key)
-        else:
-            self._merge(existing, key, recipient, bool(raw_language))
+        self.roster.add(
+            (
+                line,
+                key,
+                email,
+                # A cell with a line break (a spreadsheet's Alt+Enter) would break mail headers.
+                " ".join(names[0].split()),
+                " ".join(names[1].split()),
+                " ".join(names[2].split()),
+                segment_text(values[i_segments]),
+                status,
+                values[i_language].lower(),
+            )
+        )
 
     def _clean_names(self, line: int, names: list[str]) -> list[str]:
         """Names reach the To: header and the greeting: control characters (NUL, escape,
@@ -355,42 +348,6 @@ class Parser:
                 )
             cleaned.append(value)
         return cleaned
-
-    def _merge(self, index: int, key: str, later: Recipient, later_has_language: bool) -> None:
-        """First row wins for names; segments add up; the strongest opt-out status wins."""
-        first = self.recipients[index]
-        status = first.status
-        status_note = ""
-        if STATUS_WEIGHT[later.status] > STATUS_WEIGHT[first.status]:
-            status = later.status
-            status_note = (
-                f"; status {later.status!r} from line {later.line} wins over "
-                f"{first.status!r} so nobody who opted out is mailed"
-            )
-        elif later.status != first.status:
-            status_note = (
-                f"; status {first.status!r} from line {first.line} wins over {later.status!r}"
-            )
-        language = first.language
-        if key in self.blank_language and later_has_language:
-            language = later.language
-            self.blank_language.discard(key)
-        self.recipients[index] = dataclasses.replace(
-            first,
-            first_name=first.first_name or later.first_name,
-            last_name=first.last_name or later.last_name,
-            organisation=first.organisation or later.organisation,
-            segments=first.segments | later.segments,
-            status=status,
-            language=language,
-        )
-        self.problem(
-            later.line,
-            f"{later.email} also appears on line {first.line}; merged into line {first.line} "
-            f"(names from line {first.line} kept where given, segments combined{status_note}); "
-            "delete one of the two rows",
-            "warning",
-        )
 
 
 def _names_columns(values: list[str]) -> bool:

@@ -34,6 +34,7 @@ from newsflash.subscriber_list import (
     summary_table,
 )
 from newsflash.subscriber_parser import MISSING_FILE_HINT, Parser
+from newsflash.subscriber_roster import Roster
 from newsflash.subscriber_rows import decide, lines, text_lines
 
 __all__ = [
@@ -42,6 +43,7 @@ __all__ = [
     "STATUSES",
     "STATUS_WEIGHT",
     "Recipient",
+    "Roster",
     "StatusCell",
     "StatusMap",
     "SubscriberList",
@@ -50,6 +52,7 @@ __all__ = [
     "locate_statuses",
     "parse_subscribers",
     "read_list",
+    "read_roster",
     "recipient_id",
     "summary_table",
 ]
@@ -62,8 +65,16 @@ _LEGACY_FILE = (
 
 
 def load_subscribers(path: Path) -> SubscriberList:
+    """The whole list as Python objects, for the commands that show, count or search it."""
+    with read_roster(path) as roster:
+        return roster.to_list()
+
+
+def read_roster(path: Path) -> Roster:
     """Decode the way spreadsheets actually save, reading the file line by line: two passes
-    over its bytes (how to decode them, then the rows), never its whole text at once."""
+    over its bytes (how to decode them, then the rows), never its whole text at once, into a
+    roster kept in SQLite, so a send of any length holds no per-partner object. The caller
+    closes it."""
     path = Path(path)
     try:
         with path.open("rb") as stream:
@@ -90,7 +101,7 @@ def _unreadable(path: Path, exc: OSError) -> SubscribersError:
 
 def _parse(
     stream: BinaryIO, path: Path, cells: list[StatusCell] | None = None
-) -> tuple[SubscriberList, str]:
+) -> tuple[Roster, str]:
     """The one way a list is read, from a file or from bytes: the list and its delimiter;
     `cells`: where to note the status cells."""
     decision = decide(stream)
@@ -124,10 +135,12 @@ def locate_statuses(data: bytes, path: Path) -> StatusMap:
     """Read the list exactly as a send does, noting each accepted row's status cell: writing
     statuses back must agree with the reader on which rows count and which address each has."""
     cells: list[StatusCell] = []
-    sl, delimiter = _parse(io.BytesIO(data), Path(path), cells)
-    return StatusMap(sl, delimiter, tuple(cells))
+    roster, delimiter = _parse(io.BytesIO(data), Path(path), cells)
+    with roster:
+        return StatusMap(roster.to_list(), delimiter, tuple(cells))
 
 
 def parse_subscribers(text: str, path: Path) -> SubscriberList:
     """Pure so tests and benchmarks can feed text directly; the path is only used in messages."""
-    return Parser(lines(text), Path(path)).run()
+    with Parser(lines(text), Path(path)).run() as roster:
+        return roster.to_list()

@@ -51,6 +51,7 @@ FLOORS: dict[str, int] = {
     "newsflash.subscriber_addresses": 2,
     "newsflash.subscriber_list": 2,
     "newsflash.subscriber_parser": 2,
+    "newsflash.subscriber_roster": 2,
     "newsflash.subscribers": 2,
     "newsflash.state": 3,
     "newsflash.transports": 3,

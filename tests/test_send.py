@@ -960,13 +960,13 @@ def test_cli_send_reads_the_partner_list_once_for_the_preview_and_the_send(
 ) -> None:
     configure(workspace, batch_size=4)
     reads: list[Path] = []
-    real = audience_module.load_subscribers
+    real = audience_module.read_roster
 
     def counted(path: Path) -> Any:
         reads.append(path)
         return real(path)
 
-    monkeypatch.setattr(audience_module, "load_subscribers", counted)
+    monkeypatch.setattr(audience_module, "read_roster", counted)
     result = run(workspace, "send", ED, "--yes")
     assert result.exit_code == 0, result.output
     assert sg.all_recipients() == AUDIENCE

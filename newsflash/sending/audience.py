@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import itertools
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from newsflash.config import Config
@@ -21,9 +21,13 @@ from newsflash.personalise import Person
 from newsflash.sending.report import SKIPPED_SUFFIX
 from newsflash.state.ledger import Ledger, LedgerRecipient
 from newsflash.state.suppressions import SuppressionStore
-from newsflash.subscribers import SubscriberList, load_subscribers, recipient_id
+from newsflash.subscriber_list import segment_filter
+from newsflash.subscribers import Roster, load_subscribers, read_roster, recipient_id
 
 __all__ = ["Audience", "first_name"]
+
+_SUPPRESSED = "suppressed (newsflash suppressions list)"
+_CHUNK = 1000  # addresses asked of the roster or the suppression store at once
 
 
 def _stat_or_none(path: Path) -> os.stat_result | None:
@@ -36,10 +40,9 @@ def _stat_or_none(path: Path) -> os.stat_result | None:
 class Audience:
     """The partner list as it is now; re-read between batches when the file changes.
 
-    Per partner it keeps only what a payload needs, in a tuple keyed by the address as the
-    list folds it (lowercased), not the parsed row: a `Person` is made per batch, when its
-    batch is claimed, so the send never holds one per partner (nor a second copy of the
-    list's names and ids).
+    The list is kept in its roster (SQLite, subscriber_roster.py), not in Python objects: a
+    batch's names are one query when the batch is claimed, so the send holds per partner
+    nothing beyond its batch, however long the list.
     """
 
     def __init__(self, config: Config) -> None:
@@ -49,33 +52,54 @@ class Audience:
         self.unreadable = ""  # why the changed list could not be read, if it could not
         self._store = config.state_dir / "suppressions.sqlite"
         self._store_stamp: tuple[tuple[int, int] | None, ...] = ()
-        self._use(load_subscribers(self.path))
-        self._drop_suppressed()  # once the parsed list is freed: it builds a set of its own
+        self._roster: Roster | None = None
+        self._use(read_roster(self.path))
+        self._drop_suppressed()
+
+    def close(self) -> None:
+        """Let SQLite delete the roster's file now rather than when it is collected."""
+        if self._roster is not None:
+            self._roster.close()
 
     def __len__(self) -> int:
-        return len(self._people)
+        return self._size
 
     def __contains__(self, address: object) -> bool:
-        return isinstance(address, str) and address.lower() in self._people
+        if not isinstance(address, str):
+            return False
+        return self.roster.reasons([address.lower()]).get(address.lower(), "") is None
+
+    @property
+    def roster(self) -> Roster:
+        assert self._roster is not None  # set in __init__
+        return self._roster
 
     def members(self) -> Iterator[LedgerRecipient]:
         """Everyone in the audience, in list order, as the ledger freezes them."""
-        for email, _, _ in self._people.values():
+        for email in self.roster.audience():
             yield LedgerRecipient(recipient_id(email), email)
 
+    def people(self, frozen: Sequence[LedgerRecipient]) -> list[Person | None]:
+        """What the payload needs of each frozen recipient, as the list says now (None for
+        one not in the audience any more): one query for a batch."""
+        found = self.roster.names([r.email.lower() for r in frozen])
+        people: list[Person | None] = []
+        for r in frozen:
+            entry = found.get(r.email.lower())
+            if entry is None:
+                people.append(None)
+                continue
+            email, first, last = entry
+            people.append(Person(r.recipient_id, email, first, f"{first} {last}".strip()))
+        return people
+
     def person(self, frozen: LedgerRecipient) -> Person | None:
-        """What the payload needs of a frozen recipient, as the list says now; None if they
-        are not in the audience any more."""
-        entry = self._people.get(frozen.email.lower())
-        if entry is None:
-            return None
-        email, first, last = entry
-        return Person(frozen.recipient_id, email, first, f"{first} {last}".strip())
+        return self.people([frozen])[0]
 
     def first(self, size: int) -> list[Person]:
         """The first `size` people of the list, as a send that has not started takes them."""
-        people = (self.person(r) for r in itertools.islice(self.members(), size))
-        return [p for p in people if p is not None]
+        members = list(itertools.islice(self.members(), size))
+        return [p for p in self.people(members) if p is not None]
 
     def _store_stat(self) -> tuple[tuple[int, int] | None, ...]:
         """The suppression store changes in its WAL file first: both are watched."""
@@ -92,15 +116,13 @@ class Audience:
             return False
         store = SuppressionStore(self._store)
         try:
-            gone = store.suppressed(self._people)  # the keys: addresses, lowercased
+            gone = 0
+            for keys in self.roster.audience_keys(_CHUNK * 20):
+                gone += self.roster.leave_out(store.suppressed(keys), _SUPPRESSED)
         finally:
             store.close()
-        if not gone:
-            return False
-        for key in [key for key in self._people if key in gone]:
-            del self._people[key]
-            self._elsewhere[key] = "suppressed (newsflash suppressions list)"
-        return True
+        self._size -= gone
+        return gone > 0
 
     def _stat(self) -> tuple[int, int] | None:
         try:
@@ -109,19 +131,13 @@ class Audience:
             return None
         return st.st_mtime_ns, st.st_size
 
-    def _use(self, sl: SubscriberList) -> None:
-        """Keep only what sending needs, so the parsed list (the bulk of a send's memory at
-        100k partners) is freed before the ledger is filled."""
-        self.problems = len(sl.problems)
-        # in list order; the one audience rule is the list's own
-        self._people: dict[str, tuple[str, str, str]] = {}
-        for r in sl.audience(self.segments):
-            self._people[_folded(r.email)] = (r.email, r.first_name, r.last_name)
-        self._elsewhere: dict[str, str] = {}  # not in the audience: address -> status
-        for r in sl.recipients:
-            key = _folded(r.email)
-            if key not in self._people:
-                self._elsewhere[key] = r.status
+    def _use(self, roster: Roster) -> None:
+        """The one audience rule is the list's own (the roster's `choose`)."""
+        self.close()
+        self._roster = roster
+        self.problems = len(roster.problems)
+        roster.choose(segment_filter(self.segments))
+        self._size = roster.audience_size()
 
     def reload_if_changed(self) -> bool:
         """Re-read a changed list; if it can't be read, `unreadable` says why and the send
@@ -131,10 +147,11 @@ class Audience:
         if stamp == self._stamp:
             return self._store_stat() != self._store_stamp and self._drop_suppressed()
         try:
-            self._use(load_subscribers(self.path))
+            roster = read_roster(self.path)
         except NewsflashError as e:
             self.unreadable = str(e)
             return False
+        self._use(roster)
         self._stamp = stamp
         self.unreadable = ""
         self._drop_suppressed()
@@ -142,7 +159,10 @@ class Audience:
 
     def reason(self, address: str) -> str:
         """Why a frozen recipient is not in the audience now."""
-        status = self._elsewhere.get(address.lower())
+        return self._reason(self.roster.reasons([address.lower()]).get(address.lower()))
+
+    @staticmethod
+    def _reason(status: str | None) -> str:
         if status is None:
             return "removed from subscribers.csv" + SKIPPED_SUFFIX
         what = status if status != "subscribed" else "moved out of the audience segments"
@@ -151,19 +171,17 @@ class Audience:
     def skip_gone(self, ledger: Ledger, edition_id: str) -> int:
         """Settle pending recipients who left the audience as failed (skipped)."""
         by_reason: dict[str, list[str]] = {}
-        for r in ledger.pending_recipients(edition_id):
-            if r.email not in self:
-                by_reason.setdefault(self.reason(r.email), []).append(r.recipient_id)
+        pending = ledger.pending_recipients(edition_id)
+        for start in range(0, len(pending), _CHUNK):
+            chunk = pending[start : start + _CHUNK]
+            why = self.roster.reasons([r.email.lower() for r in chunk])
+            for r in chunk:
+                key = r.email.lower()
+                if key not in why or why[key] is not None:
+                    by_reason.setdefault(self._reason(why.get(key)), []).append(r.recipient_id)
         return sum(
             ledger.skip_pending(edition_id, ids, reason) for reason, ids in by_reason.items()
         )
-
-
-def _folded(email: str) -> str:
-    """The address as the list merges it; the same string when it is lowercase already (most
-    are), so the key costs nothing beside the address."""
-    key = email.lower()
-    return email if key == email else key
 
 
 def first_name(config: Config, address: str) -> str:

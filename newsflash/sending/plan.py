@@ -183,8 +183,12 @@ def _counts(started: _Started, audience: Audience, again: bool) -> tuple[int, in
 
 def _first_batch(started: _Started | None, audience: Audience, size: int) -> list[Person]:
     if started is not None:
-        people = (audience.person(r) for r in started.order)
-        first = list(itertools.islice((p for p in people if p is not None), size))
+        first: list[Person] = []
+        for at in range(0, len(started.order), size):  # a query a batch, not a partner
+            people = audience.people(started.order[at : at + size])
+            first += itertools.islice((p for p in people if p is not None), size - len(first))
+            if len(first) == size:
+                break
         if first:
             return first
     return audience.first(size)

@@ -198,8 +198,10 @@ class _Run:
         batch = self.ledger.next_batch(self.edition_id, self.transport.max_batch)
         if batch is None:
             return None
+        found = self.audience.people(batch.recipients)
         people = [
-            self.audience.person(r) or Person(r.recipient_id, r.email) for r in batch.recipients
+            p or Person(r.recipient_id, r.email)
+            for p, r in zip(found, batch.recipients, strict=True)
         ]
         if self.ahead is not None:
             self.ahead.hint(self.audience, self.ready.message)
@@ -280,7 +282,7 @@ class _Lookahead:
         self.size = transport.max_batch
 
     def hint(self, audience: Audience, message: Message) -> None:
-        people = (audience.person(r) for r in self.ledger.upcoming(self.edition_id, self.size))
+        people = audience.people(self.ledger.upcoming(self.edition_id, self.size))
         upcoming = [p for p in people if p is not None]
         if upcoming:
             self.transport.prepare(upcoming, message)
