@@ -92,7 +92,26 @@ def send_edition(
         build = build or build_edition(config, edition_id, ledger_name=transport.ledger_name)
         require_approved(config, edition_id, build)
         synced = sync_for_send(config, transport.ledger_name)
+    owned = ready is None  # else the caller's: it may use it again
     ready = ready or plan.prepare(config, edition_id, transport, build)
+    try:
+        args = (resend_uncertain, dry_run, progress, synced)
+        return _send_prepared(config, edition_id, transport, ready, *args)
+    finally:
+        if owned:  # a long-lived scheduler should not wait for the collector
+            ready.audience.close()
+
+
+def _send_prepared(
+    config: Config,
+    edition_id: str,
+    transport: Transport,
+    ready: plan.Prepared,
+    resend_uncertain: bool,
+    dry_run: bool,
+    progress: Progress | None,
+    synced: str,
+) -> SendReport:
     if dry_run:
         return plan.dry_run(config, edition_id, transport, ready, resend_uncertain)
     with open_ledger(config, ready.ledger_name) as ledger, ledger.sending(edition_id):
