@@ -117,4 +117,3 @@ def test_the_random_editions_reach_every_branch_the_figures_have() -> None:
     groups = {g.name for r in reports for g in r.engagement.organisations if g.clickers}
     assert NO_ORGANISATION in groups and NOT_LISTED in groups
     assert any(r.trust.unsubscribes and r.engagement.machine_opens for r in reports)
-

@@ -5,8 +5,8 @@ status, segment and language) took 1.65 s for 100k partners. The ledger already 
 addresses that were sent to, normalised, so a plain CSV read that lowercases each address
 finds them. What the plain read cannot be sure of (a legacy encoding, an address with
 non-ASCII characters, which the validator turns into punycode) is left to the full loader.
-A list the csv module is not needed for (no quotes, the lists spreadsheets write) is split at
-line ends and delimiters instead, which reads the same rows at two thirds of the cost.
+A list the csv module is not needed for (no quotes: most lists a spreadsheet writes) is split at
+line ends and delimiters instead: the same rows, at about three quarters of the CPU time.
 """
 
 from __future__ import annotations
@@ -53,7 +53,7 @@ def _by_csv(text: str) -> dict[str, str]:
 
 def _by_split(text: str) -> dict[str, str] | None:
     """What `_by_csv` reads, by splitting at line ends and delimiters: the csv module's read
-    and its rows cost 0.17-0.30 s of a report of 100k partners, these splits 0.11-0.18 s (CPU,
+    and its rows cost 0.17-0.30 s of a report of 100k partners, these splits 0.11-0.19 s (CPU,
     fresh processes). None when the text needs the csv module: a quote, a NUL, a lone CR, or
     a line longer than the csv module's field limit (it refuses that line). A space the csv
     module skips after a delimiter is one the address's strip and the organisation's clean
