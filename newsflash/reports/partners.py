@@ -15,6 +15,7 @@ import csv
 import io
 import re
 from collections.abc import Collection, Iterable
+from itertools import repeat
 from pathlib import Path
 
 from newsflash.errors import SubscribersError
@@ -69,7 +70,7 @@ def _by_split(text: str) -> dict[str, str] | None:
     if where is None:
         return {}
     cut = max(where) + 1  # the fields after the last one read stay in one piece
-    return _collect((line.split(delimiter, cut) for line in lines[1:]), where)
+    return _collect(map(str.split, lines[1:], repeat(delimiter), repeat(cut)), where)
 
 
 def _collect(rows: Iterable[list[str]], where: tuple[int, int]) -> dict[str, str]:
