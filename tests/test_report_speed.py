@@ -8,6 +8,7 @@ verbatim in tests/report_before_speedup.py, with and without a rollup.
 
 from __future__ import annotations
 
+import dataclasses
 import random
 
 import pytest
@@ -117,3 +118,22 @@ def test_the_random_editions_reach_every_branch_the_figures_have() -> None:
     groups = {g.name for r in reports for g in r.engagement.organisations if g.clickers}
     assert NO_ORGANISATION in groups and NOT_LISTED in groups
     assert any(r.trust.unsubscribes and r.engagement.machine_opens for r in reports)
+
+
+def test_the_order_recipients_outcomes_and_clicks_are_read_in_changes_no_figure() -> None:
+    """sources reads the ledger's recipients unsorted (sorting 100k rows cost a fifth of the
+    query): every figure must come out the same whatever order the rows arrive in."""
+    differ = []
+    for seed in range(200):
+        data = _edition(seed, rolled_up=True)
+        rng = random.Random(seed)
+        recipients, outcomes, events = (list(data.recipients), list(data.outcomes or ()),
+                                        list(data.events))  # fmt: skip
+        for rows in (recipients, outcomes, events):
+            rng.shuffle(rows)
+        shuffled = dataclasses.replace(
+            data, recipients=recipients, outcomes=outcomes, events=events
+        )
+        if compute(shuffled) != compute(data):
+            differ.append(seed)
+    assert differ == []
