@@ -128,6 +128,9 @@ class _Parsed:
             self.tree if stripped.startswith(self.tree.docinfo.doctype) else self.tree.getroot()
         )
         self.blocks: list[Any] = _BLOCKS(self.tree)
+        # premailer reads a <style> anywhere; a rebuild keeps only <head> and the changed
+        # blocks' ancestors, so an email with one in <body> is always inlined whole
+        self.body_styles = bool(self.tree.xpath("//body//style"))
         self.marks: list[Any] = []
         self.skeleton, self.raw = self.cut()
 
@@ -219,7 +222,8 @@ class IncrementalInliner:
         whole = _text(parsed.top)
         pieces, out = parsed.cut()
         layout = _Layout(floats, parsed.skeleton, parsed.raw, pieces, out)
-        if len(pieces) == len(out) + 1 and layout.html() == whole and _local(inliner.selectors):
+        exact = len(pieces) == len(out) + 1 and layout.html() == whole
+        if exact and _local(inliner.selectors) and not parsed.body_styles:
             self._keep(layout)
         return whole
 

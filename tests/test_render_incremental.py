@@ -208,6 +208,31 @@ def test_a_stylesheet_that_reads_siblings_or_position_is_inlined_whole_every_tim
     assert inliner.whole == len(emails) and inliner.blocks_inlined == 0
 
 
+@pytest.mark.parametrize(
+    "where",
+    ["before the table", "inside an unchanged row"],
+)
+def test_a_stylesheet_in_the_body_is_read_for_every_row_however_the_email_changes(
+    where: str,
+) -> None:
+    """A template's own <style> outside <head> (an mj-raw in mj-body) is read by premailer
+    like any other; cutting the branches that hold no changed row would drop its rules."""
+    css = "td div { color: #aa0000; }"
+    style = "<style>.x { font-weight: bold; }</style>"
+    first_row = ("", f"{style}a") if where == "inside an unchanged row" else ("", "a")
+    escaped = style.replace("{", "{{").replace("}", "}}")  # ROWS is a format string
+    head = ROWS.replace("<table>", escaped + "<table>") if where == "before the table" else ROWS
+    emails = [
+        head.format(css=css, rows=_rows(first_row, ("x", "b"), ("x", "c"))),
+        head.format(css=css, rows=_rows(first_row, ("x", "b"), ("x", "c changed"))),
+    ]
+    inliner = IncrementalInliner()
+    for html in emails:
+        got = inliner.inline(html, floats=False)
+        assert got == inline_whole(html, floats=False)
+    assert "font-weight:bold" in got.replace(" ", "")
+
+
 def test_a_local_stylesheet_reinlines_only_the_changed_row() -> None:
     css = ".lead div { color: #aa0000; } td div { font-size: 15px; } p { margin: 0; }"
     inliner = IncrementalInliner()
