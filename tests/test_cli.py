@@ -389,3 +389,21 @@ def test_a_build_far_from_every_item_still_reads_the_calendar_and_names_a_broken
     near = cli("build", "2022-02")
     assert near.exit_code == 0, near.output
     assert (workspace / "build" / "2022-02" / "email.html").is_file()
+
+
+@pytest.mark.parametrize(
+    ("typed", "meant"), [("sned", "send"), ("statu", "status"), ("reprot", "report")]
+)
+def test_a_mistyped_command_is_answered_with_the_command_it_is_nearest(
+    typed: str, meant: str
+) -> None:
+    """The lazy group imports no command to find a near name, but still suggests one."""
+    result = CliRunner().invoke(main, [typed])
+    assert result.exit_code == 2
+    assert f"No such command '{typed}'. Did you mean '{meant}'?" in result.output
+
+
+def test_a_command_nothing_is_near_is_refused_without_a_suggestion() -> None:
+    result = CliRunner().invoke(main, ["zzzzzz"])
+    assert result.exit_code == 2
+    assert "No such command 'zzzzzz'." in result.output and "Did you mean" not in result.output

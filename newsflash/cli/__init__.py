@@ -52,6 +52,21 @@ class LazyGroup(click.Group):
         command: click.Command = getattr(found, name)
         return command
 
+    def resolve_command(
+        self, ctx: click.Context, args: list[str]
+    ) -> tuple[str | None, click.Command | None, list[str]]:
+        """click suggests a near name from `self.commands`, which a lazy group leaves empty:
+        the suggestion is made here from the names instead, without importing a command."""
+        try:
+            return super().resolve_command(ctx, args)
+        except click.UsageError as e:
+            import difflib  # deferred: only for a mistyped command, kept out of start-up
+
+            close = difflib.get_close_matches(str(args[0]), COMMANDS) if args else []
+            if not close or str(args[0]) in COMMANDS:
+                raise
+            raise click.UsageError(f"{e.message} Did you mean {close[0]!r}?", ctx) from None
+
 
 @click.group(
     cls=LazyGroup,
