@@ -20,7 +20,8 @@ from test_send import AUDIENCE, ED, configure, ledger_of, transport
 
 from newsflash.config import Config, load_config
 from newsflash.edition import build_manifest
-from newsflash.errors import LedgerError, TransportError
+from newsflash.errors import LedgerError, NotApproved, TransportError
+from newsflash.sending.approval import APPROVALS_DIR, approval_state, approve
 from newsflash.sending.send import send_edition
 from newsflash.state import ledgers
 
@@ -131,3 +132,51 @@ def test_the_older_config_hash_leaves_out_only_the_public_url(workspace: Path) -
     moved = load_config(path)
     assert moved.content_sha256(ED) != config.content_sha256(ED)
     assert moved.earlier_content_sha256s(ED) == config.earlier_content_sha256s(ED)
+
+
+def _approved_by_an_older_newsflash(workspace: Path) -> Config:
+    """Approval on, the edition approved, then its record rewritten with the older hash."""
+    path = workspace / "config.toml"
+    text = path.read_text(encoding="utf-8").replace(
+        "require_approval = false", "require_approval = true"
+    )
+    path.write_text(text, encoding="utf-8")
+    config = load_config(path)
+    approve(config, ED, by="Ana Silva")
+    (older,) = ledgers.build_edition(config, ED).edition.earlier_manifest_hashes
+    record = config.state_dir / APPROVALS_DIR / f"{ED}.json"
+    doc = json.loads(record.read_text(encoding="utf-8"))
+    doc["manifest_hash"] = older
+    record.write_text(json.dumps(doc), encoding="utf-8")
+    return config
+
+
+def test_an_approval_an_older_newsflash_recorded_still_holds_when_nothing_changed(
+    workspace: Path, sg: FakeSendGrid
+) -> None:
+    configure(workspace)
+    config = _approved_by_an_older_newsflash(workspace)
+    assert approval_state(config, ED, ledgers.build_edition(config, ED)).approved
+    sleeps: list[float] = []
+    send_edition(config, ED, transport=transport(config, sleeps))
+    assert Counter(sg.all_recipients()) == Counter(AUDIENCE)
+
+
+def test_an_approval_an_older_newsflash_recorded_is_void_once_a_setting_changed(
+    workspace: Path, sg: FakeSendGrid
+) -> None:
+    configure(workspace)
+    _approved_by_an_older_newsflash(workspace)
+    path = workspace / "config.toml"
+    old_tagline = 'tagline = "News for the partners of the Automotive Skills Alliance"'
+    path.write_text(
+        path.read_text(encoding="utf-8").replace(old_tagline, 'tagline = "Changed"'),
+        encoding="utf-8",
+    )
+    changed = load_config(path)
+    state = approval_state(changed, ED, ledgers.build_edition(changed, ED))
+    assert state.state == "changed"
+    sleeps: list[float] = []
+    with pytest.raises(NotApproved):
+        send_edition(changed, ED, transport=transport(changed, sleeps))
+    assert sg.all_recipients() == []
