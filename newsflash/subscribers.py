@@ -16,6 +16,7 @@ This module is the door: load a file, or locate its status cells for `subscriber
 from __future__ import annotations
 
 import io
+import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
@@ -105,9 +106,12 @@ def _parse(
     """The one way a list is read, from a file or from bytes: the list and its delimiter;
     `cells`: where to note the status cells."""
     decision = decide(stream)
-    parser = Parser(
-        text_lines(stream, decision), path, legacy=decision.encoding in ("legacy", "mixed")
-    )
+    try:
+        parser = Parser(
+            text_lines(stream, decision), path, legacy=decision.encoding in ("legacy", "mixed")
+        )
+    except sqlite3.Error as e:
+        raise _no_scratch(path, e) from None
     parser.cells = cells
     if decision.encoding == "legacy":
         parser.problem(decision.first_legacy_line, _LEGACY_FILE, "warning")
@@ -116,10 +120,22 @@ def _parse(
     try:
         return parser.run(), parser.delimiter
     except UnicodeDecodeError:
+        parser.roster.close()
         raise SubscribersError(
             f"{path} changed while it was being read (it no longer decodes as it did a moment "
             "before); wait until it is saved and run the command again"
         ) from None
+    except sqlite3.Error as e:
+        parser.roster.close()
+        raise _no_scratch(path, e) from None
+
+
+def _no_scratch(path: Path, e: sqlite3.Error) -> SubscribersError:
+    """The roster's temporary file could not be written (a full or read-only temp folder)."""
+    return SubscribersError(
+        f"{path}: its rows could not be kept in a temporary file ({e}); free some space in "
+        "the temporary folder (TMPDIR if set, else /var/tmp or /tmp) and run the command again"
+    )
 
 
 @dataclass(frozen=True, slots=True)

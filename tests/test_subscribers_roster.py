@@ -10,16 +10,21 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+from click.testing import CliRunner
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from newsflash import subscriber_roster
+from newsflash.cli import main
 from newsflash.config import load_config
+from newsflash.errors import SubscribersError
 from newsflash.sending.audience import Audience
 from newsflash.state.ledger import LedgerRecipient
 from newsflash.subscriber_list import segment_filter
 from newsflash.subscriber_parser import Parser
 from newsflash.subscriber_rows import lines
-from newsflash.subscribers import parse_subscribers, recipient_id
+from newsflash.subscribers import load_subscribers, parse_subscribers, recipient_id
 
 HEADER = "email,first_name,last_name,organisation,segments,status,language\n"
 FAR = 10_000  # rows between two copies of an address: more than one chunk handed to SQLite
@@ -189,3 +194,21 @@ def test_the_send_audience_is_the_lists_own_audience_rule(
     for r in listed.recipients:
         if r.email not in expected:
             assert reasons[r.email.lower()] == r.status
+
+
+def test_a_temporary_folder_too_full_for_the_roster_is_a_clear_error_not_a_traceback(
+    workspace: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """SQLite's own limit on the scratch file's size stands in for a full temporary folder:
+    the same "database or disk is full" a real one gives, from a real write."""
+    monkeypatch.setattr(
+        subscriber_roster, "_SCHEMA", subscriber_roster._SCHEMA + "PRAGMA max_page_count = 8;\n"
+    )
+    path = workspace / "subscribers.csv"
+    path.write_text(HEADER + filler(20_000), encoding="utf-8")
+    with pytest.raises(SubscribersError, match="could not be kept in a temporary file") as e:
+        load_subscribers(path)
+    assert "full" in str(e.value) and str(path) in str(e.value)
+    result = CliRunner().invoke(main, ["--config", str(workspace / "config.toml"), "subscribers"])
+    assert result.exit_code != 0 and "Traceback" not in result.output
+    assert "could not be kept in a temporary file" in result.output
