@@ -86,6 +86,7 @@ def test_check_passes_on_the_sample(cli: Callable[..., Result]) -> None:
     result = cli("check")
     assert result.exit_code == 0, result.output
     assert "6 valid, 0 with errors" in result.stdout
+    assert "calendar 4 job(s): ok" in result.stdout
     assert "Traceback" not in result.output
 
 
@@ -112,6 +113,25 @@ def test_check_fails_with_a_broken_file_printing_every_problem(
     assert "not_utf8.md:2: not UTF-8" in out
     for where in (":3: section:", ":4: date:", ":5: status:", ":6: image_alt:", ":8: body:"):
         assert f"several_problems_at_once.md{where}" in out
+
+
+def test_check_names_a_schedule_job_whose_cron_fields_make_no_calendar(
+    cli: Callable[..., Result], workspace: Path
+) -> None:
+    """A build of a named edition does not read the calendar, so `check` is where a typo in
+    a job's cron fields shows before the scheduler meets it."""
+    path = workspace / "config.toml"
+    text = path.read_text(encoding="utf-8")
+    assert text.count('day = "1st tue"') == 1  # the send job's
+    path.write_text(text.replace('day = "1st tue"', 'day = "1st tuesday"'), encoding="utf-8")
+
+    result = cli("check")
+
+    assert result.exit_code == 1
+    assert "Traceback" not in result.output
+    assert "calendar" in result.stdout and "[schedule.send]" in result.stdout
+    assert "6 valid, 0 with errors" in result.stdout  # the rest is still checked
+    assert "subscribers 13 rows" in result.stdout
 
 
 def test_check_fails_in_a_separate_process_without_traceback(workspace: Path) -> None:

@@ -24,7 +24,7 @@ from newsflash.cli.common import (
     print_problems,
     table,
 )
-from newsflash.errors import BuildError, NewsflashError
+from newsflash.errors import BuildError, ConfigError, NewsflashError
 
 if TYPE_CHECKING:
     from newsflash.config import Config
@@ -41,11 +41,12 @@ if TYPE_CHECKING:
 @pass_state
 @handled
 def check(state: State, links: bool) -> None:
-    """Validate config.toml, every item file and subscribers.csv; report every problem at once.
+    """Validate config.toml, its calendar, every item file and subscribers.csv; report every
+    problem at once.
 
     With --links, also fetch every link of the coming edition (HEAD, else GET; recent
-    working results come from state/links.sqlite). Exits 1 if any item file or the partner
-    list has an error, or a link is dead.
+    working results come from state/links.sqlite). Exits 1 if any item file, a calendar job
+    or the partner list has an error, or a link is dead.
     """
     from newsflash import pipeline  # deferred: the renderer's start-up time (module docstring)
     from newsflash.edition import title_clashes  # deferred: start-up time
@@ -60,6 +61,7 @@ def check(state: State, links: bool) -> None:
     clashes = title_clashes(loaded.items)
     print_problems([*loaded.problems, *clashes])
     failed = bool(loaded.errors) or bool(clashes)
+    failed |= _check_calendar(config)
     failed |= _check_subscribers(config)
     if links:
         from newsflash.schedule.followups import coming_links  # deferred: APScheduler, httpx
@@ -67,6 +69,20 @@ def check(state: State, links: bool) -> None:
         failed |= _print_links(*coming_links(config))
     if failed:
         sys.exit(1)
+
+
+def _check_calendar(config: Config) -> bool:
+    """Print whether each [schedule] job's cron fields make a calendar; True if one does not.
+    A build of a named edition no longer reads them, so this is where a typo shows first."""
+    from newsflash.schedule.timetable import configured_triggers  # deferred: APScheduler
+
+    try:
+        jobs = configured_triggers(config)
+    except ConfigError as e:
+        console().print(f"[bold]calendar[/] [red]error:[/] {escape(str(e))}", soft_wrap=True)
+        return True
+    console().print(f"[bold]calendar[/] {len(jobs)} job(s): ok")
+    return False
 
 
 def _check_subscribers(config: Config) -> bool:
