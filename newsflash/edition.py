@@ -61,6 +61,12 @@ class Edition:
     def manifest_hash(self) -> str:
         return str(self.manifest["content_sha256"])
 
+    def known_as(self, manifest_hash: str | None) -> bool:
+        """Whether a recorded hash (an approval's, a frozen send's) is this edition's: its
+        manifest now, or as an earlier newsflash hashed the same files and settings, so an
+        upgrade between two runs is not taken for an edit."""
+        return manifest_hash == self.manifest_hash or manifest_hash in self.earlier_manifest_hashes
+
 
 def select_items(
     items: Iterable[Item],

@@ -128,9 +128,6 @@ class _Parsed:
             self.tree if stripped.startswith(self.tree.docinfo.doctype) else self.tree.getroot()
         )
         self.blocks: list[Any] = _BLOCKS(self.tree)
-        # premailer reads a <style> anywhere; a rebuild keeps only <head> and the changed
-        # blocks' ancestors, so an email with one in <body> is always inlined whole
-        self.body_styles = bool(self.tree.xpath("//body//style"))
         self.marks: list[Any] = []
         self.skeleton, self.raw = self.cut()
 
@@ -217,13 +214,16 @@ class IncrementalInliner:
         """premailer over the whole tree; its layout kept only if it is safe and exact."""
         self.whole += 1
         parsed.unmark()
+        # premailer reads a <style> anywhere; a rebuild keeps only <head> and the changed
+        # blocks' ancestors, so an email with one in <body> is always inlined whole
+        body_styles = bool(parsed.tree.xpath("//body//style"))
         inliner = Inliner(parsed.tree.getroot(), floats=floats)
         inliner.transform(pretty_print=False)
         whole = _text(parsed.top)
         pieces, out = parsed.cut()
         layout = _Layout(floats, parsed.skeleton, parsed.raw, pieces, out)
         exact = len(pieces) == len(out) + 1 and layout.html() == whole
-        if exact and _local(inliner.selectors) and not parsed.body_styles:
+        if exact and _local(inliner.selectors) and not body_styles:
             self._keep(layout)
         return whole
 

@@ -174,9 +174,8 @@ def approval_state(config: Config, edition_id: str, build: BuiltEdition) -> Appr
     zone = config.model.newsletter.timezone
     if approval is None:
         return ApprovalState(edition_id, "unapproved", None, current, timezone=zone)
-    # An approval an older newsflash recorded of these same files and settings still holds:
-    # an upgrade is not an edit (Config.earlier_content_sha256s).
-    if approval.manifest_hash in (current, *build.edition.earlier_manifest_hashes):
+    # One an older newsflash recorded of these same files and settings still holds.
+    if build.edition.known_as(approval.manifest_hash):
         return ApprovalState(edition_id, "approved", approval, current, timezone=zone)
     changes = diff_manifests(approval.manifest, build.edition.manifest)
     return ApprovalState(edition_id, "changed", approval, current, tuple(changes), zone)

@@ -103,13 +103,9 @@ def prepare(
 
 
 def same_edition(frozen_hash: str | None, build: pipeline.BuiltEdition) -> str | None:
-    """The hash the ledger knows this edition by, if `frozen_hash` is this edition's:
-    its manifest now, or as an earlier newsflash hashed the same files and settings (so
-    an upgrade between two runs of one send is not taken for an edit); None if not."""
-    edition = build.edition
-    if frozen_hash == edition.manifest_hash or frozen_hash in edition.earlier_manifest_hashes:
-        return frozen_hash
-    return None
+    """The hash the ledger knows this edition by, if `frozen_hash` is this edition's
+    (Edition.known_as); None if not."""
+    return frozen_hash if build.edition.known_as(frozen_hash) else None
 
 
 def refuse_if_changed(
