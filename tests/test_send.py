@@ -93,6 +93,17 @@ def ledger_of(config: Config, name: str = "sendgrid") -> Ledger:
     return Ledger(ledgers.ledger_path(config, name))
 
 
+def correct_an_unpinned_item(workspace: Path) -> None:
+    """Append a line to a ready item that no edition is pinned to: an edit after a send."""
+    item = next(
+        p
+        for p in sorted((workspace / "submissions").rglob("*.md"))
+        if "status: ready" in p.read_text(encoding="utf-8")
+        and "edition:" not in p.read_text(encoding="utf-8")
+    )
+    item.write_text(item.read_text(encoding="utf-8") + "\nA late correction.\n", encoding="utf-8")
+
+
 def received(sg: FakeSendGrid) -> Counter[str]:
     return Counter(sg.all_recipients())
 
@@ -510,13 +521,7 @@ def test_an_edition_changed_after_its_send_started_is_refused(
     with pytest.raises(TransportError):
         send_edition(config, ED, transport=transport(config, sleeps))
     sg.reset()
-    item = next(
-        p
-        for p in sorted((workspace / "submissions").rglob("*.md"))
-        if "status: ready" in p.read_text(encoding="utf-8")
-        and "edition:" not in p.read_text(encoding="utf-8")
-    )
-    item.write_text(item.read_text(encoding="utf-8") + "\nA late correction.\n", encoding="utf-8")
+    correct_an_unpinned_item(workspace)
     with pytest.raises(LedgerError, match="changed after sending started"):
         send_edition(config, ED, transport=transport(config, sleeps))
     assert sg.request_log == []

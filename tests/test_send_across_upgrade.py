@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 from fake_sendgrid import FakeSendGrid
-from test_send import AUDIENCE, ED, configure, ledger_of, transport
+from test_send import AUDIENCE, ED, configure, correct_an_unpinned_item, ledger_of, transport
 
 from newsflash.config import Config, load_config
 from newsflash.edition import build_manifest
@@ -58,6 +58,18 @@ def _as_an_older_newsflash_froze_it(config: Config) -> str:
     return str(older["content_sha256"])
 
 
+def _retitled(workspace: Path) -> Config:
+    """config.toml with the newsletter's tagline changed: a setting that shapes the email."""
+    path = workspace / "config.toml"
+    text = path.read_text(encoding="utf-8")
+    old_tagline = 'tagline = "News for the partners of the Automotive Skills Alliance"'
+    assert old_tagline in text
+    path.write_text(
+        text.replace(old_tagline, 'tagline = "Changed after the send"'), encoding="utf-8"
+    )
+    return load_config(path)
+
+
 def test_a_send_an_older_newsflash_started_is_finished_by_a_newer_one_with_nobody_twice(
     workspace: Path, sg: FakeSendGrid
 ) -> None:
@@ -84,14 +96,7 @@ def test_a_send_an_older_newsflash_started_is_still_refused_when_a_setting_chang
     config = configure(workspace, batch_size=5)
     _start_then_stop(config, sg, sleeps)
     _as_an_older_newsflash_froze_it(config)
-    path = workspace / "config.toml"
-    text = path.read_text(encoding="utf-8")
-    old_tagline = 'tagline = "News for the partners of the Automotive Skills Alliance"'
-    assert old_tagline in text
-    path.write_text(
-        text.replace(old_tagline, 'tagline = "Changed after the send"'), encoding="utf-8"
-    )
-    changed = load_config(path)
+    changed = _retitled(workspace)
 
     with pytest.raises(LedgerError, match="changed after sending started"):
         send_edition(changed, ED, transport=transport(changed, sleeps))
@@ -105,13 +110,7 @@ def test_a_send_an_older_newsflash_started_is_still_refused_when_an_item_changed
     config = configure(workspace, batch_size=5)
     _start_then_stop(config, sg, sleeps)
     _as_an_older_newsflash_froze_it(config)
-    item = next(
-        p
-        for p in sorted((workspace / "submissions").rglob("*.md"))
-        if "status: ready" in p.read_text(encoding="utf-8")
-        and "edition:" not in p.read_text(encoding="utf-8")
-    )
-    item.write_text(item.read_text(encoding="utf-8") + "\nA late correction.\n", encoding="utf-8")
+    correct_an_unpinned_item(workspace)
 
     with pytest.raises(LedgerError, match="changed after sending started"):
         send_edition(config, ED, transport=transport(config, sleeps))
@@ -167,13 +166,7 @@ def test_an_approval_an_older_newsflash_recorded_is_void_once_a_setting_changed(
 ) -> None:
     configure(workspace)
     _approved_by_an_older_newsflash(workspace)
-    path = workspace / "config.toml"
-    old_tagline = 'tagline = "News for the partners of the Automotive Skills Alliance"'
-    path.write_text(
-        path.read_text(encoding="utf-8").replace(old_tagline, 'tagline = "Changed"'),
-        encoding="utf-8",
-    )
-    changed = load_config(path)
+    changed = _retitled(workspace)
     state = approval_state(changed, ED, ledgers.build_edition(changed, ED))
     assert state.state == "changed"
     sleeps: list[float] = []
