@@ -97,24 +97,26 @@ def _plain(value: object) -> object:
 
 
 def _files(folders: Iterable[Path]) -> Iterable[bytes]:
-    """Name and bytes of every file under each folder: the loader can `include` any of them."""
+    """Name and bytes of every file under each folder: the loader can `include` any of them.
+    Each name and body is preceded by its length, so no file's bytes can pass for the name
+    and bytes of another (two files are never taken for one that holds both)."""
     for n, folder in enumerate(folders):
         if not folder.is_dir():
             yield f"{n}:absent\0".encode()
             continue
         for path in sorted(folder.rglob("*")):
             if path.is_file():
-                yield f"{n}:{path.relative_to(folder).as_posix()}\0".encode()
-                yield path.read_bytes() + b"\0"
+                name = path.relative_to(folder).as_posix().encode()
+                data = path.read_bytes()
+                yield f"{n}:{len(name)}:".encode() + name + f"{len(data)}:".encode() + data
 
 
-@functools.cache
-def code_fingerprint() -> str:
-    """newsflash's version and rendering code, Python's version and every installed
-    distribution's name and version (from the .dist-info folders on sys.path, which an
-    upgrade renames): computed once a process."""
+def _fingerprint(files: Iterable[str]) -> str:
+    """newsflash's version and the named files of the package, Python's version and every
+    installed distribution's name and version (from the .dist-info folders on sys.path,
+    which an upgrade renames)."""
     h = hashlib.sha256(f"{__version__}\0{sys.version}\0".encode())
-    for name in _RENDER_CODE:
+    for name in files:
         h.update(name.encode() + b"\0" + (_PACKAGE / name).read_bytes() + b"\0")
     for entry in sys.path:
         try:
@@ -122,6 +124,34 @@ def code_fingerprint() -> str:
         except OSError:
             continue
         h.update(("\0".join(names) + "\0").encode())
+    return h.hexdigest()
+
+
+@functools.cache
+def code_fingerprint() -> str:
+    """The fingerprint of the rendering code: computed once a process."""
+    return _fingerprint(_RENDER_CODE)
+
+
+@functools.cache
+def package_fingerprint() -> str:
+    """The fingerprint of every file of the package (its code and its templates; not the
+    compiled __pycache__, which Python rewrites at will): what a whole command's output,
+    not only its email, depends on (the build stamp's)."""
+    files: list[str] = []
+    for folder, subfolders, names in os.walk(_PACKAGE):
+        subfolders[:] = [d for d in subfolders if d != "__pycache__"]
+        rel = Path(folder).relative_to(_PACKAGE)
+        files += [(rel / n).as_posix() for n in names]
+    return _fingerprint(sorted(files))
+
+
+def tree_digest(folders: Iterable[Path]) -> str:
+    """The hash of every file's name and bytes under each folder (a missing folder counts
+    as absent): what a loader that may read any of them depends on."""
+    h = hashlib.sha256()
+    for chunk in _files(folders):
+        h.update(chunk)
     return h.hexdigest()
 
 

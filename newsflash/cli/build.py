@@ -1,8 +1,8 @@
 """`newsflash check`, `build` and `new`: the edition from item files, before any send.
 
 The pipeline is imported inside `check` and `build` on purpose: it loads the config model, the
-item parser and the rendering code, which `newsflash --help` would otherwise pay for too, since
-it imports every command module for the commands' one-line summaries.
+item parser and the rendering code, which `newsflash build --help` would otherwise pay for,
+and which an up-to-date `newsflash build EDITION` (build_stamp) never needs.
 """
 
 from __future__ import annotations
@@ -15,9 +15,10 @@ import click
 
 from newsflash.cli.common import (
     State,
+    chosen_edition,
     complete_sections,
     console,
-    edition_argument,
+    edition_as_given,
     escape,
     handled,
     pass_state,
@@ -27,8 +28,10 @@ from newsflash.cli.common import (
 from newsflash.errors import BuildError, ConfigError, NewsflashError
 
 if TYPE_CHECKING:
+    from newsflash import build_stamp
     from newsflash.config import Config
     from newsflash.linkcheck.result import LinkReport
+    from newsflash.pipeline import BuiltEdition
 
 
 @click.command()
@@ -115,11 +118,11 @@ def _print_links(edition_id: str, report: LinkReport) -> bool:
 
 
 @click.command()
-@edition_argument
+@edition_as_given
 @click.option("--allow-clip", is_flag=True, help="Write the build even if Gmail would clip it.")
 @pass_state
 @handled
-def build(state: State, edition: str, allow_clip: bool) -> None:
+def build(state: State, edition: str | None, allow_clip: bool) -> None:
     """Render EDITION (YYYY-MM; default: the coming one by the schedule) into build/EDITION/.
 
     Writes email.html, email.txt, email.mjml (the intermediate MJML), preview.eml (the full
@@ -128,16 +131,44 @@ def build(state: State, edition: str, allow_clip: bool) -> None:
     ready for the edition. An edition without a title in config.toml, or far from the
     calendar and every item file, is warned about.
     """
+    from newsflash import build_stamp  # deferred: `build --help` loads click alone
+
+    request = build_stamp.Request.named(
+        state.config_path, edition, allow_clip=allow_clip, debug=state.debug
+    )
+    kept = build_stamp.replay(request) if request is not None else None
+    code = kept.play() if kept is not None else _full_build(state, edition, allow_clip, request)
+    if code:
+        sys.exit(code)
+
+
+def _full_build(
+    state: State, edition: str | None, allow_clip: bool, request: build_stamp.Request | None
+) -> int:
+    """The build, watched for its stamp (build_stamp: what it read, printed and wrote)."""
+    from newsflash import build_stamp  # deferred: `build --help` loads click alone
+
+    watch = build_stamp.Watch(request)
+    edition_id = chosen_edition(state, edition)
+    config = state.config
+    watch.start(build_stamp.Where.of(config, edition_id))
+    with watch.recording():
+        code, clock_free = _build_and_print(config, edition_id, allow_clip)
+    watch.finish(code, clock_free=clock_free)
+    return code
+
+
+def _build_and_print(config: Config, edition_id: str, allow_clip: bool) -> tuple[int, bool]:
+    """Build and write the edition, printing what it holds; the exit code, and whether the
+    warnings left today out of it (an edition an item file points at)."""
     from newsflash import pipeline  # deferred: the renderer's start-up time (module docstring)
-    from newsflash.schedule.which_edition import edition_warnings  # deferred: APScheduler
+    from newsflash.schedule import which_edition  # deferred: APScheduler
     from newsflash.state import ledgers  # deferred: the renderer's start-up time
 
-    config = state.config
-    edition_id = edition
     result = ledgers.build_edition(config, edition_id, pipeline.cached_renderer(config))
     e = result.edition
     print_problems(result.load.problems)
-    for note in edition_warnings(config, edition_id, result.load.items):
+    for note in which_edition.edition_warnings(config, edition_id, result.load.items):
         console().print(f"[yellow]warning[/] {escape(note)}", soft_wrap=True)
     contents = table(f"{e.title}  (No. {e.number}, {e.month})")
     contents.add_column("section")
@@ -146,13 +177,7 @@ def build(state: State, edition: str, allow_clip: bool) -> None:
         for i in s.items:
             contents.add_row(escape(s.title), f"{escape(i.title)}  [dim]{escape(i.key)}[/]")
     console().print(contents)
-    for lo in e.left_out:
-        if lo.key in result.load.failed:
-            console().print(f"[yellow]left out[/] {escape(lo.key)}: invalid (errors listed above)")
-            continue
-        console().print(
-            f"[yellow]left out[/] {escape(lo.key)}: {escape(lo.reason)}", soft_wrap=True
-        )
+    _print_left_out(result)
     for c in result.email.checks:
         colour = {"ok": "green", "warning": "yellow", "error": "red"}[c.level]
         console().print(f"[{colour}]{c.level}[/] {c.name}: {escape(c.message)}", soft_wrap=True)
@@ -164,9 +189,21 @@ def build(state: State, edition: str, allow_clip: bool) -> None:
         )
     out = pipeline.write_build(config, result, allow_clip=allow_clip)
     console().print(f"[green]built[/] {out}/ (subject: {result.email.subject})", soft_wrap=True)
+    clock_free = which_edition.near_an_item(edition_id, result.load.items)
     if result.load.errors:
         console().print("[red]some item files have errors and were left out; see above.[/]")
-        sys.exit(1)
+        return 1, clock_free
+    return 0, clock_free
+
+
+def _print_left_out(result: BuiltEdition) -> None:
+    for lo in result.edition.left_out:
+        if lo.key in result.load.failed:
+            console().print(f"[yellow]left out[/] {escape(lo.key)}: invalid (errors listed above)")
+            continue
+        console().print(
+            f"[yellow]left out[/] {escape(lo.key)}: {escape(lo.reason)}", soft_wrap=True
+        )
 
 
 @click.command()

@@ -176,6 +176,12 @@ def _edition(ctx: click.Context, param: click.Parameter, value: str | None) -> s
     state = ctx.find_object(State)
     if state is None or ctx.resilient_parsing:
         return value
+    return chosen_edition(state, value)
+
+
+def chosen_edition(state: State, value: str | None) -> str:
+    """The edition named, checked, or the coming one, named on the terminal; a wrong id is
+    one error line and exit 1."""
     try:
         chosen = _choose(state.config, value)
     except NewsflashError as e:
@@ -189,3 +195,7 @@ edition_argument = click.argument(
     "edition", required=False, callback=_edition, shell_complete=complete_editions
 )
 """EDITION for every command that takes one: optional, the coming edition by default."""
+
+edition_as_given = click.argument("edition", required=False, shell_complete=complete_editions)
+"""EDITION as typed, for a command that looks at it before loading config.toml (`build`'s
+up-to-date check); the command then calls `chosen_edition` itself."""

@@ -67,9 +67,10 @@ def _months(edition_id: str) -> int:
     return d.year * 12 + d.month - 1
 
 
-def _near_an_item(edition_id: str, items: Iterable[Item]) -> bool:
+def near_an_item(edition_id: str, items: Iterable[Item]) -> bool:
     """An item pinned to the edition, or dated within NEAR_MONTHS before its month (items
-    are written in the weeks before the edition that carries them)."""
+    are written in the weeks before the edition that carries them). When it holds, the
+    warnings do not depend on today, which is what lets the build stamp keep such a build."""
     target = _months(edition_id)
     for item in items:
         if item.edition == edition_id:
@@ -97,7 +98,7 @@ def edition_warnings(
             f"the month. Run `newsflash edition new {edition_id} --title ...` (or write the "
             "title there)."
         )
-    if _near_an_item(edition_id, items):  # then the calendar, and APScheduler, are not needed
+    if near_an_item(edition_id, items):  # then the calendar, and APScheduler, are not needed
         return notes
     coming = default_edition(config, now)
     if abs(_months(edition_id) - _months(coming)) > NEAR_MONTHS:

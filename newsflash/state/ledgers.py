@@ -16,12 +16,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from newsflash.config import Config
 from newsflash.errors import BuildError
 from newsflash.state.ledger import Ledger
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # types only: the build stamp reads what was published without config.toml
     from newsflash import pipeline
+    from newsflash.config import Config
     from newsflash.render import Renderer
 
 __all__ = [
@@ -36,6 +36,7 @@ __all__ = [
     "open_ledger",
     "publication_ledger_name",
     "published",
+    "published_in",
 ]
 
 LEDGER_FILE = "ledger.sqlite"
@@ -60,8 +61,12 @@ def default_ledger_name(config: Config) -> str:
 
 def ledger_path(config: Config, name: str = "sendgrid") -> Path:
     """state/ledger.sqlite for SendGrid; outbox-ledger / sandbox-ledger for rehearsals."""
+    return _ledger_file(config.state_dir, name)
+
+
+def _ledger_file(state_dir: Path, name: str) -> Path:
     try:
-        return config.state_dir / LEDGER_FILES[name]
+        return state_dir / LEDGER_FILES[name]
     except KeyError:
         raise BuildError(
             f"no ledger for transport {name!r}; known: {', '.join(LEDGER_FILES)}"
@@ -71,8 +76,12 @@ def ledger_path(config: Config, name: str = "sendgrid") -> Path:
 def publication_ledger_name(config: Config) -> str:
     """The ledger that says what partners have received: SendGrid's once it exists, else the
     outbox's (rehearsals publish to later rehearsals), else none yet."""
+    return _publication_ledger_name(config.state_dir)
+
+
+def _publication_ledger_name(state_dir: Path) -> str:
     for name in ("sendgrid", "outbox"):
-        if ledger_path(config, name).exists():
+        if _ledger_file(state_dir, name).exists():
             return name
     return "sendgrid"
 
@@ -97,11 +106,11 @@ class Published:
     frozen: frozenset[str] | None = None
 
 
-def _read(config: Config, name: str, edition_id: str) -> Published:
-    ledger = open_existing(config, name)
-    if ledger is None:
+def _read(state_dir: Path, name: str, edition_id: str) -> Published:
+    path = _ledger_file(state_dir, name)
+    if not path.exists():
         return Published()
-    with ledger:
+    with Ledger(path) as ledger:
         return Published(
             ledger.published_item_keys(exclude_edition=edition_id),
             ledger.frozen_item_keys(edition_id),
@@ -111,10 +120,16 @@ def _read(config: Config, name: str, edition_id: str) -> Published:
 def published(config: Config, edition_id: str, send_ledger: str | None = None) -> Published:
     """Items published (by the publication ledger) and, if `edition_id`'s send started in
     `send_ledger`, the item set frozen there."""
-    publication = publication_ledger_name(config)
-    seen = _read(config, publication, edition_id)
+    return published_in(config.state_dir, edition_id, send_ledger)
+
+
+def published_in(state_dir: Path, edition_id: str, send_ledger: str | None = None) -> Published:
+    """`published` from the state folder alone: the build stamp asks it before, and instead
+    of, loading config.toml."""
+    publication = _publication_ledger_name(state_dir)
+    seen = _read(state_dir, publication, edition_id)
     if send_ledger is not None and send_ledger != publication:
-        seen = Published(seen.items, _read(config, send_ledger, edition_id).frozen)
+        seen = Published(seen.items, _read(state_dir, send_ledger, edition_id).frozen)
     return seen
 
 
