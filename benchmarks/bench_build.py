@@ -14,11 +14,15 @@ Cold: `newsflash --help`, `newsflash build --help` and `newsflash build 2022-02`
 repository's sample (writing all five files), each in a fresh process, beside a bare
 `python -c pass` (and `python -c "import click"`) and as a ratio to it; median and fastest of
 --cold-runs (default 9), the commands taken in turn so a change of load touches them alike.
-The build is timed twice: the first build (state/render-cache emptied before each run: the
-render, and the import of Jinja2, mjml-python, premailer, cssutils and lxml) and a build again
-of unchanged inputs (the email read from state/render-cache). Beside them, the floor every
-command that reads config.toml stands on: a fresh process that imports click and loads the
-sample's config.toml (pydantic, its models, email_validator), and nothing else.
+The build is timed three times: the first build (state/ emptied before each run: the render,
+and the import of Jinja2, mjml-python, premailer, cssutils and lxml), a build again of
+unchanged inputs (answered by build_stamp from state/build-stamp/: no config models, item
+parser, rich or renderer), and a build again without its stamp (the email read from
+state/render-cache, everything else done). Beside them, the floor every command that reads
+config.toml stands on: a fresh process that imports click and loads the sample's config.toml
+(pydantic, its models, email_validator), and nothing else. The processes run without
+PYTHONDONTWRITEBYTECODE, so that the round not counted writes the .pyc files an installed
+package has; with it set, every run would compile the modules it has none for.
 
 Everything runs in temporary copies of the sample workspace; the repository is not touched.
 Options: --runs N (warm runs per size, default 21), --profile (cProfile of the 30-item build),
@@ -44,9 +48,9 @@ from pathlib import Path
 import jinja2
 import mjml
 
-from newsflash import pipeline, render, render_inline
+from newsflash import build_stamp, pipeline, render, render_inline
 from newsflash.config import load_config
-from newsflash.pipeline import RENDER_CACHE, BuiltEdition, build_edition
+from newsflash.pipeline import BuiltEdition, build_edition
 from newsflash.render import Renderer
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -153,8 +157,8 @@ def newsflash_command() -> list[str]:
 Row = tuple[str, str, str, str, str]
 
 # The cold cases, in the order each round runs them: (name, what the row says, target ms).
-# "first" empties state/render-cache before its clock starts, so "again", right after it,
-# reads the email that "first" rendered.
+# "first" empties state/ before its clock starts, so "again", right after it, finds the stamp
+# "first" wrote; "cached" removes that stamp, and reads the email "first" rendered.
 COLD_CASES = (
     ("bare", "bare `python -c pass`", None),
     ("click", "`python -c 'import click'`", None),
@@ -163,15 +167,17 @@ COLD_CASES = (
     ("floor", "floor: click + load config.toml", None),
     ("first", f"cold `newsflash build {EDITION}`, first", COLD_TARGET_MS),
     ("again", f"cold `newsflash build {EDITION}`, again", COLD_TARGET_MS),
+    ("cached", f"cold `newsflash build {EDITION}`, no stamp", None),
 )
 COLD_NOTES = {
     "bare": "any command's floor",
     "click": "the command line's floor",
-    "help": "click and the command modules",
+    "help": "click and cli/__init__.py alone",
     "build-help": "click and cli/build.py",
     "floor": "pydantic, the config models, email_validator",
-    "first": "no state/render-cache: renders",
-    "again": "unchanged: from state/render-cache",
+    "first": "no state/: renders, stamps",
+    "again": "unchanged: from state/build-stamp",
+    "cached": "the full build, the email from state/render-cache",
 }
 
 
@@ -191,28 +197,45 @@ def cold_commands(ws: Path) -> dict[str, list[str]]:
         "floor": [sys.executable, "-c", floor],
         "first": build,
         "again": build,
+        "cached": build,
     }
+
+
+def _before(name: str, ws: Path) -> None:
+    """What a case removes before its clock starts."""
+    if name == "first":
+        shutil.rmtree(ws / "state", ignore_errors=True)
+    elif name == "cached":
+        shutil.rmtree(ws / "state" / build_stamp.FOLDER, ignore_errors=True)
 
 
 def cold(runs: int) -> dict[str, list[float]]:
     """The ms of each run of each cold case in a fresh process, the cases taken in turn each
     round (after one round not counted: it may compile .pyc files)."""
     times: dict[str, list[float]] = {name: [] for name, _, _ in COLD_CASES}
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
     with tempfile.TemporaryDirectory(prefix="newsflash-bench-cold-") as tmp:
         ws = copy_sample(Path(tmp))
         commands = cold_commands(ws)
         for round_ in range(runs + 1):
+            printed: dict[str, str] = {}
             for name, _, _ in COLD_CASES:
-                if name == "first":  # emptied before the clock starts
-                    shutil.rmtree(ws / "state" / RENDER_CACHE, ignore_errors=True)
+                _before(name, ws)
                 t0 = time.perf_counter()
-                done = subprocess.run(commands[name], cwd=ws, capture_output=True, text=True)
+                done = subprocess.run(
+                    commands[name], cwd=ws, capture_output=True, text=True, env=env
+                )
                 ms = (time.perf_counter() - t0) * 1000
                 if done.returncode != 0:
                     cmd = " ".join(commands[name])
                     raise SystemExit(f"{cmd} failed:\n{done.stdout}{done.stderr}")
+                printed[name] = done.stdout
                 if round_:
                     times[name].append(ms)
+            if not printed["first"] == printed["again"] == printed["cached"]:
+                raise SystemExit("the builds printed different things:\n" + str(printed))
+            if not (ws / "state" / build_stamp.FOLDER / f"{EDITION}.json").is_file():
+                raise SystemExit("the full build left no stamp: `again` was a full build")
     return times
 
 

@@ -54,6 +54,7 @@ FLOORS: dict[str, int] = {
     "newsflash.subscriber_roster": 2,
     "newsflash.subscribers": 2,
     "newsflash.state": 3,
+    "newsflash.build_stamp": 3,  # the build's up-to-date check: reads the ledgers (state)
     "newsflash.transports": 3,
     "newsflash.linkcheck": 3,
     "newsflash.sending": 4,
