@@ -304,6 +304,40 @@ def test_a_corrupt_or_foreign_stamp_is_a_full_build_never_an_error(
     assert (result.exit_code, result.stdout, result.stderr) == (0, stamped.stdout, "")
 
 
+def _ledger_garbage(ws: Path) -> str:
+    (ws / "state" / "ledger.sqlite").write_bytes(b"not a database, whatever it was")
+    return "cannot open it as a SQLite database"
+
+
+def _config_not_utf8(ws: Path) -> str:
+    with (ws / "config.toml").open("ab") as f:
+        f.write(b"\xff\xfe[[[")
+    return "save it as UTF-8"
+
+
+def _config_not_toml(ws: Path) -> str:
+    with (ws / "config.toml").open("a", encoding="utf-8") as f:
+        f.write("\n[paths\nstate = 1\n")
+    return "not valid TOML"
+
+
+BROKEN: dict[str, Callable[[Path], str]] = {
+    "a ledger that is not a database": _ledger_garbage,
+    "config.toml no longer UTF-8": _config_not_utf8,
+    "config.toml no longer TOML": _config_not_toml,
+}
+
+
+@pytest.mark.parametrize("breakage", BROKEN, ids=list(BROKEN))
+def test_an_input_broken_since_the_stamp_gets_the_full_builds_one_line_error(
+    breakage: str, cli: Callable[..., Result], workspace: Path, stamped: Result
+) -> None:
+    expected = BROKEN[breakage](workspace)
+    result = cli("build", EDITION)
+    assert result.exit_code == 1
+    assert expected in result.stderr and "Traceback" not in result.output
+
+
 def test_a_corrupt_stamp_is_replaced_by_the_full_builds_own(
     cli: Callable[..., Result], workspace: Path, stamped: Result
 ) -> None:
