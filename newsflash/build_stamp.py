@@ -259,10 +259,10 @@ class Watch:
         except (OSError, NewsflashError):
             return None
 
-    def start(self, where: Where) -> None:
+    def start(self, config: Config, edition_id: str) -> None:
         """Forget the edition's stamp (the build about to run replaces what it vouched for)
         and take the inputs' digests."""
-        self._where = where
+        self._where = where = Where.of(config, edition_id)
         if self.request is None:
             return
         with contextlib.suppress(OSError):

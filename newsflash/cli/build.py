@@ -28,7 +28,7 @@ from newsflash.cli.common import (
 from newsflash.errors import BuildError, ConfigError, NewsflashError
 
 if TYPE_CHECKING:
-    from newsflash import build_stamp
+    from newsflash.build_stamp import Watch
     from newsflash.config import Config
     from newsflash.linkcheck.result import LinkReport
     from newsflash.pipeline import BuiltEdition
@@ -137,21 +137,19 @@ def build(state: State, edition: str | None, allow_clip: bool) -> None:
         state.config_path, edition, allow_clip=allow_clip, debug=state.debug
     )
     kept = build_stamp.replay(request) if request is not None else None
-    code = kept.play() if kept is not None else _full_build(state, edition, allow_clip, request)
+    if kept is not None:
+        code = kept.play()
+    else:
+        code = _full_build(state, edition, allow_clip, build_stamp.Watch(request))
     if code:
         sys.exit(code)
 
 
-def _full_build(
-    state: State, edition: str | None, allow_clip: bool, request: build_stamp.Request | None
-) -> int:
+def _full_build(state: State, edition: str | None, allow_clip: bool, watch: Watch) -> int:
     """The build, watched for its stamp (build_stamp: what it read, printed and wrote)."""
-    from newsflash import build_stamp  # deferred: `build --help` loads click alone
-
-    watch = build_stamp.Watch(request)
     edition_id = chosen_edition(state, edition)
     config = state.config
-    watch.start(build_stamp.Where.of(config, edition_id))
+    watch.start(config, edition_id)
     with watch.recording():
         code, clock_free = _build_and_print(config, edition_id, allow_clip)
     watch.finish(code, clock_free=clock_free)
