@@ -1,20 +1,21 @@
 """An edition's figures counted by SQLite, from the event store's rollup: the usual way.
 
-`figures.compute` counts rows handed to Python: 100k recipients' outcomes and 50k clicks of a
-big edition read, wrapped and counted one by one took 1.6 s of a report. Here SQLite groups
-them where they lie (`recipient_facts`, `event_facts`, state/events.sqlite) and hands back a
-few hundred rows: one per distinct set of flags, per bounce type, per link, per item, per
-scanner rule, per hour, and one per partner who clicked. What SQL cannot know stays in Python,
-on those few rows: which recipients the ledger says were sent to, each partner's organisation
-(subscribers.csv), which link belongs to which item, which user agents are scanners. The
-figures are made from these counts by `assemble`, as `figures.compute` makes them, and
-tests/test_report_sql.py holds the two to the same figures.
+`figures.compute` counts rows handed to Python: every recipient's outcome wrapped in a tuple,
+and each of 50k clicks of a big edition judged, grouped and counted one by one. Here SQLite
+does what it does well where the rows lie (`recipient_facts`, `event_facts`,
+state/events.sqlite): the clicks are judged (scanner rules), grouped per link, item, hour,
+rule and partner, and the bounces per type, and a few hundred rows come back (one per partner
+who clicked). What SQL cannot know stays in Python: which recipients the ledger says were
+sent to, each partner's organisation (subscribers.csv), which link belongs to which item,
+which user agents are scanners. The figures are made from these counts by `assemble`, as
+`figures.compute` makes them; tests/test_report_sql.py holds the two to the same figures.
 
-Joining the ledger in SQL (ATTACH) was measured and dropped: each of 100k recipients is a
-lookup of its row in ledger.sqlite (0.2-0.4 s per query that joins it). The ledger's accepted
-recipients are read once instead, as they are for the other way; every recipient the rollup
-names is in the ledger's set but for a few strangers (another send's, a hand-made test), and
-those few go into a temporary table that every query leaves out.
+Measured, and so left out: joining the ledger in SQL (ATTACH) cost a lookup of each of 100k
+recipients' rows in ledger.sqlite, 0.2-0.4 s per query that joined it, so the accepted
+recipients are read once, as the other way reads them; and grouping the recipients by their
+flags in SQL sorted 100k rows, which cost more than reading each one's flags and events
+beside the id that tells a stranger (another send's, a hand-made test). The few strangers go
+into a temporary table that every later query leaves out.
 
 Only temporary tables are written (SQLite's own temporary store, never a state file), and
 everything is read in one snapshot of the event store, so the clicks agree with the rollup.
