@@ -136,9 +136,7 @@ def counted_in_sqlite(config: Config, known: Known) -> EditionReport | None:
     if not path.exists():
         return None
     with read_only(path) as conn:
-        conn.execute("PRAGMA temp_store = MEMORY")
-        conn.execute("PRAGMA cache_size = -65536")
-        conn.execute("PRAGMA mmap_size = 268435456")
+        conn.execute("PRAGMA temp_store = MEMORY")  # the temporary tables: no scratch file
         conn.execute("BEGIN")  # one snapshot: the clicks agree with the rollup
         if not is_filled(conn):
             return None
