@@ -13,7 +13,8 @@ tables with read-only SQL. The event store rolls each recipient's events up as t
 reading all 500,000 events of a big edition took two seconds. A store no newer newsflash has
 opened yet lacks the rollup (its events are read one by one and folded here) or even
 `event_facts` (its events are read out of their JSON with `json_extract`), since a report
-never writes.
+never writes. A rolled-up store is counted by SQLite (reports/sql_figures.py), from what
+`read_known` and `accepted` read here; the rows read here otherwise go to `figures.compute`.
 """
 
 from __future__ import annotations
