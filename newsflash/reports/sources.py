@@ -13,7 +13,8 @@ tables with read-only SQL. The event store rolls each recipient's events up as t
 reading all 500,000 events of a big edition took two seconds. A store no newer newsflash has
 opened yet lacks the rollup (its events are read one by one and folded here) or even
 `event_facts` (its events are read out of their JSON with `json_extract`), since a report
-never writes.
+never writes. A rolled-up store is counted by SQLite (reports/sql_figures.py), from what
+`read_known` and `accepted` read here; the rows read here otherwise go to `figures.compute`.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import contextlib
 import gc
 import sqlite3
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from functools import partial
 from itertools import repeat
@@ -41,10 +43,16 @@ from newsflash.subscribers import recipient_id
 
 __all__ = [
     "LEDGERS",
+    "Known",
     "NoSendError",
     "ReportError",
+    "accepted",
     "cycles_left_alone",
+    "edition_input",
+    "organisations_of",
     "read_edition",
+    "read_known",
+    "read_only",
     "resolve_ledger",
     "sent_editions",
 ]
@@ -115,8 +123,22 @@ def sent_editions(config: Config, ledger_name: str | None = None) -> list[str]:
         return [s.edition_id for s in ledger.editions() if s.accepted > 0]
 
 
+@dataclass(frozen=True)
+class Known:
+    """What a report reads besides the recipients and the events, whichever way it counts."""
+
+    edition_id: str
+    ledger_path: Path
+    started_at: int | None  # when the send started (Unix seconds)
+    link_items: dict[str, str]  # url -> item key
+    item_titles: dict[str, str]  # item key -> title
+    one_click: frozenset[str]  # recipient ids, from the suppressions
+    notes: tuple[str, ...]
+
+
 @contextlib.contextmanager
-def _read_only(path: Path) -> Iterator[sqlite3.Connection]:
+def read_only(path: Path) -> Iterator[sqlite3.Connection]:
+    """A connection to a state file that cannot write it; an error reading it names it."""
     try:
         conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
     except sqlite3.Error as e:
@@ -143,19 +165,28 @@ def _started_at(text: str | None) -> int | None:
         return None
 
 
+def accepted(path: Path, edition_id: str) -> list[tuple[str, str]]:
+    """(recipient id, address) of every recipient SendGrid accepted the edition for."""
+    with read_only(path) as conn:
+        return conn.execute(_ACCEPTED_SQL, (edition_id,)).fetchall()
+
+
+def organisations_of(config: Config, lowered: Sequence[str]) -> tuple[dict[str, str], list[str]]:
+    """address (lowercased) -> organisation for the addresses sent to; a partner list that
+    will not load is a note (organisations unknown), not a failure: the report is about the
+    send."""
+    try:
+        return organisations(config.subscribers_path, lowered), []
+    except SubscribersError as e:
+        return {}, [f"organisations unknown: {e}"]
+
+
 def _recipients(config: Config, path: Path, edition_id: str) -> tuple[list[Sent], list[str]]:
-    """Accepted recipients with their organisation; a partner list that will not load is a
-    note (organisations unknown), not a failure: the report is about the send."""
-    with _read_only(path) as conn:
-        rows = conn.execute(_ACCEPTED_SQL, (edition_id,)).fetchall()
-    notes: list[str] = []
-    by_address: dict[str, str] = {}
+    """Accepted recipients with their organisation."""
+    rows = accepted(path, edition_id)
     emails = list(map(itemgetter(1), rows))
     lowered = list(map(str.lower, emails))
-    try:
-        by_address = organisations(config.subscribers_path, lowered)
-    except SubscribersError as e:
-        notes.append(f"organisations unknown: {e}")
+    by_address, notes = organisations_of(config, lowered)
     found = map(by_address.get, lowered, repeat(NOT_LISTED))
     ids = map(itemgetter(0), rows)
     return list(map(_as_sent, zip(ids, emails, found, strict=True))), notes
@@ -165,7 +196,7 @@ def _events(config: Config, edition_id: str) -> list[EventRow]:
     path = config.state_dir / "events.sqlite"
     if not path.exists():
         return []
-    with _read_only(path) as conn:
+    with read_only(path) as conn:
         facts = conn.execute(
             "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'event_facts'"
         ).fetchone()
@@ -192,7 +223,7 @@ def _rolled_up(config: Config, edition_id: str) -> tuple[list[Outcome], list[Eve
     path = config.state_dir / "events.sqlite"
     if not path.exists():
         return None
-    with _read_only(path) as conn:
+    with read_only(path) as conn:
         conn.execute("BEGIN")  # one snapshot: the clicks agree with the rollup
         if not event_rollup.is_filled(conn):
             return None
@@ -284,10 +315,12 @@ def cycles_left_alone() -> Iterator[None]:
 def read_edition(config: Config, edition_id: str, ledger_name: str | None = None) -> EditionInput:
     """Everything `figures.compute` needs for one sent edition."""
     with cycles_left_alone():
-        return _read_edition(config, edition_id, ledger_name)
+        return edition_input(config, read_known(config, edition_id, ledger_name))
 
 
-def _read_edition(config: Config, edition_id: str, ledger_name: str | None) -> EditionInput:
+def read_known(config: Config, edition_id: str, ledger_name: str | None = None) -> Known:
+    """What the ledger, the item files and the suppressions say of one sent edition;
+    NoSendError when it reached nobody through that ledger."""
     name, path = resolve_ledger(config, ledger_name)
     with Ledger(path) as ledger:
         status = ledger.status(edition_id)
@@ -297,20 +330,35 @@ def _read_edition(config: Config, edition_id: str, ledger_name: str | None) -> E
             f"edition {edition_id} has not reached anyone through the {name} ledger; "
             "sent editions: " + (", ".join(sent_editions(config, name)) or "none yet")
         )
-    recipients, notes = _recipients(config, path, edition_id)
     entries = manifest.get("items", [])
     keys = [str(e["path"]) for e in entries if isinstance(e, dict) and "path" in e]
-    links, titles, item_notes = _items(config, keys)
+    links, titles, notes = _items(config, keys)
+    return Known(
+        edition_id=edition_id,
+        ledger_path=path,
+        started_at=_started_at(status.started_at),
+        link_items=links,
+        item_titles=titles,
+        one_click=_one_click(config, edition_id),
+        notes=tuple(notes),
+    )
+
+
+def edition_input(config: Config, known: Known) -> EditionInput:
+    """The rows `figures.compute` counts: every recipient, and every event or (from a
+    rolled-up store) every recipient's outcome and the clicks."""
+    edition_id = known.edition_id
+    recipients, notes = _recipients(config, known.ledger_path, edition_id)
     rolled = _rolled_up(config, edition_id)
     outcomes, events = rolled if rolled else (None, _events(config, edition_id))
     return EditionInput(
         edition_id=edition_id,
-        started_at=_started_at(status.started_at),
+        started_at=known.started_at,
         recipients=recipients,
         events=events,
-        link_items=links,
-        item_titles=titles,
-        one_click_unsubscribes=_one_click(config, edition_id),
-        notes=(*notes, *item_notes),
+        link_items=known.link_items,
+        item_titles=known.item_titles,
+        one_click_unsubscribes=known.one_click,
+        notes=(*notes, *known.notes),
         outcomes=outcomes,
     )
