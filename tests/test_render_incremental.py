@@ -301,3 +301,57 @@ def test_the_email_and_its_web_version_each_keep_their_layout_on_one_renderer(
             email = renderer.render(edition, web=web)
             assert email.html == to_html(email.mjml)
     assert renderer.templates.inliner.whole == 2
+
+
+@pytest.mark.parametrize(
+    "tag", ["<style>td div { color: #aa0000; }</style>", '<link rel="stylesheet" href="x.css">']
+)
+def test_a_rebuild_that_adds_a_stylesheet_inside_a_changed_row_inlines_the_whole_email(
+    tag: str,
+) -> None:
+    """A row that gains its own <style> changes every row's style in premailer's eyes: the
+    rows kept from the last email would miss its rules, so the email is inlined whole."""
+    css = "p { margin: 0; }"
+    inliner = IncrementalInliner()
+    first = ROWS.format(css=css, rows=_rows(("", "a"), ("", "b"), ("", "c")))
+    added = ROWS.format(css=css, rows=_rows(("", "a"), ("", f"{tag}<p>b</p>"), ("", "c")))
+    for html in (first, added):
+        assert inliner.inline(html, floats=False) == inline_whole(html, floats=False)
+    assert inliner.whole == 2 and inliner.blocks_inlined == 0
+
+
+HOSTILE_ROW_TEXTS = [
+    "<!-- a comment left open",
+    '<a title="<tr>" href="https://example.org/">a row in an attribute</a>',
+    '<a title="</tr>" href="https://example.org/">an end of row in an attribute</a>',
+    "</div></td></tr><tr><td><div>a row closed and another opened",
+    "<table><tr><td>a nested row</td></tr></table>",
+    "</tbody></table>the table closed",
+    "<div>a div left open",
+    "<p>a paragraph left open",
+    "x <!--[if mso]><tr><td><![endif]--> a row in a conditional comment",
+    "a < b & c > d",
+    "</td>a stray end of cell",
+    "<TR><TD>an upper-case row</TD></TR>",
+    "<body>a second body",
+    "<![CDATA[ x ]]> character data",
+    "</body></html>the end of the page",
+]
+
+
+@pytest.mark.parametrize("text", HOSTILE_ROW_TEXTS)
+def test_a_row_whose_new_text_breaks_out_of_its_row_gives_what_a_whole_inline_gives(
+    text: str,
+) -> None:
+    """The rebuild finds the rows in the email's text before any parse: a text that opens,
+    closes or hides a row (or a comment, a table, the body) must not fool the cut."""
+    css = ".lead div { color: #aa0000; } td div { font-size: 15px; } p { margin: 0; }"
+    inliner = IncrementalInliner()
+    emails = [
+        ROWS.format(css=css, rows=_rows(("lead", "a"), ("", "b"), ("", "c"))),
+        ROWS.format(css=css, rows=_rows(("lead", "a"), ("", text), ("", "c"))),
+        ROWS.format(css=css, rows=_rows(("lead", "a"), ("", text), ("", "c changed"))),
+        ROWS.format(css=css, rows=_rows(("lead", "a"), ("", "b"), ("", "c changed"))),
+    ]
+    for n, html in enumerate(emails):
+        assert inliner.inline(html, floats=False) == inline_whole(html, floats=False), n
