@@ -21,7 +21,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from newsflash import __version__
+from newsflash import __version__, read_cache
 from newsflash.files import write_atomic
 
 PARTS = ("subject", "preheader", "mjml", "html", "text")
@@ -102,10 +102,9 @@ def _files(folders: Iterable[Path]) -> Iterable[bytes]:
         if not folder.is_dir():
             yield f"{n}:absent\0".encode()
             continue
-        for path in sorted(folder.rglob("*")):
-            if path.is_file():
-                yield f"{n}:{path.relative_to(folder).as_posix()}\0".encode()
-                yield path.read_bytes() + b"\0"
+        for path, rel in read_cache.files_under(folder):  # unchanged files from memory
+            yield f"{n}:{rel}\0".encode()
+            yield read_cache.read_bytes(path) + b"\0"
 
 
 @functools.cache

@@ -26,6 +26,7 @@ FLOORS: dict[str, int] = {
     "newsflash.errors": 0,
     "newsflash.months": 0,
     "newsflash.files": 0,
+    "newsflash.read_cache": 0,
     "newsflash.signals": 0,
     "newsflash.config_values": 0,
     "newsflash.config": 0,
