@@ -19,10 +19,8 @@ render's, byte for byte, over many random edits).
 
 from __future__ import annotations
 
-import itertools
 import logging
 import re
-import secrets
 import threading
 from collections import OrderedDict
 from collections.abc import Sequence
@@ -31,6 +29,8 @@ from typing import Any, ClassVar
 
 from lxml import etree
 from premailer import Premailer
+
+from newsflash.render_cut import MARK, MARK_HTML, Source, cut_source
 
 # premailer's options, fixed: the incremental path relies on their being the same every time.
 OPTIONS: dict[str, Any] = {
@@ -45,12 +45,6 @@ OPTIONS: dict[str, Any] = {
     "disable_basic_attributes": ["width", "height"],
 }
 _BLOCKS = etree.XPath("//body//tr[not(.//tr)]")
-# The tags a rebuild reads in the email's text to find the blocks: comments (skipped whole,
-# as the parser skips them), table rows and <body>.
-_TAGS = re.compile(r"<!--.*?-->|<(/?)(tr|body)\b[^>]*>", re.IGNORECASE | re.DOTALL)
-# A random mark per process: no email can hold it, so splitting on it cuts only where put.
-_MARK = f"nf-block-{secrets.token_hex(16)}"
-_MARK_HTML = f"<!--{_MARK}-->"
 # What a block may not hold for a rebuild to inline it alone: a row (the cut would be
 # another), or a stylesheet (premailer applies it to the whole email).
 _NOT_IN_A_BLOCK = ("tr", "style", "link")
@@ -126,53 +120,6 @@ def _local(selectors: Sequence[str]) -> bool:
 
 
 @dataclass(frozen=True)
-class _Source:
-    """An email's text cut at its blocks, as a rebuild finds them without parsing it."""
-
-    skeleton: tuple[str, ...]  # the text around the blocks (one more than the blocks)
-    blocks: tuple[str, ...]  # each block's text, from its <tr to its </tr>
-    body_end: int  # where the text after the <body ...> tag begins
-
-    def marked(self) -> str:
-        """The text with a mark before and after every block."""
-        parts = [
-            p + _MARK_HTML + b + _MARK_HTML
-            for p, b in zip(self.skeleton, self.blocks, strict=False)
-        ]
-        return "".join(parts) + self.skeleton[-1]
-
-
-def _cut_source(source: str) -> _Source | None:
-    """The blocks' spans, found by reading the tags as the parser reads them (comments skipped
-    whole: MJML's Outlook tables live in conditional comments); None if the rows do not nest
-    cleanly. A cut is only ever trusted after a parse has confirmed it (`_chains`, `_block`)."""
-    spans: list[tuple[int, int]] = []
-    rows: list[list[Any]] = []  # [start, innermost so far] of each open row
-    body_end = None
-    for m in _TAGS.finditer(source):
-        closing, name = m.group(1), m.group(2)
-        if name is None:
-            continue
-        if name.lower() == "body":
-            body_end = m.end() if body_end is None and not closing else body_end
-        elif not closing:
-            if rows:
-                rows[-1][1] = False
-            rows.append([m.start(), True])
-        elif not rows:
-            return None
-        else:
-            start, innermost = rows.pop()
-            if innermost:
-                spans.append((start, m.end()))
-    if rows or body_end is None or (spans and spans[0][0] < body_end):
-        return None
-    bounds = [0, *(i for span in spans for i in span), len(source)]
-    pieces = [source[a:b] for a, b in itertools.pairwise(bounds)]
-    return _Source(tuple(pieces[0::2]), tuple(pieces[1::2]), body_end)
-
-
-@dataclass(frozen=True)
 class _Chain:
     """A block's ancestors below <body>, as text a small document can open and close."""
 
@@ -200,11 +147,11 @@ def _start_tag(node: Any) -> str:
     return text.removesuffix(f"</{node.tag}>")
 
 
-def _chains(cut: _Source) -> tuple[_Chain, ...] | None:
+def _chains(cut: Source) -> tuple[_Chain, ...] | None:
     """Each block's ancestors, read from a parse of the marked text; None unless the marks sit
     exactly around the parsed blocks (the cut is then the parser's own)."""
     tree = _parse(cut.marked())
-    marks = [c for c in tree.iter(etree.Comment) if c.text == _MARK]
+    marks = [c for c in tree.iter(etree.Comment) if c.text == MARK]
     rows = _BLOCKS(tree)
     if len(rows) != len(cut.blocks) or len(marks) != 2 * len(rows):
         return None
@@ -235,11 +182,11 @@ def _cut_tree(tree: Any, top: Any) -> tuple[tuple[str, ...], tuple[str, ...]]:
     """The inlined email's pieces around its blocks and the blocks, in one serialisation."""
     marks = []
     for block in _BLOCKS(tree):
-        begin, end = etree.Comment(_MARK), etree.Comment(_MARK)
+        begin, end = etree.Comment(MARK), etree.Comment(MARK)
         block.addprevious(begin)
         block.addnext(end)
         marks += [begin, end]
-    parts = _text(top).split(_MARK_HTML)
+    parts = _text(top).split(MARK_HTML)
     for mark in marks:
         mark.getparent().remove(mark)
     return tuple(parts[0::2]), tuple(parts[1::2])
@@ -250,7 +197,7 @@ class _Layout:
     """The last email, taken apart: what a rebuild compares with and reuses."""
 
     floats: bool
-    source: _Source  # its text, as cut
+    source: Source  # its text, as cut
     chains: tuple[_Chain, ...]  # each block's ancestors
     pieces: tuple[str, ...]  # the output around the blocks
     out: tuple[str, ...]  # each block as inlined
@@ -264,12 +211,12 @@ class _Layout:
         text is not one row there (no nested row, no stylesheet of its own), so the email
         must be inlined whole."""
         chain = self.chains[i]
-        if _MARK in text:
+        if MARK in text:
             return None
         head = self.source.skeleton[0][: self.source.body_end]
-        doc = f"{head}{chain.opening}{_MARK_HTML}{text}{_MARK_HTML}{chain.closing}</body></html>"
+        doc = f"{head}{chain.opening}{MARK_HTML}{text}{MARK_HTML}{chain.closing}</body></html>"
         tree = _parse(doc)
-        marks = [c for c in tree.iter(etree.Comment) if c.text == _MARK]
+        marks = [c for c in tree.iter(etree.Comment) if c.text == MARK]
         if len(marks) != 2 or not _alone(row := marks[0].getnext(), *marks):
             return None
         if next(row.iterdescendants(*_NOT_IN_A_BLOCK), None) is not None:
@@ -297,11 +244,9 @@ class IncrementalInliner:
 
     def inline(self, html: str, *, floats: bool) -> str:
         source = html.strip()
-        cut = _cut_source(source)
+        last, cut = self._recut(source, floats)
         if cut is None:
             return self._whole(source, None, floats)
-        with self._lock:
-            last = self._layouts.get((floats, cut.skeleton))
         if last is None:
             return self._whole(source, cut, floats)
         changed = [i for i, text in enumerate(cut.blocks) if text != last.source.blocks[i]]
@@ -318,7 +263,22 @@ class IncrementalInliner:
         self._keep(layout)
         return layout.html()
 
-    def _whole(self, source: str, cut: _Source | None, floats: bool) -> str:
+    def _recut(self, source: str, floats: bool) -> tuple[_Layout | None, Source | None]:
+        """The layout to start from and the new text cut as its text is: from the text of a
+        recent layout when it changed inside one block, else by reading the text's tags."""
+        with self._lock:
+            recent = [v for v in reversed(self._layouts.values()) if v.floats == floats]
+        for layout in recent:
+            cut = layout.source.recut(source)
+            if cut is not None:
+                return layout, cut
+        cut = cut_source(source)
+        if cut is None:
+            return None, None
+        with self._lock:
+            return self._layouts.get((floats, cut.skeleton)), cut
+
+    def _whole(self, source: str, cut: Source | None, floats: bool) -> str:
         """premailer over the whole email; its layout kept only if it is safe and exact."""
         self.whole += 1
         tree = _parse(source)

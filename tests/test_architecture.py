@@ -45,6 +45,7 @@ FLOORS: dict[str, int] = {
     "newsflash.render_cache": 2,
     "newsflash.render_engine": 2,
     "newsflash.render_inline": 2,
+    "newsflash.render_cut": 2,
     "newsflash.personalise": 2,
     "newsflash.message": 2,
     "newsflash.pipeline": 2,
