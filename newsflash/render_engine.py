@@ -29,7 +29,6 @@ from newsflash.render_inline import IncrementalInliner, inline_whole
 _DOCTYPE = re.compile(r"^\s*<!doctype html>", re.IGNORECASE)
 _MJML_RESET = re.compile(r'<style type="text/css">(\s*#outlook a\s*\{)')
 _BODY = re.compile(r"(<body[^>]*>)(.*)(</body>)", re.DOTALL)
-_FLOAT = re.compile(r"float|\\", re.IGNORECASE)
 # A template is kept by what it reads only if it includes, imports, extends and defines
 # blocks of nothing (what it would read there is not in its own text) and draws no lots.
 _NOT_LEAF = (nodes.Extends, nodes.Include, nodes.Import, nodes.FromImport, nodes.Block)
@@ -190,7 +189,7 @@ def to_html(source: str, inliner: IncrementalInliner | None = None) -> str:
     raw = _BODY.sub(r'\1<div role="main">\2</div>\3', raw, count=1)
     # premailer parses every image's final style again to copy a float into align=; an image
     # can only float if the word (or a CSS escape that could spell it) is in the HTML at all.
-    floats = _FLOAT.search(raw) is not None
+    floats = "\\" in raw or "float" in raw.lower()
     if inliner is None:
         return inline_whole(raw, floats=floats)
     return inliner.inline(raw, floats=floats)

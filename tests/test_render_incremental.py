@@ -12,15 +12,15 @@ import pytest
 from conftest import own_template
 
 from newsflash.config import Config, load_config
-from newsflash.pipeline import build_edition
-from newsflash.render import Renderer
-from newsflash.render_engine import to_html
+from newsflash.pipeline import BuiltEdition, build_edition
+from newsflash.render import HTML_TEMPLATE, PACKAGE_TEMPLATES, TEXT_TEMPLATE, Renderer
+from newsflash.render_engine import Templates, to_html
 from newsflash.render_inline import IncrementalInliner, inline_whole
 from newsflash.web.previewer import Previewer
 
 EDITION = "2022-02"
-SEEDS = range(16)
-STEPS = 7
+SEEDS = range(24)
+STEPS = 8
 WORDS = [
     "skills",
     "battery",
@@ -37,6 +37,12 @@ STYLES = (  # appended to the workspace's style partial; the last three are not 
     "<mj-style>h3 + p { color: #aa0000; }</mj-style>",
     "<mj-style>li ~ li { margin-top: 2px; }</mj-style>",
     "<mj-style>li:first-child { font-weight: bold; }</mj-style>",
+)
+ITEM_EXTRAS = (  # appended to the workspace's item partial
+    "<mj-text>{{ item.title | length }} letters, {{ accent }}</mj-text>",
+    "<mj-raw><style>td div { color: #aa0000; }</style></mj-raw>",  # a stylesheet in a row
+    '{% if item.order > 5 %}<mj-divider css-class="nf-late" />{% endif %}',
+    "",
 )
 
 
@@ -87,7 +93,7 @@ class Edits:
 
     def apply(self) -> str:
         kinds = ["body", "body", "body", "title", "add", "remove", "order", "section"]
-        kinds += ["template", "config"]
+        kinds += ["template", "item_template", "config"]
         kind = self.rng.choice(kinds)
         getattr(self, kind)()
         return kind
@@ -127,6 +133,9 @@ class Edits:
     def template(self) -> None:
         own_template(self.ws, "partials/style.mjml.j2", self.rng.choice(STYLES))
 
+    def item_template(self) -> None:
+        own_template(self.ws, "partials/item.mjml.j2", self.rng.choice(ITEM_EXTRAS))
+
     def config(self) -> None:
         config = self.ws / "config.toml"
         colour = f'accent_color = "#{self.rng.randint(0, 0xFFFFFF):06x}"'
@@ -139,22 +148,36 @@ def _renderer(renderers: dict[str, Renderer], config: Config) -> Renderer:
     return renderers.setdefault(config.sha256, Renderer(config))
 
 
+def _full_render(templates: Templates, renderer: Renderer, built: BuiltEdition) -> tuple[str, ...]:
+    """The same edition through templates that keep no output, MJML and a whole inline."""
+    context = renderer.context(built.edition)
+    source = templates.html.get_template(HTML_TEMPLATE).render(context)
+    text = templates.text.get_template(TEXT_TEMPLATE).render(context)
+    return source, to_html(source), text
+
+
 @pytest.mark.parametrize("seed", SEEDS)
-def test_incremental_inlining_equals_a_whole_inline_after_random_edits(
+def test_an_incremental_rebuild_equals_a_full_render_after_random_edits(
     workspace: Path, seed: int
 ) -> None:
+    """Items changed, added, removed and reordered, a section, the style and item templates
+    and the config changed: the kept renderer's MJML, HTML and text are a full render's."""
     edits = Edits(workspace, seed)
     renderers: dict[str, Renderer] = {}
     shared = IncrementalInliner()  # every email of the run, whichever config made it
+    full = Templates(workspace / "templates", PACKAGE_TEMPLATES, memo=False)  # reloads edits
     done = []
     for step in range(STEPS + 1):
         kind = edits.apply() if step else "first"
         done.append(kind)
         config = load_config(workspace / "config.toml")
-        built = build_edition(config, EDITION, _renderer(renderers, config))
-        whole = to_html(built.email.mjml)
-        assert built.email.html == whole, f"seed {seed}, after {done}: the renderer's email"
-        assert to_html(built.email.mjml, shared) == whole, f"seed {seed}, after {done}"
+        renderer = _renderer(renderers, config)
+        built = build_edition(config, EDITION, renderer)
+        source, whole, text = _full_render(full, renderer, built)
+        email = built.email
+        assert (email.mjml, email.text) == (source, text), f"seed {seed}, after {done}"
+        assert email.html == whole, f"seed {seed}, after {done}: the renderer's email"
+        assert to_html(email.mjml, shared) == whole, f"seed {seed}, after {done}"
 
 
 def test_the_random_edits_take_the_incremental_path_for_most_rebuilds(workspace: Path) -> None:
