@@ -98,6 +98,9 @@ class TemplateLoader(jinja2.BaseLoader):
         self.own = jinja2.FileSystemLoader(folder)
         self.package = jinja2.FileSystemLoader(package)
         self.memo = memo
+        # While a render runs, a token: a template found up to date once in it is not
+        # checked again (two stats for each of an edition's forty-odd includes)
+        self.rendering: object | None = None
 
     def load(
         self,
@@ -118,7 +121,8 @@ class TemplateLoader(jinja2.BaseLoader):
         self, environment: jinja2.Environment, template: str
     ) -> tuple[str, str | None, Callable[[], bool] | None]:
         try:
-            return self.own.get_source(environment, template)
+            source, filename, uptodate = self.own.get_source(environment, template)
+            return source, filename, self._once_a_render(uptodate)
         except jinja2.TemplateNotFound:
             pass
         source, filename, uptodate = self.package.get_source(environment, template)
@@ -127,7 +131,24 @@ class TemplateLoader(jinja2.BaseLoader):
         def fresh() -> bool:
             return not own.is_file() and (uptodate is None or uptodate())
 
-        return source, filename, fresh
+        return source, filename, self._once_a_render(fresh)
+
+    def _once_a_render(self, uptodate: Callable[[], bool] | None) -> Callable[[], bool] | None:
+        """`uptodate`, answered from its last True within the same render: the templates are
+        those of the render's start, and a file changed since is loaded by the next."""
+        if uptodate is None:
+            return None
+        seen: list[object] = [None]
+
+        def checked() -> bool:
+            token = self.rendering
+            if token is not None and seen[0] is token:
+                return True
+            fresh = uptodate()
+            seen[0] = token if fresh else None
+            return fresh
+
+        return checked
 
 
 class Templates:
@@ -135,7 +156,7 @@ class Templates:
     reloaded when a template file changes."""
 
     def __init__(self, folder: Path, package: Path, *, memo: bool = True) -> None:
-        loader = TemplateLoader(folder, package, memo=memo)
+        self.loader = loader = TemplateLoader(folder, package, memo=memo)
         common: dict[str, Any] = {
             "loader": loader,
             "undefined": jinja2.StrictUndefined,
@@ -157,6 +178,7 @@ class Templates:
     def render(self, html_name: str, text_name: str, ctx: dict[str, Any]) -> tuple[str, str, str]:
         """The MJML source, its HTML and the plain text; a template fault names its file and
         line."""
+        self.loader.rendering = token = object()
         try:
             source = self.html.get_template(html_name).render(ctx)
             text = self.text.get_template(text_name).render(ctx)
@@ -166,6 +188,9 @@ class Templates:
                 f"{where}: template error: {e}. Fix the template, or delete your copy "
                 "in templates/ to use newsflash's own."
             ) from e
+        finally:
+            if self.loader.rendering is token:
+                self.loader.rendering = None
         return source, to_html(source, self.inliner), text
 
 

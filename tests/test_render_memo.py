@@ -108,3 +108,13 @@ def test_a_plain_partial_is_kept_by_the_names_it_reads() -> None:
         "{% set x = item.title %}{{ x }} {{ accent }}{% for y in item.tags %}{{ y }}{% endfor %}"
     )
     assert _memo_names(templates.html, source, "t.mjml.j2") == ("accent", "item")
+
+
+def test_a_template_edited_between_two_rebuilds_is_used_by_the_second(workspace: Path) -> None:
+    """Each template is checked once a render: an override added, then edited, shows at once."""
+    renderer = Renderer(load_config(workspace / "config.toml"))
+    _assert_full_render(workspace, renderer)
+    path = own_template(workspace, "partials/footer.mjml.j2", "<mj-text>first note</mj-text>")
+    assert "first note" in _assert_full_render(workspace, renderer)
+    path.write_text(path.read_text().replace("first note", "second note"), encoding="utf-8")
+    assert "second note" in _assert_full_render(workspace, renderer)
