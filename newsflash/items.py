@@ -18,6 +18,7 @@ from typing import Any
 
 import yaml
 
+from newsflash import read_cache
 from newsflash.content import (
     RenderedBody,
     char_names,
@@ -343,14 +344,16 @@ def _curly_hint(fm: str, line: int | None) -> str:
 
 def item_files(folder: Path) -> list[Path]:
     """Every candidate file under the drop folder, in a stable order."""
-    if not folder.is_dir():
-        return []
-    return sorted(
-        p
-        for p in folder.rglob("*")
-        if p.is_file()
-        and not any(part.startswith((".", "_")) for part in p.relative_to(folder).parts)
-    )
+    return [path for path, _ in _keyed_files(folder)]
+
+
+def _keyed_files(folder: Path) -> list[tuple[Path, str]]:
+    """Each candidate file and its key (its path under the folder)."""
+    return [
+        (path, key)
+        for path, key in read_cache.files_under(folder)
+        if not any(part.startswith((".", "_")) for part in key.split("/"))
+    ]
 
 
 def load_items(
@@ -360,8 +363,12 @@ def load_items(
     items: list[Item] = []
     problems: list[Problem] = []
     failed: list[str] = []
-    for path in files if files is not None else item_files(folder):
-        key = path.relative_to(folder).as_posix()
+    listed = (
+        _keyed_files(folder)
+        if files is None
+        else [(p, p.relative_to(folder).as_posix()) for p in files]
+    )
+    for path, key in listed:
         if path.suffix.lower() not in ITEM_SUFFIXES:
             problems.append(
                 Problem(key, "not an item file (items end in .md); ignored.", severity="warning")
@@ -370,7 +377,7 @@ def load_items(
         if path.name.lower() in IGNORED_NAMES:
             continue
         try:
-            data = path.read_bytes()
+            data = read_cache.read_bytes(path)  # unchanged files from memory
         except OSError as e:
             problems.append(Problem(key, f"cannot be read ({e.strerror})."))
             failed.append(key)

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from newsflash import personalise
+from newsflash import personalise, read_cache
 from newsflash.checks import Check, run_checks
 from newsflash.config import Config
 from newsflash.edition import Edition
@@ -59,14 +59,12 @@ class RenderedEmail:
 def _template_files(folder: Path) -> dict[str, Path]:
     """The ``*.j2`` files under `folder` by relative name, editors' scratch files left out."""
     found: dict[str, Path] = {}
-    if not folder.is_dir():
-        return found
-    for p in sorted(folder.rglob("*.j2")):
-        rel = p.relative_to(folder)
-        if any(part.startswith((".", "#")) or part.endswith("~") for part in rel.parts):
+    for p, rel in read_cache.files_under(folder):
+        if not p.name.endswith(".j2"):
             continue
-        if p.is_file():
-            found[rel.as_posix()] = p
+        if any(part.startswith((".", "#")) or part.endswith("~") for part in rel.split("/")):
+            continue
+        found[rel] = p
     return found
 
 
@@ -86,7 +84,7 @@ def template_hash(folder: Path) -> str:
     editor must not look like a change to the approved edition."""
     h = hashlib.sha256()
     for rel, p in sorted(effective_templates(folder).items()):
-        h.update(rel.encode() + b"\0" + p.read_bytes() + b"\0")
+        h.update(rel.encode() + b"\0" + read_cache.read_bytes(p) + b"\0")
     return h.hexdigest()
 
 

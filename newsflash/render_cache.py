@@ -21,7 +21,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from newsflash import __version__
+from newsflash import __version__, read_cache
 from newsflash.files import write_atomic
 
 PARTS = ("subject", "preheader", "mjml", "html", "text")
@@ -33,6 +33,7 @@ _RENDER_CODE = (
     "render.py",
     "render_engine.py",
     "render_inline.py",
+    "render_cut.py",
     "content.py",
     "months.py",
     "checks.py",
@@ -57,7 +58,7 @@ def _frozen(cls: type) -> bool:
     return bool(getattr(params, "frozen", False))
 
 
-def _digest(value: object) -> str | None:
+def frozen_digest(value: object) -> str | None:
     """The hash of an unchangeable object's fields, written once per object: a rebuild after
     one item changed re-encodes that item, not all thirty bodies (most of the key's time)."""
     kept = _digests.get(id(value))
@@ -81,7 +82,7 @@ def _plain(value: object) -> object:
     model's data, dates as ISO text. Anything else raises TypeError, so the key is refused
     rather than guessed."""
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        digest = _digest(value)
+        digest = frozen_digest(value)
         if digest is not None:
             return {"__class__": type(value).__qualname__, "__fields_sha256__": digest}
         fields = {name: getattr(value, name) for name in _field_names(type(value))}
@@ -104,11 +105,10 @@ def _files(folders: Iterable[Path]) -> Iterable[bytes]:
         if not folder.is_dir():
             yield f"{n}:absent\0".encode()
             continue
-        for path in sorted(folder.rglob("*")):
-            if path.is_file():
-                name = path.relative_to(folder).as_posix().encode()
-                data = path.read_bytes()
-                yield f"{n}:{len(name)}:".encode() + name + f"{len(data)}:".encode() + data
+        for path, rel in read_cache.files_under(folder):  # unchanged files from memory
+            name = rel.encode()
+            data = read_cache.read_bytes(path)
+            yield f"{n}:{len(name)}:".encode() + name + f"{len(data)}:".encode() + data
 
 
 def _fingerprint(files: Iterable[str]) -> str:

@@ -7,22 +7,81 @@ were most of a cold `newsflash build`.
 
 from __future__ import annotations
 
+import dataclasses
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, MutableMapping
 from pathlib import Path
 from typing import Any
 
 import jinja2
 import mjml
+from jinja2 import meta, nodes
+from jinja2.runtime import Context
+from jinja2.utils import missing
+from markupsafe import Markup
 
 from newsflash.content import inline_markdown, markdown_text, wrap_text
 from newsflash.errors import RenderError
 from newsflash.months import human_date
+from newsflash.render_cache import frozen_digest
 from newsflash.render_inline import IncrementalInliner, inline_whole
 
 _DOCTYPE = re.compile(r"^\s*<!doctype html>", re.IGNORECASE)
 _MJML_RESET = re.compile(r'<style type="text/css">(\s*#outlook a\s*\{)')
 _BODY = re.compile(r"(<body[^>]*>)(.*)(</body>)", re.DOTALL)
+# A template is kept by what it reads only if it includes, imports, extends and defines
+# blocks of nothing (what it would read there is not in its own text) and draws no lots.
+_NOT_LEAF = (nodes.Extends, nodes.Include, nodes.Import, nodes.FromImport, nodes.Block)
+_IMPURE_FILTERS = {"random"}
+MEMO_SIZE = 512  # outputs kept per template: an edition's items, a few editions over
+
+
+def _memo_names(env: jinja2.Environment, source: str, name: str) -> tuple[str, ...] | None:
+    """The names a template reads from its context, if its output is a function of their
+    values alone (Jinja2's compiled code reads exactly these, once, at its start)."""
+    ast = env.parse(source, name)
+    if next(ast.find_all(_NOT_LEAF), None) is not None:
+        return None
+    if any(f.name in _IMPURE_FILTERS for f in ast.find_all(nodes.Filter)):
+        return None
+    return tuple(sorted(meta.find_undeclared_variables(ast)))
+
+
+def _value_key(value: object) -> object | None:
+    """A value as a key that equals another only if the template writes both alike: text,
+    whole numbers and flags with their type (1, True and "1" differ), an unchangeable
+    dataclass by the hash of its fields (an Item); anything else (a float, whose -0.0 equals
+    0.0, a list, a loop, a function, a config model) gives no key."""
+    if value is missing:
+        return ("missing",)
+    if type(value) in (str, Markup, int, bool, type(None)):
+        return (type(value).__name__, value)
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        digest = frozen_digest(value)
+        return None if digest is None else (type(value).__qualname__, digest)
+    return None
+
+
+def _memoised(template: jinja2.Template, names: tuple[str, ...]) -> None:
+    """Keep the template's output by the values of the names it reads: an edition's
+    thirty item partials are written once each, not again on every rebuild."""
+    render = template.root_render_func
+    memo: dict[tuple[object, ...], str] = {}
+
+    def root(context: Context) -> Iterator[str]:
+        key = tuple(_value_key(context.resolve_or_missing(n)) for n in names)
+        if None in key:
+            yield from render(context)
+            return
+        text = memo.get(key)
+        if text is None:
+            text = "".join(render(context))
+            if len(memo) >= MEMO_SIZE:
+                memo.clear()
+            memo[key] = text
+        yield text
+
+    template.root_render_func = root
 
 
 class TemplateLoader(jinja2.BaseLoader):
@@ -34,16 +93,36 @@ class TemplateLoader(jinja2.BaseLoader):
     has no file of its name. An absent workspace folder is fine: the package's design is used
     whole."""
 
-    def __init__(self, folder: Path, package: Path) -> None:
+    def __init__(self, folder: Path, package: Path, *, memo: bool = True) -> None:
         self.folder = folder
         self.own = jinja2.FileSystemLoader(folder)
         self.package = jinja2.FileSystemLoader(package)
+        self.memo = memo
+        # While a render runs, a token: a template found up to date once in it is not
+        # checked again (two stats for each of an edition's forty-odd includes)
+        self.rendering: object | None = None
+
+    def load(
+        self,
+        environment: jinja2.Environment,
+        name: str,
+        globals: MutableMapping[str, Any] | None = None,
+    ) -> jinja2.Template:
+        """The compiled template, kept by what it reads where that is exact (_memoised); a
+        changed file is loaded again as a new template with an empty memo."""
+        template = super().load(environment, name, globals)
+        if self.memo:
+            names = _memo_names(environment, self.get_source(environment, name)[0], name)
+            if names is not None:
+                _memoised(template, names)
+        return template
 
     def get_source(
         self, environment: jinja2.Environment, template: str
     ) -> tuple[str, str | None, Callable[[], bool] | None]:
         try:
-            return self.own.get_source(environment, template)
+            source, filename, uptodate = self.own.get_source(environment, template)
+            return source, filename, self._once_a_render(uptodate)
         except jinja2.TemplateNotFound:
             pass
         source, filename, uptodate = self.package.get_source(environment, template)
@@ -52,15 +131,32 @@ class TemplateLoader(jinja2.BaseLoader):
         def fresh() -> bool:
             return not own.is_file() and (uptodate is None or uptodate())
 
-        return source, filename, fresh
+        return source, filename, self._once_a_render(fresh)
+
+    def _once_a_render(self, uptodate: Callable[[], bool] | None) -> Callable[[], bool] | None:
+        """`uptodate`, answered from its last True within the same render: the templates are
+        those of the render's start, and a file changed since is loaded by the next."""
+        if uptodate is None:
+            return None
+        seen: list[object] = [None]
+
+        def checked() -> bool:
+            token = self.rendering
+            if token is not None and seen[0] is token:
+                return True
+            fresh = uptodate()
+            seen[0] = token if fresh else None
+            return fresh
+
+        return checked
 
 
 class Templates:
     """The HTML (autoescaped) and plain-text environments over one loader, compiled once and
     reloaded when a template file changes."""
 
-    def __init__(self, folder: Path, package: Path) -> None:
-        loader = TemplateLoader(folder, package)
+    def __init__(self, folder: Path, package: Path, *, memo: bool = True) -> None:
+        self.loader = loader = TemplateLoader(folder, package, memo=memo)
         common: dict[str, Any] = {
             "loader": loader,
             "undefined": jinja2.StrictUndefined,
@@ -82,6 +178,7 @@ class Templates:
     def render(self, html_name: str, text_name: str, ctx: dict[str, Any]) -> tuple[str, str, str]:
         """The MJML source, its HTML and the plain text; a template fault names its file and
         line."""
+        self.loader.rendering = token = object()
         try:
             source = self.html.get_template(html_name).render(ctx)
             text = self.text.get_template(text_name).render(ctx)
@@ -91,6 +188,9 @@ class Templates:
                 f"{where}: template error: {e}. Fix the template, or delete your copy "
                 "in templates/ to use newsflash's own."
             ) from e
+        finally:
+            if self.loader.rendering is token:
+                self.loader.rendering = None
         return source, to_html(source, self.inliner), text
 
 

@@ -21,15 +21,16 @@ from __future__ import annotations
 
 import logging
 import re
-import secrets
 import threading
 from collections import OrderedDict
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, ClassVar
 
 from lxml import etree
 from premailer import Premailer
+
+from newsflash.render_cut import MARK, MARK_HTML, Source, cut_source
 
 # premailer's options, fixed: the incremental path relies on their being the same every time.
 OPTIONS: dict[str, Any] = {
@@ -44,9 +45,9 @@ OPTIONS: dict[str, Any] = {
     "disable_basic_attributes": ["width", "height"],
 }
 _BLOCKS = etree.XPath("//body//tr[not(.//tr)]")
-# A random mark per process: no email can hold it, so splitting on it cuts only where put.
-_MARK = f"nf-block-{secrets.token_hex(16)}"
-_MARK_HTML = f"<!--{_MARK}-->"
+# What a block may not hold for a rebuild to inline it alone: a row (the cut would be
+# another), or a stylesheet (premailer applies it to the whole email).
+_NOT_IN_A_BLOCK = ("tr", "style", "link")
 # Inlined selectors that may look beyond an element and its ancestors (siblings, position).
 _NOT_LOCAL = re.compile(r"[:+~]")
 
@@ -103,57 +104,14 @@ def inline_whole(html: str, *, floats: bool) -> str:
     return str(Inliner(html, floats=floats).transform(pretty_print=False))
 
 
-@dataclass(frozen=True)
-class _Layout:
-    """The last email, taken apart: what a rebuild compares with and reuses."""
-
-    floats: bool
-    skeleton: tuple[str, ...]  # the parsed input around the blocks (one more than the blocks)
-    raw: tuple[str, ...]  # each block (and the text after it) as parsed, before inlining
-    pieces: tuple[str, ...]  # the output around the blocks
-    out: tuple[str, ...]  # each block (and the text after it) as inlined
-
-    def html(self) -> str:
-        return "".join(p + b for p, b in zip(self.pieces, (*self.out, ""), strict=True))
-
-
-class _Parsed:
-    """One email parsed as premailer parses it, cut into its skeleton and its blocks."""
-
-    def __init__(self, html: str) -> None:
-        stripped = html.strip()
-        self.tree = etree.fromstring(stripped, etree.HTMLParser()).getroottree()
-        # premailer writes the doctype only if the input began with lxml's spelling of it
-        self.top: Any = (
-            self.tree if stripped.startswith(self.tree.docinfo.doctype) else self.tree.getroot()
-        )
-        self.blocks: list[Any] = _BLOCKS(self.tree)
-        self.marks: list[Any] = []
-        self.skeleton, self.raw = self.cut()
-
-    def cut(self) -> tuple[tuple[str, ...], tuple[str, ...]]:
-        """The skeleton's pieces and the blocks, as serialised now: one serialisation, the
-        blocks between marks (a block's tail text, never styled, goes with it). The marks
-        stay until `unmark`: a rebuild prunes them with the branches it cuts."""
-        if not self.marks:
-            for block in self.blocks:
-                begin, end = etree.Comment(_MARK), etree.Comment(_MARK)
-                block.addprevious(begin)
-                block.addnext(end)
-                self.marks += [begin, end]
-        parts = _text(self.top).split(_MARK_HTML)
-        return tuple(parts[0::2]), tuple(parts[1::2])
-
-    def unmark(self) -> None:
-        for mark in self.marks:
-            mark.getparent().remove(mark)
-        self.marks = []
-
-
 def _text(node: Any, *, tail: bool = False) -> str:
     """An element (or the document) as premailer serialises the email."""
     data: bytes = etree.tostring(node, method="html", encoding="utf-8", with_tail=tail)
     return data.decode("utf-8")
+
+
+def _parse(text: str) -> Any:
+    return etree.fromstring(text, etree.HTMLParser()).getroottree()
 
 
 def _local(selectors: Sequence[str]) -> bool:
@@ -161,19 +119,113 @@ def _local(selectors: Sequence[str]) -> bool:
     return not any(_NOT_LOCAL.search(s) for s in selectors)
 
 
-def _prune(tree: Any, keep: Sequence[Any]) -> None:
-    """Cut every branch of <body> that holds none of `keep`: the kept blocks keep their
-    ancestors, and the head its stylesheets, so premailer matches them as in the whole."""
-    path: set[Any] = set()
-    for block in keep:
-        path.update(block.iterancestors())
-    kept = set(keep)
-    for node in path:
-        if node.tag == "html":
-            continue
-        for child in list(node):
-            if child not in path and child not in kept:
-                node.remove(child)
+@dataclass(frozen=True)
+class _Chain:
+    """A block's ancestors below <body>, as text a small document can open and close."""
+
+    opening: str
+    closing: str
+    tags: tuple[tuple[str, tuple[tuple[str, str], ...]], ...]  # what the parse must give back
+
+
+def _ancestry(row: Any) -> tuple[Any, ...] | None:
+    """The row's ancestors from <body>'s child down to its parent; None outside <body>."""
+    found: list[Any] = []
+    for node in row.iterancestors():
+        if node.tag == "body":
+            return tuple(reversed(found))
+        found.append(node)
+    return None
+
+
+def _tags(nodes: Sequence[Any]) -> tuple[tuple[str, tuple[tuple[str, str], ...]], ...]:
+    return tuple((str(n.tag), tuple(n.attrib.items())) for n in nodes)
+
+
+def _start_tag(node: Any) -> str:
+    text = _text(etree.Element(node.tag, dict(node.attrib)))
+    return text.removesuffix(f"</{node.tag}>")
+
+
+def _chains(cut: Source) -> tuple[_Chain, ...] | None:
+    """Each block's ancestors, read from a parse of the marked text; None unless the marks sit
+    exactly around the parsed blocks (the cut is then the parser's own)."""
+    tree = _parse(cut.marked())
+    marks = [c for c in tree.iter(etree.Comment) if c.text == MARK]
+    rows = _BLOCKS(tree)
+    if len(rows) != len(cut.blocks) or len(marks) != 2 * len(rows):
+        return None
+    chains = []
+    for row, begin, end in zip(rows, marks[0::2], marks[1::2], strict=True):
+        nodes = _ancestry(row)
+        if not _alone(row, begin, end) or end.tail or nodes is None:
+            return None
+        opening = "".join(_start_tag(n) for n in nodes)
+        closing = "".join(f"</{n.tag}>" for n in reversed(nodes))
+        chains.append(_Chain(opening, closing, _tags(nodes)))
+    return tuple(chains)
+
+
+def _alone(row: Any, begin: Any, end: Any) -> bool:
+    """Whether the row is the one node between the two marks, with no text beside it."""
+    return bool(
+        row is not None
+        and row.tag == "tr"
+        and begin.getnext() is row
+        and row.getnext() is end
+        and not begin.tail
+        and not row.tail
+    )
+
+
+def _cut_tree(tree: Any, top: Any) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """The inlined email's pieces around its blocks and the blocks, in one serialisation."""
+    marks = []
+    for block in _BLOCKS(tree):
+        begin, end = etree.Comment(MARK), etree.Comment(MARK)
+        block.addprevious(begin)
+        block.addnext(end)
+        marks += [begin, end]
+    parts = _text(top).split(MARK_HTML)
+    for mark in marks:
+        mark.getparent().remove(mark)
+    return tuple(parts[0::2]), tuple(parts[1::2])
+
+
+@dataclass(frozen=True)
+class _Layout:
+    """The last email, taken apart: what a rebuild compares with and reuses."""
+
+    floats: bool
+    source: Source  # its text, as cut
+    chains: tuple[_Chain, ...]  # each block's ancestors
+    pieces: tuple[str, ...]  # the output around the blocks
+    out: tuple[str, ...]  # each block as inlined
+
+    def html(self) -> str:
+        return "".join(p + b for p, b in zip(self.pieces, (*self.out, ""), strict=True))
+
+    def inline_block(self, i: int, text: str) -> str | None:
+        """premailer's output for a new text of block `i`, inlined in a small document that
+        has the email's own head (its text, unchanged) and the block's ancestors; None if the
+        text is not one row there (no nested row, no stylesheet of its own), so the email
+        must be inlined whole."""
+        chain = self.chains[i]
+        if MARK in text:
+            return None
+        head = self.source.skeleton[0][: self.source.body_end]
+        doc = f"{head}{chain.opening}{MARK_HTML}{text}{MARK_HTML}{chain.closing}</body></html>"
+        tree = _parse(doc)
+        marks = [c for c in tree.iter(etree.Comment) if c.text == MARK]
+        if len(marks) != 2 or not _alone(row := marks[0].getnext(), *marks):
+            return None
+        if next(row.iterdescendants(*_NOT_IN_A_BLOCK), None) is not None:
+            return None
+        if _tags(_ancestry(row) or ()) != chain.tags:
+            return None
+        inliner = Inliner(tree.getroot(), floats=self.floats)
+        inliner.transform(pretty_print=False)
+        return _text(row) if _local(inliner.selectors) else None
 
 
 class IncrementalInliner:
@@ -191,45 +243,64 @@ class IncrementalInliner:
         self.blocks_inlined = 0  # how many blocks the incremental path inlined
 
     def inline(self, html: str, *, floats: bool) -> str:
-        parsed = _Parsed(html)
-        with self._lock:
-            last = self._layouts.get((floats, parsed.skeleton))
+        source = html.strip()
+        last, cut = self._recut(source, floats)
+        if cut is None:
+            return self._whole(source, None, floats)
         if last is None:
-            return self._whole(parsed, floats)
-        changed = [i for i, raw in enumerate(parsed.raw) if raw != last.raw[i]]
+            return self._whole(source, cut, floats)
+        changed = [i for i, text in enumerate(cut.blocks) if text != last.source.blocks[i]]
+        out = list(last.out)
+        for i in changed:
+            block = last.inline_block(i, cut.blocks[i])
+            if block is None:  # a stylesheet or a row added inside: the skeleton changed
+                return self._whole(source, cut, floats)
+            out[i] = block
         if not changed:
             return last.html()
-        keep = [parsed.blocks[i] for i in changed]
-        _prune(parsed.tree, keep)
-        Inliner(parsed.tree.getroot(), floats=floats).transform(pretty_print=False)
-        out = list(last.out)
-        for i, block in zip(changed, keep, strict=True):
-            out[i] = _text(block, tail=True)
         self.blocks_inlined += len(changed)
-        layout = _Layout(floats, parsed.skeleton, parsed.raw, last.pieces, tuple(out))
+        layout = replace(last, source=cut, out=tuple(out))
         self._keep(layout)
         return layout.html()
 
-    def _whole(self, parsed: _Parsed, floats: bool) -> str:
-        """premailer over the whole tree; its layout kept only if it is safe and exact."""
+    def _recut(self, source: str, floats: bool) -> tuple[_Layout | None, Source | None]:
+        """The layout to start from and the new text cut as its text is: from the text of a
+        recent layout when it changed inside one block, else by reading the text's tags."""
+        with self._lock:
+            recent = [v for v in reversed(self._layouts.values()) if v.floats == floats]
+        for layout in recent:
+            cut = layout.source.recut(source)
+            if cut is not None:
+                return layout, cut
+        cut = cut_source(source)
+        if cut is None:
+            return None, None
+        with self._lock:
+            return self._layouts.get((floats, cut.skeleton)), cut
+
+    def _whole(self, source: str, cut: Source | None, floats: bool) -> str:
+        """premailer over the whole email; its layout kept only if it is safe and exact."""
         self.whole += 1
-        parsed.unmark()
-        # premailer reads a <style> anywhere; a rebuild keeps only <head> and the changed
-        # blocks' ancestors, so an email with one in <body> is always inlined whole
-        body_styles = bool(parsed.tree.xpath("//body//style"))
-        inliner = Inliner(parsed.tree.getroot(), floats=floats)
+        tree = _parse(source)
+        # premailer writes the doctype only if the input began with lxml's spelling of it
+        top = tree if source.startswith(tree.docinfo.doctype) else tree.getroot()
+        # premailer reads a <style> anywhere; a rebuild reads only the head's and the changed
+        # block's, so an email with one in <body> is always inlined whole
+        body_styles = bool(tree.xpath("//body//style|//body//link"))
+        chains = _chains(cut) if cut is not None and not body_styles else None
+        inliner = Inliner(tree.getroot(), floats=floats)
         inliner.transform(pretty_print=False)
-        whole = _text(parsed.top)
-        pieces, out = parsed.cut()
-        layout = _Layout(floats, parsed.skeleton, parsed.raw, pieces, out)
-        exact = len(pieces) == len(out) + 1 and layout.html() == whole
-        if exact and _local(inliner.selectors) and not body_styles:
-            self._keep(layout)
+        whole = _text(top)
+        if cut is not None and chains is not None and _local(inliner.selectors):
+            pieces, out = _cut_tree(tree, top)
+            layout = _Layout(floats, cut, chains, pieces, out)
+            if len(out) == len(chains) and layout.html() == whole:
+                self._keep(layout)
         return whole
 
     def _keep(self, layout: _Layout) -> None:
         with self._lock:
-            key = (layout.floats, layout.skeleton)
+            key = (layout.floats, layout.source.skeleton)
             self._layouts[key] = layout
             self._layouts.move_to_end(key)
             while len(self._layouts) > self.most_layouts:

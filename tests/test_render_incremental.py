@@ -12,15 +12,15 @@ import pytest
 from conftest import own_template
 
 from newsflash.config import Config, load_config
-from newsflash.pipeline import build_edition
-from newsflash.render import Renderer
-from newsflash.render_engine import to_html
+from newsflash.pipeline import BuiltEdition, build_edition
+from newsflash.render import HTML_TEMPLATE, PACKAGE_TEMPLATES, TEXT_TEMPLATE, Renderer
+from newsflash.render_engine import Templates, to_html
 from newsflash.render_inline import IncrementalInliner, inline_whole
 from newsflash.web.previewer import Previewer
 
 EDITION = "2022-02"
-SEEDS = range(16)
-STEPS = 7
+SEEDS = range(24)
+STEPS = 8
 WORDS = [
     "skills",
     "battery",
@@ -37,6 +37,12 @@ STYLES = (  # appended to the workspace's style partial; the last three are not 
     "<mj-style>h3 + p { color: #aa0000; }</mj-style>",
     "<mj-style>li ~ li { margin-top: 2px; }</mj-style>",
     "<mj-style>li:first-child { font-weight: bold; }</mj-style>",
+)
+ITEM_EXTRAS = (  # appended to the workspace's item partial
+    "<mj-text>{{ item.title | length }} letters, {{ accent }}</mj-text>",
+    "<mj-raw><style>td div { color: #aa0000; }</style></mj-raw>",  # a stylesheet in a row
+    '{% if item.order > 5 %}<mj-divider css-class="nf-late" />{% endif %}',
+    "",
 )
 
 
@@ -87,7 +93,7 @@ class Edits:
 
     def apply(self) -> str:
         kinds = ["body", "body", "body", "title", "add", "remove", "order", "section"]
-        kinds += ["template", "config"]
+        kinds += ["template", "item_template", "config"]
         kind = self.rng.choice(kinds)
         getattr(self, kind)()
         return kind
@@ -127,6 +133,9 @@ class Edits:
     def template(self) -> None:
         own_template(self.ws, "partials/style.mjml.j2", self.rng.choice(STYLES))
 
+    def item_template(self) -> None:
+        own_template(self.ws, "partials/item.mjml.j2", self.rng.choice(ITEM_EXTRAS))
+
     def config(self) -> None:
         config = self.ws / "config.toml"
         colour = f'accent_color = "#{self.rng.randint(0, 0xFFFFFF):06x}"'
@@ -139,22 +148,36 @@ def _renderer(renderers: dict[str, Renderer], config: Config) -> Renderer:
     return renderers.setdefault(config.sha256, Renderer(config))
 
 
+def _full_render(templates: Templates, renderer: Renderer, built: BuiltEdition) -> tuple[str, ...]:
+    """The same edition through templates that keep no output, MJML and a whole inline."""
+    context = renderer.context(built.edition)
+    source = templates.html.get_template(HTML_TEMPLATE).render(context)
+    text = templates.text.get_template(TEXT_TEMPLATE).render(context)
+    return source, to_html(source), text
+
+
 @pytest.mark.parametrize("seed", SEEDS)
-def test_incremental_inlining_equals_a_whole_inline_after_random_edits(
+def test_an_incremental_rebuild_equals_a_full_render_after_random_edits(
     workspace: Path, seed: int
 ) -> None:
+    """Items changed, added, removed and reordered, a section, the style and item templates
+    and the config changed: the kept renderer's MJML, HTML and text are a full render's."""
     edits = Edits(workspace, seed)
     renderers: dict[str, Renderer] = {}
     shared = IncrementalInliner()  # every email of the run, whichever config made it
+    full = Templates(workspace / "templates", PACKAGE_TEMPLATES, memo=False)  # reloads edits
     done = []
     for step in range(STEPS + 1):
         kind = edits.apply() if step else "first"
         done.append(kind)
         config = load_config(workspace / "config.toml")
-        built = build_edition(config, EDITION, _renderer(renderers, config))
-        whole = to_html(built.email.mjml)
-        assert built.email.html == whole, f"seed {seed}, after {done}: the renderer's email"
-        assert to_html(built.email.mjml, shared) == whole, f"seed {seed}, after {done}"
+        renderer = _renderer(renderers, config)
+        built = build_edition(config, EDITION, renderer)
+        source, whole, text = _full_render(full, renderer, built)
+        email = built.email
+        assert (email.mjml, email.text) == (source, text), f"seed {seed}, after {done}"
+        assert email.html == whole, f"seed {seed}, after {done}: the renderer's email"
+        assert to_html(email.mjml, shared) == whole, f"seed {seed}, after {done}"
 
 
 def test_the_random_edits_take_the_incremental_path_for_most_rebuilds(workspace: Path) -> None:
@@ -301,3 +324,57 @@ def test_the_email_and_its_web_version_each_keep_their_layout_on_one_renderer(
             email = renderer.render(edition, web=web)
             assert email.html == to_html(email.mjml)
     assert renderer.templates.inliner.whole == 2
+
+
+@pytest.mark.parametrize(
+    "tag", ["<style>td div { color: #aa0000; }</style>", '<link rel="stylesheet" href="x.css">']
+)
+def test_a_rebuild_that_adds_a_stylesheet_inside_a_changed_row_inlines_the_whole_email(
+    tag: str,
+) -> None:
+    """A row that gains its own <style> changes every row's style in premailer's eyes: the
+    rows kept from the last email would miss its rules, so the email is inlined whole."""
+    css = "p { margin: 0; }"
+    inliner = IncrementalInliner()
+    first = ROWS.format(css=css, rows=_rows(("", "a"), ("", "b"), ("", "c")))
+    added = ROWS.format(css=css, rows=_rows(("", "a"), ("", f"{tag}<p>b</p>"), ("", "c")))
+    for html in (first, added):
+        assert inliner.inline(html, floats=False) == inline_whole(html, floats=False)
+    assert inliner.whole == 2 and inliner.blocks_inlined == 0
+
+
+HOSTILE_ROW_TEXTS = [
+    "<!-- a comment left open",
+    '<a title="<tr>" href="https://example.org/">a row in an attribute</a>',
+    '<a title="</tr>" href="https://example.org/">an end of row in an attribute</a>',
+    "</div></td></tr><tr><td><div>a row closed and another opened",
+    "<table><tr><td>a nested row</td></tr></table>",
+    "</tbody></table>the table closed",
+    "<div>a div left open",
+    "<p>a paragraph left open",
+    "x <!--[if mso]><tr><td><![endif]--> a row in a conditional comment",
+    "a < b & c > d",
+    "</td>a stray end of cell",
+    "<TR><TD>an upper-case row</TD></TR>",
+    "<body>a second body",
+    "<![CDATA[ x ]]> character data",
+    "</body></html>the end of the page",
+]
+
+
+@pytest.mark.parametrize("text", HOSTILE_ROW_TEXTS)
+def test_a_row_whose_new_text_breaks_out_of_its_row_gives_what_a_whole_inline_gives(
+    text: str,
+) -> None:
+    """The rebuild finds the rows in the email's text before any parse: a text that opens,
+    closes or hides a row (or a comment, a table, the body) must not fool the cut."""
+    css = ".lead div { color: #aa0000; } td div { font-size: 15px; } p { margin: 0; }"
+    inliner = IncrementalInliner()
+    emails = [
+        ROWS.format(css=css, rows=_rows(("lead", "a"), ("", "b"), ("", "c"))),
+        ROWS.format(css=css, rows=_rows(("lead", "a"), ("", text), ("", "c"))),
+        ROWS.format(css=css, rows=_rows(("lead", "a"), ("", text), ("", "c changed"))),
+        ROWS.format(css=css, rows=_rows(("lead", "a"), ("", "b"), ("", "c changed"))),
+    ]
+    for n, html in enumerate(emails):
+        assert inliner.inline(html, floats=False) == inline_whole(html, floats=False), n
