@@ -126,10 +126,14 @@ def build_edition(
     ledger_name: str | None = None,
 ) -> pipeline.BuiltEdition:
     """The pipeline's build of `edition_id` with what the ledgers say was published; `ledger_name`
-    (a send's own ledger) adds the item set frozen when this edition's send started there."""
+    (a send's own ledger) adds the item set frozen when this edition's send started there.
+    Without a `renderer`, `newsflash build`'s (pipeline.cached_renderer): a send, an approval
+    or a job then reads the email the approved build rendered from state/render-cache, under
+    a key of everything it depends on, instead of rendering (and importing premailer) again."""
     from newsflash import pipeline  # deferred: a report reads ledgers, never builds (~40 ms)
 
     seen = published(config, edition_id, ledger_name)
+    renderer = renderer or pipeline.cached_renderer(config)
     return pipeline.build_edition(
         config, edition_id, renderer, published=seen.items, frozen=seen.frozen
     )
