@@ -22,6 +22,7 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, 
 
 from newsflash.errors import LedgerError, SendInProgress
 from newsflash.state.ledger import Ledger, LedgerRecipient
+from newsflash.subscribers import recipient_id
 
 REPO = Path(__file__).resolve().parents[1]
 ED = "2022-02"
@@ -261,6 +262,35 @@ def test_duplicate_recipients_refused(ledger: Ledger) -> None:
         with pytest.raises(LedgerError, match="duplicate emails"):
             start(ledger, twice_by_email)
     assert ledger.status(ED).manifest_hash is None  # nothing half-frozen
+
+
+def _as_a_send_names(*emails: str) -> list[LedgerRecipient]:
+    """Recipients with the ids a send gives them: recipient_id of the address."""
+    return [LedgerRecipient(recipient_id(e), e) for e in emails]
+
+
+def test_a_send_s_ids_still_refuse_one_address_twice_whatever_its_case(ledger: Ledger) -> None:
+    # Ids derived from their folded address skip the grouped address query: the primary key
+    # must then be what refuses the repeat.
+    twice = _as_a_send_names("a@example.org", "p@example.org", "P@Example.ORG")
+    with ledger.sending(ED), pytest.raises(LedgerError, match="duplicate recipient ids"):
+        start(ledger, twice)
+    assert ledger.status(ED).manifest_hash is None
+
+
+def test_one_id_not_derived_from_its_address_brings_back_the_address_check(
+    ledger: Ledger,
+) -> None:
+    # " p@example.org" hashes to another id than "p@example.org" but folds to the same
+    # address: the ids differ, so only the address query can see the double send.
+    late = [*_as_a_send_names(*(f"q{i}@example.org" for i in range(50)), "p@example.org")]
+    late.append(LedgerRecipient(recipient_id(" P@example.org"), " P@example.org"))
+    with ledger.sending(ED), pytest.raises(LedgerError, match=r"duplicate emails: p@example\.org"):
+        start(ledger, late)
+    assert ledger.status(ED).manifest_hash is None
+    with ledger.sending(ED):
+        start(ledger, late[:-1])
+    assert ledger.status(ED).total == 51
 
 
 def test_recipients_stream_into_the_freeze_from_a_one_pass_iterator(ledger: Ledger) -> None:

@@ -135,6 +135,42 @@ def test_a_rerun_sends_nothing(workspace: Path, sg: FakeSendGrid, sleeps: list[f
     assert received(sg) == Counter(AUDIENCE)
 
 
+def _build_with_a_marked_email(workspace: Path, marker: str) -> Path:
+    """`newsflash build`, then its cached email marked, so a send that rendered it again
+    (rather than read what the build rendered) would not carry the marker."""
+    result = CliRunner().invoke(main, ["--config", str(workspace / "config.toml"), "build", ED])
+    assert result.exit_code == 0, result.output
+    (cached,) = (workspace / "state" / "render-cache").glob("*.json")
+    doc = json.loads(cached.read_text(encoding="utf-8"))
+    doc["html"] = doc["html"].replace("</body>", f"<p>{marker}</p></body>", 1)
+    cached.write_text(json.dumps(doc), encoding="utf-8")
+    return cached
+
+
+def test_a_send_after_the_build_sends_the_email_that_build_rendered(
+    workspace: Path, sg: FakeSendGrid, sleeps: list[float]
+) -> None:
+    config = configure(workspace)
+    _build_with_a_marked_email(workspace, "rendered by the approved build")
+    report = send_edition(config, ED, transport=transport(config, sleeps))
+    assert report.complete and received(sg) == Counter(AUDIENCE)
+    html = sg.delivered_requests[-1].body["content"][1]["value"]
+    assert "rendered by the approved build" in html
+
+
+def test_a_send_after_an_item_changed_since_the_build_renders_the_change(
+    workspace: Path, sg: FakeSendGrid, sleeps: list[float]
+) -> None:
+    config = configure(workspace)
+    _build_with_a_marked_email(workspace, "rendered by the approved build")
+    correct_an_unpinned_item(workspace)
+    report = send_edition(config, ED, transport=transport(config, sleeps))
+    assert report.complete
+    html = sg.delivered_requests[-1].body["content"][1]["value"]
+    assert "A late correction." in html
+    assert "rendered by the approved build" not in html
+
+
 def test_the_request_is_exactly_the_json_sendgrid_expects(
     workspace: Path, sg: FakeSendGrid, sleeps: list[float]
 ) -> None:

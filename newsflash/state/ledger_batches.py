@@ -21,6 +21,7 @@ from newsflash.errors import LedgerError
 from newsflash.state.ledger_lock import SendLock
 from newsflash.state.ledger_queries import LedgerQueries, fetch_recipients
 from newsflash.state.ledger_records import Batch, EditionStatus, LedgerRecipient, timestamp
+from newsflash.subscriber_list import recipient_id
 
 __all__ = ["LedgerBatches"]
 
@@ -38,6 +39,21 @@ def _refuse_duplicates(edition_id: str, found: str) -> NoReturn:
         f"edition {edition_id} can't start: {found}; "
         "each person must appear once in the recipient list"
     )
+
+
+def _refuse_shared_addresses(conn: sqlite3.Connection, edition_id: str) -> None:
+    """Two ids with one address would be a double send the ledger could not see. Skipped when
+    every id is `recipient_id` of its own folded address (as a send's are): one address then
+    has one id, so the primary key has already refused a repeat, and the grouped query over
+    every frozen address (a fifth of freezing 30k) is not needed."""
+    conn.create_function("folded", 1, _folded, deterministic=True)
+    twice = conn.execute(
+        "SELECT folded(email) AS k FROM recipients WHERE edition_id = ? "
+        "GROUP BY k HAVING COUNT(*) > 1 ORDER BY k LIMIT 20",
+        (edition_id,),
+    ).fetchall()
+    if twice:
+        _refuse_duplicates(edition_id, "duplicate emails: " + ", ".join(k for (k,) in twice))
 
 
 class LedgerBatches(SendLock, LedgerQueries):
@@ -94,18 +110,21 @@ class LedgerBatches(SendLock, LedgerQueries):
         now: str,
     ) -> None:
         """Streamed into the table, so no list of a million recipients is ever held; the
-        primary key finds a repeated id, one grouped query a repeated address."""
+        primary key finds a repeated id, and a repeated address (`_refuse_shared_addresses`)."""
         conn.execute(
             "INSERT INTO sends (edition_id, manifest_hash, manifest_json, started_at, total) "
             "VALUES (?, ?, ?, ?, 0)",
             (edition_id, manifest_hash, manifest_json, now),
         )
         last: list[str] = [""]  # the id being inserted when the primary key objects
+        derived = [True]  # every id so far is recipient_id() of its own folded address
 
         def rows() -> Iterator[tuple[str, str, str, int]]:
             for seq, r in enumerate(recipients, 1):
-                last[0] = r.recipient_id
-                yield edition_id, r.recipient_id, r.email, seq
+                last[0] = rid = r.recipient_id
+                if derived[0] and rid != recipient_id(_folded(r.email)):
+                    derived[0] = False
+                yield edition_id, rid, r.email, seq
 
         try:
             conn.executemany(
@@ -114,15 +133,8 @@ class LedgerBatches(SendLock, LedgerQueries):
             )
         except sqlite3.IntegrityError:
             _refuse_duplicates(edition_id, f"duplicate recipient ids: {last[0]}")
-        # Two ids with one address would be a double send the ledger could not see.
-        conn.create_function("folded", 1, _folded, deterministic=True)
-        twice = conn.execute(
-            "SELECT folded(email) AS k FROM recipients WHERE edition_id = ? "
-            "GROUP BY k HAVING COUNT(*) > 1 ORDER BY k LIMIT 20",
-            (edition_id,),
-        ).fetchall()
-        if twice:
-            _refuse_duplicates(edition_id, "duplicate emails: " + ", ".join(k for (k,) in twice))
+        if not derived[0]:
+            _refuse_shared_addresses(conn, edition_id)
         conn.execute(
             "UPDATE sends SET total = (SELECT COUNT(*) FROM recipients WHERE edition_id = ?) "
             "WHERE edition_id = ?",

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from newsflash.errors import BuildError
+from newsflash.render_cache import DiskCache
 from newsflash.state.ledger import Ledger
 
 if TYPE_CHECKING:  # types only: the build stamp reads what was published without config.toml
@@ -141,10 +142,28 @@ def build_edition(
     ledger_name: str | None = None,
 ) -> pipeline.BuiltEdition:
     """The pipeline's build of `edition_id` with what the ledgers say was published; `ledger_name`
-    (a send's own ledger) adds the item set frozen when this edition's send started there."""
+    (a send's own ledger) adds the item set frozen when this edition's send started there.
+    Without a `renderer`, one that reads what `newsflash build` kept in state/render-cache
+    (under a key of everything the email depends on) and writes nothing: a send, an approval
+    or a job takes the email the approved build rendered instead of rendering it (and
+    importing premailer) again, and a dry run still leaves state/ as it was."""
     from newsflash import pipeline  # deferred: a report reads ledgers, never builds (~40 ms)
 
     seen = published(config, edition_id, ledger_name)
+    renderer = renderer or _reading_builds(pipeline.cached_renderer(config))
     return pipeline.build_edition(
         config, edition_id, renderer, published=seen.items, frozen=seen.frozen
     )
+
+
+class _BuildsOnly(DiskCache):
+    """state/render-cache as every caller but `newsflash build` uses it: read, never written."""
+
+    def put(self, key: str, parts: dict[str, str]) -> None:
+        return None
+
+
+def _reading_builds(renderer: Renderer) -> Renderer:
+    if renderer.disk is not None:
+        renderer.disk = _BuildsOnly(renderer.disk.folder)
+    return renderer
