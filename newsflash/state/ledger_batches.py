@@ -21,7 +21,6 @@ from newsflash.errors import LedgerError
 from newsflash.state.ledger_lock import SendLock
 from newsflash.state.ledger_queries import LedgerQueries, fetch_recipients
 from newsflash.state.ledger_records import Batch, EditionStatus, LedgerRecipient, timestamp
-from newsflash.subscriber_list import recipient_id
 
 __all__ = ["LedgerBatches"]
 
@@ -116,6 +115,8 @@ class LedgerBatches(SendLock, LedgerQueries):
             "VALUES (?, ?, ?, ?, 0)",
             (edition_id, manifest_hash, manifest_json, now),
         )
+        from newsflash.subscriber_list import recipient_id  # deferred: it imports rich
+
         last: list[str] = [""]  # the id being inserted when the primary key objects
         derived = [True]  # every id so far is recipient_id() of its own folded address
 
