@@ -43,7 +43,7 @@ from typing import TYPE_CHECKING, Any, TextIO, TypeVar, cast
 
 from newsflash.errors import NewsflashError
 from newsflash.files import write_atomic
-from newsflash.render_cache import package_fingerprint, tree_digest
+from newsflash.render_cache import has_linked_folder, package_fingerprint, tree_digest
 from newsflash.state.ledgers import published_in
 
 if TYPE_CHECKING:
@@ -128,6 +128,19 @@ def _terminal() -> list[object]:
     return fds
 
 
+class Unkeyable(OSError):
+    """An input the stamp cannot key exactly: the build is then a full one, never stamped
+    (an OSError, so every caller that meets an unreadable input meets this one the same way)."""
+
+
+def _tree(folder: Path) -> str:
+    """The digest of every file under `folder`, refused for a tree holding a linked folder:
+    rglob does not walk into one, and Jinja2 and the item reader read through it."""
+    if has_linked_folder(folder):
+        raise Unkeyable(f"a linked folder under {folder}")
+    return tree_digest([folder])
+
+
 def inputs(request: Request, where: Where) -> dict[str, str]:
     """The digest of each input of the build; OSError or a NewsflashError (a ledger that
     will not read) if one cannot be read."""
@@ -138,6 +151,7 @@ def inputs(request: Request, where: Where) -> dict[str, str]:
             [
                 FORMAT,
                 str(request.config_path),
+                os.path.realpath(request.config_file),  # a link retargeted: another workspace
                 os.getcwd(),
                 request.edition,
                 request.options,
@@ -145,8 +159,8 @@ def inputs(request: Request, where: Where) -> dict[str, str]:
             ]
         ),
         "config": _sha256(request.config_file.read_bytes()),
-        "items": tree_digest([where.submissions]),
-        "templates": tree_digest([where.templates]),
+        "items": _tree(where.submissions),
+        "templates": _tree(where.templates),
         "published": _json_digest(
             [sorted(seen.items), None if seen.frozen is None else sorted(seen.frozen)]
         ),
@@ -201,7 +215,8 @@ def _kept(doc: object) -> tuple[Where, dict[str, str], dict[str, str], Kept]:
     files = {str(k): str(v) for k, v in dict(doc["outputs"]).items()}
     tape = tuple((str(s), str(t)) for s, t in doc["tape"])
     code = doc["exit_code"]
-    if any(s not in _STREAMS for s, _ in tape) or code not in (0, 1) or not files:
+    well_formed = type(code) is int and code in (0, 1) and files  # 1.0 and True are not 1
+    if not well_formed or any(s not in _STREAMS for s, _ in tape):
         raise ValueError("not a stamp this module wrote")
     return where, digests, files, Kept(tape, code)
 
@@ -213,8 +228,8 @@ def replay(request: Request) -> Kept | None:
         where, digests, files, kept = _kept(doc)
         if inputs(request, where) != digests or outputs(where.out) != files:
             return None
-    except (OSError, ValueError, KeyError, TypeError, NewsflashError):
-        return None
+    except (OSError, ValueError, KeyError, TypeError, RecursionError, NewsflashError):
+        return None  # RecursionError: a stamp nested deeper than json will read
     return kept
 
 

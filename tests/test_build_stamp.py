@@ -291,6 +291,9 @@ CORRUPT: dict[str, Callable[[Path], None]] = {
     "exit code 2": lambda p: _rewrite(p, lambda d: {**d, "exit_code": 2}),
     "no outputs": lambda p: _rewrite(p, lambda d: {**d, "outputs": {}}),
     "a folder instead": lambda p: (p.unlink(), p.mkdir()),  # type: ignore[func-returns-value]
+    "nested deeper than json reads": lambda p: p.write_text("[" * 200_000 + "]" * 200_000),
+    "exit code 1.0": lambda p: _rewrite(p, lambda d: {**d, "exit_code": 1.0}),
+    "exit code true": lambda p: _rewrite(p, lambda d: {**d, "exit_code": True}),
 }
 
 
@@ -302,6 +305,45 @@ def test_a_corrupt_or_foreign_stamp_is_a_full_build_never_an_error(
     result, full = built(cli, workspace)
     assert full
     assert (result.exit_code, result.stdout, result.stderr) == (0, stamped.stdout, "")
+
+
+def test_a_linked_template_folder_is_never_stamped_and_an_edit_behind_it_shows(
+    cli: Callable[..., Result], workspace: Path, tmp_path: Path
+) -> None:
+    """rglob does not walk into a linked folder, but Jinja2 reads through it: a stamp would
+    replay the old email after a partial behind the link changed."""
+    footer = own_template(tmp_path / "shared", "partials/footer.mjml.j2")
+    shared = footer.parent
+    (workspace / "templates").mkdir(exist_ok=True)
+    (workspace / "templates" / "partials").symlink_to(shared, target_is_directory=True)
+    first, full = built(cli, workspace)
+    assert full and first.exit_code == 0, first.output
+    assert not stamp_file(workspace).exists()
+    footer.write_text(
+        footer.read_text("utf-8").replace("Past editions", "Behind the link", 1), "utf-8"
+    )
+    again, full = built(cli, workspace)
+    assert full and again.exit_code == 0, again.output
+    assert "Behind the link" in (workspace / "build" / EDITION / "email.mjml").read_text("utf-8")
+
+
+def test_a_config_reached_through_a_link_retargeted_to_another_workspace_is_a_full_build(
+    cli: Callable[..., Result], workspace: Path, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """The same --config as typed and the same bytes, but another workspace behind the link."""
+    elsewhere = tmp_path_factory.mktemp("elsewhere")
+    link = elsewhere / "news"
+    link.symlink_to(workspace, target_is_directory=True)
+    first = cli("--config", str(link / "config.toml"), "build", EDITION)
+    assert first.exit_code == 0, first.output
+    other = elsewhere / "other"  # a copy with the stamp, then an item edited
+    subprocess.run(["cp", "-a", str(workspace), str(other)], check=True)
+    _edit_item(other)
+    link.unlink()
+    link.symlink_to(other, target_is_directory=True)
+    again = cli("--config", str(link / "config.toml"), "build", EDITION)
+    assert again.exit_code == 0, again.output
+    assert "The ASA opens" in (other / "build" / EDITION / "email.html").read_text("utf-8")
 
 
 def _ledger_garbage(ws: Path) -> str:
