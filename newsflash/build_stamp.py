@@ -43,7 +43,7 @@ from typing import TYPE_CHECKING, Any, TextIO, TypeVar, cast
 
 from newsflash.errors import NewsflashError
 from newsflash.files import write_atomic
-from newsflash.render_cache import has_linked_folder, package_fingerprint, tree_digest
+from newsflash.render_cache import package_fingerprint, tree_digest
 from newsflash.state.ledgers import published_in
 
 if TYPE_CHECKING:
@@ -128,19 +128,6 @@ def _terminal() -> list[object]:
     return fds
 
 
-class Unkeyable(OSError):
-    """An input the stamp cannot key exactly: the build is then a full one, never stamped
-    (an OSError, so every caller that meets an unreadable input meets this one the same way)."""
-
-
-def _tree(folder: Path) -> str:
-    """The digest of every file under `folder`, refused for a tree holding a linked folder:
-    rglob does not walk into one, and Jinja2 and the item reader read through it."""
-    if has_linked_folder(folder):
-        raise Unkeyable(f"a linked folder under {folder}")
-    return tree_digest([folder])
-
-
 def inputs(request: Request, where: Where) -> dict[str, str]:
     """The digest of each input of the build; OSError or a NewsflashError (a ledger that
     will not read) if one cannot be read."""
@@ -159,8 +146,8 @@ def inputs(request: Request, where: Where) -> dict[str, str]:
             ]
         ),
         "config": _sha256(request.config_file.read_bytes()),
-        "items": _tree(where.submissions),
-        "templates": _tree(where.templates),
+        "items": tree_digest([where.submissions]),
+        "templates": tree_digest([where.templates]),
         "published": _json_digest(
             [sorted(seen.items), None if seen.frozen is None else sorted(seen.frozen)]
         ),

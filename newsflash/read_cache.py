@@ -92,6 +92,19 @@ def files_under(folder: Path) -> tuple[tuple[Path, str], ...]:
     return _walk(folder, key)
 
 
+def has_linked_folder(folder: Path) -> bool:
+    """Whether a folder under `folder` is a symbolic link: the listing does not walk into one,
+    while Jinja2 and the item reader read through it, so such a tree cannot be hashed exactly.
+    A kept listing holds no link at all, so while it is kept no walk is needed."""
+    kept = _listings.get(os.fspath(folder))
+    if kept is not None and _unchanged(kept):
+        return False
+    for root, dirs, _ in os.walk(folder):
+        if any(os.path.islink(os.path.join(root, d)) for d in dirs):
+            return True
+    return False
+
+
 def _unchanged(kept: _Listing) -> bool:
     try:
         return all(

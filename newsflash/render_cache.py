@@ -97,15 +97,6 @@ def _plain(value: object) -> object:
     raise TypeError(f"no exact text for {type(value).__qualname__}")
 
 
-def has_linked_folder(folder: Path) -> bool:
-    """Whether a folder under `folder` is a symbolic link. The listing (rglob) does not walk
-    into one while Jinja2 reads through it, so such a tree cannot be hashed exactly."""
-    for root, dirs, _ in os.walk(folder):
-        if any(os.path.islink(os.path.join(root, d)) for d in dirs):
-            return True
-    return False
-
-
 def _files(folders: Iterable[Path]) -> Iterable[bytes]:
     """Name and bytes of every file under each folder: the loader can `include` any of them.
     Each name and body is preceded by its length, so no file's bytes can pass for the name
@@ -114,12 +105,14 @@ def _files(folders: Iterable[Path]) -> Iterable[bytes]:
         if not folder.is_dir():
             yield f"{n}:absent\0".encode()
             continue
-        if has_linked_folder(folder):  # never the same twice: such a tree is never cached
-            yield f"{n}:linked:".encode() + os.urandom(16)
         for path, rel in read_cache.files_under(folder):  # unchanged files from memory
             name = rel.encode()
             data = read_cache.read_bytes(path)
             yield f"{n}:{len(name)}:".encode() + name + f"{len(data)}:".encode() + data
+        if read_cache.has_linked_folder(folder):
+            # Never the same twice: such a tree is never cached, and no build stamp made of
+            # it ever matches (its digests before and after a build differ, so none is kept).
+            yield f"{n}:linked:".encode() + os.urandom(16)
 
 
 def _fingerprint(files: Iterable[str]) -> str:
