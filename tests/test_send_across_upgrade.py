@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import sqlite3
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -89,31 +90,29 @@ def test_a_send_an_older_newsflash_started_is_finished_by_a_newer_one_with_nobod
     assert status.manifest_hash == frozen  # the record of what was frozen stays
 
 
-def test_a_send_an_older_newsflash_started_is_still_refused_when_a_setting_changed(
-    workspace: Path, sg: FakeSendGrid
+def _an_item_corrected(workspace: Path, config: Config) -> Config:
+    correct_an_unpinned_item(workspace)
+    return config
+
+
+CHANGED_SINCE: dict[str, Callable[[Path, Config], Config]] = {
+    "a setting": lambda workspace, _config: _retitled(workspace),
+    "an item": _an_item_corrected,
+}
+
+
+@pytest.mark.parametrize("change", CHANGED_SINCE, ids=list(CHANGED_SINCE))
+def test_a_send_an_older_newsflash_started_is_still_refused_when_its_content_changed(
+    change: str, workspace: Path, sg: FakeSendGrid
 ) -> None:
     sleeps: list[float] = []
     config = configure(workspace, batch_size=5)
     _start_then_stop(config, sg, sleeps)
     _as_an_older_newsflash_froze_it(config)
-    changed = _retitled(workspace)
+    changed = CHANGED_SINCE[change](workspace, config)
 
     with pytest.raises(LedgerError, match="changed after sending started"):
         send_edition(changed, ED, transport=transport(changed, sleeps))
-    assert sg.all_recipients() == []
-
-
-def test_a_send_an_older_newsflash_started_is_still_refused_when_an_item_changed(
-    workspace: Path, sg: FakeSendGrid
-) -> None:
-    sleeps: list[float] = []
-    config = configure(workspace, batch_size=5)
-    _start_then_stop(config, sg, sleeps)
-    _as_an_older_newsflash_froze_it(config)
-    correct_an_unpinned_item(workspace)
-
-    with pytest.raises(LedgerError, match="changed after sending started"):
-        send_edition(config, ED, transport=transport(config, sleeps))
     assert sg.all_recipients() == []
 
 
