@@ -131,7 +131,7 @@ def _terminal() -> list[object]:
 def inputs(request: Request, where: Where) -> dict[str, str]:
     """The digest of each input of the build; OSError or a NewsflashError (a ledger that
     will not read) if one cannot be read."""
-    seen = published_in(where.state, request.edition)
+    seen = published_in(where.state, request.edition, read_only=True)
     env = sorted((k, v) for k, v in os.environ.items() if k not in UNREAD_ENV)
     return {
         "request": _json_digest(
