@@ -189,7 +189,7 @@ def test_an_environment_variable_set_makes_the_next_build_a_full_one(
     assert full
 
 
-def test_the_shells_own_bookkeeping_variables_keep_the_build_up_to_date(
+def test_the_shells_bookkeeping_and_a_new_login_sessions_variables_keep_the_build_up_to_date(
     cli: Callable[..., Result], workspace: Path, stamped: Result, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     for name in build_stamp.UNREAD_ENV:
