@@ -53,9 +53,17 @@ FORMAT = 1
 FOLDER = "build-stamp"  # under state/
 DEFAULT_STATE = "state"  # config_model.Paths.state's default: a different one only costs speed
 _EDITION = re.compile(r"[0-9]{4}-[0-9]{2}")
-# Set by the shell as it goes (the last folder, the nesting depth, the last argument); nothing
-# newsflash or its libraries read. tests/test_build_stamp.py checks a build reads none of them.
-UNREAD_ENV = frozenset({"OLDPWD", "SHLVL", "_"})
+# Set by the shell as it goes (the last folder, the nesting depth, the last argument), or anew
+# for each login, terminal or service run (ssh's, tmux's and screen's, the session manager's,
+# systemd's): nothing newsflash or its libraries read, and keying them would make the first
+# build of every session a full one. tests/test_build_stamp.py checks a build reads none.
+UNREAD_ENV = frozenset(
+    {"OLDPWD", "SHLVL", "_"}
+    | {"SSH_CONNECTION", "SSH_CLIENT", "SSH_TTY", "SSH_AUTH_SOCK", "SSH_AGENT_PID"}
+    | {"XDG_SESSION_ID", "XDG_SESSION_TYPE", "XDG_SESSION_CLASS", "DBUS_SESSION_BUS_ADDRESS"}
+    | {"TMUX", "TMUX_PANE", "STY", "WINDOWID", "TERM_SESSION_ID", "SECURITYSESSIONID"}
+    | {"INVOCATION_ID", "JOURNAL_STREAM", "MOTD_SHOWN", "GPG_AGENT_INFO"}
+)
 _STREAMS = ("out", "err")
 T = TypeVar("T")
 
@@ -131,7 +139,7 @@ def _terminal() -> list[object]:
 def inputs(request: Request, where: Where) -> dict[str, str]:
     """The digest of each input of the build; OSError or a NewsflashError (a ledger that
     will not read) if one cannot be read."""
-    seen = published_in(where.state, request.edition)
+    seen = published_in(where.state, request.edition, read_only=True)
     env = sorted((k, v) for k, v in os.environ.items() if k not in UNREAD_ENV)
     return {
         "request": _json_digest(

@@ -105,6 +105,22 @@ def has_linked_folder(folder: Path) -> bool:
     return False
 
 
+def files_through_links(folder: Path) -> tuple[tuple[Path, str], ...]:
+    """`files_under` as a loader that opens paths sees the folder: through its linked folders
+    too, each real folder walked once (a link back up the tree ends there). Never kept: what
+    a link points at changes without any stat here moving."""
+    found: list[Path] = []
+    walked: set[str] = set()
+    for root, dirs, names in os.walk(folder, followlinks=True):
+        real = os.path.realpath(root)
+        if real in walked:
+            dirs.clear()
+            continue
+        walked.add(real)
+        found += (p for p in map(Path, (os.path.join(root, n) for n in names)) if p.is_file())
+    return tuple((p, p.relative_to(folder).as_posix()) for p in sorted(found))
+
+
 def _unchanged(kept: _Listing) -> bool:
     try:
         return all(

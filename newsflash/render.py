@@ -57,9 +57,12 @@ class RenderedEmail:
 
 
 def _template_files(folder: Path) -> dict[str, Path]:
-    """The ``*.j2`` files under `folder` by relative name, editors' scratch files left out."""
+    """The ``*.j2`` files under `folder` by relative name, editors' scratch files left out;
+    those behind a linked folder too, since Jinja2 loads through the link."""
     found: dict[str, Path] = {}
-    for p, rel in read_cache.files_under(folder):
+    linked = read_cache.has_linked_folder(folder)
+    listing = read_cache.files_through_links if linked else read_cache.files_under
+    for p, rel in listing(folder):
         if not p.name.endswith(".j2"):
             continue
         if any(part.startswith((".", "#")) or part.endswith("~") for part in rel.split("/")):

@@ -12,6 +12,7 @@ from __future__ import annotations
 import ast
 import json
 import os
+import sqlite3
 import subprocess
 import sys
 from collections.abc import Callable
@@ -188,7 +189,7 @@ def test_an_environment_variable_set_makes_the_next_build_a_full_one(
     assert full
 
 
-def test_the_shells_own_bookkeeping_variables_keep_the_build_up_to_date(
+def test_the_shells_bookkeeping_and_a_new_login_sessions_variables_keep_the_build_up_to_date(
     cli: Callable[..., Result], workspace: Path, stamped: Result, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     for name in build_stamp.UNREAD_ENV:
@@ -541,11 +542,14 @@ def test_a_narrower_terminal_makes_a_full_build_laid_out_for_it(workspace: Path)
 
 
 TRACE = """
-import collections.abc, os, sys
+import collections.abc, os, sys, urllib.parse
 opened, env_read = set(), set()
 def hook(event, args):
     if event in ("open", "sqlite3.connect") and isinstance(args[0], (str, os.PathLike)):
-        opened.add(os.path.realpath(args[0]))
+        name = os.fspath(args[0])
+        if name.startswith("file:"):  # a read-only open names the file by its URI
+            name = urllib.parse.unquote(urllib.parse.urlsplit(name).path)
+        opened.add(os.path.realpath(name))
 real = os.environ
 class Recording(collections.abc.MutableMapping):
     def __getitem__(self, k): env_read.add(k); return real[k]
@@ -604,3 +608,51 @@ def test_a_full_build_reads_only_what_its_stamp_keys_and_never_the_partner_list(
     assert not set(env_read) & build_stamp.UNREAD_ENV
     config = load_config(workspace / "config.toml")
     assert str(config.state_dir).startswith(ws)
+
+
+def _ledger_files(workspace: Path) -> dict[str, tuple[int, bytes]]:
+    """Each of the ledger's files (the database, its WAL) as mtime and bytes."""
+    found = {}
+    for name in ("ledger.sqlite", "ledger.sqlite-wal"):
+        path = workspace / "state" / name
+        if path.exists():
+            found[name] = (path.stat().st_mtime_ns, path.read_bytes())
+    return found
+
+
+def test_an_up_to_date_build_leaves_the_ledger_as_it_was(
+    cli: Callable[..., Result], workspace: Path
+) -> None:
+    """The check reads what was published with a read-only open: no schema script, no write,
+    so a backup tool or a reviewer watching the ledger's mtime sees nothing change."""
+    (workspace / "state").mkdir()
+    _publish_the_unpinned_item(workspace)  # February sent: March is built beside it
+    first, full = built(cli, workspace, "2022-03")
+    assert full and first.exit_code == 0, first.output
+    before = _ledger_files(workspace)
+    assert "ledger.sqlite" in before
+    again, full = built(cli, workspace, "2022-03")
+    assert not full and again.exit_code == 0, again.output
+    assert _ledger_files(workspace) == before
+
+
+def test_an_up_to_date_build_does_not_wait_for_a_send_that_holds_the_ledger(
+    cli: Callable[..., Result], workspace: Path
+) -> None:
+    """A send holds the ledger's write lock while it claims a batch; a reviewer's build of the
+    unchanged edition meanwhile is replayed at once instead of waiting out SQLite's busy
+    timeout (and then failing with "busy")."""
+    (workspace / "state").mkdir()
+    _publish_the_unpinned_item(workspace)  # February sent: March is built beside it
+    first, full = built(cli, workspace, "2022-03")
+    assert full and first.exit_code == 0, first.output
+    holder = sqlite3.connect(workspace / "state" / "ledger.sqlite", isolation_level=None)
+    try:
+        holder.execute("BEGIN IMMEDIATE")
+        holder.execute("UPDATE batches SET updated_at = updated_at")
+        again, full = built(cli, workspace, "2022-03")
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    assert not full and again.exit_code == 0, again.output
+    assert (again.stdout, again.stderr) == (first.stdout, first.stderr)

@@ -719,3 +719,34 @@ def test_a_ledger_from_a_newer_newsflash_is_refused_not_misread(tmp_path: Path) 
         conn.execute("PRAGMA user_version = 99")
     with pytest.raises(LedgerError, match=r"newer newsflash \(schema 99.*upgrade newsflash"):
         Ledger(db)
+
+
+def test_a_read_only_open_refuses_an_older_schema_and_leaves_the_file_alone(
+    tmp_path: Path,
+) -> None:
+    """Only a writer may bring a ledger up to date; a reader that cannot write it says so
+    rather than read tables that may lack what it asks."""
+    db = tmp_path / "ledger.sqlite"
+    with sqlite3.connect(db) as conn:
+        conn.execute("CREATE TABLE notes (text TEXT)")  # user_version 0
+    before = db.read_bytes()
+    with pytest.raises(LedgerError, match=r"schema 0, older than .* brings it up to date"):
+        Ledger(db, read_only=True)
+    assert db.read_bytes() == before
+    with Ledger(db) as ledger:  # a writer upgrades it
+        assert ledger.published_item_keys() == frozenset()
+    with Ledger(db, read_only=True) as ledger:
+        assert ledger.published_item_keys() == frozenset()
+
+
+def test_a_read_only_open_of_a_missing_ledger_creates_nothing(tmp_path: Path) -> None:
+    db = tmp_path / "state" / "ledger.sqlite"
+    with pytest.raises(LedgerError, match="cannot open it as a SQLite database"):
+        Ledger(db, read_only=True)
+    assert not (tmp_path / "state").exists()
+
+
+def test_a_read_only_ledger_refuses_a_write(db: Path) -> None:
+    Ledger(db).close()
+    with Ledger(db, read_only=True) as ledger, pytest.raises(sqlite3.OperationalError):
+        ledger.record_approval("2022-02", "hash", "a reviewer")

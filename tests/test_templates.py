@@ -140,3 +140,18 @@ def test_the_sdist_carries_every_template(tmp_path: Path) -> None:
         if "/newsflash/templates/" in n and n.endswith(".j2")
     )
     assert carried == SHIPPED
+
+
+def test_an_edit_behind_a_linked_template_folder_changes_the_hash(
+    workspace: Path, tmp_path: Path
+) -> None:
+    """Jinja2 loads a partial through a linked folder, so an edit there changes the email and
+    must change the manifest's hash too, or an approval outlives the edit."""
+    footer = own_template(tmp_path / "shared", "partials/footer.mjml.j2")
+    (workspace / "templates").mkdir()
+    (workspace / "templates" / "partials").symlink_to(footer.parent, target_is_directory=True)
+    (footer.parent / "loop").symlink_to(workspace / "templates", target_is_directory=True)
+    config = load_config(workspace / "config.toml")
+    before = template_hash(config.templates_dir)
+    footer.write_text(footer.read_text("utf-8") + "\n<!-- edited behind the link -->\n", "utf-8")
+    assert template_hash(config.templates_dir) != before

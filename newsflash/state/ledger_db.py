@@ -80,7 +80,7 @@ class LedgerDb:
     (edition id -> lock file descriptor), which every state change checks.
     """
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, *, read_only: bool = False) -> None:
         self._db = WalDatabase(
             path,
             SCHEMA,
@@ -88,6 +88,7 @@ class LedgerDb:
             foreign_keys=True,
             error=LedgerError,
             if_damaged=_IF_DAMAGED,
+            read_only=read_only,
         )
         self.path = self._db.path
         self._lock_dir = self.path.parent / "locks"

@@ -107,11 +107,11 @@ class Published:
     frozen: frozenset[str] | None = None
 
 
-def _read(state_dir: Path, name: str, edition_id: str) -> Published:
+def _read(state_dir: Path, name: str, edition_id: str, read_only: bool) -> Published:
     path = _ledger_file(state_dir, name)
     if not path.exists():
         return Published()
-    with Ledger(path) as ledger:
+    with Ledger(path, read_only=read_only) as ledger:
         return Published(
             ledger.published_item_keys(exclude_edition=edition_id),
             ledger.frozen_item_keys(edition_id),
@@ -124,13 +124,18 @@ def published(config: Config, edition_id: str, send_ledger: str | None = None) -
     return published_in(config.state_dir, edition_id, send_ledger)
 
 
-def published_in(state_dir: Path, edition_id: str, send_ledger: str | None = None) -> Published:
+def published_in(
+    state_dir: Path, edition_id: str, send_ledger: str | None = None, *, read_only: bool = False
+) -> Published:
     """`published` from the state folder alone: the build stamp asks it before, and instead
-    of, loading config.toml."""
+    of, loading config.toml. `read_only` opens each ledger with mode=ro: the file is left
+    as it was (no schema script, no write lock, so no wait on a send that holds it), and a
+    ledger of an older schema is a StateError rather than brought up to date."""
     publication = _publication_ledger_name(state_dir)
-    seen = _read(state_dir, publication, edition_id)
+    seen = _read(state_dir, publication, edition_id, read_only)
     if send_ledger is not None and send_ledger != publication:
-        seen = Published(seen.items, _read(state_dir, send_ledger, edition_id).frozen)
+        frozen = _read(state_dir, send_ledger, edition_id, read_only).frozen
+        seen = Published(seen.items, frozen)
     return seen
 
 

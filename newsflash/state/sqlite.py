@@ -62,8 +62,10 @@ class WalDatabase:
         foreign_keys: bool = False,
         error: type[NewsflashError] = StateError,
         if_damaged: str = "move it aside and start again, or restore it from a backup",
+        read_only: bool = False,
     ) -> None:
         self.path = Path(path)
+        self._read_only = read_only
         self._if_damaged = if_damaged
         self._schema = schema
         self._version = version
@@ -73,31 +75,26 @@ class WalDatabase:
         self._all: list[sqlite3.Connection] = []
         self._guard = threading.Lock()
         self._writer = threading.Lock()
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        if not read_only:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
         self.connection()  # create the file and its tables now, so errors surface at start
 
     def _open(self) -> sqlite3.Connection:
-        conn = sqlite3.connect(
-            self.path, timeout=10.0, isolation_level=None, check_same_thread=False
-        )
+        # mode=ro: a reader that must not move the file's mtime nor wait on a writer's lock.
+        ro = self._read_only
+        where = f"{self.path.resolve().as_uri()}?mode=ro" if ro else str(self.path)
+        try:
+            conn = sqlite3.connect(
+                where, timeout=10.0, isolation_level=None, check_same_thread=False, uri=ro
+            )
+        except sqlite3.DatabaseError as e:  # read-only: the file is not there
+            raise self._unopenable(e) from e
         try:
             conn.execute("PRAGMA busy_timeout = 10000")
-            enable_wal(conn)
-            # FULL, not NORMAL: in WAL mode NORMAL may lose the last commits on power loss, and
-            # losing the ledger's "in flight" commit after its request left invites a double send.
-            conn.execute("PRAGMA synchronous = FULL")
-            if self._foreign_keys:
-                conn.execute("PRAGMA foreign_keys = ON")
-            found = conn.execute("PRAGMA user_version").fetchone()[0]
-            if found > self._version:
-                raise self._error(
-                    f"{self.path} was written by a newer newsflash (schema {found}, this one "
-                    f"knows {self._version}); upgrade newsflash"
-                )
-            # One script, one transaction: executescript() would commit a BEGIN issued before it.
-            conn.executescript(
-                f"BEGIN IMMEDIATE; {self._schema} PRAGMA user_version = {self._version}; COMMIT;"
-            )
+            if self._read_only:
+                self._check_version(conn, exact=True)
+            else:
+                self._prepare(conn)
         except sqlite3.DatabaseError as e:
             conn.close()
             if _busy(e):
@@ -105,13 +102,44 @@ class WalDatabase:
                     f"{self.path} is busy: another newsflash process has held it for over 10 s "
                     f"({e}); wait for it to finish and run this again"
                 ) from e
-            raise self._error(
-                f"{self.path}: cannot open it as a SQLite database ({e}); {self._if_damaged}"
-            ) from e
+            raise self._unopenable(e) from e
         except BaseException:
             conn.close()
             raise
         return conn
+
+    def _unopenable(self, e: sqlite3.DatabaseError) -> NewsflashError:
+        return self._error(
+            f"{self.path}: cannot open it as a SQLite database ({e}); {self._if_damaged}"
+        )
+
+    def _prepare(self, conn: sqlite3.Connection) -> None:
+        enable_wal(conn)
+        # FULL, not NORMAL: in WAL mode NORMAL may lose the last commits on power loss, and
+        # losing the ledger's "in flight" commit after its request left invites a double send.
+        conn.execute("PRAGMA synchronous = FULL")
+        if self._foreign_keys:
+            conn.execute("PRAGMA foreign_keys = ON")
+        self._check_version(conn, exact=False)
+        # One script, one transaction: executescript() would commit a BEGIN issued before it.
+        conn.executescript(
+            f"BEGIN IMMEDIATE; {self._schema} PRAGMA user_version = {self._version}; COMMIT;"
+        )
+
+    def _check_version(self, conn: sqlite3.Connection, *, exact: bool) -> None:
+        """A newer schema is refused; a read-only open also refuses an older one, which only a
+        writer may bring up to date (its tables may lack what this newsflash reads)."""
+        found = conn.execute("PRAGMA user_version").fetchone()[0]
+        if found > self._version:
+            raise self._error(
+                f"{self.path} was written by a newer newsflash (schema {found}, this one "
+                f"knows {self._version}); upgrade newsflash"
+            )
+        if exact and found < self._version:
+            raise self._error(
+                f"{self.path} has schema {found}, older than this newsflash's {self._version}; "
+                "a command that writes it (a build or a send) brings it up to date"
+            )
 
     def connection(self) -> sqlite3.Connection:
         """This thread's connection (autocommit: every transaction is an explicit BEGIN)."""
