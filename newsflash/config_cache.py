@@ -32,7 +32,9 @@ import io
 import os
 import pickle
 import stat
+from collections.abc import Callable
 from pathlib import Path, PosixPath
+from typing import Any, ClassVar
 
 from pydantic import BaseModel
 
@@ -58,14 +60,28 @@ _ALLOWED: dict[tuple[str, str], type] = {
 }
 
 
-class _Unpickler(pickle.Unpickler):
-    """Finds the config's own classes and nothing else: no function, so no code to run."""
+class _Unpickler(pickle._Unpickler):
+    """Finds the config's own classes and nothing else: no function, so no code to run.
+
+    The pure-Python unpickler (a kept file is a few KB), because its steps can be checked:
+    BUILD on a class itself would set a class attribute (Config.state_dir, say) for the
+    whole process even from a file whose key then fails, so it is refused."""
 
     def find_class(self, module: str, name: str) -> type:
         allowed = _ALLOWED.get((module, name))
         if allowed is None:
             raise pickle.UnpicklingError(f"{module}.{name} is not part of a config")
         return allowed
+
+    def _build_on_an_instance(self) -> None:
+        if isinstance(self.stack[-2], type):  # type: ignore[attr-defined]
+            raise pickle.UnpicklingError("a kept config sets no class's attributes")
+        pickle._Unpickler.load_build(self)  # type: ignore[attr-defined]
+
+    dispatch: ClassVar[dict[int, Callable[[Any], None]]] = {
+        **pickle._Unpickler.dispatch,
+        pickle.BUILD[0]: _build_on_an_instance,
+    }
 
 
 def cache_folder() -> Path | None:
@@ -74,9 +90,12 @@ def cache_folder() -> Path | None:
     base = os.environ.get("XDG_CACHE_HOME", "")
     if not os.path.isabs(base):
         try:
-            base = str(Path.home() / ".cache")
+            home = Path.home()
         except RuntimeError:
             return None
+        if not home.is_absolute() or home == Path("/"):  # HOME empty or unset for a service
+            return None
+        base = str(home / ".cache")
     return Path(base).joinpath(*FOLDER)
 
 
@@ -94,6 +113,23 @@ def _private(fd: int) -> bool:
     """Whether the open file is the user's own and nobody else may write it."""
     st = os.fstat(fd)
     return stat.S_ISREG(st.st_mode) and st.st_uid == os.getuid() and not st.st_mode & 0o022
+
+
+def _private_folder(folder: Path) -> bool:
+    """Whether `folder` and the newsflash folder holding it are the user's own, not links,
+    and writable by nobody else, made so if they are not there yet. In a cache folder
+    others may write (an XDG_CACHE_HOME pointed at a shared /tmp) another user could plant a
+    kept Config or swap the file being written for a link: such a folder is not used."""
+    with contextlib.suppress(OSError):
+        folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+    try:
+        stats = [os.lstat(f) for f in (folder, folder.parent)]
+    except OSError:
+        return False
+    return all(
+        stat.S_ISDIR(st.st_mode) and st.st_uid == os.getuid() and not st.st_mode & 0o022
+        for st in stats
+    )
 
 
 def _read(file: Path, key: str, path: Path) -> Config | None:
@@ -128,7 +164,6 @@ def _still_valid(config: Config) -> bool:
 def _keep(folder: Path, file: Path, key: str, config: Config) -> None:
     """Write the Config under its key; a folder that will not take it costs speed only."""
     with contextlib.suppress(OSError, pickle.PicklingError):
-        folder.mkdir(mode=0o700, parents=True, exist_ok=True)
         data = pickle.dumps((FORMAT, key, config), protocol=pickle.HIGHEST_PROTOCOL)
         write_atomic(file, data, mode=0o600)
 
@@ -139,7 +174,7 @@ def load_cached(path: Path) -> Config:
     path = path.resolve()
     text = read_config_text(path)
     folder = cache_folder()
-    if folder is None:
+    if folder is None or not _private_folder(folder):
         return parse_config(text, path)
     key, file = _key(text, path), _file(folder, path)
     kept = _read(file, key, path)

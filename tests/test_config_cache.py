@@ -559,3 +559,55 @@ def test_the_next_command_sees_an_edit_of_config_toml(workspace: Path) -> None:
     assert "Traceback" not in broken.stderr
     path.write_text(SAMPLE, encoding="utf-8")
     assert check().stdout == before.stdout
+
+
+@pytest.mark.parametrize("flaw", ["writable by others", "a link"])
+def test_a_cache_folder_others_may_write_or_a_linked_one_is_never_read_nor_written(
+    flaw: str,
+    workspace: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    validations: list[Path],
+) -> None:
+    """An XDG_CACHE_HOME on a shared folder: another user could plant a forged Config there,
+    or swap the file being written for a link to one of the user's own files."""
+    shared = tmp_path / "shared"
+    folder = shared / "newsflash" / "config"
+    if flaw == "a link":
+        (tmp_path / "elsewhere").mkdir(mode=0o700)
+        (shared / "newsflash").mkdir(parents=True)
+        folder.symlink_to(tmp_path / "elsewhere", target_is_directory=True)
+    else:
+        folder.mkdir(parents=True)
+        folder.chmod(0o777)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(shared))
+    path = workspace / "config.toml"
+    planted = config_cache._file(folder, path.resolve())
+    planted.write_bytes(pickle.dumps(forged(path)))
+    planted.chmod(0o600)
+    before = planted.read_bytes()
+    for _ in range(2):
+        config = load_cached(path)
+        assert config.model.newsletter.name == "ASA Newsflash"
+        assert_exact(config, path)
+    assert len(validations) == 2
+    assert planted.read_bytes() == before
+
+
+def test_a_kept_file_that_sets_a_class_attribute_is_refused_and_changes_no_class(
+    workspace: Path, validations: list[Path]
+) -> None:
+    """Pickle's BUILD applied to the Config class itself would set Config.state_dir for the
+    whole process, even from a file whose key then fails."""
+    path = workspace / "config.toml"
+    file = kept_file(path)
+    state = pickle.dumps(("/tmp/elsewhere",), 4)[2:-1]
+    body = b"\x80\x04cnewsflash.config\nConfig\nN}" + pickle.dumps("state_dir", 4)[2:-1]
+    body += b"cpathlib\nPosixPath\n" + state + b"Rs\x86b."
+    file.write_bytes(body)
+    file.chmod(0o600)
+    del validations[:]
+    config = load_cached(path)
+    assert validations == [path.resolve()]
+    assert config.state_dir == workspace.resolve() / "state"
+    assert "state_dir" not in vars(Config) or not isinstance(vars(Config)["state_dir"], Path)
