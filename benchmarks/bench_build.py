@@ -18,9 +18,13 @@ The build is timed three times: the first build (state/ emptied before each run:
 and the import of Jinja2, mjml-python, premailer, cssutils and lxml), a build again of
 unchanged inputs (answered by build_stamp from state/build-stamp/: no config models, item
 parser, rich or renderer), and a build again without its stamp (the email read from
-state/render-cache, everything else done). Beside them, the floor every command that reads
-config.toml stands on: a fresh process that imports click and loads the sample's config.toml
-(pydantic, its models, email_validator), and nothing else. The processes run without
+state/render-cache, everything else done), and the first build once more with config.toml
+not in the config cache either (a workspace at a new path). Beside them, the floor every
+command that reads config.toml stands on: a fresh process that imports click and loads the
+sample's config.toml as the commands do (config_cache.load_cached), from the config cache
+(pydantic and the models' classes, no schema built) and with the cache emptied (validated:
+email_validator, the schemas, then kept). The config cache is a temporary XDG_CACHE_HOME,
+the user's is not touched. The processes run without
 PYTHONDONTWRITEBYTECODE, so that the round not counted writes the .pyc files an installed
 package has; with it set, every run would compile the modules it has none for.
 
@@ -157,15 +161,18 @@ def newsflash_command() -> list[str]:
 Row = tuple[str, str, str, str, str]
 
 # The cold cases, in the order each round runs them: (name, what the row says, target ms).
-# "first" empties state/ before its clock starts, so "again", right after it, finds the stamp
-# "first" wrote; "cached" removes that stamp, and reads the email "first" rendered.
+# "first" empties state/ before its clock starts ("first-new" the config cache too), so
+# "again", right after them, finds the stamp they wrote; "cached" removes that stamp, and reads
+# the email they rendered. "config-miss" empties the config cache, which it then fills.
 COLD_CASES = (
     ("bare", "bare `python -c pass`", None),
     ("click", "`python -c 'import click'`", None),
     ("help", "cold `newsflash --help`", HELP_TARGET_MS),
     ("build-help", "cold `newsflash build --help`", HELP_TARGET_MS),
-    ("floor", "floor: click + load config.toml", None),
+    ("config-hit", "floor: click + config.toml, cached", None),
+    ("config-miss", "floor: click + config.toml, validated", None),
     ("first", f"cold `newsflash build {EDITION}`, first", COLD_TARGET_MS),
+    ("first-new", f"cold `newsflash build {EDITION}`, first, new config", COLD_TARGET_MS),
     ("again", f"cold `newsflash build {EDITION}`, again", COLD_TARGET_MS),
     ("cached", f"cold `newsflash build {EDITION}`, no stamp", None),
 )
@@ -174,8 +181,10 @@ COLD_NOTES = {
     "click": "the command line's floor",
     "help": "click and cli/__init__.py alone",
     "build-help": "click and cli/build.py",
-    "floor": "pydantic, the config models, email_validator",
-    "first": "no state/: renders, stamps",
+    "config-hit": "pydantic, the models' classes; from the config cache",
+    "config-miss": "no config cache: email_validator, the schemas, validation",
+    "first": "no state/: renders, stamps (config.toml cached)",
+    "first-new": "no state/, no config cache",
     "again": "unchanged: from state/build-stamp",
     "cached": "the full build, the email from state/render-cache",
 }
@@ -185,8 +194,8 @@ def cold_commands(ws: Path) -> dict[str, list[str]]:
     """Each cold case's command line, in the sample workspace `ws`."""
     config = ws / "config.toml"
     floor = (
-        "import click\nfrom pathlib import Path\nfrom newsflash.config import load_config\n"
-        f"load_config(Path({str(config)!r}))"
+        "import click\nfrom pathlib import Path\nfrom newsflash.config_cache import load_cached\n"
+        f"load_cached(Path({str(config)!r}))"
     )
     build = [*newsflash_command(), "--config", str(config), "build", EDITION]
     return {
@@ -194,16 +203,20 @@ def cold_commands(ws: Path) -> dict[str, list[str]]:
         "click": [sys.executable, "-c", "import click"],
         "help": [*newsflash_command(), "--help"],
         "build-help": [*newsflash_command(), "build", "--help"],
-        "floor": [sys.executable, "-c", floor],
+        "config-hit": [sys.executable, "-c", floor],
+        "config-miss": [sys.executable, "-c", floor],
         "first": build,
+        "first-new": build,
         "again": build,
         "cached": build,
     }
 
 
-def _before(name: str, ws: Path) -> None:
+def _before(name: str, ws: Path, cache: Path) -> None:
     """What a case removes before its clock starts."""
-    if name == "first":
+    if name in ("config-miss", "first-new"):
+        shutil.rmtree(cache, ignore_errors=True)
+    if name in ("first", "first-new"):
         shutil.rmtree(ws / "state", ignore_errors=True)
     elif name == "cached":
         shutil.rmtree(ws / "state" / build_stamp.FOLDER, ignore_errors=True)
@@ -216,11 +229,13 @@ def cold(runs: int) -> dict[str, list[float]]:
     env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
     with tempfile.TemporaryDirectory(prefix="newsflash-bench-cold-") as tmp:
         ws = copy_sample(Path(tmp))
+        cache = Path(tmp) / "xdg-cache"
+        env["XDG_CACHE_HOME"] = str(cache)
         commands = cold_commands(ws)
         for round_ in range(runs + 1):
             printed: dict[str, str] = {}
             for name, _, _ in COLD_CASES:
-                _before(name, ws)
+                _before(name, ws, cache)
                 t0 = time.perf_counter()
                 done = subprocess.run(
                     commands[name], cwd=ws, capture_output=True, text=True, env=env
@@ -232,7 +247,8 @@ def cold(runs: int) -> dict[str, list[float]]:
                 printed[name] = done.stdout
                 if round_:
                     times[name].append(ms)
-            if not printed["first"] == printed["again"] == printed["cached"]:
+            builds = {printed[name] for name in ("first", "first-new", "again", "cached")}
+            if len(builds) != 1:
                 raise SystemExit("the builds printed different things:\n" + str(printed))
             if not (ws / "state" / build_stamp.FOLDER / f"{EDITION}.json").is_file():
                 raise SystemExit("the full build left no stamp: `again` was a full build")

@@ -49,6 +49,7 @@ __all__ = [
     "duration_seconds",
     "load_config",
     "parse_config",
+    "read_config_text",
 ]
 
 SECRET_KEYS = {"api_key", "sendgrid_api_key", "apikey", "password", "secret", "token"}
@@ -293,16 +294,21 @@ def parse_config(text: str, path: Path) -> Config:
     return Config(path=path, model=model, sha256=hashlib.sha256(text.encode()).hexdigest())
 
 
-def load_config(path: Path) -> Config:
-    """Read and validate config.toml; the error says what to do when it is not there."""
-    path = path.resolve()
+def read_config_text(path: Path) -> str:
+    """The text of config.toml at `path` (resolved), all parse_config reads of it; the error
+    says what to do when it is not there or will not read."""
     if not path.is_file():
         raise ConfigError(
             f"{path}: no such config file. Run newsflash in a folder with config.toml, "
             "or pass --config PATH."
         )
     try:
-        text = path.read_text(encoding="utf-8")
+        return path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as e:
         raise ConfigError(f"{path}: cannot read it ({e}); save it as UTF-8.") from e
-    return parse_config(text, path)
+
+
+def load_config(path: Path) -> Config:
+    """Read and validate config.toml."""
+    path = path.resolve()
+    return parse_config(read_config_text(path), path)

@@ -5,21 +5,28 @@ format string long after `newsflash check` said the file was fine. Each check he
 the file is read instead, so a wrong value is one line naming the key, never a traceback in
 `build` or a header SendGrid passes on unchanged. Every function raises ValueError, which
 pydantic turns into an error located at the key.
+
+email_validator and pydantic's URL adapter are loaded by the first check that needs them, not
+here: a command whose config.toml comes from the config cache (config_cache.py) validates
+nothing, and the two were a third of the config's start-up.
 """
 
 from __future__ import annotations
 
 import difflib
+import functools
 import re
 import string
 import unicodedata
 import zoneinfo
 from collections.abc import Iterable, Iterator, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from email_validator import EmailNotValidError, validate_email
-from pydantic import HttpUrl, TypeAdapter, ValidationError
+from pydantic import ValidationError
+
+if TYPE_CHECKING:
+    from pydantic import HttpUrl, TypeAdapter
 
 # Bidirectional embeddings, overrides and isolates: invisible, and they make a From name or a
 # subject read differently from what it says ("Trojan Source" spoofing).
@@ -27,7 +34,6 @@ _BIDI_CONTROLS = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u20
 _CHARACTER_NAMES = {"\t": "a tab", "\n": "a line break", "\r": "a carriage return", "\0": "NUL"}
 # Characters a URL cannot hold unescaped; a URL parser would quietly percent-encode them.
 _URL_UNSAFE = frozenset(' <>"{}|\\^`')
-_HTTP_URL: TypeAdapter[HttpUrl] = TypeAdapter(HttpUrl)
 _EDITION_LIKE = re.compile(r"\D*(\d{4})\D+(\d{1,2})\D*")
 _LANGUAGE = re.compile(r"[A-Za-z]{2,3}(-[A-Za-z0-9]{1,8})*")
 _COLOUR = re.compile(r"#(?:[0-9a-fA-F]{3}){1,2}")
@@ -41,6 +47,14 @@ class Multiline:
 
 
 MULTILINE = Multiline()
+
+
+@functools.cache
+def _http_url() -> TypeAdapter[HttpUrl]:
+    """pydantic's URL parser, built on the first URL checked (its schema costs start-up)."""
+    from pydantic import HttpUrl, TypeAdapter  # deferred: start-up time (module docstring)
+
+    return TypeAdapter(HttpUrl)
 
 
 def _forbidden(char: str, allowed: str) -> bool:
@@ -87,9 +101,13 @@ def address(value: str) -> str:
     """A plain address SendGrid accepts: ASCII, an international domain as punycode."""
     if value.lower().startswith("mailto:"):
         raise ValueError("write the address without 'mailto:', e.g. unsubscribe@example.org")
+    import email_validator  # deferred: start-up time (module docstring)
+
     try:
-        valid = validate_email(value, check_deliverability=False, allow_smtputf8=False)
-    except EmailNotValidError as e:
+        valid = email_validator.validate_email(
+            value, check_deliverability=False, allow_smtputf8=False
+        )
+    except email_validator.EmailNotValidError as e:
         raise ValueError(
             f"is not an email address ({e}); write a plain address such as "
             "secretariat@example.org, without a name or angle brackets"
@@ -195,7 +213,7 @@ def url(
         allowed = " or ".join(f"{s}://" for s in schemes)
         raise ValueError(f"must start with {allowed}; write e.g. {example}")
     try:
-        parsed = _HTTP_URL.validate_python(value)
+        parsed = _http_url().validate_python(value)
     except ValidationError as e:
         raise ValueError(f"is not a web address ({e.errors()[0]['msg']})") from None
     if parsed.username is not None or parsed.password is not None:

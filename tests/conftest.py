@@ -115,6 +115,15 @@ def _block_network(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("NEWSFLASH_SENDGRID_HOST", raising=False)
 
 
+@pytest.fixture(autouse=True)
+def _own_config_cache(
+    monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """A cache folder of the test's own (newsflash/config_cache.py keeps validated configs
+    there): no test writes the user's ~/.cache, none finds a Config another one kept."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path_factory.mktemp("xdg-cache")))
+
+
 @pytest.fixture
 def workspace(tmp_path: Path) -> Path:
     """A copy of the sample newsletter (config, items, partner list) to change; like the

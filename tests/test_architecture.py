@@ -43,6 +43,7 @@ FLOORS: dict[str, int] = {
     "newsflash.checks": 2,
     "newsflash.render": 2,
     "newsflash.render_cache": 2,
+    "newsflash.config_cache": 2,  # keyed by render_cache's package fingerprint; the CLI's
     "newsflash.render_engine": 2,
     "newsflash.render_inline": 2,
     "newsflash.render_cut": 2,

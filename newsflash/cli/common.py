@@ -73,9 +73,9 @@ class State:
     @property
     def config(self) -> Config:
         if self._config is None:
-            from newsflash.config import load_config  # deferred: pydantic's start-up time
+            from newsflash.config_cache import load_cached  # deferred: pydantic's start-up
 
-            self._config = load_config(self.config_path)
+            self._config = load_cached(self.config_path)
         return self._config
 
 
@@ -127,11 +127,11 @@ def print_problems(problems: list[Problem] | tuple[Problem, ...]) -> None:
 def _config_for_completion(ctx: click.Context) -> Config | None:
     """The config the command line names, for completing its words; None if it will not
     load (completion must never print an error into the shell)."""
-    from newsflash.config import load_config  # deferred: pydantic's start-up time
+    from newsflash.config_cache import load_cached  # deferred: pydantic's start-up
 
     path = ctx.find_root().params.get("config_path") or Path("config.toml")
     try:
-        return load_config(Path(path))
+        return load_cached(Path(path))
     except (NewsflashError, OSError):
         return None
 
