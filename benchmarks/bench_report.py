@@ -41,6 +41,8 @@ from pathlib import Path
 from rich.console import Console
 
 from newsflash.config import Config, load_config
+from newsflash.edition import clickable
+from newsflash.items import load_items
 from newsflash.reports.csv_out import write_csv
 from newsflash.reports.figures import EditionReport, compute
 from newsflash.reports.html_page import render_page
@@ -59,25 +61,35 @@ LINKS = ["https://www.project-albatts.eu/", "https://example.org/agenda", "https
 KINDS = ["processed", "delivered", "open", "open", "click", "deferred", "bounce", "spamreport"]
 
 
+def organisation(i: int) -> str:
+    return f"Org {i % 400}"
+
+
 def workspace(folder: Path, n: int) -> tuple[Path, list[str]]:
     for name in ("config.toml",):
         shutil.copy(ROOT / name, folder / name)
     shutil.copytree(ROOT / "submissions", folder / "submissions")
     emails = [f"partner{i}@org{i % 400}.example.org" for i in range(n)]
     rows = ["email,first_name,last_name,organisation,segments,status,language"]
-    rows += [f"{e},P,{i},Org {i % 400},partners,subscribed,en" for i, e in enumerate(emails)]
+    rows += [f"{e},P,{i},{organisation(i)},partners,subscribed,en" for i, e in enumerate(emails)]
     (folder / "subscribers.csv").write_text("\n".join(rows) + "\n", encoding="utf-8")
     return folder / "config.toml", emails
 
 
-def fill_ledger(path: Path, emails: list[str]) -> int:
-    manifest = json.dumps(
-        {"edition": ED, "items": [{"path": "2022-02/battery-albatts-results.md"}]}
-    )
+def sent_manifest(config: Config) -> str:
+    """The manifest a send stores, for one item: its path, and its title and links as the
+    send records them (edition.clickable)."""
+    key = "2022-02/battery-albatts-results.md"
+    item = next(i for i in load_items(config.submissions_dir, config.section_keys).items
+                if i.key == key)  # fmt: skip
+    return json.dumps({"edition": ED, "items": [{"path": key}], "clickable": clickable([item])})
+
+
+def fill_ledger(path: Path, emails: list[str], manifest: str) -> int:
+    """Each recipient frozen with the organisation the partner list gives it, as a send does."""
+    frozen = [LedgerRecipient(recipient_id(e), e, organisation(i)) for i, e in enumerate(emails)]
     with Ledger(path) as ledger, ledger.sending(ED):
-        ledger.start_send(
-            ED, "bench", manifest, [LedgerRecipient(recipient_id(e), e) for e in emails]
-        )
+        ledger.start_send(ED, "bench", manifest, frozen)
         while (batch := ledger.next_batch(ED, 1000)) is not None:
             ledger.mark_accepted(batch.id, f"msg{batch.id}")
         started = ledger.status(ED).started_at or ""
@@ -213,7 +225,7 @@ def prepared(folder: Path, recipients: int, events: int) -> tuple[Config, list[s
         raise SystemExit(f"{folder} is not empty and holds no benchmark workspace; pick another")
     cfg_path, emails = workspace(folder, recipients)
     config = load_config(cfg_path)
-    t0 = fill_ledger(config.state_dir / "ledger.sqlite", emails)
+    t0 = fill_ledger(config.state_dir / "ledger.sqlite", emails, sent_manifest(config))
     fill_events(config.state_dir, emails, events, t0)
     made.write_text(json.dumps(sizes), encoding="utf-8")
     return config, emails, t0, True

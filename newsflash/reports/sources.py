@@ -32,15 +32,13 @@ from pathlib import Path
 
 from newsflash.config import Config
 from newsflash.errors import NewsflashError, SubscribersError
-from newsflash.items import load_items
-from newsflash.linkcheck.found import item_links
+from newsflash.reports.clickable import item_maps
 from newsflash.reports.figures import NOT_LISTED, EditionInput, EventRow, Outcome, Sent
-from newsflash.reports.partners import organisations
 from newsflash.state import event_rollup, ledgers
 from newsflash.state.ledger import Ledger
 from newsflash.state.ledger_db import has_organisation
 from newsflash.state.suppressions import SuppressionStore
-from newsflash.subscribers import recipient_id
+from newsflash.subscriber_list import recipient_id
 
 __all__ = [
     "LEDGERS",
@@ -191,6 +189,8 @@ def organisations_of(config: Config, rows: Sequence[Accepted]) -> tuple[list[str
     missing = [email.lower() for _, email, organisation in rows if organisation is None]
     if not missing:
         return [organisation or "" for _, _, organisation in rows], []
+    from newsflash.reports.partners import organisations  # deferred: the list's reader
+
     try:
         listed, notes = organisations(config.subscribers_path, missing), []
     except SubscribersError as e:
@@ -285,31 +285,6 @@ def _one_click(config: Config, edition_id: str) -> frozenset[str]:
     )
 
 
-def _items(config: Config, keys: Sequence[str]) -> tuple[dict[str, str], dict[str, str], list[str]]:
-    """url -> item key and item key -> title for the items the send froze; the first item
-    that has a link owns it. An item file gone since the send is a note: its clicks then
-    count under "not an item's link"."""
-    loaded = {i.key: i for i in load_items(config.submissions_dir, config.section_keys).items}
-    links: dict[str, str] = {}
-    titles: dict[str, str] = {}
-    missing = []
-    for key in keys:
-        item = loaded.get(key)
-        if item is None:
-            missing.append(key)
-            titles[key] = key
-            continue
-        titles[key] = item.title
-        for url in item_links(item):
-            links.setdefault(url, key)
-    notes = (
-        [f"item file(s) gone from submissions since the send: {', '.join(missing)}"]
-        if missing
-        else []
-    )
-    return links, titles, notes
-
-
 @contextlib.contextmanager
 def cycles_left_alone() -> Iterator[None]:
     """Python's cycle collector paused while a report reads its rows. Reading 100k recipients
@@ -350,7 +325,7 @@ def read_known(config: Config, edition_id: str, ledger_name: str | None = None) 
         )
     entries = manifest.get("items", [])
     keys = [str(e["path"]) for e in entries if isinstance(e, dict) and "path" in e]
-    links, titles, notes = _items(config, keys)
+    links, titles, notes = item_maps(config, manifest, keys)
     return Known(
         edition_id=edition_id,
         ledger_path=path,

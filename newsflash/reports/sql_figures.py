@@ -7,8 +7,9 @@ state/events.sqlite): the clicks are judged (scanner rules), grouped per link, i
 rule and partner, and the bounces per type, and a few hundred rows come back (one per partner
 who clicked). What SQL cannot know stays in Python: which recipients the ledger says were
 sent to and each one's organisation (as the send froze it: `sources.organisations_of`), which
-link belongs to which item, which user agents are scanners. The figures are made from these counts by `assemble`, as
-`figures.compute` makes them; tests/test_report_sql.py holds the two to the same figures.
+link belongs to which item, which user agents are scanners. The figures are made from these
+counts by `assemble`, as `figures.compute` makes them; tests/test_report_sql.py holds the two
+to the same figures.
 
 Measured, and so left out: joining the ledger in SQL (ATTACH) cost a lookup of each of 100k
 recipients' rows in ledger.sqlite, 0.2-0.4 s per query that joined it, so the accepted
@@ -61,7 +62,7 @@ from newsflash.state.event_rollup import (
     UNSUBSCRIBED,
     is_filled,
 )
-from newsflash.subscribers import recipient_id
+from newsflash.subscriber_list import recipient_id
 
 __all__ = ["counted_in_sqlite"]
 
