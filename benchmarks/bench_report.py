@@ -7,10 +7,10 @@
 A fresh workspace (the sample items, a generated subscribers.csv) gets a ledger in which
 SendGrid accepted every recipient, written through the public Ledger API, and an event store
 filled through EventStore.record with a realistic mix (processed, delivered, opens, clicks,
-some from scanners, bounces, deferrals, spam reports, unsubscribes). Only the report is timed:
-reading the send, the items and the suppressions; counting every figure (by SQLite over the
-event store's rollup, with the ledger's recipients and the partner list: what `newsflash
-report` does); the same figures counted row by row in Python (what a store not rolled up yet
+some from scanners, bounces, deferrals, spam reports, unsubscribes); the ledger holds what a
+send records (each recipient's organisation, each item's title and links). Only the report is
+timed: reading the send, the items and the suppressions; counting every figure (by SQLite
+over the event store's rollup, with the ledger's recipients: what `newsflash report` does); the same figures counted row by row in Python (what a store not rolled up yet
 gets; not part of the report's total); the terminal tables, the CSV files and the HTML page,
 each stage on its own line. `--repeat N` runs the report N times on the same state and
 shows the fastest (a shared machine's neighbours make single runs noisy). Then the whole
@@ -144,7 +144,7 @@ def report_once(config: Config, out: Path) -> tuple[Stages, EditionReport]:
         report = counted_in_sqlite(config, known)
         if report is None:
             raise SystemExit(f"{config.state_dir}: the event store is not rolled up")
-        lap("count every figure (SQLite; ledger, partner list)")
+        lap("count every figure (SQLite; the ledger)")
         if compute(edition_input(config, known)) != report:
             raise SystemExit("the SQL and the Python counts differ")
         lap(PYTHON_COUNT)
