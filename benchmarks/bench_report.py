@@ -10,8 +10,9 @@ filled through EventStore.record with a realistic mix (processed, delivered, ope
 some from scanners, bounces, deferrals, spam reports, unsubscribes); the ledger holds what a
 send records (each recipient's organisation, each item's title and links). Only the report is
 timed: reading the send, the items and the suppressions; counting every figure (by SQLite
-over the event store's rollup, with the ledger's recipients: what `newsflash report` does); the same figures counted row by row in Python (what a store not rolled up yet
-gets; not part of the report's total); the terminal tables, the CSV files and the HTML page,
+over the event store's rollup, with the ledger's recipients: what `newsflash report` does);
+the same figures counted row by row in Python (what a store not rolled up yet gets; not part
+of the report's total); the terminal tables, the CSV files and the HTML page,
 each stage on its own line. `--repeat N` runs the report N times on the same state and
 shows the fastest (a shared machine's neighbours make single runs noisy). Then the whole
 command as the secretariat types it, `newsflash --config <ws>/config.toml report 2022-02`, in
