@@ -29,6 +29,7 @@ from datetime import datetime
 from functools import partial
 from operator import itemgetter
 from pathlib import Path
+from typing import cast
 
 from newsflash.config import Config
 from newsflash.errors import NewsflashError, SubscribersError
@@ -186,9 +187,10 @@ def organisations_of(config: Config, rows: Sequence[Accepted]) -> tuple[list[str
     subscribers.csv as it is now (NOT_LISTED when it no longer names them); a list that will
     not load is then a note (organisations unknown), not a failure: the report is about the
     send."""
+    recorded = list(map(itemgetter(2), rows))
+    if None not in recorded:
+        return cast(list[str], recorded), []
     missing = [email.lower() for _, email, organisation in rows if organisation is None]
-    if not missing:
-        return [organisation or "" for _, _, organisation in rows], []
     from newsflash.reports.partners import organisations  # deferred: the list's reader
 
     try:
