@@ -7,11 +7,12 @@
 A fresh workspace (the sample items, a generated subscribers.csv) gets a ledger in which
 SendGrid accepted every recipient, written through the public Ledger API, and an event store
 filled through EventStore.record with a realistic mix (processed, delivered, opens, clicks,
-some from scanners, bounces, deferrals, spam reports, unsubscribes). Only the report is timed:
-reading the send, the items and the suppressions; counting every figure (by SQLite over the
-event store's rollup, with the ledger's recipients and the partner list: what `newsflash
-report` does); the same figures counted row by row in Python (what a store not rolled up yet
-gets; not part of the report's total); the terminal tables, the CSV files and the HTML page,
+some from scanners, bounces, deferrals, spam reports, unsubscribes); the ledger holds what a
+send records (each recipient's organisation, each item's title and links). Only the report is
+timed: reading the send, the items and the suppressions; counting every figure (by SQLite
+over the event store's rollup, with the ledger's recipients: what `newsflash report` does);
+the same figures counted row by row in Python (what a store not rolled up yet gets; not part
+of the report's total); the terminal tables, the CSV files and the HTML page,
 each stage on its own line. `--repeat N` runs the report N times on the same state and
 shows the fastest (a shared machine's neighbours make single runs noisy). Then the whole
 command as the secretariat types it, `newsflash --config <ws>/config.toml report 2022-02`, in
@@ -41,6 +42,8 @@ from pathlib import Path
 from rich.console import Console
 
 from newsflash.config import Config, load_config
+from newsflash.edition import clickable
+from newsflash.items import load_items
 from newsflash.reports.csv_out import write_csv
 from newsflash.reports.figures import EditionReport, compute
 from newsflash.reports.html_page import render_page
@@ -59,25 +62,35 @@ LINKS = ["https://www.project-albatts.eu/", "https://example.org/agenda", "https
 KINDS = ["processed", "delivered", "open", "open", "click", "deferred", "bounce", "spamreport"]
 
 
+def organisation(i: int) -> str:
+    return f"Org {i % 400}"
+
+
 def workspace(folder: Path, n: int) -> tuple[Path, list[str]]:
     for name in ("config.toml",):
         shutil.copy(ROOT / name, folder / name)
     shutil.copytree(ROOT / "submissions", folder / "submissions")
     emails = [f"partner{i}@org{i % 400}.example.org" for i in range(n)]
     rows = ["email,first_name,last_name,organisation,segments,status,language"]
-    rows += [f"{e},P,{i},Org {i % 400},partners,subscribed,en" for i, e in enumerate(emails)]
+    rows += [f"{e},P,{i},{organisation(i)},partners,subscribed,en" for i, e in enumerate(emails)]
     (folder / "subscribers.csv").write_text("\n".join(rows) + "\n", encoding="utf-8")
     return folder / "config.toml", emails
 
 
-def fill_ledger(path: Path, emails: list[str]) -> int:
-    manifest = json.dumps(
-        {"edition": ED, "items": [{"path": "2022-02/battery-albatts-results.md"}]}
-    )
+def sent_manifest(config: Config) -> str:
+    """The manifest a send stores, for one item: its path, and its title and links as the
+    send records them (edition.clickable)."""
+    key = "2022-02/battery-albatts-results.md"
+    item = next(i for i in load_items(config.submissions_dir, config.section_keys).items
+                if i.key == key)  # fmt: skip
+    return json.dumps({"edition": ED, "items": [{"path": key}], "clickable": clickable([item])})
+
+
+def fill_ledger(path: Path, emails: list[str], manifest: str) -> int:
+    """Each recipient frozen with the organisation the partner list gives it, as a send does."""
+    frozen = [LedgerRecipient(recipient_id(e), e, organisation(i)) for i, e in enumerate(emails)]
     with Ledger(path) as ledger, ledger.sending(ED):
-        ledger.start_send(
-            ED, "bench", manifest, [LedgerRecipient(recipient_id(e), e) for e in emails]
-        )
+        ledger.start_send(ED, "bench", manifest, frozen)
         while (batch := ledger.next_batch(ED, 1000)) is not None:
             ledger.mark_accepted(batch.id, f"msg{batch.id}")
         started = ledger.status(ED).started_at or ""
@@ -132,7 +145,7 @@ def report_once(config: Config, out: Path) -> tuple[Stages, EditionReport]:
         report = counted_in_sqlite(config, known)
         if report is None:
             raise SystemExit(f"{config.state_dir}: the event store is not rolled up")
-        lap("count every figure (SQLite; ledger, partner list)")
+        lap("count every figure (SQLite; the ledger)")
         if compute(edition_input(config, known)) != report:
             raise SystemExit("the SQL and the Python counts differ")
         lap(PYTHON_COUNT)
@@ -213,7 +226,7 @@ def prepared(folder: Path, recipients: int, events: int) -> tuple[Config, list[s
         raise SystemExit(f"{folder} is not empty and holds no benchmark workspace; pick another")
     cfg_path, emails = workspace(folder, recipients)
     config = load_config(cfg_path)
-    t0 = fill_ledger(config.state_dir / "ledger.sqlite", emails)
+    t0 = fill_ledger(config.state_dir / "ledger.sqlite", emails, sent_manifest(config))
     fill_events(config.state_dir, emails, events, t0)
     made.write_text(json.dumps(sizes), encoding="utf-8")
     return config, emails, t0, True

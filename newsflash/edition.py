@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from newsflash.config import Config, EditionSettings
+from newsflash.content import links_in
 from newsflash.items import Item, Problem
 from newsflash.months import edition_number, month_label, parse_edition_id
 
@@ -151,6 +152,19 @@ def title_clashes(items: Iterable[Item]) -> list[Problem]:
     return problems
 
 
+def item_links(item: Item) -> list[str]:
+    """The links a partner can click in one item: its body's, then its 'read more' button."""
+    body = [u.strip() for u in links_in(item.body_html) if u.strip()]
+    return [*body, *([item.link] if item.link else [])]
+
+
+def clickable(items: Iterable[Item]) -> dict[str, dict[str, Any]]:
+    """Each item's title and the links a partner can click in it, by item path. Kept in the
+    manifest the ledger stores with the send (outside its hash, which covers the files), so
+    the report maps each click to its item as sent without parsing the items again."""
+    return {i.key: {"title": i.title, "links": item_links(i)} for i in items}
+
+
 def build_manifest(
     edition_id: str, items: Iterable[Item], template_sha256: str, config_sha256: str
 ) -> dict[str, Any]:
@@ -198,6 +212,7 @@ def assemble(
     manifest = build_manifest(
         edition_id, chosen, template_sha256, config.content_sha256(edition_id)
     )
+    manifest["clickable"] = clickable(chosen)
     earlier = tuple(
         build_manifest(edition_id, chosen, template_sha256, h)["content_sha256"]
         for h in config.earlier_content_sha256s(edition_id)

@@ -187,8 +187,13 @@ class Roster:
 
     def audience(self) -> Iterator[str]:
         """The audience's addresses as the list writes them, in list order."""
-        cursor = self._db.execute("SELECT email FROM people WHERE why IS NULL ORDER BY line")
-        return (e for (e,) in cursor)
+        return (e for e, _ in self.audience_organisations())
+
+    def audience_organisations(self) -> Iterator[tuple[str, str]]:
+        """The audience's addresses, each with its (merged, cleaned) organisation: what the
+        ledger freezes for the report to count by."""
+        query = "SELECT email, org FROM people WHERE why IS NULL ORDER BY line"
+        return iter(self._db.execute(query))
 
     def names(self, keys: Sequence[str]) -> dict[str, tuple[str, str, str]]:
         """(address, first name, last name) of those of these keys in the audience: one

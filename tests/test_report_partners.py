@@ -52,6 +52,10 @@ SPLIT = {
         f"{HEADER}\nanna@example.org,Anna,\u202eAC\x07ME\x0b,subscribed\n",
         {"anna@example.org": "ACME"},
     ),
+    "a partner who names no organisation is listed with none, not left out": (
+        f"{HEADER}\nanna@example.org,Anna,,subscribed\nbert@example.org,Bert,  ,s\n",
+        {"anna@example.org": "", "bert@example.org": ""},
+    ),
     "no organisation column": ("email,status\nanna@example.org,subscribed\n", {}),
     "a header only": (f"{HEADER}\n", {}),
 }

@@ -45,8 +45,9 @@ def report(
 ) -> None:
     """Report what EDITION did (default: the last one sent): delivery, trust, engagement.
 
-    Reads the ledger, SendGrid's events (newsflash serve), the suppressions, subscribers.csv
-    and the item files; never the network. Security scanners' clicks are counted apart.
+    Reads the ledger, SendGrid's events (newsflash serve) and the suppressions (for a send an
+    older newsflash made, subscribers.csv and the item files too); never the network. Security
+    scanners' clicks are counted apart.
     """
     if every and edition:
         raise click.UsageError("give an EDITION or --all, not both")

@@ -13,7 +13,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from newsflash.content import links_in
+from newsflash.edition import item_links
 from newsflash.items import Item
 
 __all__ = ["FoundLink", "is_web_link", "item_links", "links_of_items"]
@@ -33,12 +33,6 @@ class FoundLink:
     @property
     def where(self) -> str:
         return f"{self.path}" + (f":{self.line}" if self.line else "")
-
-
-def item_links(item: Item) -> list[str]:
-    """The links a partner can click in one item: its body's, then its 'read more' button."""
-    body = [u.strip() for u in links_in(item.body_html) if u.strip()]
-    return [*body, *([item.link] if item.link else [])]
 
 
 def is_web_link(url: str) -> bool:

@@ -44,7 +44,7 @@ def _delimiter(first_line: str) -> str:
 
 
 def _by_csv(text: str) -> dict[str, str]:
-    """address (lowercased) -> organisation, the first non-empty one for a repeated address."""
+    """address (lowercased) -> organisation, as `_collect` keeps it."""
     reader = csv.reader(
         io.StringIO(text), delimiter=_delimiter(text.split("\n", 1)[0]), skipinitialspace=True
     )
@@ -74,7 +74,9 @@ def _by_split(text: str) -> dict[str, str] | None:
 
 
 def _collect(rows: Iterable[list[str]], where: tuple[int, int]) -> dict[str, str]:
-    """address (lowercased) -> organisation, the first non-empty one for a repeated address."""
+    """address (lowercased) -> organisation, the first non-empty one for a repeated address;
+    '' for a listed partner who names none (counted under "no organisation", as the full
+    loader's answer and the organisation a send records count them, not as not listed)."""
     i_email, i_org = where
     width = max(where) + 1
     found: dict[str, str] = {}
@@ -86,14 +88,14 @@ def _collect(rows: Iterable[list[str]], where: tuple[int, int]) -> dict[str, str
         if org is None:
             org = cleaned[row[i_org]] = " ".join(_CONTROL.sub("", row[i_org]).split())
         key = row[i_email].strip().lower()
-        if org and key not in found:
+        if key not in found or (org and not found[key]):
             found[key] = org
     return found
 
 
 def _plain(text: str) -> dict[str, str]:
-    """address (lowercased) -> organisation, the first non-empty one for a repeated address;
-    csv.Error for a list the csv module refuses."""
+    """address (lowercased) -> organisation, as `_collect` keeps it; csv.Error for a list the
+    csv module refuses."""
     found = _by_split(text)
     return _by_csv(text) if found is None else found
 

@@ -1,8 +1,9 @@
 """Reading the local state an edition report is computed from; nothing here touches a network.
 
 The ledger says who SendGrid accepted, the event store what SendGrid said since, the
-suppression store who unsubscribed with newsflash's own one-click link, subscribers.csv each
-partner's organisation and the item files which item each link came from. Every file is
+suppression store who unsubscribed with newsflash's own one-click link, and the item files
+which item each link came from. Each partner's organisation is the one the ledger froze with
+the send; subscribers.csv is read only for a send frozen by an older newsflash. Every file is
 opened read-only and none is created: a report must never change what it reports on.
 
 The ledger's and the event store's public classes answer questions a send asks; a report
@@ -26,23 +27,23 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from functools import partial
-from itertools import repeat
 from operator import itemgetter
 from pathlib import Path
+from typing import cast
 
 from newsflash.config import Config
 from newsflash.errors import NewsflashError, SubscribersError
-from newsflash.items import load_items
-from newsflash.linkcheck.found import item_links
+from newsflash.reports.clickable import item_maps
 from newsflash.reports.figures import NOT_LISTED, EditionInput, EventRow, Outcome, Sent
-from newsflash.reports.partners import organisations
 from newsflash.state import event_rollup, ledgers
 from newsflash.state.ledger import Ledger
+from newsflash.state.ledger_db import has_organisation
 from newsflash.state.suppressions import SuppressionStore
-from newsflash.subscribers import recipient_id
+from newsflash.subscriber_list import recipient_id
 
 __all__ = [
     "LEDGERS",
+    "Accepted",
     "Known",
     "NoSendError",
     "ReportError",
@@ -88,11 +89,15 @@ FROM events WHERE edition_id = ? AND event IN ({", ".join("?" for _ in _KINDS)})
 """
 # In no particular order (the figures key recipients by id): sorting 100k rows by `seq` cost
 # a fifth of the query.
+# The organisation as the send froze it: NULL for a recipient frozen before the ledger kept it
+# (and on a ledger this newsflash has not opened yet, which lacks the column).
 _ACCEPTED_SQL = (
-    "SELECT r.recipient_id, r.email FROM batches b CROSS JOIN recipients r "
+    "SELECT r.recipient_id, r.email, {organisation} FROM batches b CROSS JOIN recipients r "
     "ON r.batch_id = b.id AND r.edition_id = b.edition_id "
     "WHERE b.edition_id = ? AND b.state = 'accepted'"
 )
+#: (recipient id, address, organisation as frozen or None) of one accepted recipient.
+Accepted = tuple[str, str, str | None]
 
 
 class ReportError(NewsflashError):
@@ -165,30 +170,45 @@ def _started_at(text: str | None) -> int | None:
         return None
 
 
-def accepted(path: Path, edition_id: str) -> list[tuple[str, str]]:
-    """(recipient id, address) of every recipient SendGrid accepted the edition for."""
+def accepted(path: Path, edition_id: str) -> list[Accepted]:
+    """Every recipient SendGrid accepted the edition for, with the organisation the ledger
+    froze for them (None where it kept none)."""
     with read_only(path) as conn:
-        return conn.execute(_ACCEPTED_SQL, (edition_id,)).fetchall()
+        recorded = "r.organisation" if has_organisation(conn) else "NULL"
+        return conn.execute(_ACCEPTED_SQL.format(organisation=recorded), (edition_id,)).fetchall()
 
 
-def organisations_of(config: Config, lowered: Sequence[str]) -> tuple[dict[str, str], list[str]]:
-    """address (lowercased) -> organisation for the addresses sent to; a partner list that
-    will not load is a note (organisations unknown), not a failure: the report is about the
+def organisations_of(config: Config, rows: Sequence[Accepted]) -> tuple[list[str], list[str]]:
+    """The organisation of each accepted recipient, in order, and the notes its reading left.
+
+    As the ledger froze it at the send ('' for none), so a partner who left the list since
+    still counts for theirs, and no partner list is read: reading 100k rows of it was a fifth
+    of a big report. A recipient frozen by an older newsflash (None) gets theirs from
+    subscribers.csv as it is now (NOT_LISTED when it no longer names them); a list that will
+    not load is then a note (organisations unknown), not a failure: the report is about the
     send."""
+    recorded = list(map(itemgetter(2), rows))
+    if None not in recorded:
+        return cast(list[str], recorded), []
+    missing = [email.lower() for _, email, organisation in rows if organisation is None]
+    from newsflash.reports.partners import organisations  # deferred: the list's reader
+
     try:
-        return organisations(config.subscribers_path, lowered), []
+        listed, notes = organisations(config.subscribers_path, missing), []
     except SubscribersError as e:
-        return {}, [f"organisations unknown: {e}"]
+        listed, notes = {}, [f"organisations unknown: {e}"]
+    return [
+        organisation if organisation is not None else listed.get(email.lower(), NOT_LISTED)
+        for _, email, organisation in rows
+    ], notes
 
 
 def _recipients(config: Config, path: Path, edition_id: str) -> tuple[list[Sent], list[str]]:
     """Accepted recipients with their organisation."""
     rows = accepted(path, edition_id)
-    emails = list(map(itemgetter(1), rows))
-    lowered = list(map(str.lower, emails))
-    by_address, notes = organisations_of(config, lowered)
-    found = map(by_address.get, lowered, repeat(NOT_LISTED))
+    found, notes = organisations_of(config, rows)
     ids = map(itemgetter(0), rows)
+    emails = map(itemgetter(1), rows)
     return list(map(_as_sent, zip(ids, emails, found, strict=True))), notes
 
 
@@ -267,31 +287,6 @@ def _one_click(config: Config, edition_id: str) -> frozenset[str]:
     )
 
 
-def _items(config: Config, keys: Sequence[str]) -> tuple[dict[str, str], dict[str, str], list[str]]:
-    """url -> item key and item key -> title for the items the send froze; the first item
-    that has a link owns it. An item file gone since the send is a note: its clicks then
-    count under "not an item's link"."""
-    loaded = {i.key: i for i in load_items(config.submissions_dir, config.section_keys).items}
-    links: dict[str, str] = {}
-    titles: dict[str, str] = {}
-    missing = []
-    for key in keys:
-        item = loaded.get(key)
-        if item is None:
-            missing.append(key)
-            titles[key] = key
-            continue
-        titles[key] = item.title
-        for url in item_links(item):
-            links.setdefault(url, key)
-    notes = (
-        [f"item file(s) gone from submissions since the send: {', '.join(missing)}"]
-        if missing
-        else []
-    )
-    return links, titles, notes
-
-
 @contextlib.contextmanager
 def cycles_left_alone() -> Iterator[None]:
     """Python's cycle collector paused while a report reads its rows. Reading 100k recipients
@@ -332,7 +327,7 @@ def read_known(config: Config, edition_id: str, ledger_name: str | None = None) 
         )
     entries = manifest.get("items", [])
     keys = [str(e["path"]) for e in entries if isinstance(e, dict) and "path" in e]
-    links, titles, notes = _items(config, keys)
+    links, titles, notes = item_maps(config, manifest, keys)
     return Known(
         edition_id=edition_id,
         ledger_path=path,

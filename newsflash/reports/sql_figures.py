@@ -6,9 +6,10 @@ does what it does well where the rows lie (`recipient_facts`, `event_facts`,
 state/events.sqlite): the clicks are judged (scanner rules), grouped per link, item, hour,
 rule and partner, and the bounces per type, and a few hundred rows come back (one per partner
 who clicked). What SQL cannot know stays in Python: which recipients the ledger says were
-sent to, each partner's organisation (subscribers.csv), which link belongs to which item,
-which user agents are scanners. The figures are made from these counts by `assemble`, as
-`figures.compute` makes them; tests/test_report_sql.py holds the two to the same figures.
+sent to and each one's organisation (as the send froze it: `sources.organisations_of`), which
+link belongs to which item, which user agents are scanners. The figures are made from these
+counts by `assemble`, as `figures.compute` makes them; tests/test_report_sql.py holds the two
+to the same figures.
 
 Measured, and so left out: joining the ledger in SQL (ATTACH) cost a lookup of each of 100k
 recipients' rows in ledger.sqlite, 0.2-0.4 s per query that joined it, so the accepted
@@ -46,7 +47,6 @@ from newsflash.reports.assemble import (
 )
 from newsflash.reports.figures import SCANNER_AGENTS, SWEEP_SECONDS
 from newsflash.reports.rows import (
-    NOT_LISTED,
     EditionReport,
     Engagement,
     GroupClicks,
@@ -62,7 +62,7 @@ from newsflash.state.event_rollup import (
     UNSUBSCRIBED,
     is_filled,
 )
-from newsflash.subscribers import recipient_id
+from newsflash.subscriber_list import recipient_id
 
 __all__ = ["counted_in_sqlite"]
 
@@ -140,12 +140,18 @@ def counted_in_sqlite(config: Config, known: Known) -> EditionReport | None:
         conn.execute("BEGIN")  # one snapshot: the clicks agree with the rollup
         if not is_filled(conn):
             return None
-        sent = dict(accepted(known.ledger_path, known.edition_id))
-        return _counted(conn, config, known, sent)
+        rows = accepted(known.ledger_path, known.edition_id)
+        found, notes = organisations_of(config, rows)
+        sent = dict(zip(map(_FIRST, rows), map(_SECOND, rows), strict=True))
+        groups = dict(zip(sent, found, strict=True))
+        return _counted(conn, known, sent, (groups, notes))
 
 
 def _counted(
-    conn: sqlite3.Connection, config: Config, known: Known, sent: Mapping[str, str]
+    conn: sqlite3.Connection,
+    known: Known,
+    sent: Mapping[str, str],
+    organisations: tuple[Mapping[str, str], list[str]],
 ) -> EditionReport:
     args: dict[str, object] = {"ed": known.edition_id}
     for table in _TEMP:
@@ -161,13 +167,13 @@ def _counted(
     delivery = delivery_of(len(sent), flags, bounces)
     trust = _trust(mine, flags, known.one_click & sent.keys(), delivery.delivered)
     _judge(conn, known, sent)
-    engagement = _engagement(conn, config, known, sent, flags, delivery.delivered)
+    engagement = _engagement(conn, known, sent, organisations[0], flags, delivery.delivered)
     by_rule = dict(conn.execute(_RULES))
     (flagged,) = conn.execute(_FLAGGED).fetchone()
     scanners = Scanners(sum(by_rule.values()), flagged, by_rule)
-    notes = notes_of((*engagement[1], *known.notes), events, unmatched)
+    notes = notes_of((*organisations[1], *known.notes), events, unmatched)
     return EditionReport(
-        known.edition_id, events, unmatched, delivery, trust, engagement[0], scanners, notes
+        known.edition_id, events, unmatched, delivery, trust, engagement, scanners, notes
     )
 
 
@@ -207,23 +213,23 @@ def _judge(conn: sqlite3.Connection, known: Known, sent: Mapping[str, str]) -> N
 
 def _engagement(
     conn: sqlite3.Connection,
-    config: Config,
     known: Known,
     sent: Mapping[str, str],
+    organisation: Mapping[str, str],
     flags: Mapping[int, int],
     delivered: int,
-) -> tuple[Engagement, list[str]]:
-    """The partners' clicks (judged) and opens (flags), and the notes the partner list left."""
+) -> Engagement:
+    """The partners' clicks (judged) and opens (flags); `organisation`: of each id sent to."""
     openers = count_of(flags, OPENED)
     links = link_rows(conn.execute(_PER_LINK), known.link_items)
     items = {key: (n, who) for key, n, who in conn.execute(_PER_ITEM, {"no_item": NO_ITEM})}
     per_clicker = conn.execute(_PER_CLICKER).fetchall()
     clicks = sum(n for _, n in per_clicker)
-    organisations, domains, notes = _groups(config, sent, per_clicker)
+    organisations, domains = _groups(sent, organisation, per_clicker)
     started = known.started_at
     per_hour = conn.execute(_PER_HOUR, {"started": started}) if started is not None else ()
     hours, later = hour_buckets(per_hour)
-    engagement = Engagement(
+    return Engagement(
         unique_opens=openers,
         machine_opens=openers - count_of(flags, HUMAN_OPENED),
         open_rate=rate(openers, delivered),
@@ -242,18 +248,17 @@ def _engagement(
         hours=hours,
         later_clicks=later,
     )
-    return engagement, notes
 
 
 def _groups(
-    config: Config, sent: Mapping[str, str], per_clicker: Iterable[tuple[str, int]]
-) -> tuple[tuple[GroupClicks, ...], tuple[GroupClicks, ...], list[str]]:
+    sent: Mapping[str, str],
+    organisation: Mapping[str, str],
+    per_clicker: Iterable[tuple[str, int]],
+) -> tuple[tuple[GroupClicks, ...], tuple[GroupClicks, ...]]:
     """Per organisation and per email domain: every recipient sent to is counted in its group
     (100k addresses, in C-level maps), each partner who clicked once with their clicks."""
     emails = list(sent.values())
-    lowered = list(map(str.lower, emails))
-    by_address, notes = organisations_of(config, lowered)
-    org_members = Counter(map(by_address.get, lowered, repeat(NOT_LISTED)))
+    org_members = Counter(organisation.values())
     domain_members = Counter(map(itemgetter(2), map(str.rpartition, emails, repeat("@"))))
     org_clickers: Counter[str] = Counter()
     org_clicks: Counter[str] = Counter()
@@ -261,7 +266,7 @@ def _groups(
     domain_clicks: Counter[str] = Counter()
     for rid, n in per_clicker:
         email = sent[rid]
-        org = by_address.get(email.lower(), NOT_LISTED) or NO_ORGANISATION
+        org = organisation[rid] or NO_ORGANISATION
         domain = email.rpartition("@")[2] or NO_ORGANISATION
         org_clickers[org] += 1
         org_clicks[org] += n
@@ -270,5 +275,4 @@ def _groups(
     return (
         group_rows(org_members, org_clickers, org_clicks),
         group_rows(domain_members, domain_clickers, domain_clicks),
-        notes,
     )

@@ -76,8 +76,8 @@ class Audience:
 
     def members(self) -> Iterator[LedgerRecipient]:
         """Everyone in the audience, in list order, as the ledger freezes them."""
-        for email in self.roster.audience():
-            yield LedgerRecipient(recipient_id(email), email)
+        for email, organisation in self.roster.audience_organisations():
+            yield LedgerRecipient(recipient_id(email), email, organisation)
 
     def people(self, frozen: Sequence[LedgerRecipient]) -> list[Person | None]:
         """What the payload needs of each frozen recipient, as the list says now (None for

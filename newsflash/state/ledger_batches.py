@@ -120,16 +120,17 @@ class LedgerBatches(SendLock, LedgerQueries):
         last: list[str] = [""]  # the id being inserted when the primary key objects
         derived = [True]  # every id so far is recipient_id() of its own folded address
 
-        def rows() -> Iterator[tuple[str, str, str, int]]:
+        def rows() -> Iterator[tuple[str, str, str, int, str | None]]:
             for seq, r in enumerate(recipients, 1):
                 last[0] = rid = r.recipient_id
                 if derived[0] and rid != recipient_id(_folded(r.email)):
                     derived[0] = False
-                yield edition_id, rid, r.email, seq
+                yield edition_id, rid, r.email, seq, r.organisation
 
         try:
             conn.executemany(
-                "INSERT INTO recipients (edition_id, recipient_id, email, seq) VALUES (?, ?, ?, ?)",
+                "INSERT INTO recipients (edition_id, recipient_id, email, seq, organisation) "
+                "VALUES (?, ?, ?, ?, ?)",
                 rows(),
             )
         except sqlite3.IntegrityError:

@@ -16,7 +16,7 @@ from pathlib import Path
 from newsflash.errors import LedgerError
 from newsflash.state.sqlite import WalDatabase
 
-__all__ = ["SCHEMA", "SCHEMA_VERSION", "LedgerDb"]
+__all__ = ["SCHEMA", "SCHEMA_VERSION", "LedgerDb", "has_organisation"]
 
 SCHEMA_VERSION = 1
 # Never "start again": a fresh ledger knows nobody was sent, and the next send mails them all.
@@ -52,6 +52,7 @@ CREATE TABLE IF NOT EXISTS recipients (
     email        TEXT NOT NULL,
     seq          INTEGER NOT NULL,
     batch_id     INTEGER REFERENCES batches(id),
+    organisation TEXT,  -- as the partner list said at the freeze; NULL: frozen before it was kept
     PRIMARY KEY (edition_id, recipient_id)
 );
 -- batch_id leads so that one index serves "next pending in file order" (batch_id IS NULL),
@@ -73,6 +74,27 @@ CREATE TABLE IF NOT EXISTS approvals (
 """
 
 
+def _add_organisation(db: WalDatabase) -> None:
+    """Give a ledger written before recipients kept their organisation that column, on open.
+
+    A column that may be NULL, not a new schema version: an older newsflash can still read
+    and write the ledger (it leaves the column NULL, and a report then reads the partner list
+    for those recipients, as before), so going back a version never strands a send. Looked
+    for before the write lock is taken, so opening an upgraded ledger writes nothing; asked
+    again under the lock, so two processes opening one old ledger add it once."""
+    with db.read() as conn:
+        if has_organisation(conn):
+            return
+    with db.write() as conn:
+        if not has_organisation(conn):
+            conn.execute("ALTER TABLE recipients ADD COLUMN organisation TEXT")
+
+
+def has_organisation(conn: sqlite3.Connection) -> bool:
+    """Whether the ledger's recipients keep their organisation (a report reads older ones)."""
+    return any(row[1] == "organisation" for row in conn.execute("PRAGMA table_info(recipients)"))
+
+
 class LedgerDb:
     """The ledger file (WAL, synchronous=FULL, foreign keys on) and its send-lock table.
 
@@ -90,6 +112,7 @@ class LedgerDb:
             if_damaged=_IF_DAMAGED,
             read_only=read_only,
         )
+        _add_organisation(self._db)
         self.path = self._db.path
         self._lock_dir = self.path.parent / "locks"
         self._locks: dict[str, int] = {}

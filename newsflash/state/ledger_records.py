@@ -7,7 +7,7 @@ reading how the ledger stores them.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -27,6 +27,10 @@ __all__ = [
 class LedgerRecipient:
     recipient_id: str
     email: str
+    #: The partner's organisation as the list said when the send froze them ('' for none),
+    #: kept for the report; None where it is not known (a ledger read back, a hand-made
+    #: recipient). Not part of who the recipient is, so not compared.
+    organisation: str | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True)

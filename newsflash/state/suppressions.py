@@ -19,7 +19,7 @@ from pathlib import Path
 
 from newsflash.errors import NewsflashError
 from newsflash.state.sqlite import WalDatabase
-from newsflash.subscribers import recipient_id
+from newsflash.subscriber_list import recipient_id
 
 __all__ = [
     "REASONS",
