@@ -750,3 +750,18 @@ def test_a_read_only_ledger_refuses_a_write(db: Path) -> None:
     Ledger(db).close()
     with Ledger(db, read_only=True) as ledger, pytest.raises(sqlite3.OperationalError):
         ledger.record_approval("2022-02", "hash", "a reviewer")
+
+
+def test_a_read_only_open_of_a_ledger_without_the_organisation_column_adds_nothing(
+    tmp_path: Path,
+) -> None:
+    """A ledger from before recipients kept their organisation: a reader (the build's
+    up-to-date check) reads it as it is; only a writer adds the column."""
+    db = tmp_path / "ledger.sqlite"
+    Ledger(db).close()
+    with sqlite3.connect(db) as conn:
+        conn.execute("ALTER TABLE recipients DROP COLUMN organisation")
+    before = db.read_bytes()
+    with Ledger(db, read_only=True) as ledger:
+        assert ledger.published_item_keys() == frozenset()
+    assert db.read_bytes() == before

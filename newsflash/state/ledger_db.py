@@ -112,7 +112,8 @@ class LedgerDb:
             if_damaged=_IF_DAMAGED,
             read_only=read_only,
         )
-        _add_organisation(self._db)
+        if not read_only:  # a reader asks nothing of the column, and may not write
+            _add_organisation(self._db)
         self.path = self._db.path
         self._lock_dir = self.path.parent / "locks"
         self._locks: dict[str, int] = {}
