@@ -459,14 +459,22 @@ def test_a_time_zone_the_machine_no_longer_knows_validates_again(
         zoneinfo.ZoneInfo.clear_cache()
 
 
-def test_the_api_key_in_the_environment_never_reaches_the_kept_file(
-    workspace: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_a_config_holding_an_api_key_is_refused_every_time_and_never_kept(tmp_path: Path) -> None:
+    """The key is only ever refused: it is neither kept nor lets a later load skip the check."""
     key = "SG.abcdefghijklmnopqrstuv.abcdefghijklmnopqrstuvwxyz0123456789"
-    monkeypatch.setenv("SENDGRID_API_KEY", key)
-    file = kept_file(workspace / "config.toml")
-    assert key.encode() not in file.read_bytes()
-    assert b"abcdefghijklmnopqrstuv" not in file.read_bytes()
+    text = SAMPLE.replace("[sendgrid]\n", f'[sendgrid]\napi_key = "{key}"\n', 1)
+    assert key in text
+    path = write(tmp_path, SAMPLE)
+    before = kept_file(path).read_bytes()
+    write(tmp_path, text)
+    for _ in range(2):
+        with pytest.raises(ConfigError, match=r"Secrets never go in config\.toml"):
+            load_cached(path)
+    assert [f.read_bytes() for f in cache_files()] == [before]
+    folder = config_cache.cache_folder()
+    assert folder is not None
+    kept = [f.read_bytes() for f in folder.rglob("*") if f.is_file()]
+    assert not any(b"abcdefghijklmnopqrstuv" in data for data in kept)
 
 
 def test_commands_keeping_the_same_config_at_once_never_leave_half_a_file(
