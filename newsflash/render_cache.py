@@ -34,6 +34,7 @@ _RENDER_CODE = (
     "render_engine.py",
     "render_inline.py",
     "render_cut.py",
+    "render_memo.py",
     "content.py",
     "months.py",
     "checks.py",

@@ -1,6 +1,6 @@
-"""A template's output kept by what it reads (render_engine._memoised) is only ever what a
-render without it writes: a partial that reads a counter, includes another file or draws
-lots is rendered afresh."""
+"""A template's output kept by what it reads (render_memo) is only ever what a render without
+it writes: a partial that reads a counter or draws lots is rendered afresh, and one that
+includes another file is kept only by that file as loaded now."""
 
 from __future__ import annotations
 
@@ -13,7 +13,8 @@ from conftest import own_template
 from newsflash.config import load_config
 from newsflash.pipeline import build_edition
 from newsflash.render import HTML_TEMPLATE, PACKAGE_TEMPLATES, TEXT_TEMPLATE, Renderer
-from newsflash.render_engine import Templates, _memo_names
+from newsflash.render_engine import Templates
+from newsflash.render_memo import Plan, memo_plan
 
 EDITION = "2022-02"
 COUNTING_SECTION = """<mj-section padding="28px 0 0">
@@ -89,17 +90,28 @@ def test_an_item_partial_that_includes_another_file_shows_that_file_once_edited(
     "source",
     [
         "{{ [1, 2, 3] | random }}",
-        '{% include "partials/item.mjml.j2" %}',
+        "{% include name %}",
+        '{% include ["partials/item.mjml.j2"] %}',
+        '{% include "partials/item.mjml.j2" ignore missing %}',
         '{% extends "edition.mjml.j2" %}',
         '{% import "partials/item.mjml.j2" as x %}{{ item }}',
         '{% from "partials/item.mjml.j2" import y %}',
         "{% block b %}{{ item }}{% endblock %}",
     ],
-    ids=["random", "include", "extends", "import", "from-import", "block"],
+    ids=[
+        "random",
+        "include-a-name",
+        "include-a-list",
+        "include-missing",
+        "extends",
+        "import",
+        "from-import",
+        "block",
+    ],
 )
 def test_a_template_that_draws_lots_or_reads_other_files_is_never_kept(source: str) -> None:
     templates = Templates(Path("/nonexistent"), PACKAGE_TEMPLATES)
-    assert _memo_names(templates.html, source, "t.mjml.j2") is None
+    assert memo_plan(templates.html, source, "t.mjml.j2") is None
 
 
 def test_a_plain_partial_is_kept_by_the_names_it_reads() -> None:
@@ -107,7 +119,14 @@ def test_a_plain_partial_is_kept_by_the_names_it_reads() -> None:
     source = (
         "{% set x = item.title %}{{ x }} {{ accent }}{% for y in item.tags %}{{ y }}{% endfor %}"
     )
-    assert _memo_names(templates.html, source, "t.mjml.j2") == ("accent", "item")
+    assert memo_plan(templates.html, source, "t.mjml.j2") == Plan(("accent", "item"), ())
+
+
+def test_a_partial_that_includes_files_by_name_is_kept_by_them_and_what_they_read() -> None:
+    templates = Templates(Path("/nonexistent"), PACKAGE_TEMPLATES)
+    source = '{% for item in section.items %}{% include "partials/item.mjml.j2" %}{% endfor %}'
+    plan = memo_plan(templates.html, source, "t.mjml.j2")
+    assert plan == Plan(("section",), ("partials/item.mjml.j2",))
 
 
 def test_a_template_edited_between_two_rebuilds_is_used_by_the_second(workspace: Path) -> None:
