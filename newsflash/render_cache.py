@@ -35,6 +35,7 @@ _RENDER_CODE = (
     "render_inline.py",
     "render_cut.py",
     "content.py",
+    "content_rules.py",
     "months.py",
     "checks.py",
 )
