@@ -49,6 +49,7 @@ FLOORS: dict[str, int] = {
     "newsflash.item_cache": 2,  # keyed by render_cache's package fingerprint, as the config's
     "newsflash.items": 2,  # reads and keeps parses through item_cache
     "newsflash.config_cache": 2,  # keyed by render_cache's package fingerprint; the CLI's
+    "newsflash.template_cache": 2,  # keyed by render_cache's package fingerprint
     "newsflash.render_engine": 2,
     "newsflash.render_inline": 2,
     "newsflash.render_cut": 2,
