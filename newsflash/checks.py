@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from html.parser import HTMLParser
 from typing import Literal
 
-from newsflash.content import is_allowed_link
+from newsflash.content_rules import is_allowed_link
 
 Level = Literal["ok", "warning", "error"]
 _LINK_OR_IMAGE = re.compile(r"<(?:a|img)\b[^>]*>", re.IGNORECASE)
@@ -69,7 +69,7 @@ def _scan_tags(tags: Sequence[str]) -> tuple[Links, Images]:
 
 
 def _link_ok(href: str) -> bool:
-    """The item check's rule (content.is_allowed_link), plus the email's own anchors."""
+    """The item check's rule (content_rules.is_allowed_link), plus the email's own anchors."""
     if href.startswith("#") and len(href) > 1:
         return True  # table of contents inside the email
     return is_allowed_link(href)

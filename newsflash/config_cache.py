@@ -29,16 +29,14 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import io
-import os
 import pickle
-import stat
 from collections.abc import Callable
 from pathlib import Path, PosixPath
 from typing import Any, ClassVar
 
 from pydantic import BaseModel
 
-from newsflash import config_model
+from newsflash import config_model, user_cache
 from newsflash.config import Config, parse_config, read_config_text
 from newsflash.config_values import timezone
 from newsflash.files import write_atomic
@@ -85,18 +83,8 @@ class _Unpickler(pickle._Unpickler):
 
 
 def cache_folder() -> Path | None:
-    """`$XDG_CACHE_HOME/newsflash/config` (an absolute one, as the XDG spec asks), else
-    `~/.cache/newsflash/config`; None when there is no home to find it in."""
-    base = os.environ.get("XDG_CACHE_HOME", "")
-    if not os.path.isabs(base):
-        try:
-            home = Path.home()
-        except RuntimeError:
-            return None
-        if not home.is_absolute() or home == Path("/"):  # HOME empty or unset for a service
-            return None
-        base = str(home / ".cache")
-    return Path(base).joinpath(*FOLDER)
+    """`$XDG_CACHE_HOME/newsflash/config`, else `~/.cache/newsflash/config` (user_cache)."""
+    return user_cache.cache_folder(*FOLDER)
 
 
 def _key(text: str, path: Path) -> str:
@@ -109,37 +97,12 @@ def _file(folder: Path, path: Path) -> Path:
     return folder / (hashlib.sha256(str(path).encode()).hexdigest()[:32] + ".pickle")
 
 
-def _private(fd: int) -> bool:
-    """Whether the open file is the user's own and nobody else may write it."""
-    st = os.fstat(fd)
-    return stat.S_ISREG(st.st_mode) and st.st_uid == os.getuid() and not st.st_mode & 0o022
-
-
-def _private_folder(folder: Path) -> bool:
-    """Whether `folder` and the newsflash folder holding it are the user's own, not links,
-    and writable by nobody else, made so if they are not there yet. In a cache folder
-    others may write (an XDG_CACHE_HOME pointed at a shared /tmp) another user could plant a
-    kept Config or swap the file being written for a link: such a folder is not used."""
-    with contextlib.suppress(OSError):
-        folder.mkdir(mode=0o700, parents=True, exist_ok=True)
-    try:
-        stats = [os.lstat(f) for f in (folder, folder.parent)]
-    except OSError:
-        return False
-    return all(
-        stat.S_ISDIR(st.st_mode) and st.st_uid == os.getuid() and not st.st_mode & 0o022
-        for st in stats
-    )
-
-
 def _read(file: Path, key: str, path: Path) -> Config | None:
     """The kept Config if `file` is the user's, whole, of this format and key; else None."""
-    try:
-        with open(file, "rb") as f:
-            if not _private(f.fileno()):
-                return None
-            data = f.read()
-        # Any exception: a foreign or damaged file raises whatever its bytes lead to.
+    data = user_cache.read_private(file)
+    if data is None:
+        return None
+    try:  # any exception: a foreign or damaged file raises whatever its bytes lead to
         kept = _Unpickler(io.BytesIO(data)).load()
     except Exception:
         return None
@@ -174,7 +137,7 @@ def load_cached(path: Path) -> Config:
     path = path.resolve()
     text = read_config_text(path)
     folder = cache_folder()
-    if folder is None or not _private_folder(folder):
+    if folder is None or not user_cache.private_folder(folder):
         return parse_config(text, path)
     key, file = _key(text, path), _file(folder, path)
     kept = _read(file, key, path)

@@ -17,6 +17,8 @@ import nh3
 from markdown_it import MarkdownIt
 from markdown_it.token import Token
 
+from newsflash.content_rules import is_allowed_link, is_bad_url, links_in, strip_control_chars
+
 ALLOWED_TAGS = {
     "p",
     "br",
@@ -35,17 +37,10 @@ ALLOWED_TAGS = {
 }
 ALLOWED_ATTRIBUTES = {"a": {"href", "title"}}
 URL_SCHEMES = {"http", "https", "mailto"}
-_BAD_SCHEME = re.compile(r"^\s*(javascript|data|vbscript|file)\s*:", re.IGNORECASE)
-_IGNORED_IN_URL = re.compile(r"[\t\n\r\x00]")  # browsers drop these anywhere in a URL
-_ABSOLUTE_LINK = re.compile(r"https?://[^\s/]+\.\S+|mailto:[^\s@]+@\S+", re.IGNORECASE)
 _URL_ATTR = re.compile(
     r"(?<![\w-])(?:href|src|action)\s*=\s*(?:\"([^\"]*)\"|'([^']*)'|([^\s>]+))", re.IGNORECASE
 )
-_HREF = re.compile(r"<a\b[^>]*?\shref\s*=\s*(?:\"([^\"]*)\"|'([^']*)'|([^\s>]+))", re.IGNORECASE)
 _HTML_IMG = re.compile(r"<img\b", re.IGNORECASE)
-# Characters MJML's XML parser refuses (it stops the whole edition) and no reader can see:
-# C0 controls but tab and newline, DEL, U+FFFE/U+FFFF, and lone surrogates.
-CONTROL_CHARS = re.compile("[\x00-\x08\x0b-\x1f\x7f\ufffe\uffff\ud800-\udfff]")
 _HEADING = re.compile(r"<(/?)h[1-6]>")
 
 _md = MarkdownIt("commonmark", {"html": True, "linkify": False, "typographer": False})
@@ -83,32 +78,6 @@ def clean_html(fragment: str) -> str:
     )
 
 
-def is_bad_url(url: str) -> bool:
-    """A scheme that executes or embeds instead of linking (after entity decoding, and
-    ignoring tabs and newlines inside the scheme, as browsers do)."""
-    return bool(_BAD_SCHEME.match(_IGNORED_IN_URL.sub("", html.unescape(url))))
-
-
-def is_allowed_link(url: str) -> bool:
-    """An absolute http(s) or mailto: link: the one rule for item fields, item bodies and the
-    build's link check, so `check` can never pass a link the build refuses."""
-    return not is_bad_url(url) and bool(_ABSOLUTE_LINK.fullmatch(url.strip()))
-
-
-def control_chars(text: str) -> list[tuple[int, str]]:
-    """(line, character) of every character MJML cannot carry, for the contributor's notice."""
-    return [(text.count("\n", 0, m.start()) + 1, m.group()) for m in CONTROL_CHARS.finditer(text)]
-
-
-def strip_control_chars(text: str) -> str:
-    return CONTROL_CHARS.sub("", text)
-
-
-def char_names(chars: list[str]) -> str:
-    """'U+000B, U+0001': invisible characters named so a contributor can search for them."""
-    return ", ".join(dict.fromkeys(f"U+{ord(c):04X}" for c in chars))
-
-
 def _scan(tokens: list[Token], line: int, bad: list[LinkIssue], images: list[int]) -> None:
     for tok in tokens:
         here = tok.map[0] + 1 if tok.map else line
@@ -127,14 +96,6 @@ def _scan(tokens: list[Token], line: int, bad: list[LinkIssue], images: list[int
                     bad.append(LinkIssue(here, url))
         if tok.children:
             _scan(tok.children, here, bad, images)
-
-
-def links_in(fragment: str) -> list[str]:
-    """Every href in HTML as a mail client reads it (entities decoded): the build's view."""
-    return [
-        html.unescape(next(g for g in m.groups() if g is not None))
-        for m in _HREF.finditer(fragment)
-    ]
 
 
 def _raw_bad_links(source: str) -> list[LinkIssue]:

@@ -13,8 +13,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from newsflash.config import Config, EditionSettings
-from newsflash.content import links_in
-from newsflash.items import Item, Problem
+from newsflash.content_rules import links_in
+from newsflash.item_model import Item, Problem
 from newsflash.months import edition_number, month_label, parse_edition_id
 
 

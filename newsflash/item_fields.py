@@ -13,11 +13,12 @@ import difflib
 import re
 import reprlib
 from collections.abc import Callable, Sequence
-from typing import Any, Literal
+from typing import Any
 
 from email_validator import EmailNotValidError, validate_email
 
-from newsflash.content import CONTROL_CHARS, char_names, is_allowed_link, strip_control_chars
+from newsflash.content_rules import CONTROL_CHARS, char_names, is_allowed_link, strip_control_chars
+from newsflash.item_model import Severity
 from newsflash.months import MONTHS
 
 FIELDS: dict[str, str] = {
@@ -44,7 +45,6 @@ _SHORT = reprlib.Repr()
 _SHORT.maxlevel, _SHORT.maxlist, _SHORT.maxdict, _SHORT.maxstring = 2, 4, 4, 80
 ONE_LINE = ("title", "author", "organisation", "link_text", "image_alt")
 _LINE_BREAK = re.compile(r"\s*[\n\x85\u2028\u2029]\s*")
-Severity = Literal["error", "warning"]
 Report = Callable[[str, str | None, int | None, Severity], None]
 """(message, field, line, severity): how a check tells its caller what is wrong."""
 

@@ -36,6 +36,7 @@ _RENDER_CODE = (
     "render_cut.py",
     "render_memo.py",
     "content.py",
+    "content_rules.py",
     "months.py",
     "checks.py",
 )

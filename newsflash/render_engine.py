@@ -20,6 +20,7 @@ from newsflash.errors import RenderError
 from newsflash.months import human_date
 from newsflash.render_inline import IncrementalInliner, inline_whole
 from newsflash.render_memo import keep_output, memo_plan
+from newsflash.template_cache import KeptTemplates
 
 _DOCTYPE = re.compile(r"^\s*<!doctype html>", re.IGNORECASE)
 _MJML_RESET = re.compile(r'<style type="text/css">(\s*#outlook a\s*\{)')
@@ -107,9 +108,16 @@ class Templates:
             "auto_reload": True,
         }
         self.html = jinja2.Environment(
-            autoescape=jinja2.select_autoescape(["j2"], default_for_string=True), **common
+            autoescape=jinja2.select_autoescape(["j2"], default_for_string=True),
+            bytecode_cache=KeptTemplates("html"),
+            **common,
         )
-        self.text = jinja2.Environment(autoescape=False, keep_trailing_newline=True, **common)
+        self.text = jinja2.Environment(
+            autoescape=False,
+            keep_trailing_newline=True,
+            bytecode_cache=KeptTemplates("text"),
+            **common,
+        )
         for env in (self.html, self.text):
             env.filters["human_date"] = human_date
             env.filters["markdown"] = inline_markdown

@@ -32,18 +32,24 @@ FLOORS: dict[str, int] = {
     "newsflash.config": 0,
     "newsflash.config_model": 0,
     "newsflash.tokens": 0,
+    "newsflash.user_cache": 0,
     "newsflash.config_text": 1,
     "newsflash.config_edit": 1,
     "newsflash.content": 1,
+    "newsflash.content_rules": 1,
     "newsflash.front_matter": 1,
     "newsflash.item_fields": 1,
-    "newsflash.items": 1,
+    "newsflash.item_model": 1,
+    "newsflash.item_parser": 1,
     "newsflash.scaffold": 1,
     "newsflash.edition": 1,
     "newsflash.checks": 2,
     "newsflash.render": 2,
     "newsflash.render_cache": 2,
+    "newsflash.item_cache": 2,  # keyed by render_cache's package fingerprint, as the config's
+    "newsflash.items": 2,  # reads and keeps parses through item_cache
     "newsflash.config_cache": 2,  # keyed by render_cache's package fingerprint; the CLI's
+    "newsflash.template_cache": 2,  # keyed by render_cache's package fingerprint
     "newsflash.render_engine": 2,
     "newsflash.render_inline": 2,
     "newsflash.render_cut": 2,

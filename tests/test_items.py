@@ -17,7 +17,7 @@ from conftest import own_template
 
 from newsflash.checks import run_checks
 from newsflash.config import load_config
-from newsflash.content import CONTROL_CHARS
+from newsflash.content_rules import CONTROL_CHARS
 from newsflash.errors import BuildError
 from newsflash.item_fields import FIELDS
 from newsflash.items import Item, Problem, item_files, load_items, parse_item

@@ -18,7 +18,7 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from newsflash.config import Config, load_config
-from newsflash.content import CONTROL_CHARS
+from newsflash.content_rules import CONTROL_CHARS
 from newsflash.edition import assemble
 from newsflash.item_fields import FIELDS
 from newsflash.items import Item, Problem, load_items, parse_item

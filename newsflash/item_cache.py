@@ -1,0 +1,169 @@
+"""Parsed items kept between commands, so a cold build reads an unchanged item file without
+importing or running the YAML and Markdown readers (yaml, markdown-it, nh3, email_validator:
+most of a cold build's imports).
+
+A parse is a pure function of the file's bytes, its key (the path under the drop folder), the
+config's section keys and the code (items.parse_item), so an entry is named by the hash of
+those four: newsflash's own files, Python and the installed libraries by
+render_cache.package_fingerprint, as the config cache and the build stamp take them. An
+edited item, a renamed section or an upgrade is parsed again; nothing is ever looked up by
+path alone.
+
+Where: the user's cache folder (`$XDG_CACHE_HOME/newsflash/items`, else `~/.cache/...`),
+under the same rules as the config cache (user_cache: a folder made private to the user, no
+links, a file read only if it is the user's and nobody else may write it); not beside the
+items, where contributors write. One small JSON file an entry, written atomically; past
+MOST_FILES the older half is removed.
+
+The kept form is JSON of the Item's and Problems' plain fields (text, numbers, an ISO date):
+reading it runs no code. An entry is kept only if it reads back to exactly the result it
+came from, and read only if every field has its declared type; a missing, unreadable,
+truncated, foreign or older file is a parse, never an error.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import datetime as dt
+import hashlib
+import json
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from newsflash import user_cache
+from newsflash.files import write_atomic
+from newsflash.item_model import Item, Problem
+from newsflash.render_cache import package_fingerprint
+
+FORMAT = 1
+FOLDER = ("newsflash", "items")  # under the user's cache folder
+MOST_FILES = 2048
+Parsed = tuple[Item | None, tuple[Problem, ...]]
+
+# What a field may hold, by its annotation (the modules use postponed annotations): an
+# annotation not named here is a field this format cannot carry, and nothing is kept.
+_TYPES: dict[str, tuple[type, ...]] = {
+    "str": (str,),
+    "int": (int,),
+    "str | None": (str, type(None)),
+    "int | None": (int, type(None)),
+    "Severity": (str,),
+    "dt.date": (str,),  # ISO text in the file
+}
+
+
+def folder() -> Path | None:
+    """`$XDG_CACHE_HOME/newsflash/items`, else `~/.cache/newsflash/items` (user_cache)."""
+    return user_cache.cache_folder(*FOLDER)
+
+
+def entry_key(data: bytes, key: str, sections: Sequence[str]) -> str:
+    """What a parse depends on: the bytes, the key, the sections and the code."""
+    parts = (str(FORMAT), hashlib.sha256(data).hexdigest(), key, *sections)
+    text = "\0".join((*(f"{len(p)}:{p}" for p in parts), package_fingerprint()))
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _encode(obj: Item | Problem) -> dict[str, Any]:
+    fields = {f.name: getattr(obj, f.name) for f in dataclasses.fields(obj)}
+    return {k: v.isoformat() if isinstance(v, dt.date) else v for k, v in fields.items()}
+
+
+def _decode(cls: type[Item] | type[Problem], doc: object) -> Any:
+    """The object of `cls` whose fields `doc` holds, or None unless every field is there
+    with its declared type."""
+    fields = dataclasses.fields(cls)
+    if not isinstance(doc, dict) or set(doc) != {f.name for f in fields}:
+        return None
+    values: dict[str, Any] = {}
+    for f in fields:
+        value, allowed = doc[f.name], _TYPES.get(str(f.type))
+        if allowed is None or isinstance(value, bool) or not isinstance(value, allowed):
+            return None
+        if f.type == "dt.date":
+            try:
+                value = dt.date.fromisoformat(str(value))
+            except ValueError:
+                return None
+        values[f.name] = value
+    if cls is Problem and values["severity"] not in ("error", "warning"):
+        return None
+    return cls(**values)
+
+
+def _document(entry: str, parsed: Parsed) -> dict[str, Any]:
+    item, problems = parsed
+    return {
+        "format": FORMAT,
+        "key": entry,
+        "item": None if item is None else _encode(item),
+        "problems": [_encode(p) for p in problems],
+    }
+
+
+def _result(entry: str, doc: object) -> Parsed | None:
+    if not isinstance(doc, dict) or doc.get("format") != FORMAT or doc.get("key") != entry:
+        return None
+    item = None if doc.get("item") is None else _decode(Item, doc["item"])
+    listed = doc.get("problems")
+    if (item is None and doc.get("item") is not None) or not isinstance(listed, list):
+        return None
+    problems = tuple(_decode(Problem, p) for p in listed)
+    return None if None in problems else (item, problems)
+
+
+def _exact(a: Parsed | None, b: Parsed) -> bool:
+    """Every field alike, with its type (an Item's anchor is not part of its ==)."""
+
+    def shown(parsed: Parsed) -> list[object]:
+        objs = [o for o in (parsed[0], *parsed[1]) if o is not None]
+        return [(type(o), [(type(v), v) for v in vars(o).values()]) for o in objs]
+
+    return a is not None and shown(a) == shown(b)
+
+
+def get(data: bytes, key: str, sections: Sequence[str]) -> Parsed | None:
+    """The kept parse of this file, or None."""
+    where = folder()
+    if where is None or not user_cache.private_folder(where):
+        return None
+    entry = entry_key(data, key, sections)
+    raw = user_cache.read_private(where / f"{entry}.json")
+    if raw is None:
+        return None
+    try:
+        return _result(entry, json.loads(raw))
+    except (ValueError, RecursionError):  # not JSON, a date that is not one, nested too deep
+        return None
+
+
+def put(data: bytes, key: str, sections: Sequence[str], parsed: Parsed) -> None:
+    """Keep a parse; one that would not read back exactly, or a folder that will not take
+    it, costs the next command a parse only."""
+    where = folder()
+    if where is None or not user_cache.private_folder(where):
+        return
+    entry = entry_key(data, key, sections)
+    doc = _document(entry, parsed)
+    if not _exact(_result(entry, json.loads(json.dumps(doc))), parsed):
+        return
+    with contextlib.suppress(OSError):
+        write_atomic(where / f"{entry}.json", json.dumps(doc), mode=0o600)
+        _prune(where)
+
+
+def _prune(where: Path) -> None:
+    """Past MOST_FILES entries, remove the older half; one already gone is no matter."""
+    with os.scandir(where) as found:
+        names = [e.name for e in found if e.name.endswith(".json")]
+    if len(names) <= MOST_FILES:
+        return
+    dated = []
+    for name in names:
+        with contextlib.suppress(OSError):
+            dated.append((os.stat(where / name).st_mtime_ns, name))
+    for _, name in sorted(dated)[: len(dated) // 2]:
+        (where / name).unlink(missing_ok=True)

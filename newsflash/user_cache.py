@@ -1,0 +1,64 @@
+"""The user's cache folder, and the rules for reading what newsflash kept there.
+
+A kept file decides what the next command believes (a Config validated, an item parsed), so
+it must be one only this user could have written: the folders are the user's own, not links
+and writable by nobody else (made so when they are created), and a file is read only if it
+is a regular file of the user's that nobody else may write. In a cache folder others may
+write (an XDG_CACHE_HOME pointed at a shared /tmp) another user could plant a file or swap
+the one being written for a link: such a folder is neither read nor written.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import stat
+from pathlib import Path
+
+
+def cache_folder(*parts: str) -> Path | None:
+    """`$XDG_CACHE_HOME/PARTS` (an absolute one, as the XDG spec asks), else
+    `~/.cache/PARTS`; None when there is no home to find it in."""
+    base = os.environ.get("XDG_CACHE_HOME", "")
+    if not os.path.isabs(base):
+        try:
+            home = Path.home()
+        except RuntimeError:
+            return None
+        if not home.is_absolute() or home == Path("/"):  # HOME empty or unset for a service
+            return None
+        base = str(home / ".cache")
+    return Path(base).joinpath(*parts)
+
+
+def private_file(fd: int) -> bool:
+    """Whether the open file is the user's own and nobody else may write it."""
+    st = os.fstat(fd)
+    return stat.S_ISREG(st.st_mode) and st.st_uid == os.getuid() and not st.st_mode & 0o022
+
+
+def private_folder(folder: Path) -> bool:
+    """Whether `folder` and the folder holding it are the user's own, not links, and
+    writable by nobody else, made so if they are not there yet."""
+    with contextlib.suppress(OSError):
+        folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+    try:
+        stats = [os.lstat(f) for f in (folder, folder.parent)]
+    except OSError:
+        return False
+    return all(
+        stat.S_ISDIR(st.st_mode) and st.st_uid == os.getuid() and not st.st_mode & 0o022
+        for st in stats
+    )
+
+
+def read_private(file: Path) -> bytes | None:
+    """The bytes of `file` if it is a private file of the user's (private_file); else None,
+    also when it cannot be read."""
+    try:
+        with open(file, "rb") as f:
+            if not private_file(f.fileno()):
+                return None
+            return f.read()
+    except OSError:
+        return None

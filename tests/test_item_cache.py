@@ -1,0 +1,291 @@
+"""The item cache (newsflash/item_cache.py): a kept parse is exactly what parsing the file
+gives, and whatever the cache cannot vouch for is a parse, never an error and never another
+result.
+
+Every test has its own cache folder (conftest's XDG_CACHE_HOME). A hit is told from a miss by
+whether the real parser ran (counted), or, across processes, by what was imported.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from newsflash import item_cache, item_parser, items
+from newsflash.config import load_config
+from newsflash.items import Item, Problem, load_items, parse_item
+
+ROOT = Path(__file__).resolve().parent.parent
+FIXTURES = ROOT / "tests" / "fixtures" / "items"
+SECTIONS = load_config(ROOT / "config.toml").section_keys
+GOOD = (ROOT / "submissions" / "2022-02" / "agenda-drives-albatts.md").read_bytes()
+KEY = "2022-02/agenda-drives-albatts.md"
+
+
+@pytest.fixture
+def parses(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The keys the real parser was run on: empty after a call, a hit. The in-memory cache
+    starts empty, as in a fresh process."""
+    seen: list[str] = []
+    real = item_parser.parse
+
+    def counted(data: bytes, key: str, sections: Any) -> Any:
+        seen.append(key)
+        return real(data, key, sections)
+
+    monkeypatch.setattr(item_parser, "parse", counted)
+    items._parse_cached.cache_clear()
+    yield seen
+    items._parse_cached.cache_clear()
+
+
+def fields(parsed: tuple[Item | None, Any]) -> list[object]:
+    """Every field of the item and its problems, with its type (the anchor too)."""
+    item, problems = parsed
+    objs = [o for o in (item, *problems) if o is not None]
+    return [
+        (type(o), [(type(getattr(o, f.name)), getattr(o, f.name)) for f in dataclasses.fields(o)])
+        for o in objs
+    ]
+
+
+def sample_files() -> list[tuple[bytes, str]]:
+    found = [(p.read_bytes(), p.name) for p in sorted(FIXTURES.glob("*.md"))]
+    return found + [(p.read_bytes(), p.name) for p in sorted((ROOT / "submissions").rglob("*.md"))]
+
+
+def kept_files() -> list[Path]:
+    folder = item_cache.folder()
+    assert folder is not None
+    return sorted(folder.glob("*.json")) if folder.is_dir() else []
+
+
+def test_every_kept_parse_is_exactly_the_parse_and_is_read_without_parsing(
+    parses: list[str],
+) -> None:
+    """The sample's items and every broken fixture (problems only, or an item and warnings):
+    the second time, in a fresh process's state, none is parsed and each is the same."""
+    files = sample_files()
+    assert len(files) > 20
+    first = [parse_item(data, key, SECTIONS) for data, key in files]
+    assert parses == [key for _, key in files]
+    assert any(item is None for item, _ in first) and any(p for _, p in first)
+    items._parse_cached.cache_clear()
+    del parses[:]
+    again = [parse_item(data, key, SECTIONS) for data, key in files]
+    assert parses == []
+    for (data, key), a, b in zip(files, first, again, strict=True):
+        assert fields((a[0], tuple(a[1]))) == fields((b[0], tuple(b[1]))), key
+        assert item_parser.parse(data, key, SECTIONS) == (b[0], b[1]), key
+
+
+def test_an_edit_another_key_other_sections_or_other_code_is_parsed_again(
+    parses: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    parse_item(GOOD, KEY, SECTIONS)
+    cases: list[tuple[bytes, str, tuple[str, ...]]] = [
+        (GOOD.replace(b"DRIVES", b"DRIVEN"), KEY, SECTIONS),
+        (GOOD, "2022-02/renamed.md", SECTIONS),
+        (GOOD, KEY, (*SECTIONS, "new-section")),
+    ]
+    for data, key, sections in cases:
+        items._parse_cached.cache_clear()
+        del parses[:]
+        item, _ = parse_item(data, key, sections)
+        assert parses == [key]
+        assert item is not None and item.key == key
+    monkeypatch.setattr(item_cache, "package_fingerprint", lambda: "a newer newsflash")
+    items._parse_cached.cache_clear()
+    del parses[:]
+    parse_item(GOOD, KEY, SECTIONS)
+    assert parses == [KEY]
+
+
+def test_a_cold_load_of_kept_items_imports_no_yaml_markdown_or_email_validator(
+    tmp_path: Path,
+) -> None:
+    """Across processes, as `newsflash build` runs: the first load parses and keeps, the
+    second reads the same items with none of the parser's libraries imported."""
+    script = (
+        "import json, sys\n"
+        "from pathlib import Path\n"
+        "from newsflash.items import load_items\n"
+        f"loaded = load_items(Path({str(ROOT / 'submissions')!r}), {SECTIONS!r})\n"
+        "libs = ('yaml', 'markdown_it', 'nh3', 'email_validator', 'newsflash.item_parser')\n"
+        "print(json.dumps({'items': [repr(i) + i.anchor for i in loaded.items],\n"
+        "    'problems': [str(p) for p in loaded.problems],\n"
+        "    'imported': [m for m in libs if m in sys.modules]}))\n"
+    )
+
+    def run() -> dict[str, Any]:
+        done = subprocess.run(
+            [sys.executable, "-c", script], capture_output=True, text=True, check=True
+        )
+        result: dict[str, Any] = json.loads(done.stdout)
+        return result
+
+    first, second = run(), run()
+    parser = ["yaml", "markdown_it", "nh3", "email_validator", "newsflash.item_parser"]
+    assert first["imported"] == parser
+    assert second["imported"] == []
+    assert second["items"] == first["items"] and len(first["items"]) == 6
+    assert second["problems"] == first["problems"]
+
+
+def entry_file() -> Path:
+    """Parse GOOD once through the cache and return the file it was kept in."""
+    items._parse_cached.cache_clear()
+    parse_item(GOOD, KEY, SECTIONS)
+    folder = item_cache.folder()
+    assert folder is not None
+    file = folder / f"{item_cache.entry_key(GOOD, KEY, SECTIONS)}.json"
+    assert file in kept_files()
+    return file
+
+
+def uncertain_files() -> Iterator[tuple[str, Callable[[Path], None]]]:
+    """(what, how to spoil the kept file of GOOD) for each case the cache cannot trust."""
+
+    def put(data: bytes) -> Callable[[Path], None]:
+        return lambda file: file.write_bytes(data)
+
+    def edited(change: Callable[[dict[str, Any]], None]) -> Callable[[Path], None]:
+        def spoil(file: Path) -> None:
+            doc = json.loads(file.read_bytes())
+            change(doc)
+            file.write_text(json.dumps(doc))
+
+        return spoil
+
+    def item_field(name: str, value: object) -> Callable[[dict[str, Any]], None]:
+        return lambda doc: doc["item"].__setitem__(name, value)
+
+    yield "empty", put(b"")
+    yield "random bytes", put(os.urandom(512))
+    yield "not JSON", put(b"\x80\x04\x95 a pickle, say")
+    yield "truncated", lambda file: file.write_bytes(file.read_bytes()[:-40])
+    yield "a list", put(b"[1, 2, 3]")
+    yield "an older format", edited(lambda doc: doc.__setitem__("format", 0))
+    yield "a foreign key", edited(lambda doc: doc.__setitem__("key", "0" * 64))
+    yield "no problems list", edited(lambda doc: doc.__setitem__("problems", "none"))
+    yield "a date that is none", edited(item_field("date", "2022-02-30"))
+    yield "a date as a number", edited(item_field("date", 20220201))
+    yield "an order as text", edited(item_field("order", "1"))
+    yield "an order as a boolean", edited(item_field("order", True))
+    yield "a title as a list", edited(item_field("title", ["a"]))
+    yield "a field unknown", edited(item_field("script", "x"))
+    yield "a field missing", edited(lambda doc: doc["item"].pop("title"))
+    yield "an item as a list", edited(lambda doc: doc.__setitem__("item", [1]))
+    yield "a problem as text", edited(lambda doc: doc.__setitem__("problems", ["x"]))
+    yield (
+        "a severity unknown",
+        edited(
+            lambda doc: doc.__setitem__(
+                "problems",
+                [{"path": KEY, "message": "m", "field": None, "line": 1, "severity": "x"}],
+            )
+        ),
+    )
+    yield "too deep", put(b"[" * 100_000)
+
+    def writable_by_others(file: Path) -> None:
+        file.chmod(0o666)
+
+    def a_folder(file: Path) -> None:
+        file.unlink()
+        file.mkdir()
+
+    yield "writable by others", writable_by_others
+    yield "a folder in its place", a_folder
+
+
+@pytest.mark.parametrize(
+    ("what", "spoil"), [pytest.param(w, s, id=w) for w, s in uncertain_files()]
+)
+def test_every_uncertain_kept_file_is_a_parse_never_an_error(
+    what: str, spoil: Callable[[Path], None], parses: list[str]
+) -> None:
+    file = entry_file()
+    expected = item_parser.parse(GOOD, KEY, SECTIONS)
+    spoil(file)
+    items._parse_cached.cache_clear()
+    del parses[:]
+    item, problems = parse_item(GOOD, KEY, SECTIONS)
+    assert parses == [KEY], what
+    assert fields((item, tuple(problems))) == fields((expected[0], tuple(expected[1]))), what
+
+
+def test_a_kept_entry_with_the_right_key_and_types_is_trusted(parses: list[str]) -> None:
+    """What makes that safe is the folder rule, not the content: the cache does answer from
+    the file (so the tests above see a parse only because each file was spoiled)."""
+    file = entry_file()
+    doc = json.loads(file.read_bytes())
+    doc["item"]["title"] = "Kept, not parsed"
+    file.write_text(json.dumps(doc))
+    items._parse_cached.cache_clear()
+    del parses[:]
+    item, _ = parse_item(GOOD, KEY, SECTIONS)
+    assert parses == [] and item is not None and item.title == "Kept, not parsed"
+
+
+def test_a_folder_others_may_write_is_neither_read_nor_written(parses: list[str]) -> None:
+    file = entry_file()
+    folder = file.parent
+    folder.chmod(0o777)
+    try:
+        items._parse_cached.cache_clear()
+        del parses[:]
+        parse_item(GOOD, KEY, SECTIONS)
+        parse_item(GOOD.replace(b"DRIVES", b"DRIVEN"), KEY, SECTIONS)
+        assert parses == [KEY, KEY]
+        assert kept_files() == [file]
+    finally:
+        folder.chmod(0o700)
+
+
+def test_a_result_that_would_not_read_back_exactly_is_not_kept() -> None:
+    """A datetime where the date goes would come back a date: such a result is not kept."""
+    item, problems = item_parser.parse(GOOD, KEY, SECTIONS)
+    assert item is not None
+    odd = dataclasses.replace(item, date=dt.datetime(2022, 2, 1, 9, 30))
+    item_cache.put(b"odd", KEY, SECTIONS, (odd, tuple(problems)))
+    assert item_cache.get(b"odd", KEY, SECTIONS) is None
+    item_cache.put(b"plain", KEY, SECTIONS, (item, tuple(problems)))
+    assert item_cache.get(b"plain", KEY, SECTIONS) == (item, tuple(problems))
+
+
+def test_past_most_files_the_older_half_is_removed(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(item_cache, "MOST_FILES", 8)
+    problem = (Problem("x.md", "a problem"),)
+    for n in range(9):
+        item_cache.put(f"file {n}".encode(), "x.md", SECTIONS, (None, problem))
+        folder = item_cache.folder()
+        assert folder is not None
+        stamp = 1_000_000_000 * (n + 1)
+        os.utime(
+            folder / f"{item_cache.entry_key(f'file {n}'.encode(), 'x.md', SECTIONS)}.json",
+            ns=(stamp, stamp),
+        )
+    kept = [n for n in range(9) if item_cache.get(f"file {n}".encode(), "x.md", SECTIONS)]
+    assert kept == [4, 5, 6, 7, 8]
+
+
+def test_no_home_keeps_nothing_and_still_parses(
+    parses: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("XDG_CACHE_HOME")
+    monkeypatch.setenv("HOME", "")
+    item, _ = parse_item(GOOD, KEY, SECTIONS)
+    items._parse_cached.cache_clear()
+    again, _ = parse_item(GOOD, KEY, SECTIONS)
+    assert item == again and parses == [KEY, KEY]
+    assert load_items(ROOT / "submissions", SECTIONS).items
