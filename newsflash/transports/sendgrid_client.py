@@ -8,12 +8,14 @@ and an error about the key never repeats it.
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 import urllib.request
 from typing import Any, Self
 
 from python_http_client import Client as HTTPClient
+from python_http_client.client import Response
 from sendgrid import SendGridAPIClient
 
 from newsflash.errors import NewsflashError
@@ -75,6 +77,18 @@ class _NoRedirectClient(HTTPClient):  # type: ignore[misc]
         # Built per request as the library does, so proxy settings are read as it reads them.
         opener = urllib.request.build_opener(_RefuseRedirects)
         return super()._make_request(opener, request, timeout)
+
+    def post_json(self, body: object) -> Response:
+        """POST `body` as JSON to this client's path, as `client.<path>.post(request_body=body)`
+        does (the same URL, headers, encoding, errors and Response), minus the library's
+        debug lines: it formats the whole body into a string for them even with its log
+        off, a repr of ~800 KB per 1000-partner request (a tenth of a send's client time)."""
+        data = json.dumps(body).encode("utf-8")
+        headers = {**self.request_headers, "Content-Type": "application/json"}
+        request = urllib.request.Request(
+            self._build_url(None), headers=headers, data=data, method="POST"
+        )
+        return Response(self._make_request(None, request))
 
 
 class AnswerTooLarge(Exception):

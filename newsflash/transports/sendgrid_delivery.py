@@ -126,6 +126,7 @@ class Delivery:
         self._paused_until = 0.0
         self._paused_by: int | None = None
         self._client = make_client(api_key, self.host, policy.timeout)
+        self._mail_send = self._client.client.mail.send  # the library builds it per attribute
 
     @property
     def request_outstanding(self) -> bool:
@@ -210,7 +211,7 @@ class Delivery:
 
     def _post_and_read(self, payload: JSON) -> tuple[int, str | None]:
         try:
-            response = self._client.client.mail.send.post(request_body=payload)
+            response = self._mail_send.post_json(payload)
         except http_errors.HTTPError as e:
             self._refused(e)
         except urllib.error.URLError as e:
