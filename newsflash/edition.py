@@ -6,6 +6,7 @@ rule "not already published in a sent edition" is consulted in one spot.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 from collections.abc import Collection, Iterable
@@ -154,8 +155,16 @@ def title_clashes(items: Iterable[Item]) -> list[Problem]:
 
 def item_links(item: Item) -> list[str]:
     """The links a partner can click in one item: its body's, then its 'read more' button."""
-    body = [u.strip() for u in links_in(item.body_html) if u.strip()]
-    return [*body, *([item.link] if item.link else [])]
+    return [*_body_links(item.body_html), *([item.link] if item.link else [])]
+
+
+@functools.lru_cache(maxsize=4096)
+def _body_links(body_html: str) -> tuple[str, ...]:
+    """Kept by the HTML itself: every build records `clickable`, and a warm process (preview,
+    scheduler) would otherwise run the href regex over every item's body again when one item
+    changed. A changed body is a new key; an unchanged one is a lookup (its hash is kept on
+    the string the parse cache hands back). A tuple, so no caller can change a kept answer."""
+    return tuple(u.strip() for u in links_in(body_html) if u.strip())
 
 
 def clickable(items: Iterable[Item]) -> dict[str, dict[str, Any]]:

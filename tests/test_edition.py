@@ -10,11 +10,13 @@ from pathlib import Path
 import pytest
 from conftest import own_template
 
+from newsflash import edition as edition_mod
 from newsflash.config import Config, load_config, parse_config
 from newsflash.edition import (
     Edition,
     assemble,
     build_manifest,
+    clickable,
     select_items,
 )
 from newsflash.errors import BuildError
@@ -376,3 +378,31 @@ def test_load_items_and_assemble_share_one_key_per_file(workspace: Path) -> None
         str(p.relative_to(config.submissions_dir).as_posix())
         for p in config.submissions_dir.rglob("*.md")
     }
+
+
+def test_clickable_is_kept_by_each_body_and_no_caller_changes_a_kept_answer() -> None:
+    """A warm process records `clickable` on every build: each unchanged body's links come
+    from memory (a hit per item, no regex), an edited body gives its new links, and the lists
+    handed out are fresh, so changing one (as a report's damage test does) changes no later
+    answer. Fails on a build that runs the href regex over every body again."""
+    body = '<p><a href="https://a.example/x?y=1&amp;z=2">a</a> <a href=" ">blank</a></p>'
+    one = make_item("2022-02/one.md", body_html=body, link="https://one.example/")
+    two = make_item("2022-02/two.md", body_html=body)
+    edition_mod._body_links.cache_clear()
+    first = clickable([one, two])
+    first["2022-02/one.md"]["links"].append("https://changed.example/")
+    before = edition_mod._body_links.cache_info()
+    again = clickable([one, two])
+    assert edition_mod._body_links.cache_info().hits == before.hits + 2
+    assert again == {
+        "2022-02/one.md": {
+            "title": "Title of 2022-02/one.md",
+            "links": ["https://a.example/x?y=1&z=2", "https://one.example/"],
+        },
+        "2022-02/two.md": {
+            "title": "Title of 2022-02/two.md",
+            "links": ["https://a.example/x?y=1&z=2"],
+        },
+    }
+    edited = dataclasses.replace(two, body_html='<a href="https://b.example/">b</a>')
+    assert clickable([edited])["2022-02/two.md"]["links"] == ["https://b.example/"]

@@ -16,7 +16,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from test_render_incremental import EDITION, Edits
 
-from newsflash import checks, content, items, read_cache, render_cache
+from newsflash import checks, content, edition, items, read_cache, render_cache
 from newsflash.config import Config, load_config
 from newsflash.errors import NewsflashError
 from newsflash.pipeline import build_edition
@@ -38,6 +38,7 @@ def _forget_everything() -> None:
     content._render_markdown.cache_clear()
     content._wrap_text.cache_clear()
     checks._tag_alone.cache_clear()
+    edition._body_links.cache_clear()
     render_cache._digests.clear()
     Inliner.blocks.clear()
 
