@@ -8,7 +8,6 @@ subscribers.py's (over subscriber_parser.py and subscriber_rows.py).
 from __future__ import annotations
 
 import functools
-import hashlib
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -18,6 +17,7 @@ from typing import Literal
 from rich.markup import escape
 from rich.table import Table
 
+from newsflash.recipient_ids import recipient_id
 from newsflash.subscriber_rows import did_you_mean, shown
 
 __all__ = [
@@ -76,11 +76,6 @@ class Recipient:
     def recipient_id(self) -> str:
         """Case-insensitive so a re-typed address keeps its ledger history and SendGrid args."""
         return recipient_id(self.email)
-
-
-def recipient_id(email: str) -> str:
-    """Exposed separately so the ledger can key a bounce webhook without building a Recipient."""
-    return hashlib.sha256(email.lower().encode("utf-8")).hexdigest()[:16]
 
 
 @dataclass(frozen=True, slots=True)

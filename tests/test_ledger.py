@@ -293,6 +293,52 @@ def test_one_id_not_derived_from_its_address_brings_back_the_address_check(
     assert ledger.status(ED).total == 51
 
 
+def test_a_recipient_made_of_its_address_has_the_send_s_id_and_is_trusted_only_unpadded() -> None:
+    plain = LedgerRecipient.of_address("P@Example.org", "ACME")
+    assert plain == LedgerRecipient(recipient_id("P@Example.org"), "P@Example.org")
+    assert plain.organisation == "ACME" and plain.derived
+    assert not LedgerRecipient.of_address(" p@example.org").derived
+    assert not LedgerRecipient(recipient_id("p@example.org"), "p@example.org").derived
+
+
+def test_a_padded_address_made_by_the_send_still_brings_back_the_address_check(
+    ledger: Ledger,
+) -> None:
+    # The freeze trusts of_address's ids without hashing them again, but one padded address
+    # hashes apart from its folded form, so the grouped address query must still run.
+    late = [LedgerRecipient.of_address(f"q{i}@example.org") for i in range(50)]
+    late += [
+        LedgerRecipient.of_address("p@example.org"),
+        LedgerRecipient.of_address(" P@example.org"),
+    ]
+    with ledger.sending(ED), pytest.raises(LedgerError, match=r"duplicate emails: p@example\.org"):
+        start(ledger, late)
+    assert ledger.status(ED).manifest_hash is None
+
+
+def test_the_freeze_hashes_no_address_the_send_made_its_id_from(
+    ledger: Ledger, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from newsflash.state import ledger_batches
+
+    hashed: list[str] = []
+
+    def counted(email: str) -> str:
+        hashed.append(email)
+        return recipient_id(email)
+
+    monkeypatch.setattr(ledger_batches, "recipient_id", counted)
+    with ledger.sending(ED):
+        start(ledger, [LedgerRecipient.of_address(f"s{i}@example.org") for i in range(40)])
+    assert hashed == []
+    assert ledger.status(ED).total == 40
+    with ledger.sending("2022-03"):
+        ledger.start_send(
+            "2022-03", HASH, MANIFEST, _as_a_send_names("a@example.org", "b@example.org")
+        )
+    assert hashed == ["a@example.org", "b@example.org"]
+
+
 def test_recipients_stream_into_the_freeze_from_a_one_pass_iterator(ledger: Ledger) -> None:
     # A send hands the freeze a generator, so it never holds a list of every recipient.
     with ledger.sending(ED):

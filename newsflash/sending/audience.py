@@ -22,7 +22,7 @@ from newsflash.sending.report import SKIPPED_SUFFIX
 from newsflash.state.ledger import Ledger, LedgerRecipient
 from newsflash.state.suppressions import SuppressionStore
 from newsflash.subscriber_list import segment_filter
-from newsflash.subscribers import Roster, load_subscribers, read_roster, recipient_id
+from newsflash.subscribers import Roster, load_subscribers, read_roster
 
 __all__ = ["Audience", "first_name"]
 
@@ -77,7 +77,7 @@ class Audience:
     def members(self) -> Iterator[LedgerRecipient]:
         """Everyone in the audience, in list order, as the ledger freezes them."""
         for email, organisation in self.roster.audience_organisations():
-            yield LedgerRecipient(recipient_id(email), email, organisation)
+            yield LedgerRecipient.of_address(email, organisation)
 
     def people(self, frozen: Sequence[LedgerRecipient]) -> list[Person | None]:
         """What the payload needs of each frozen recipient, as the list says now (None for

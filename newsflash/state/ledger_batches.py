@@ -18,6 +18,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from typing import NoReturn
 
 from newsflash.errors import LedgerError
+from newsflash.recipient_ids import recipient_id
 from newsflash.state.ledger_lock import SendLock
 from newsflash.state.ledger_queries import LedgerQueries, fetch_recipients
 from newsflash.state.ledger_records import Batch, EditionStatus, LedgerRecipient, timestamp
@@ -115,15 +116,13 @@ class LedgerBatches(SendLock, LedgerQueries):
             "VALUES (?, ?, ?, ?, 0)",
             (edition_id, manifest_hash, manifest_json, now),
         )
-        from newsflash.subscriber_list import recipient_id  # deferred: it imports rich
-
         last: list[str] = [""]  # the id being inserted when the primary key objects
         derived = [True]  # every id so far is recipient_id() of its own folded address
 
         def rows() -> Iterator[tuple[str, str, str, int, str | None]]:
             for seq, r in enumerate(recipients, 1):
                 last[0] = rid = r.recipient_id
-                if derived[0] and rid != recipient_id(_folded(r.email)):
+                if derived[0] and not r.derived and rid != recipient_id(_folded(r.email)):
                     derived[0] = False
                 yield edition_id, rid, r.email, seq, r.organisation
 

@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from newsflash.errors import LedgerError
+from newsflash.recipient_ids import recipient_id
 
 __all__ = [
     "Batch",
@@ -31,6 +32,16 @@ class LedgerRecipient:
     #: kept for the report; None where it is not known (a ledger read back, a hand-made
     #: recipient). Not part of who the recipient is, so not compared.
     organisation: str | None = field(default=None, compare=False)
+    #: True only where the sender made the id from this very address (`of_address`), so
+    #: the freeze need not hash a hundred thousand addresses again to know it.
+    derived: bool = field(default=False, compare=False, repr=False)
+
+    @classmethod
+    def of_address(cls, email: str, organisation: str | None = None) -> LedgerRecipient:
+        """The recipient the send freezes for `email`, its id made from it here; marked
+        derived when the ledger's folding of the address (strip, then lower) is the text the
+        id is made from (lowered), which is when it has no space at either end."""
+        return cls(recipient_id(email), email, organisation, email == email.strip())
 
 
 @dataclass(frozen=True)
