@@ -38,7 +38,7 @@ from newsflash.files import write_atomic
 from newsflash.item_model import Item, Problem
 from newsflash.render_cache import package_fingerprint
 
-FORMAT = 1
+FORMAT = 2  # 2: the JSON follows a line holding its sha256
 FOLDER = ("newsflash", "items")  # under the user's cache folder
 MOST_FILES = 2048
 Parsed = tuple[Item | None, tuple[Problem, ...]]
@@ -64,7 +64,7 @@ def entry_key(data: bytes, key: str, sections: Sequence[str]) -> str:
     """What a parse depends on: the bytes, the key, the sections and the code."""
     parts = (str(FORMAT), hashlib.sha256(data).hexdigest(), key, *sections)
     text = "\0".join((*(f"{len(p)}:{p}" for p in parts), package_fingerprint()))
-    return hashlib.sha256(text.encode()).hexdigest()
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
 
 
 def _encode(obj: Item | Problem) -> dict[str, Any]:
@@ -134,8 +134,11 @@ def get(data: bytes, key: str, sections: Sequence[str]) -> Parsed | None:
     raw = user_cache.read_private(where / f"{entry}.json")
     if raw is None:
         return None
+    digest, _, body = raw.partition(b"\n")
+    if digest != hashlib.sha256(body).hexdigest().encode():
+        return None  # damaged (or edited) since it was kept, even if it is still JSON
     try:
-        return _result(entry, json.loads(raw))
+        return _result(entry, json.loads(body))
     except (ValueError, RecursionError):  # not JSON, a date that is not one, nested too deep
         return None
 
@@ -147,11 +150,15 @@ def put(data: bytes, key: str, sections: Sequence[str], parsed: Parsed) -> None:
     if where is None or not user_cache.private_folder(where):
         return
     entry = entry_key(data, key, sections)
-    doc = _document(entry, parsed)
-    if not _exact(_result(entry, json.loads(json.dumps(doc))), parsed):
+    try:
+        text = json.dumps(_document(entry, parsed))
+        if not _exact(_result(entry, json.loads(text)), parsed):
+            return
+    except (ValueError, TypeError, RecursionError):  # e.g. an int past json's 4300 digits
         return
+    digest = hashlib.sha256(text.encode()).hexdigest()
     with contextlib.suppress(OSError):
-        write_atomic(where / f"{entry}.json", json.dumps(doc), mode=0o600)
+        write_atomic(where / f"{entry}.json", f"{digest}\n{text}", mode=0o600)
         _prune(where)
 
 

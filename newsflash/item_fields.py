@@ -48,6 +48,8 @@ _LINE_BREAK = re.compile(r"\s*[\n\x85\u2028\u2029]\s*")
 Report = Callable[[str, str | None, int | None, Severity], None]
 """(message, field, line, severity): how a check tells its caller what is wrong."""
 
+MAX_ORDER = 999_999_999  # items sort by it; beyond, a typo or an attack
+
 
 def shown(value: Any) -> str:
     """A value for a message; bounded, because YAML aliases can nest lists a billion deep,
@@ -193,6 +195,13 @@ class FieldChecks:
         if isinstance(raw, bool) or not isinstance(raw, int):
             self._err(
                 f"'{shown(raw)}' is not a whole number; write e.g. 'order: 10'.",
+                "order",
+                self.lines.get("order"),
+            )
+            return 100
+        if abs(raw) > MAX_ORDER:  # a number this long cannot even be printed (nor kept)
+            self._err(
+                f"order is too large; write a whole number from -{MAX_ORDER} to {MAX_ORDER}.",
                 "order",
                 self.lines.get("order"),
             )

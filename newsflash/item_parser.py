@@ -43,7 +43,7 @@ def parse(data: bytes, key: str, sections: Sequence[str]) -> tuple[Item | None, 
 
 def _anchor(key: str) -> str:
     stem = slug(Path(key).stem)
-    return f"item-{stem}-{hashlib.sha256(key.encode()).hexdigest()[:6]}"
+    return f"item-{stem}-{hashlib.sha256(key.encode('utf-8', 'surrogatepass')).hexdigest()[:6]}"
 
 
 class _Stop(Exception):

@@ -123,7 +123,10 @@ def _closure(
             continue
         seen.append(current)
         names.update(plan.names)
-        todo += (env.get_template(n, current.name) for n in plan.includes)
+        try:  # an include in a branch not taken may name a file missing or broken
+            todo += [env.get_template(n, current.name) for n in plan.includes]
+        except jinja2.TemplateError:
+            return None  # rendered without the memo, which reads only what it takes
     if len({t.name for t in seen}) < len(seen):
         return None  # two versions of one file in one render: keep nothing
     return tuple(seen), tuple(sorted(names))

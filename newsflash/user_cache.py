@@ -41,7 +41,10 @@ def private_folder(folder: Path) -> bool:
     """Whether `folder` and the folder holding it are the user's own, not links, and
     writable by nobody else, made so if they are not there yet."""
     with contextlib.suppress(OSError):
-        folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+        # One at a time: mkdir(parents=True) makes the newsflash folder with the default
+        # mode, which a umask of 002 (many desktops) leaves group-writable: never private.
+        folder.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        folder.mkdir(mode=0o700, exist_ok=True)
     try:
         stats = [os.lstat(f) for f in (folder, folder.parent)]
     except OSError:

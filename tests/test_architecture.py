@@ -32,6 +32,7 @@ FLOORS: dict[str, int] = {
     "newsflash.config": 0,
     "newsflash.config_model": 0,
     "newsflash.tokens": 0,
+    "newsflash.recipient_ids": 0,
     "newsflash.user_cache": 0,
     "newsflash.config_text": 1,
     "newsflash.config_edit": 1,
@@ -51,6 +52,7 @@ FLOORS: dict[str, int] = {
     "newsflash.config_cache": 2,  # keyed by render_cache's package fingerprint; the CLI's
     "newsflash.template_cache": 2,  # keyed by render_cache's package fingerprint
     "newsflash.render_engine": 2,
+    "newsflash.render_memo": 2,  # keys by render_cache.frozen_digest
     "newsflash.render_inline": 2,
     "newsflash.render_cut": 2,
     "newsflash.personalise": 2,

@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import hashlib
 import json
 import os
+import re
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
@@ -20,7 +22,7 @@ from typing import Any
 
 import pytest
 
-from newsflash import item_cache, item_parser, items
+from newsflash import item_cache, item_parser, items, user_cache
 from newsflash.config import load_config
 from newsflash.items import Item, Problem, load_items, parse_item
 
@@ -152,6 +154,23 @@ def entry_file() -> Path:
     return file
 
 
+def read_doc(file: Path) -> dict[str, Any]:
+    """The JSON of a kept file, past the line holding its sha256."""
+    digest, _, body = file.read_bytes().partition(b"\n")
+    assert digest == hashlib.sha256(body).hexdigest().encode()
+    doc: dict[str, Any] = json.loads(body)
+    return doc
+
+
+def write_doc(file: Path, doc: dict[str, Any]) -> None:
+    """Keep `doc` as the cache would, its sha256 right, so only its content is in doubt."""
+    write_doc_text(file, json.dumps(doc))
+
+
+def write_doc_text(file: Path, text: str) -> None:
+    file.write_text(hashlib.sha256(text.encode()).hexdigest() + "\n" + text)
+
+
 def uncertain_files() -> Iterator[tuple[str, Callable[[Path], None]]]:
     """(what, how to spoil the kept file of GOOD) for each case the cache cannot trust."""
 
@@ -160,9 +179,9 @@ def uncertain_files() -> Iterator[tuple[str, Callable[[Path], None]]]:
 
     def edited(change: Callable[[dict[str, Any]], None]) -> Callable[[Path], None]:
         def spoil(file: Path) -> None:
-            doc = json.loads(file.read_bytes())
+            doc = read_doc(file)
             change(doc)
-            file.write_text(json.dumps(doc))
+            write_doc(file, doc)
 
         return spoil
 
@@ -195,7 +214,15 @@ def uncertain_files() -> Iterator[tuple[str, Callable[[Path], None]]]:
             )
         ),
     )
-    yield "too deep", put(b"[" * 100_000)
+    yield "too deep", lambda file: write_doc_text(file, "[" * 100_000)
+    yield (
+        "edited, still JSON, its sha256 not",
+        lambda file: file.write_bytes(file.read_bytes().replace(b"DRIVES", b"DRIVEN")),
+    )
+    yield (
+        "JSON with no sha256 line",
+        lambda file: file.write_bytes(json.dumps(read_doc(file)).encode()),
+    )
 
     def writable_by_others(file: Path) -> None:
         file.chmod(0o666)
@@ -228,9 +255,9 @@ def test_a_kept_entry_with_the_right_key_and_types_is_trusted(parses: list[str])
     """What makes that safe is the folder rule, not the content: the cache does answer from
     the file (so the tests above see a parse only because each file was spoiled)."""
     file = entry_file()
-    doc = json.loads(file.read_bytes())
+    doc = read_doc(file)
     doc["item"]["title"] = "Kept, not parsed"
-    file.write_text(json.dumps(doc))
+    write_doc(file, doc)
     items._parse_cached.cache_clear()
     del parses[:]
     item, _ = parse_item(GOOD, KEY, SECTIONS)
@@ -289,3 +316,37 @@ def test_no_home_keeps_nothing_and_still_parses(
     again, _ = parse_item(GOOD, KEY, SECTIONS)
     assert item == again and parses == [KEY, KEY]
     assert load_items(ROOT / "submissions", SECTIONS).items
+
+
+def test_an_item_file_named_in_bytes_that_are_not_utf8_is_a_problem_not_a_traceback() -> None:
+    key = os.fsdecode(b"caf\xe9.md")  # as os.scandir names it
+    item, problems = parse_item(GOOD.replace(b"DRIVES", b"DRIVEN"), key, SECTIONS)
+    again, problems_again = parse_item(GOOD.replace(b"DRIVES", b"DRIVEN"), key, SECTIONS)
+    assert item is not None and again == item and problems == problems_again
+    bad, found = parse_item(GOOD, key, ["no-such-section"])
+    assert bad is None and found
+
+
+def test_an_order_too_long_to_print_is_a_problem_on_its_line_not_a_traceback() -> None:
+    huge = re.sub(rb"order: *\d+", b"order: 0x" + b"f" * 4000, GOOD, count=1)
+    assert huge != GOOD
+    for _ in range(2):  # parsed, then from the cache
+        item, problems = parse_item(huge, KEY, SECTIONS)
+        assert item is None
+        assert [(p.field, p.line) for p in problems] == [("order", 7)]
+        assert "order is too large" in problems[0].message
+
+
+def test_a_umask_letting_the_group_write_still_makes_the_cache_folders_private(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Many desktops run with umask 002: the newsflash folder made on the way must be 0700
+    too, or every cache would stay unused there."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "fresh"))
+    old = os.umask(0o002)
+    try:
+        folder = user_cache.cache_folder("newsflash", "items")
+        assert folder is not None and user_cache.private_folder(folder)
+    finally:
+        os.umask(old)
+    assert (folder.stat().st_mode & 0o777, folder.parent.stat().st_mode & 0o777) == (0o700, 0o700)

@@ -137,3 +137,14 @@ def test_a_template_edited_between_two_rebuilds_is_used_by_the_second(workspace:
     assert "first note" in _assert_full_render(workspace, renderer)
     path.write_text(path.read_text().replace("first note", "second note"), encoding="utf-8")
     assert "second note" in _assert_full_render(workspace, renderer)
+
+
+def test_an_include_in_a_branch_not_taken_naming_no_file_renders_as_without_the_memo(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "t").mkdir()
+    source = "{% if false %}{% include 'nothere.j2' %}{% endif %}ok {{ name }}"
+    (tmp_path / "t" / "x.j2").write_text(source)
+    for memo in (False, True, True):
+        html = Templates(tmp_path / "t", PACKAGE_TEMPLATES, memo=memo).html
+        assert html.get_template("x.j2").render(name="A") == "ok A"
