@@ -28,7 +28,6 @@ import dataclasses
 import datetime as dt
 import hashlib
 import json
-import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -159,18 +158,4 @@ def put(data: bytes, key: str, sections: Sequence[str], parsed: Parsed) -> None:
     digest = hashlib.sha256(text.encode()).hexdigest()
     with contextlib.suppress(OSError):
         write_atomic(where / f"{entry}.json", f"{digest}\n{text}", mode=0o600)
-        _prune(where)
-
-
-def _prune(where: Path) -> None:
-    """Past MOST_FILES entries, remove the older half; one already gone is no matter."""
-    with os.scandir(where) as found:
-        names = [e.name for e in found if e.name.endswith(".json")]
-    if len(names) <= MOST_FILES:
-        return
-    dated = []
-    for name in names:
-        with contextlib.suppress(OSError):
-            dated.append((os.stat(where / name).st_mtime_ns, name))
-    for _, name in sorted(dated)[: len(dated) // 2]:
-        (where / name).unlink(missing_ok=True)
+        user_cache.prune(where, ".json", MOST_FILES)

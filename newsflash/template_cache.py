@@ -35,6 +35,8 @@ from newsflash.render_cache import package_fingerprint
 FOLDER = ("newsflash", "templates")  # under the user's cache folder
 _DIGEST = hashlib.sha256().digest_size
 
+MOST_FILES = 512  # a few newsflash versions' templates; past it the older half goes
+
 
 class _NoGlobals(pickle.Unpickler):
     """Jinja2 keeps the source checksum pickled; a str needs no global, so none is found."""
@@ -81,3 +83,4 @@ class KeptTemplates(BytecodeCache):
         payload = bucket.bytecode_to_string()
         with contextlib.suppress(OSError):
             write_atomic(file, hashlib.sha256(payload).digest() + payload, mode=0o600)
+            user_cache.prune(file.parent, ".jinja", MOST_FILES)

@@ -65,3 +65,19 @@ def read_private(file: Path) -> bytes | None:
             return f.read()
     except OSError:
         return None
+
+
+def prune(where: Path, suffix: str, most: int) -> None:
+    """Past `most` files ending in `suffix`, remove the older half (by when each was
+    written), so a cache keyed by newsflash's own files does not grow with every upgrade;
+    a file already gone is no matter."""
+    with os.scandir(where) as found:
+        names = [e.name for e in found if e.name.endswith(suffix)]
+    if len(names) <= most:
+        return
+    dated = []
+    for name in names:
+        with contextlib.suppress(OSError):
+            dated.append((os.stat(where / name).st_mtime_ns, name))
+    for _, name in sorted(dated)[: len(dated) // 2]:
+        (where / name).unlink(missing_ok=True)

@@ -147,3 +147,18 @@ def test_a_build_from_kept_templates_writes_the_same_files(workspace: Path) -> N
     again = build()
     assert again == first and len(first) == 5
     assert {f: f.stat().st_mtime_ns for f in kept()} == stamps  # read, not written again
+
+
+def test_past_most_kept_templates_the_older_half_is_removed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each newsflash version compiles its own entries: without a bound they would pile up."""
+    monkeypatch.setattr(template_cache, "MOST_FILES", 6)
+    folder = tmp_path / "t"
+    folder.mkdir()
+    for n in range(20):
+        (folder / f"n{n}.j2").write_text(f"number {n}")
+        env = render_engine.Templates(folder, PACKAGE_TEMPLATES).html
+        assert env.get_template(f"n{n}.j2").render() == f"number {n}"
+        assert len(kept()) <= 7
+    assert kept()
