@@ -19,15 +19,15 @@ The build is timed three times: the first build (state/ emptied before each run:
 and the import of Jinja2, mjml-python, premailer, cssutils and lxml), a build again of
 unchanged inputs (answered by build_stamp from state/build-stamp/: no config models, item
 parser, rich or renderer), and a build again without its stamp (the email read from
-state/render-cache, everything else done), and the first build once more with the user cache folder
-emptied too (no config, item parse or compiled template kept: a new machine). Beside them, the floor every
-command that reads config.toml stands on: a fresh process that imports click and loads the
-sample's config.toml as the commands do (config_cache.load_cached), from the config cache
-(pydantic and the models' classes, no schema built) and with the cache emptied (validated:
-email_validator, the schemas, then kept). The config cache is a temporary XDG_CACHE_HOME,
-the user's is not touched. The processes run without
-PYTHONDONTWRITEBYTECODE, so that the round not counted writes the .pyc files an installed
-package has; with it set, every run would compile the modules it has none for.
+state/render-cache, everything else done), and the first build once more with the user cache
+folder emptied too (no config, item parse or compiled template kept: a new machine). Beside
+them, the floor every command that reads config.toml stands on: a fresh process that imports
+click and loads the sample's config.toml as the commands do (config_cache.load_cached), from
+the config cache (pydantic and the models' classes, no schema built) and with the cache emptied
+(validated: email_validator, the schemas, then kept). The config cache is a temporary
+XDG_CACHE_HOME, the user's is not touched. The processes run without PYTHONDONTWRITEBYTECODE,
+so that the round not counted writes the .pyc files an installed package has; with it set,
+every run would compile the modules it has none for.
 
 Everything runs in temporary copies of the sample workspace; the repository is not touched.
 Options: --runs N (warm runs per size, default 21), --profile (cProfile of the 30-item build),
