@@ -67,10 +67,18 @@ def read_private(file: Path) -> bytes | None:
         return None
 
 
+_pruned: set[tuple[Path, str]] = set()
+
+
 def prune(where: Path, suffix: str, most: int) -> None:
     """Past `most` files ending in `suffix`, remove the older half (by when each was
     written), so a cache keyed by newsflash's own files does not grow with every upgrade;
-    a file already gone is no matter."""
+    a file already gone is no matter. Once per folder and process: listing a folder of
+    thousands on every kept parse was most of a warm rebuild's time for its changed item,
+    and one process adds no more files than it parses."""
+    if (where, suffix) in _pruned:
+        return
+    _pruned.add((where, suffix))
     with os.scandir(where) as found:
         names = [e.name for e in found if e.name.endswith(suffix)]
     if len(names) <= most:

@@ -294,6 +294,7 @@ def test_past_most_files_the_older_half_is_removed(monkeypatch: pytest.MonkeyPat
     monkeypatch.setattr(item_cache, "MOST_FILES", 8)
     problem = (Problem("x.md", "a problem"),)
     for n in range(9):
+        user_cache._pruned.clear()  # each put a command of its own: one prune per process
         item_cache.put(f"file {n}".encode(), "x.md", SECTIONS, (None, problem))
         folder = item_cache.folder()
         assert folder is not None
@@ -350,3 +351,24 @@ def test_a_umask_letting_the_group_write_still_makes_the_cache_folders_private(
     finally:
         os.umask(old)
     assert (folder.stat().st_mode & 0o777, folder.parent.stat().st_mode & 0o777) == (0o700, 0o700)
+
+
+def test_one_process_lists_the_cache_folder_once_however_many_parses_it_keeps(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A preview saving the same item many times must not list a folder of thousands each
+    time (the prune's scan was most of a warm rebuild's cost for the changed item)."""
+    listed: list[object] = []
+    real = os.scandir
+
+    def counted(path: Any) -> Any:
+        listed.append(path)
+        return real(path)
+
+    user_cache._pruned.clear()
+    monkeypatch.setattr(user_cache.os, "scandir", counted)
+    problem = (Problem("x.md", "a problem"),)
+    for n in range(5):
+        item_cache.put(f"saved {n}".encode(), "x.md", SECTIONS, (None, problem))
+    assert len(listed) == 1
+    assert all(item_cache.get(f"saved {n}".encode(), "x.md", SECTIONS) for n in range(5))

@@ -157,6 +157,7 @@ def test_past_most_kept_templates_the_older_half_is_removed(
     folder = tmp_path / "t"
     folder.mkdir()
     for n in range(20):
+        user_cache._pruned.clear()  # each template a command of its own: one prune a process
         (folder / f"n{n}.j2").write_text(f"number {n}")
         env = render_engine.Templates(folder, PACKAGE_TEMPLATES).html
         assert env.get_template(f"n{n}.j2").render() == f"number {n}"
