@@ -12,8 +12,8 @@ path alone.
 Where: the user's cache folder (`$XDG_CACHE_HOME/newsflash/items`, else `~/.cache/...`),
 under the same rules as the config cache (user_cache: a folder made private to the user, no
 links, a file read only if it is the user's and nobody else may write it); not beside the
-items, where contributors write. One small JSON file an entry, written atomically; past
-MOST_FILES the older half is removed.
+items, where contributors write. One small JSON file an entry, behind its sha256 and written
+atomically (user_cache.write_sealed); past MOST_FILES the older half is removed.
 
 The kept form is JSON of the Item's and Problems' plain fields (text, numbers, an ISO date):
 reading it runs no code. An entry is kept only if it reads back to exactly the result it
@@ -28,16 +28,15 @@ import dataclasses
 import datetime as dt
 import hashlib
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 from newsflash import user_cache
-from newsflash.files import write_atomic
 from newsflash.item_model import Item, Problem
 from newsflash.render_cache import package_fingerprint
 
-FORMAT = 2  # 2: the JSON follows a line holding its sha256
+FORMAT = 2  # 2: the JSON follows its sha256 (user_cache.write_sealed)
 FOLDER = ("newsflash", "items")  # under the user's cache folder
 MOST_FILES = 2048
 Parsed = tuple[Item | None, tuple[Problem, ...]]
@@ -126,36 +125,57 @@ def _exact(a: Parsed | None, b: Parsed) -> bool:
 
 def get(data: bytes, key: str, sections: Sequence[str]) -> Parsed | None:
     """The kept parse of this file, or None."""
+    slot = _slot(data, key, sections)
+    return None if slot is None else _read(*slot)
+
+
+def put(data: bytes, key: str, sections: Sequence[str], parsed: Parsed) -> None:
+    """Keep a parse; one that would not read back exactly, or a folder that will not take
+    it, costs the next command a parse only."""
+    slot = _slot(data, key, sections)
+    if slot is not None:
+        _write(*slot, parsed)
+
+
+def kept_or(data: bytes, key: str, sections: Sequence[str], parse: Callable[[], Parsed]) -> Parsed:
+    """The kept parse of this file, else `parse()`, kept: get, then put, with the folder
+    checked and the entry named once (a warm rebuild pays this for its changed item)."""
+    slot = _slot(data, key, sections)
+    found = None if slot is None else _read(*slot)
+    if found is not None:
+        return found
+    parsed = parse()
+    if slot is not None:
+        _write(*slot, parsed)
+    return parsed
+
+
+def _slot(data: bytes, key: str, sections: Sequence[str]) -> tuple[Path, str] | None:
+    """The entry's file and name, or None where there is no private folder to keep it in."""
     where = folder()
     if where is None or not user_cache.private_folder(where):
         return None
     entry = entry_key(data, key, sections)
-    raw = user_cache.read_private(where / f"{entry}.json")
-    if raw is None:
+    return where / f"{entry}.json", entry
+
+
+def _read(file: Path, entry: str) -> Parsed | None:
+    body = user_cache.read_sealed(file)  # None too if changed since, even if still JSON
+    if body is None:
         return None
-    digest, _, body = raw.partition(b"\n")
-    if digest != hashlib.sha256(body).hexdigest().encode():
-        return None  # damaged (or edited) since it was kept, even if it is still JSON
     try:
         return _result(entry, json.loads(body))
     except (ValueError, RecursionError):  # not JSON, a date that is not one, nested too deep
         return None
 
 
-def put(data: bytes, key: str, sections: Sequence[str], parsed: Parsed) -> None:
-    """Keep a parse; one that would not read back exactly, or a folder that will not take
-    it, costs the next command a parse only."""
-    where = folder()
-    if where is None or not user_cache.private_folder(where):
-        return
-    entry = entry_key(data, key, sections)
+def _write(file: Path, entry: str, parsed: Parsed) -> None:
     try:
         text = json.dumps(_document(entry, parsed))
         if not _exact(_result(entry, json.loads(text)), parsed):
             return
     except (ValueError, TypeError, RecursionError):  # e.g. an int past json's 4300 digits
         return
-    digest = hashlib.sha256(text.encode()).hexdigest()
     with contextlib.suppress(OSError):
-        write_atomic(where / f"{entry}.json", f"{digest}\n{text}", mode=0o600)
-        user_cache.prune(where, ".json", MOST_FILES)
+        user_cache.write_sealed(file, text.encode())
+        user_cache.prune(file.parent, ".json", MOST_FILES)

@@ -33,15 +33,13 @@ def parse_item(data: bytes, key: str, sections: Sequence[str]) -> tuple[Item | N
 def _parse_cached(
     data: bytes, key: str, sections: tuple[str, ...]
 ) -> tuple[Item | None, tuple[Problem, ...]]:
-    kept = item_cache.get(data, key, sections)
-    if kept is not None:
-        return kept
-    from newsflash import item_parser  # deferred: YAML, Markdown (~60 ms) for a new file only
+    def parse() -> tuple[Item | None, tuple[Problem, ...]]:
+        from newsflash import item_parser  # deferred: YAML, Markdown (~60 ms), a new file only
 
-    item, problems = item_parser.parse(data, key, sections)
-    parsed = item, tuple(problems)
-    item_cache.put(data, key, sections, parsed)
-    return parsed
+        item, problems = item_parser.parse(data, key, sections)
+        return item, tuple(problems)
+
+    return item_cache.kept_or(data, key, sections, parse)
 
 
 def item_files(folder: Path) -> list[Path]:

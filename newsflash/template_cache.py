@@ -29,11 +29,9 @@ from pathlib import Path
 from jinja2.bccache import Bucket, BytecodeCache, bc_magic
 
 from newsflash import user_cache
-from newsflash.files import write_atomic
 from newsflash.render_cache import package_fingerprint
 
 FOLDER = ("newsflash", "templates")  # under the user's cache folder
-_DIGEST = hashlib.sha256().digest_size
 
 MOST_FILES = 512  # a few newsflash versions' templates; past it the older half goes
 
@@ -63,10 +61,10 @@ class KeptTemplates(BytecodeCache):
 
     def load_bytecode(self, bucket: Bucket) -> None:
         file = self._file(bucket)
-        data = None if file is None else user_cache.read_private(file)
-        if data is None or hashlib.sha256(data[_DIGEST:]).digest() != data[:_DIGEST]:
+        data = None if file is None else user_cache.read_sealed(file)
+        if data is None:
             return
-        f = io.BytesIO(data[_DIGEST:])
+        f = io.BytesIO(data)
         try:  # any exception: a foreign or damaged entry raises whatever its bytes lead to
             if f.read(len(bc_magic)) != bc_magic or _NoGlobals(f).load() != bucket.checksum:
                 return
@@ -80,7 +78,6 @@ class KeptTemplates(BytecodeCache):
         file = self._file(bucket)
         if file is None:
             return
-        payload = bucket.bytecode_to_string()
         with contextlib.suppress(OSError):
-            write_atomic(file, hashlib.sha256(payload).digest() + payload, mode=0o600)
+            user_cache.write_sealed(file, bucket.bytecode_to_string())
             user_cache.prune(file.parent, ".jinja", MOST_FILES)

@@ -11,9 +11,14 @@ the one being written for a link: such a folder is neither read nor written.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import stat
 from pathlib import Path
+
+from newsflash.files import write_atomic
+
+_DIGEST = hashlib.sha256().digest_size
 
 
 def cache_folder(*parts: str) -> Path | None:
@@ -31,10 +36,15 @@ def cache_folder(*parts: str) -> Path | None:
     return Path(base).joinpath(*parts)
 
 
+def _mine(st: os.stat_result) -> bool:
+    """The user's own, and writable by nobody else."""
+    return st.st_uid == os.getuid() and not st.st_mode & 0o022
+
+
 def private_file(fd: int) -> bool:
     """Whether the open file is the user's own and nobody else may write it."""
     st = os.fstat(fd)
-    return stat.S_ISREG(st.st_mode) and st.st_uid == os.getuid() and not st.st_mode & 0o022
+    return stat.S_ISREG(st.st_mode) and _mine(st)
 
 
 def private_folder(folder: Path) -> bool:
@@ -49,10 +59,7 @@ def private_folder(folder: Path) -> bool:
         stats = [os.lstat(f) for f in (folder, folder.parent)]
     except OSError:
         return False
-    return all(
-        stat.S_ISDIR(st.st_mode) and st.st_uid == os.getuid() and not st.st_mode & 0o022
-        for st in stats
-    )
+    return all(stat.S_ISDIR(st.st_mode) and _mine(st) for st in stats)
 
 
 def read_private(file: Path) -> bytes | None:
@@ -65,6 +72,21 @@ def read_private(file: Path) -> bytes | None:
             return f.read()
     except OSError:
         return None
+
+
+def write_sealed(file: Path, payload: bytes) -> None:
+    """Keep `payload` in a private file, behind its sha256, for read_sealed."""
+    write_atomic(file, hashlib.sha256(payload).digest() + payload, mode=0o600)
+
+
+def read_sealed(file: Path) -> bytes | None:
+    """The payload write_sealed kept, if the file is private (read_private) and its bytes are
+    still those it was kept with: a truncated, damaged or edited entry is None, even where
+    what is left would still parse."""
+    data = read_private(file)
+    if data is None or hashlib.sha256(data[_DIGEST:]).digest() != data[:_DIGEST]:
+        return None
+    return data[_DIGEST:]
 
 
 _pruned: set[tuple[Path, str]] = set()

@@ -155,9 +155,10 @@ def entry_file() -> Path:
 
 
 def read_doc(file: Path) -> dict[str, Any]:
-    """The JSON of a kept file, past the line holding its sha256."""
-    digest, _, body = file.read_bytes().partition(b"\n")
-    assert digest == hashlib.sha256(body).hexdigest().encode()
+    """The JSON of a kept file, past the sha256 it is kept behind."""
+    data = file.read_bytes()
+    digest, body = data[:32], data[32:]
+    assert digest == hashlib.sha256(body).digest()
     doc: dict[str, Any] = json.loads(body)
     return doc
 
@@ -168,7 +169,7 @@ def write_doc(file: Path, doc: dict[str, Any]) -> None:
 
 
 def write_doc_text(file: Path, text: str) -> None:
-    file.write_text(hashlib.sha256(text.encode()).hexdigest() + "\n" + text)
+    file.write_bytes(hashlib.sha256(text.encode()).digest() + text.encode())
 
 
 def uncertain_files() -> Iterator[tuple[str, Callable[[Path], None]]]:
@@ -220,7 +221,7 @@ def uncertain_files() -> Iterator[tuple[str, Callable[[Path], None]]]:
         lambda file: file.write_bytes(file.read_bytes().replace(b"DRIVES", b"DRIVEN")),
     )
     yield (
-        "JSON with no sha256 line",
+        "JSON with no sha256 before it",
         lambda file: file.write_bytes(json.dumps(read_doc(file)).encode()),
     )
 
