@@ -124,13 +124,29 @@ def _fingerprint(files: Iterable[str]) -> str:
     h = hashlib.sha256(f"{__version__}\0{sys.version}\0".encode())
     for name in files:
         h.update(name.encode() + b"\0" + (_PACKAGE / name).read_bytes() + b"\0")
+    for names in _distributions():
+        h.update(("\0".join(names) + "\0\0").encode())
+    return h.hexdigest()
+
+
+def _distributions() -> Iterable[list[str]]:
+    """The .dist-info names of each sys.path folder that holds any, in sys.path's order (the
+    first of two versions is the one imported). A folder without one installs no library,
+    so it is not part of the key: the script's folder that Python puts first (the venv's
+    bin/ for `newsflash`, the working folder for `python -m`, '' for `-c`) is not, and one
+    build's email serves another started differently. A folder named twice counts once."""
+    seen: set[str] = set()
     for entry in sys.path:
+        folder = os.path.abspath(entry or ".")
+        if folder in seen:
+            continue
+        seen.add(folder)
         try:
-            names = sorted(n for n in os.listdir(entry or ".") if n.endswith(".dist-info"))
+            names = sorted(n for n in os.listdir(folder) if n.endswith(".dist-info"))
         except OSError:
             continue
-        h.update(("\0".join(names) + "\0").encode())
-    return h.hexdigest()
+        if names:
+            yield names
 
 
 @functools.cache

@@ -344,6 +344,33 @@ def test_newsflash_build_again_writes_the_same_files_without_loading_the_rendere
     assert again_files == first_files and len(again_files) == 4
 
 
+def test_a_build_started_another_way_reads_the_email_the_first_one_kept(
+    workspace: Path, tmp_path: Path
+) -> None:
+    """The key holds the libraries' versions, not the shape of sys.path: a build under
+    `python -m cProfile` (which puts the script's folder on sys.path once more) finds the
+    email a plain `python script.py` rendered, and imports no renderer."""
+    script = tmp_path / "build_once.py"
+    script.write_text(
+        "import sys\nfrom newsflash.cli import main\n"
+        f"try:\n    main(['--config', {str(workspace / 'config.toml')!r}, 'build', {ED!r}])\n"
+        "except SystemExit as e:\n    assert not e.code, e.code\n"
+        "print(sorted(m for m in ('mjml', 'premailer') if m in sys.modules))\n",
+        encoding="utf-8",
+    )
+
+    def run(*start: str) -> str:
+        shutil.rmtree(workspace / "state" / "build-stamp", ignore_errors=True)
+        done = subprocess.run(
+            [sys.executable, *start, str(script)], capture_output=True, text=True, cwd=workspace
+        )
+        assert done.returncode == 0, done.stderr
+        return done.stdout.strip().splitlines()[-1]
+
+    assert run() == "['mjml', 'premailer']"
+    assert run("-m", "cProfile", "-o", str(tmp_path / "profile")) == "[]"
+
+
 def _key_of(*values: object) -> str | None:
     return render_cache.render_key({"values": values}, ())
 
