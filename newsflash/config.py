@@ -1,4 +1,4 @@
-"""config.toml, validated on load into frozen, typed objects.
+"""config.toml, validated on load into frozen, typed objects (config_loaded's: plain classes).
 
 Every field carries its own description, so `docs` and error messages can quote it. An unknown
 key or a wrong type is an error naming the key and the file; a secret found in the file is
@@ -9,12 +9,10 @@ from __future__ import annotations
 
 import difflib
 import hashlib
-import json
 import re
 import tomllib
 import types
 import typing
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -24,14 +22,20 @@ from pydantic import (
 )
 from pydantic_core import ErrorDetails
 
+from newsflash.config_loaded import (
+    CLASSES,
+    Config,
+    EditionSettings,
+    Job,
+    Section,
+    Settings,
+    read_config_text,
+)
 from newsflash.config_model import (
     GREETING_PLACEHOLDERS,
     SUBJECT_PLACEHOLDERS,
     UNSUBSCRIBE_PLACEHOLDERS,
     ConfigModel,
-    EditionSettings,
-    Job,
-    Section,
     duration_seconds,
 )
 from newsflash.errors import ConfigError
@@ -46,6 +50,7 @@ __all__ = [
     "EditionSettings",
     "Job",
     "Section",
+    "Settings",
     "duration_seconds",
     "load_config",
     "parse_config",
@@ -56,96 +61,6 @@ SECRET_KEYS = {"api_key", "sendgrid_api_key", "apikey", "password", "secret", "t
 _SECRET_SUFFIXES = ("_key", "_token", "_secret", "_password", "apikey")
 # A SendGrid API key: "SG." then two base64url parts; found anywhere in a value.
 _SENDGRID_KEY = re.compile(r"SG\.[\w-]{16,}\.[\w-]{16,}")
-
-
-@dataclass(frozen=True)
-class Config:
-    """The validated settings plus where they came from, so paths resolve next to the file."""
-
-    path: Path
-    model: ConfigModel
-    sha256: str
-
-    @property
-    def root(self) -> Path:
-        return self.path.parent
-
-    def resolve(self, rel: str) -> Path:
-        p = Path(rel)
-        return p if p.is_absolute() else (self.root / p)
-
-    @property
-    def submissions_dir(self) -> Path:
-        return self.resolve(self.model.paths.submissions)
-
-    @property
-    def subscribers_path(self) -> Path:
-        return self.resolve(self.model.paths.subscribers)
-
-    @property
-    def templates_dir(self) -> Path:
-        return self.resolve(self.model.paths.templates)
-
-    @property
-    def build_dir(self) -> Path:
-        return self.resolve(self.model.paths.build)
-
-    @property
-    def outbox_dir(self) -> Path:
-        return self.resolve(self.model.paths.outbox)
-
-    @property
-    def state_dir(self) -> Path:
-        return self.resolve(self.model.paths.state)
-
-    @property
-    def site_dir(self) -> Path:
-        return self.resolve(self.model.paths.site)
-
-    @property
-    def section_keys(self) -> tuple[str, ...]:
-        return tuple(s.key for s in self.model.sections)
-
-    def content_sha256(self, edition_id: str) -> str:
-        """Hash of the settings that shape an edition's email, and only those.
-
-        Approval refers to it through the manifest: retiming the schedule or changing the
-        SendGrid host must not void an approval; changing the subject, the footer or where
-        the unsubscribe links point (`[serve] public_url`) must.
-        """
-        return _digest(self._content_parts(edition_id))
-
-    def earlier_content_sha256s(self, edition_id: str) -> tuple[str, ...]:
-        """The same settings hashed as earlier newsflash versions hashed them.
-
-        A send an older newsflash started was frozen under one of these. When the settings
-        it covered are unchanged, the edition is the same, and the secretariat cannot
-        "restore" a hash formula: the resume must know the old hash for what it is.
-        Before `[serve] public_url` joined the hash, it was the rest of the parts.
-        """
-        parts = self._content_parts(edition_id)
-        return (_digest({k: v for k, v in parts.items() if k != "public_url"}),)
-
-    def _content_parts(self, edition_id: str) -> dict[str, Any]:
-        m = self.model
-        return {
-            "newsletter": m.newsletter.model_dump(mode="json"),
-            "sender": m.sender.model_dump(mode="json"),
-            "sections": [s.model_dump(mode="json") for s in m.sections],
-            "edition": self.edition_settings(edition_id).model_dump(mode="json"),
-            "call_to_action": m.call_to_action.model_dump(mode="json")
-            if m.call_to_action
-            else None,
-            "build": m.build.model_dump(mode="json"),
-            "public_url": m.serve.public_url,
-        }
-
-    def edition_settings(self, edition_id: str) -> EditionSettings:
-        return self.model.editions.get(edition_id, EditionSettings())
-
-
-def _digest(parts: dict[str, Any]) -> str:
-    return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()
 
 
 # What to write instead, by pydantic's error type; the rest keep pydantic's own words.
@@ -291,21 +206,24 @@ def parse_config(text: str, path: Path) -> Config:
         raise ConfigError(
             f"{path}: section key(s) {', '.join(dupes)} appear twice in [[sections]]."
         )
-    return Config(path=path, model=model, sha256=hashlib.sha256(text.encode()).hexdigest())
+    settings = _loaded(model)
+    assert isinstance(settings, Settings)
+    return Config(path=path, model=settings, sha256=hashlib.sha256(text.encode()).hexdigest())
 
 
-def read_config_text(path: Path) -> str:
-    """The text of config.toml at `path` (resolved), all parse_config reads of it; the error
-    says what to do when it is not there or will not read."""
-    if not path.is_file():
-        raise ConfigError(
-            f"{path}: no such config file. Run newsflash in a folder with config.toml, "
-            "or pass --config PATH."
-        )
-    try:
-        return path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as e:
-        raise ConfigError(f"{path}: cannot read it ({e}); save it as UTF-8.") from e
+def _loaded(value: Any) -> Any:
+    """The validated model as config_loaded's plain classes (each named as its model, the
+    root Settings), values as validation left them: a Config built fresh and one read from
+    the config cache are the same objects."""
+    if isinstance(value, BaseModel):
+        name = "Settings" if type(value) is ConfigModel else type(value).__name__
+        fields = {f: _loaded(getattr(value, f)) for f in type(value).model_fields}
+        return CLASSES[name](**fields)
+    if isinstance(value, tuple):
+        return tuple(_loaded(v) for v in value)
+    if isinstance(value, dict):
+        return {k: _loaded(v) for k, v in value.items()}
+    return value
 
 
 def load_config(path: Path) -> Config:

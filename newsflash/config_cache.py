@@ -16,9 +16,11 @@ the workspace's, may be shared with a team or read-only, and whoever may write a
 decides what the next command believes was validated; not beside the items either, where
 contributors write.
 
-The kept form is a pickle read by an Unpickler that finds only the config's own classes and
-PosixPath (the pickle documentation's "Restricting Globals"), so a file written by anyone
-else runs no code; one not owned by the user, or writable by others, is not read at all.
+The kept form is config_loaded's plain classes, so a hit imports neither pydantic nor the
+models (config.py, with them, is imported on a miss alone). It is a pickle read by an
+Unpickler that finds only those classes and PosixPath (the pickle documentation's
+"Restricting Globals"), so a file written by anyone else runs no code; one not owned by
+the user, or writable by others, is not read at all.
 Whatever is uncertain (no file, an unreadable, truncated, corrupt, foreign or older one, a
 class not allowed, a folder that will not be written) is a full validation, never an error.
 Two commands writing at once each replace the file atomically with a whole one.
@@ -34,27 +36,18 @@ from collections.abc import Callable
 from pathlib import Path, PosixPath
 from typing import Any, ClassVar
 
-from pydantic import BaseModel
-
-from newsflash import config_model, user_cache
-from newsflash.config import Config, parse_config, read_config_text
+from newsflash import config_loaded, user_cache
+from newsflash.config_loaded import Config, Settings, read_config_text
 from newsflash.config_values import timezone
 from newsflash.files import write_atomic
 from newsflash.render_cache import package_fingerprint
 
-FORMAT = 1
+FORMAT = 2  # 1 kept pydantic models
 FOLDER = ("newsflash", "config")  # under the user's cache folder
-_MODELS = {
-    name: cls
-    for name, cls in vars(config_model).items()
-    if isinstance(cls, type)
-    and issubclass(cls, BaseModel)
-    and cls.__module__ == config_model.__name__
-}
 _ALLOWED: dict[tuple[str, str], type] = {
-    ("newsflash.config", "Config"): Config,
     ("pathlib", "PosixPath"): PosixPath,
-    **{(config_model.__name__, name): cls for name, cls in _MODELS.items()},
+    (config_loaded.__name__, "Config"): Config,
+    **{(config_loaded.__name__, name): cls for name, cls in config_loaded.CLASSES.items()},
 }
 
 
@@ -109,9 +102,16 @@ def _read(file: Path, key: str, path: Path) -> Config | None:
     if not (isinstance(kept, tuple) and len(kept) == 3 and kept[:2] == (FORMAT, key)):
         return None
     config = kept[2]
-    if type(config) is not Config or type(config.model) is not config_model.ConfigModel:
+    if type(config) is not Config or type(config.model) is not Settings:
         return None
     return config if config.path == path else None
+
+
+def parse_config(text: str, path: Path) -> Config:
+    """config.parse_config, imported by a miss alone: a hit needs no pydantic nor models."""
+    from newsflash import config  # deferred: pydantic and the models (module docstring)
+
+    return config.parse_config(text, path)
 
 
 def _still_valid(config: Config) -> bool:

@@ -8,22 +8,18 @@ is imported only to make a change: every command that names an edition checks it
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from newsflash.config import Config, load_config, parse_config
-from newsflash.errors import ConfigError, EditionIdError
+from newsflash.config_loaded import checked_edition_id as checked_edition_id  # start.py
+from newsflash.errors import ConfigError
 from newsflash.files import write_atomic
-from newsflash.months import edition_number
 
 if TYPE_CHECKING:
     import tomlkit
     from tomlkit.items import Table
-
-# ASCII digits only: `\d` (and int()) would take full-width ones, "２０２２-03", as 2022-03.
-_STRICT_ID = re.compile(r"^[0-9]{4}-(0[1-9]|1[0-2])$")
 
 
 class EditionExists(ConfigError):
@@ -33,15 +29,6 @@ class EditionExists(ConfigError):
 def edition_table(title: str, preheader: str = "", editorial: str = "") -> dict[str, str]:
     """What `newsflash init` and `newsflash edition new` write for one edition."""
     return {"title": title, "preheader": preheader, "editorial": editorial}
-
-
-def checked_edition_id(config: Config, value: str) -> str:
-    """`value` if it names an edition this newsletter can have (YYYY-MM, from No. 1 on);
-    else one message that says how to write it."""
-    if not _STRICT_ID.fullmatch(value):
-        raise EditionIdError(f"{value!r} is not an edition; write YYYY-MM, e.g. 2022-02.")
-    edition_number(value, config.model.newsletter.first_edition)  # refuses one before No. 1
-    return value
 
 
 def _edition_table(settings: Mapping[str, str]) -> Table:

@@ -18,8 +18,8 @@ import tomlkit
 from pydantic import BaseModel
 from pydantic.fields import FieldInfo
 
-from newsflash.config import ConfigModel, EditionSettings, Job, Section
 from newsflash.config_edit import edition_table
+from newsflash.config_model import ConfigModel, EditionSettings, Job, Section
 
 HEADER = """\
 # newsflash configuration: everything the secretariat sets. No secrets here: the SendGrid key

@@ -6,9 +6,9 @@ the file is read instead, so a wrong value is one line naming the key, never a t
 `build` or a header SendGrid passes on unchanged. Every function raises ValueError, which
 pydantic turns into an error located at the key.
 
-email_validator and pydantic's URL adapter are loaded by the first check that needs them, not
-here: a command whose config.toml comes from the config cache (config_cache.py) validates
-nothing, and the two were a third of the config's start-up.
+email_validator, pydantic and its URL adapter are loaded by the first check that needs them,
+not here: a command whose config.toml comes from the config cache (config_cache.py) validates
+nothing, and they were most of the config's start-up.
 """
 
 from __future__ import annotations
@@ -22,8 +22,6 @@ import zoneinfo
 from collections.abc import Iterable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
-
-from pydantic import ValidationError
 
 if TYPE_CHECKING:
     from pydantic import HttpUrl, TypeAdapter
@@ -55,6 +53,16 @@ def _http_url() -> TypeAdapter[HttpUrl]:
     from pydantic import HttpUrl, TypeAdapter  # deferred: start-up time (module docstring)
 
     return TypeAdapter(HttpUrl)
+
+
+def _parsed_url(value: str) -> HttpUrl:
+    """The URL as pydantic parses it; its refusal as the ValueError every check raises."""
+    from pydantic import ValidationError  # deferred: pydantic's start-up (module docstring)
+
+    try:
+        return _http_url().validate_python(value)
+    except ValidationError as e:
+        raise ValueError(f"is not a web address ({e.errors()[0]['msg']})") from None
 
 
 def _forbidden(char: str, allowed: str) -> bool:
@@ -212,10 +220,7 @@ def url(
     if parts.scheme.lower() not in schemes:
         allowed = " or ".join(f"{s}://" for s in schemes)
         raise ValueError(f"must start with {allowed}; write e.g. {example}")
-    try:
-        parsed = _http_url().validate_python(value)
-    except ValidationError as e:
-        raise ValueError(f"is not a web address ({e.errors()[0]['msg']})") from None
+    parsed = _parsed_url(value)
     if parsed.username is not None or parsed.password is not None:
         raise ValueError("must not hold a user name or password before the host")
     if not parsed.host or "." not in parsed.host:

@@ -13,7 +13,7 @@ from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from newsflash.config import Config, EditionSettings
+from newsflash.config_loaded import Config, EditionSettings
 from newsflash.content_rules import links_in
 from newsflash.item_model import Item, Problem
 from newsflash.months import edition_number, month_label, parse_edition_id

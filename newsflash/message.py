@@ -17,7 +17,7 @@ from email.message import EmailMessage
 from zoneinfo import ZoneInfo
 
 from newsflash import personalise
-from newsflash.config import Config
+from newsflash.config_loaded import Config
 from newsflash.personalise import Person
 from newsflash.render import RenderedEmail
 from newsflash.tokens import Signer, unsubscribe_link

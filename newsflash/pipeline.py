@@ -13,7 +13,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-from newsflash.config import Config
+from newsflash.config_loaded import Config
 from newsflash.edition import Edition, assemble
 from newsflash.errors import BuildError, RenderError
 from newsflash.files import write_atomic

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from newsflash import personalise, read_cache
 from newsflash.checks import Check, run_checks
-from newsflash.config import Config
+from newsflash.config_loaded import Config
 from newsflash.edition import Edition
 from newsflash.errors import BuildError
 from newsflash.render_cache import DiskCache, render_key

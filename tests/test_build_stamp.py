@@ -12,6 +12,7 @@ from __future__ import annotations
 import ast
 import json
 import os
+import shutil
 import sqlite3
 import subprocess
 import sys
@@ -509,6 +510,24 @@ def test_a_cold_up_to_date_build_prints_the_same_and_imports_no_model_parser_or_
     again, heavy = fresh_build(workspace, EDITION)
     assert (again.returncode, again.stdout, again.stderr) == (0, first.stdout, first.stderr)
     assert heavy == []
+
+
+def test_a_cold_full_build_of_kept_inputs_prints_the_same_and_imports_no_pydantic(
+    workspace: Path,
+) -> None:
+    """Issue 12's full build (no stamp to replay): the config from the config cache, the
+    items' parses, the templates and the email from the caches, so no validation library,
+    parser or renderer is imported; what it prints and writes is the first build's."""
+    first, _ = fresh_build(workspace, EDITION)
+    assert first.returncode == 0, first.stderr
+    out = workspace / "build" / EDITION
+    written = {p.name: p.read_bytes() for p in out.iterdir() if p.name != "preview.eml"}
+    shutil.rmtree(workspace / "state" / "build-stamp")
+    full, heavy = fresh_build(workspace, EDITION)
+    assert (full.returncode, full.stdout, full.stderr) == (0, first.stdout, first.stderr)
+    assert heavy == ["rich"]  # the table it prints
+    assert {p.name: p.read_bytes() for p in out.iterdir() if p.name != "preview.eml"} == written
+    assert (workspace / "state" / "build-stamp" / f"{EDITION}.json").is_file()
 
 
 def test_a_cold_build_with_item_errors_prints_them_again_the_same_way_and_exits_1(

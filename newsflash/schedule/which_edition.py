@@ -15,8 +15,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from newsflash.config import Config
-from newsflash.config_edit import checked_edition_id
+from newsflash.config_loaded import Config, checked_edition_id
 from newsflash.months import parse_edition_id
 from newsflash.pipeline import current_edition_id
 
