@@ -1,4 +1,4 @@
-"""config.toml's settings once validated: plain frozen dataclasses, and the Config that holds them.
+"""config.toml's settings once validated: plain frozen tables, and the Config that holds them.
 
 The rules a file must meet live in config_model.py (pydantic); what a command reads after they
 held lives here, apart, so a command whose config comes from the config cache (config_cache.py)
@@ -6,11 +6,12 @@ imports neither pydantic nor the models: those were most of a cold build's start
 0.1 s of 0.3). Each class here has the fields of the model of the same name, in its order, with
 its types and defaults (ConfigModel's is Settings); config.py validates with the models and
 builds these from the result, and tests/test_config_loaded.py holds the two field by field.
+Each is a Table (settings_table.py): a frozen, keyword-only dataclass in all but its cost.
+
 """
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import json
 import re
@@ -20,21 +21,20 @@ from typing import Any
 
 from newsflash.errors import ConfigError, EditionIdError
 from newsflash.months import edition_number
+from newsflash.settings_table import Table, as_dict
 
 CronValue = str | int
 # ASCII digits only: `\d` (and int()) would take full-width ones, "２０２２-03", as 2022-03.
 _STRICT_ID = re.compile(r"^[0-9]{4}-(0[1-9]|1[0-2])$")
 
 
-@dataclass(frozen=True, kw_only=True)
-class Logo:
+class Logo(Table):
     url: str
     alt: str
     width: int
 
 
-@dataclass(frozen=True, kw_only=True)
-class Newsletter:
+class Newsletter(Table):
     name: str
     organisation: str
     tagline: str = ""
@@ -52,8 +52,7 @@ class Newsletter:
     logo: Logo | None = None
 
 
-@dataclass(frozen=True, kw_only=True)
-class Sender:
+class Sender(Table):
     from_email: str
     from_name: str
     reply_to: str = ""
@@ -61,15 +60,13 @@ class Sender:
     unsubscribe_mailto: str = ""
 
 
-@dataclass(frozen=True, kw_only=True)
-class Section:
+class Section(Table):
     key: str
     title: str
     intro: str = ""
 
 
-@dataclass(frozen=True, kw_only=True)
-class EditionSettings:
+class EditionSettings(Table):
     title: str = ""
     preheader: str = ""
     editorial: str = ""
@@ -78,26 +75,22 @@ class EditionSettings:
     image_alt: str = ""
 
 
-@dataclass(frozen=True, kw_only=True)
-class CallToAction:
+class CallToAction(Table):
     text: str
     link_text: str
     url: str
 
 
-@dataclass(frozen=True, kw_only=True)
-class Audience:
+class Audience(Table):
     segments: tuple[str, ...] = ()
 
 
-@dataclass(frozen=True, kw_only=True)
-class Build:
+class Build(Table):
     size_warn_kb: int = 90
     size_limit_kb: int = 102
 
 
-@dataclass(frozen=True, kw_only=True)
-class SendGrid:
+class SendGrid(Table):
     host: str = "https://api.sendgrid.com"
     batch_size: int = 1000
     timeout: float = 30.0
@@ -111,8 +104,7 @@ class SendGrid:
     categories: tuple[str, ...] = ()
 
 
-@dataclass(frozen=True, kw_only=True)
-class Job:
+class Job(Table):
     enabled: bool = True
     year: CronValue | None = None
     month: CronValue | None = None
@@ -124,13 +116,11 @@ class Job:
     second: CronValue | None = 0
 
 
-@dataclass(frozen=True, kw_only=True)
 class ReportJob(Job):
     after_send: str = "3 days"
 
 
-@dataclass(frozen=True, kw_only=True)
-class Schedule:
+class Schedule(Table):
     grace_hours: float = 6.0
     require_approval: bool = True
     reviewers: tuple[str, ...] = ()
@@ -142,29 +132,25 @@ class Schedule:
     report: ReportJob | None = None
 
 
-@dataclass(frozen=True, kw_only=True)
-class Links:
+class Links(Table):
     timeout: float = 10.0
     concurrency: int = 4
     cache_hours: float = 24.0
     in_proof: bool = True
 
 
-@dataclass(frozen=True, kw_only=True)
-class Receipts:
+class Receipts(Table):
     enabled: bool = True
     exclude: tuple[str, ...] = ()
 
 
-@dataclass(frozen=True, kw_only=True)
-class Serve:
+class Serve(Table):
     public_url: str = ""
     webhook_max_age_seconds: int = 600
     webhook_max_body_kb: int = 2048
 
 
-@dataclass(frozen=True, kw_only=True)
-class Paths:
+class Paths(Table):
     submissions: str = "submissions"
     subscribers: str = "subscribers.csv"
     templates: str = "templates"
@@ -174,8 +160,7 @@ class Paths:
     site: str = "site"
 
 
-@dataclass(frozen=True, kw_only=True)
-class Settings:
+class Settings(Table):
     """The whole file (config_model.ConfigModel's fields)."""
 
     newsletter: Newsletter
@@ -293,12 +278,12 @@ class Config:
         m = self.model
         cta = m.call_to_action
         return {
-            "newsletter": dataclasses.asdict(m.newsletter),
-            "sender": dataclasses.asdict(m.sender),
-            "sections": [dataclasses.asdict(s) for s in m.sections],
-            "edition": dataclasses.asdict(self.edition_settings(edition_id)),
-            "call_to_action": dataclasses.asdict(cta) if cta else None,
-            "build": dataclasses.asdict(m.build),
+            "newsletter": as_dict(m.newsletter),
+            "sender": as_dict(m.sender),
+            "sections": [as_dict(s) for s in m.sections],
+            "edition": as_dict(self.edition_settings(edition_id)),
+            "call_to_action": as_dict(cta) if cta else None,
+            "build": as_dict(m.build),
             "public_url": m.serve.public_url,
         }
 

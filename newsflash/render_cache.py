@@ -23,6 +23,7 @@ from typing import Any
 
 from newsflash import __version__, read_cache
 from newsflash.files import write_atomic
+from newsflash.settings_table import Table, as_dict
 
 PARTS = ("subject", "preheader", "mjml", "html", "text")
 KEEP_ON_DISK = 16  # emails kept in state/render-cache: a few editions and their web versions
@@ -81,8 +82,10 @@ def frozen_digest(value: object) -> str | None:
 def _plain(value: object) -> object:
     """json's fallback: every field of a dataclass (`compare=False` ones too: an item's
     anchor is in the email; an unchangeable one by the hash of its fields), a pydantic
-    model's data, dates as ISO text. Anything else raises TypeError, so the key is refused
-    rather than guessed."""
+    model's data, a config table's (its fields), dates as ISO text. Anything else raises
+    TypeError, so the key is refused rather than guessed."""
+    if isinstance(value, Table):
+        return {"__class__": type(value).__qualname__, **as_dict(value)}
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         digest = frozen_digest(value)
         if digest is not None:

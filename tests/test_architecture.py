@@ -29,6 +29,7 @@ FLOORS: dict[str, int] = {
     "newsflash.read_cache": 0,
     "newsflash.signals": 0,
     "newsflash.config_values": 0,
+    "newsflash.settings_table": 0,
     "newsflash.config_loaded": 0,
     "newsflash.config": 0,
     "newsflash.config_model": 0,

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import ast
 import copy
-import dataclasses
 import os
 import pickle
 import shutil
@@ -32,6 +31,7 @@ from newsflash import config_cache
 from newsflash.config import Config, load_config, parse_config
 from newsflash.config_cache import load_cached
 from newsflash.errors import ConfigError
+from newsflash.settings_table import Table, as_dict
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLE = (ROOT / "config.toml").read_text(encoding="utf-8")
@@ -61,10 +61,10 @@ def validations(monkeypatch: pytest.MonkeyPatch) -> list[Path]:
 def same(kept: Any, fresh: Any, where: str = "config") -> None:
     """Equal value by value, with equal types (30 is not 30.0) and the same fields set."""
     assert type(kept) is type(fresh), where
-    if dataclasses.is_dataclass(fresh):
-        assert vars(kept).keys() == vars(fresh).keys(), where  # nothing more, nothing less
-        for f in dataclasses.fields(fresh):
-            same(getattr(kept, f.name), getattr(fresh, f.name), f"{where}.{f.name}")
+    if isinstance(fresh, Table):
+        assert list(vars(kept)) == list(vars(fresh)) == list(fresh.FIELDS), where
+        for name in fresh.FIELDS:
+            same(getattr(kept, name), getattr(fresh, name), f"{where}.{name}")
     elif isinstance(fresh, tuple | list):
         assert len(kept) == len(fresh), where
         for n, (a, b) in enumerate(zip(kept, fresh, strict=True)):
@@ -82,7 +82,7 @@ def assert_exact(kept: Config, path: Path) -> None:
     fresh = load_config(path)
     assert kept == fresh
     assert (kept.path, kept.sha256) == (fresh.path, fresh.sha256)
-    assert dataclasses.asdict(kept.model) == dataclasses.asdict(fresh.model)
+    assert as_dict(kept.model) == as_dict(fresh.model)
     assert kept.content_sha256("2022-02") == fresh.content_sha256("2022-02")
     same(kept.model, fresh.model)
 

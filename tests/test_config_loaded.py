@@ -8,6 +8,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import pickle
 import tomllib
 import types
 import typing
@@ -20,6 +21,7 @@ from pydantic import BaseModel
 
 from newsflash import config_loaded, config_model
 from newsflash.config import parse_config
+from newsflash.settings_table import as_dict
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLE = (ROOT / "config.toml").read_text(encoding="utf-8")
@@ -69,19 +71,17 @@ def test_every_model_has_a_loaded_class_and_nothing_else_does() -> None:
 def test_a_loaded_class_has_its_models_fields_types_and_defaults_in_order(name: str) -> None:
     model = MODELS[name]
     cls = config_loaded.CLASSES[loaded_name(model)]
-    fields = dataclasses.fields(cls)
-    assert [f.name for f in fields] == list(model.model_fields)
+    assert list(cls.FIELDS) == list(model.model_fields)
     hints = typing.get_type_hints(cls)
-    for f in fields:
-        info = model.model_fields[f.name]
-        assert hints[f.name] == plain(info.annotation), f.name
+    for name in cls.FIELDS:
+        info = model.model_fields[name]
+        assert hints[name] == plain(info.annotation), name
         if info.is_required():
-            assert f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
+            assert name not in cls.FACTORIES and not hasattr(cls, name), name
             continue
         default = loaded_value(info.get_default(call_default_factory=True))
-        made = f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default
-        assert made == default and type(made) is type(default), f.name
-    assert dataclasses.is_dataclass(cls) and cls.__dataclass_params__.frozen  # type: ignore[attr-defined]
+        made = cls.FACTORIES[name]() if name in cls.FACTORIES else getattr(cls, name)
+        assert made == default and type(made) is type(default), name
 
 
 def full_config() -> str:
@@ -103,7 +103,7 @@ def full_config() -> str:
 def test_a_parsed_config_holds_exactly_what_the_models_validated(text: str) -> None:
     model = config_model.ConfigModel.model_validate(tomllib.loads(text))
     config = parse_config(text, ROOT / "config.toml")
-    assert dataclasses.asdict(config.model) == model.model_dump()
+    assert as_dict(config.model) == model.model_dump()
 
     def same(a: Any, b: Any) -> None:  # equal and of one type, all the way down
         assert type(a) is type(loaded_value(b)) or (a == b and type(a) is type(b))
@@ -144,3 +144,27 @@ def test_the_content_hash_is_the_one_the_models_gave(text: str, edition: str) ->
     assert config.content_sha256(edition) == digest(parts)
     earlier = {k: v for k, v in parts.items() if k != "public_url"}
     assert config.earlier_content_sha256s(edition) == (digest(earlier),)
+
+
+def test_a_table_is_a_frozen_keyword_only_value_as_a_dataclass_would_be() -> None:
+    s = config_loaded.Section(key="wg1", title="Working Group 1")
+    assert s == config_loaded.Section(key="wg1", title="Working Group 1", intro="")
+    assert hash(s) == hash(config_loaded.Section(key="wg1", title="Working Group 1"))
+    assert s != config_loaded.Section(key="wg1", title="Other")
+    assert repr(s) == "Section(key='wg1', title='Working Group 1', intro='')"
+    assert config_loaded.Job() != config_loaded.ReportJob()  # another class, never equal
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        s.key = "wg2"  # type: ignore[misc]
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        del s.key
+    with pytest.raises(TypeError, match="needs 'title'"):
+        config_loaded.Section(key="wg1")  # type: ignore[call-arg]
+    with pytest.raises(TypeError, match="no field 'titel'"):
+        config_loaded.Section(key="wg1", title="T", titel="T")  # type: ignore[call-arg]
+    assert s.replace(intro="Hi") == config_loaded.Section(
+        key="wg1", title="Working Group 1", intro="Hi"
+    )
+    assert pickle.loads(pickle.dumps(s)) == s
+    nl, sender = config_loaded.Newsletter, config_loaded.Sender  # any value will do here
+    a, b = (config_loaded.Settings(newsletter=nl, sender=sender, sections=()) for _ in "ab")  # type: ignore[arg-type]
+    assert a.editions == {} and a.editions is not b.editions  # a factory's value is each one's own

@@ -387,8 +387,8 @@ def test_400_stops_with_sendgrids_messages_and_their_fields(
 ) -> None:
     # config.toml refuses such an address at load; past that, SendGrid's 400 must still read well.
     config = configure(workspace)
-    sender = dataclasses.replace(config.model.sender, from_email="newsflash@localhost")
-    config = dataclasses.replace(config, model=dataclasses.replace(config.model, sender=sender))
+    sender = config.model.sender.replace(from_email="newsflash@localhost")
+    config = dataclasses.replace(config, model=config.model.replace(sender=sender))
     with pytest.raises(TransportError) as info:
         send_edition(config, ED, transport=transport(config, sleeps))
     message = str(info.value)
