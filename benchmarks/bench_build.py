@@ -17,10 +17,11 @@ repository's sample (writing all five files), each in a fresh process, beside a 
 --cold-runs (default 9), the commands taken in turn so a change of load touches them alike.
 The build is timed four ways: the full build (its stamp removed: it loads and checks every
 item, assembles, writes all five files and its stamp, the email read from state/render-cache;
-issue 12's 300 ms target is this row's), the first build (state/ emptied before each run: the
-render too, and the import of Jinja2, mjml-python, premailer, cssutils and lxml), the first
-build once more with the user cache folder emptied too (no config, item parse or compiled
-template kept: a new machine), and the replay of an up-to-date build (build_stamp, from
+issue 12's 300 ms target is this row's), the first build (state/ emptied before each run; the
+config, the items' parses and the email from the user cache folder, email_cache.py), the first
+build once more with the user cache folder emptied too (no config, item parse, compiled
+template or email kept: a new machine; the render, and the import of Jinja2, mjml-python,
+premailer, cssutils and lxml), and the replay of an up-to-date build (build_stamp, from
 state/build-stamp/: no config, item parser, rich or renderer; a shortcut, so no target).
 Beside them, the floor every command that reads config.toml stands on: a fresh process that
 imports click and loads the sample's config.toml as the commands do (config_cache.load_cached),
@@ -32,7 +33,8 @@ every run would compile the modules it has none for.
 
 Everything runs in temporary copies of the sample workspace; the repository is not touched.
 Options: --runs N (warm runs per size, default 21), --profile (cProfile of the 30-item build),
---cold-runs N, --cold-only (skip the warm rows).
+--cold-runs N, --cold-only (skip the warm rows), --against DIR (another checkout with its own
+.venv, such as main's: each cold case run by both codes in turn, its medians in the notes).
 """
 
 from __future__ import annotations
@@ -155,17 +157,19 @@ def warm(
         return ms, f"{build.email.size / 1024:.0f} KB html, size check {size}"
 
 
-def newsflash_command() -> list[str]:
-    script = Path(sys.executable).with_name("newsflash")
-    return [str(script)] if script.exists() else [sys.executable, "-m", "newsflash.cli"]
+def newsflash_command(python: str = sys.executable) -> list[str]:
+    script = Path(python).with_name("newsflash")
+    return [str(script)] if script.exists() else [python, "-m", "newsflash.cli"]
 
 
 Row = tuple[str, str, str, str, str]
 
 # The cold cases, in the order each round runs them: (name, what the row says, target ms).
-# "first" empties state/ before its clock starts ("first-new" the config cache too), so
+# "first" empties state/ before its clock starts ("first-new" the user cache folder too), so
 # "again", right after them, finds the stamp they wrote; "cached" removes that stamp, and reads
-# the email they rendered. "config-miss" empties the config cache, which it then fills.
+# the email they rendered. "config-miss" empties the config cache, which it then fills: the
+# two floors have a cache folder of their own, so the builds' stays as their last run left it.
+FLOORS = ("config-hit", "config-miss")
 COLD_CASES = (
     ("bare", "bare `python -c pass`", None),
     ("click", "`python -c 'import click'`", None),
@@ -173,8 +177,8 @@ COLD_CASES = (
     ("build-help", "cold `newsflash build --help`", HELP_TARGET_MS),
     ("config-hit", "floor: click + config.toml, cached", None),
     ("config-miss", "floor: click + config.toml, validated", None),
-    ("first", f"cold `newsflash build {EDITION}`, first: renders", COLD_TARGET_MS),
-    ("first-new", f"cold `newsflash build {EDITION}`, first, empty cache", COLD_TARGET_MS),
+    ("first", f"cold `newsflash build {EDITION}`, first (no state/)", COLD_TARGET_MS),
+    ("first-new", f"cold `newsflash build {EDITION}`, first, renders", COLD_TARGET_MS),
     ("again", f"cold `newsflash build {EDITION}` replayed (up to date)", None),
     ("cached", f"cold `newsflash build {EDITION}`, full build", COLD_TARGET_MS),
 )
@@ -185,28 +189,29 @@ COLD_NOTES = {
     "build-help": "click and cli/build.py",
     "config-hit": "from the config cache: config_loaded's classes, no pydantic",
     "config-miss": "no config cache: pydantic, email_validator, the schemas, validation",
-    "first": "no state/: renders, stamps (config, items, templates from the user cache)",
-    "first-new": "no state/, an empty user cache (a new machine)",
+    "first": "no state/; config, items and the email from the user cache",
+    "first-new": "no state/, an empty user cache (a new machine): renders",
     "again": "a shortcut, not the target: prints what state/build-stamp recorded",
     "cached": "no stamp: loads, checks, assembles, writes; the email from state/render-cache",
 }
 
 
-def cold_commands(ws: Path) -> dict[str, list[str]]:
-    """Each cold case's command line, in the sample workspace `ws`."""
+def cold_commands(ws: Path, python: str = sys.executable) -> dict[str, list[str]]:
+    """Each cold case's command line, in the sample workspace `ws`, by `python`'s newsflash."""
     config = ws / "config.toml"
     floor = (
         "import click\nfrom pathlib import Path\nfrom newsflash.config_cache import load_cached\n"
         f"load_cached(Path({str(config)!r}))"
     )
-    build = [*newsflash_command(), "--config", str(config), "build", EDITION]
+    newsflash = newsflash_command(python)
+    build = [*newsflash, "--config", str(config), "build", EDITION]
     return {
-        "bare": [sys.executable, "-c", "pass"],
-        "click": [sys.executable, "-c", "import click"],
-        "help": [*newsflash_command(), "--help"],
-        "build-help": [*newsflash_command(), "build", "--help"],
-        "config-hit": [sys.executable, "-c", floor],
-        "config-miss": [sys.executable, "-c", floor],
+        "bare": [python, "-c", "pass"],
+        "click": [python, "-c", "import click"],
+        "help": [*newsflash, "--help"],
+        "build-help": [*newsflash, "build", "--help"],
+        "config-hit": [python, "-c", floor],
+        "config-miss": [python, "-c", floor],
         "first": build,
         "first-new": build,
         "again": build,
@@ -215,7 +220,7 @@ def cold_commands(ws: Path) -> dict[str, list[str]]:
 
 
 def _before(name: str, ws: Path, cache: Path) -> None:
-    """What a case removes before its clock starts."""
+    """What a case removes before its clock starts (`cache`: the case's own)."""
     if name in ("config-miss", "first-new"):
         shutil.rmtree(cache, ignore_errors=True)
     if name in ("first", "first-new"):
@@ -224,49 +229,67 @@ def _before(name: str, ws: Path, cache: Path) -> None:
         shutil.rmtree(ws / "state" / build_stamp.FOLDER, ignore_errors=True)
 
 
-def cold(runs: int) -> dict[str, list[float]]:
-    """The ms of each run of each cold case in a fresh process, the cases taken in turn each
-    round (after one round not counted: it may compile .pyc files)."""
-    times: dict[str, list[float]] = {name: [] for name, _, _ in COLD_CASES}
+def _run(command: list[str], ws: Path, env: dict[str, str]) -> tuple[float, str]:
+    """The ms of one fresh process, and what it printed (its workspace's path as WS)."""
+    t0 = time.perf_counter()
+    done = subprocess.run(command, cwd=ws, capture_output=True, text=True, env=env)
+    ms = (time.perf_counter() - t0) * 1000
+    if done.returncode != 0:
+        raise SystemExit(f"{' '.join(command)} failed:\n{done.stdout}{done.stderr}")
+    return ms, done.stdout.replace(str(ws), "WS")
+
+
+def cold(runs: int, pythons: list[str]) -> list[dict[str, list[float]]]:
+    """The ms of each run of each cold case in a fresh process, for each of `pythons`' newsflash
+    (a checkout's venv), the cases and the codes taken in turn each round (after one round not
+    counted: it may compile .pyc files). Each code has its own workspace and cache folders."""
+    times: list[dict[str, list[float]]] = [{n: [] for n, _, _ in COLD_CASES} for _ in pythons]
     env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
     with tempfile.TemporaryDirectory(prefix="newsflash-bench-cold-") as tmp:
-        ws = copy_sample(Path(tmp))
-        cache = Path(tmp) / "xdg-cache"
-        env["XDG_CACHE_HOME"] = str(cache)
-        commands = cold_commands(ws)
+        places = []
+        for n, python in enumerate(pythons):
+            (Path(tmp) / str(n)).mkdir()
+            ws = copy_sample(Path(tmp) / str(n))
+            caches = {c: ws / ("xdg-floor" if c in FLOORS else "xdg") for c, _, _ in COLD_CASES}
+            places.append((ws, caches, cold_commands(ws, python)))
         for round_ in range(runs + 1):
             printed: dict[str, str] = {}
             for name, _, _ in COLD_CASES:
-                _before(name, ws, cache)
-                t0 = time.perf_counter()
-                done = subprocess.run(
-                    commands[name], cwd=ws, capture_output=True, text=True, env=env
-                )
-                ms = (time.perf_counter() - t0) * 1000
-                if done.returncode != 0:
-                    cmd = " ".join(commands[name])
-                    raise SystemExit(f"{cmd} failed:\n{done.stdout}{done.stderr}")
-                printed[name] = done.stdout
-                if round_:
-                    times[name].append(ms)
-            builds = {printed[name] for name in ("first", "first-new", "again", "cached")}
-            if len(builds) != 1:
-                raise SystemExit("the builds printed different things:\n" + str(printed))
-            if not (ws / "state" / build_stamp.FOLDER / f"{EDITION}.json").is_file():
-                raise SystemExit("the full build left no stamp: `again` was a full build")
+                for n, (ws, caches, commands) in enumerate(places):
+                    _before(name, ws, caches[name])
+                    env["XDG_CACHE_HOME"] = str(caches[name])
+                    ms, printed[f"{n} {name}"] = _run(commands[name], ws, env)
+                    if round_:
+                        times[n][name].append(ms)
+            _check_builds(printed, [ws for ws, _, _ in places])
     return times
 
 
-def cold_rows(runs: int) -> list[Row]:
+def _check_builds(printed: dict[str, str], workspaces: list[Path]) -> None:
+    """Every build of a round printed the same, and the full build stamped."""
+    cases = ("first", "first-new", "again", "cached")
+    builds = {printed[f"{n} {name}"] for n in range(len(workspaces)) for name in cases}
+    if len(builds) != 1:
+        raise SystemExit("the builds printed different things:\n" + str(printed))
+    for ws in workspaces:
+        if not (ws / "state" / build_stamp.FOLDER / f"{EDITION}.json").is_file():
+            raise SystemExit("the full build left no stamp: `again` was a full build")
+
+
+def cold_rows(runs: int, against: Path | None = None) -> list[Row]:
     """The median beside the bare interpreter's, and the fastest run: on a shared machine the
-    nearest to what a quiet one shows."""
-    times = cold(runs)
+    nearest to what a quiet one shows; with `against` (another checkout, with its .venv), its
+    code's median and fastest, measured in turn with this one's."""
+    other = [str(against / ".venv" / "bin" / "python")] if against else []
+    times, *others = cold(runs, [sys.executable, *other])
     bare = statistics.median(times["bare"])
     rows: list[Row] = []
     for name, label, target_ms in COLD_CASES:
         ms = statistics.median(times[name])
         target, result = verdict(ms, target_ms, strict=True)
         note = f"{COLD_NOTES[name]}; {ms / bare:.1f}x bare; fastest {min(times[name]):.0f} ms"
+        for then in others:
+            note += f"; against: {statistics.median(then[name]):.0f} ({min(then[name]):.0f})"
         rows.append((label, f"{ms:.0f} ms", target, result, note))
     return rows
 
@@ -391,11 +414,14 @@ def main() -> int:
     ap.add_argument("--profile", action="store_true", help="cProfile the 30-item build")
     ap.add_argument("--cold-runs", type=int, default=COLD_RUNS, help="fresh processes per case")
     ap.add_argument("--cold-only", action="store_true", help="only the cold rows")
+    ap.add_argument(
+        "--against", type=Path, help="another checkout (with .venv/): its cold rows in turn"
+    )
     args = ap.parse_args()
     with tempfile.TemporaryDirectory(prefix="newsflash-bench-warm-") as cache:
         os.environ["XDG_CACHE_HOME"] = cache  # the warm rows' parses kept here, not in ~/.cache
         rows, split = ([], "") if args.cold_only else warm_rows(args.runs, args.profile)
-    rows += cold_rows(args.cold_runs)
+    rows += cold_rows(args.cold_runs, args.against)
     head = ("case", "median", "target", "result", "notes")
     widths = [max(len(str(r[i])) for r in (head, *rows)) for i in range(len(head))]
     line = "  ".join(f"{{:<{w}}}" for w in widths)

@@ -15,6 +15,7 @@ from zoneinfo import ZoneInfo
 
 from newsflash.config_loaded import Config
 from newsflash.edition import Edition, assemble
+from newsflash.email_cache import KeptEmails
 from newsflash.errors import BuildError, RenderError
 from newsflash.files import write_atomic
 from newsflash.items import Item, LoadResult, Problem, load_items
@@ -44,9 +45,12 @@ def current_edition_id(config: Config, now: dt.datetime | None = None) -> str:
 
 
 def cached_renderer(config: Config) -> Renderer:
-    """The renderer of `newsflash build`: each email is also kept in state/render-cache, so
-    building an unchanged edition again neither renders it nor imports the renderer."""
-    return Renderer(config, cache_dir=config.state_dir / RENDER_CACHE)
+    """The renderer of `newsflash build`: each email is also kept in state/render-cache and
+    the user's cache folder (email_cache), so building an unchanged edition again, or first
+    in a new state/, neither renders it nor imports the renderer."""
+    renderer = Renderer(config)
+    renderer.disk = KeptEmails(config.state_dir / RENDER_CACHE)
+    return renderer
 
 
 def load(config: Config) -> LoadResult:

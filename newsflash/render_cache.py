@@ -195,6 +195,25 @@ def render_key(
     return h.hexdigest()
 
 
+def email_document(key: str, parts: dict[str, str]) -> str:
+    """A rendered email as kept on disk: its parts and the key they were rendered under."""
+    return json.dumps({"key": key, **{name: parts[name] for name in PARTS}})
+
+
+def email_parts(data: bytes, key: str) -> dict[str, str] | None:
+    """The parts of an email_document kept under `key`; None for anything else."""
+    try:
+        doc = json.loads(data)
+    except ValueError:
+        return None
+    if not isinstance(doc, dict) or doc.get("key") != key:
+        return None
+    parts = {name: doc.get(name) for name in PARTS}
+    if not all(isinstance(v, str) for v in parts.values()):
+        return None
+    return {k: str(v) for k, v in parts.items()}
+
+
 class DiskCache:
     """Rendered emails under state/render-cache/<key>.json, the newest KEEP_ON_DISK kept.
 
@@ -207,20 +226,14 @@ class DiskCache:
 
     def get(self, key: str) -> dict[str, str] | None:
         try:
-            doc = json.loads((self.folder / f"{key}.json").read_bytes())
-        except (OSError, ValueError):
+            data = (self.folder / f"{key}.json").read_bytes()
+        except OSError:
             return None
-        if not isinstance(doc, dict) or doc.get("key") != key:
-            return None
-        parts = {name: doc.get(name) for name in PARTS}
-        if not all(isinstance(v, str) for v in parts.values()):
-            return None
-        return {k: str(v) for k, v in parts.items()}
+        return email_parts(data, key)
 
     def put(self, key: str, parts: dict[str, str]) -> None:
-        doc = {"key": key, **{name: parts[name] for name in PARTS}}
         try:
-            write_atomic(self.folder / f"{key}.json", json.dumps(doc))
+            write_atomic(self.folder / f"{key}.json", email_document(key, parts))
             self._prune()
         except OSError:
             pass

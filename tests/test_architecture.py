@@ -49,6 +49,7 @@ FLOORS: dict[str, int] = {
     "newsflash.checks": 2,
     "newsflash.render": 2,
     "newsflash.render_cache": 2,
+    "newsflash.email_cache": 2,  # render_cache's emails, also in the user's cache folder
     "newsflash.item_cache": 2,  # keyed by render_cache's package fingerprint, as the config's
     "newsflash.items": 2,  # reads and keeps parses through item_cache
     "newsflash.config_cache": 2,  # keyed by render_cache's package fingerprint; the CLI's

@@ -611,9 +611,10 @@ def test_a_full_build_reads_only_what_its_stamp_keys_and_never_the_partner_list(
     ws = os.path.realpath(workspace)
     # HOME's cache: a kept Config is what validating config.toml gives (config_cache.py), a
     # kept item what parsing its file's bytes gives (item_cache.py), a kept template what
-    # compiling its source gives (template_cache.py, checked against the source): each keyed
-    # by the code, none an input the stamp must key.
-    kept = tuple(f"{ws}/.cache/newsflash/{f}/" for f in ("config", "items", "templates"))
+    # compiling its source gives (template_cache.py, checked against the source), a kept
+    # email what rendering its key's inputs gives (email_cache.py): each keyed by the code,
+    # none an input the stamp must key.
+    kept = tuple(f"{ws}/.cache/newsflash/{f}/" for f in ("config", "items", "templates", "emails"))
     opened = [p for p in opened if not p.startswith(kept)]
     mine = [
         p

@@ -33,10 +33,11 @@ def cache_dir(workspace: Path) -> Path:
 
 
 def build(workspace: Path, renderer: Renderer | None = None) -> tuple[BuiltEdition, Renderer]:
-    """Build as `newsflash build` does: a new process's renderer over state/render-cache,
-    unless one is given (a long-running preview's)."""
+    """Build as a new process's renderer over state/render-cache alone does, unless one is
+    given (a long-running preview's); `newsflash build` also reads the user's cache folder,
+    whose own tests are in test_email_cache.py."""
     config = load_config(workspace / "config.toml")
-    renderer = renderer or pipeline.cached_renderer(config)
+    renderer = renderer or Renderer(config, cache_dir=cache_dir(workspace))
     return pipeline.build_edition(config, ED, renderer), renderer
 
 
