@@ -28,8 +28,8 @@ from dataclasses import dataclass, replace
 from typing import Any, ClassVar
 
 from lxml import etree
-from premailer import Premailer
 
+from newsflash.premailer_import import Premailer
 from newsflash.render_cut import MARK, MARK_HTML, Source, cut_source
 
 # premailer's options, fixed: the incremental path relies on their being the same every time.
