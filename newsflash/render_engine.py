@@ -52,10 +52,25 @@ class TemplateLoader(jinja2.BaseLoader):
         globals: MutableMapping[str, Any] | None = None,
     ) -> jinja2.Template:
         """The compiled template, kept by what it reads where that is exact (render_memo); a
-        changed file is loaded again as a new template with an empty memo."""
-        template = super().load(environment, name, globals)
+        changed file is loaded again as a new template with an empty memo.
+
+        jinja2.BaseLoader.load, with the source read once: the memo's plan is made from the
+        very text compiled (a second read could find a save made in between, and key the
+        template's output by the names of another text)."""
+        source, filename, uptodate = self.get_source(environment, name)
+        bcc = environment.bytecode_cache
+        bucket = None if bcc is None else bcc.get_bucket(environment, name, filename, source)
+        code = None if bucket is None else bucket.code
+        if code is None:
+            code = environment.compile(source, name, filename)
+            if bcc is not None and bucket is not None:
+                bucket.code = code
+                bcc.set_bucket(bucket)
+        template = environment.template_class.from_code(
+            environment, code, {} if globals is None else globals, uptodate
+        )
         if self.memo:
-            plan = memo_plan(environment, self.get_source(environment, name)[0], name)
+            plan = memo_plan(environment, source, name)
             if plan is not None:
                 keep_output(environment, template, plan)
         return template
