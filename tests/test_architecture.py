@@ -55,6 +55,7 @@ FLOORS: dict[str, int] = {
     "newsflash.render_memo": 2,  # keys by render_cache.frozen_digest
     "newsflash.render_inline": 2,
     "newsflash.render_cut": 2,
+    "newsflash.render_splice": 2,
     "newsflash.personalise": 2,
     "newsflash.message": 2,
     "newsflash.pipeline": 2,
