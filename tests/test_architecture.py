@@ -34,6 +34,7 @@ FLOORS: dict[str, int] = {
     "newsflash.tokens": 0,
     "newsflash.recipient_ids": 0,
     "newsflash.user_cache": 0,
+    "newsflash.idle_writes": 0,
     "newsflash.config_text": 1,
     "newsflash.config_edit": 1,
     "newsflash.content": 1,
