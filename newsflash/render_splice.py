@@ -22,11 +22,14 @@ tests/test_render_splice.py holds splices of random contents to whole renders.
 
 from __future__ import annotations
 
+import bisect
 import re
 import secrets
 from dataclasses import dataclass
 
 import mjml
+
+from newsflash.render_cut import common_prefix, common_suffix
 
 # An mj-text start tag whose attributes are all quoted (a '>' in a value stays in the tag),
 # or its end tag; `<mj-text ... />` in mj-attributes is neither.
@@ -65,6 +68,27 @@ class Cut:
 
     skeleton: tuple[str, ...]
     contents: tuple[str, ...]
+    spans: tuple[tuple[int, int], ...] = ()  # where each content is in the text
+
+    def recut(self, old: str, new: str) -> Cut | None:
+        """`new` cut as `old` is (this cut's text), if the two differ only inside one content
+        and that content stays text: found from each end, no tag read. As cut_mjml would cut
+        it: a tag cannot straddle a content's edge (the tag before it ends in '>', the one
+        after it is `</mj-text>`, and no part of one of them followed by that is a tag)."""
+        head = common_prefix(old, new)
+        tail = common_suffix(old, new, min(len(old), len(new)) - head)
+        n = bisect.bisect_right(self.spans, (head, len(old))) - 1
+        if n < 0 or len(old) - tail > self.spans[n][1]:
+            return None
+        start, end = self.spans[n]
+        delta = len(new) - len(old)
+        content = new[start : end + delta]
+        if "<mj-" in content or "</mj-" in content:
+            return None
+        spans = [*self.spans[:n], (start, end + delta)]
+        spans += [(a + delta, b + delta) for a, b in self.spans[n + 1 :]]
+        contents = (*self.contents[:n], content, *self.contents[n + 1 :])
+        return Cut(self.skeleton, contents, tuple(spans))
 
 
 def cut_mjml(source: str) -> Cut | None:
@@ -72,6 +96,7 @@ def cut_mjml(source: str) -> Cut | None:
     not closed, or hold an MJML tag (the content would then be more than text)."""
     skeleton: list[str] = []
     contents: list[str] = []
+    spans: list[tuple[int, int]] = []
     start = 0
     opened: int | None = None  # where the open content begins
     for m in _TAG.finditer(source):
@@ -83,17 +108,19 @@ def cut_mjml(source: str) -> Cut | None:
             opened = m.end()
         else:
             contents.append(source[opened : m.start()])
+            spans.append((opened, m.start()))
             start, opened = m.start(), None
     if opened is not None or any("<mj-" in c or "</mj-" in c for c in contents):
         return None
     skeleton.append(source[start:])
-    return Cut(tuple(skeleton), tuple(contents))
+    return Cut(tuple(skeleton), tuple(contents), tuple(spans))
 
 
 @dataclass(frozen=True)
 class _Layout:
     """The last email: its cut, the HTML around its contents and each content's HTML."""
 
+    source: str
     cut: Cut
     around: tuple[str, ...]
     rendered: tuple[str, ...]
@@ -116,8 +143,10 @@ class Splicer:
 
     def render(self, source: str) -> str:
         """The HTML of `source`, byte for byte what mjml_html gives; raises as it does."""
-        found = cut_mjml(source)
-        spliced = self._splice(found) if found is not None else None
+        last = self._last
+        found = last.cut.recut(last.source, source) if last is not None else None
+        found = found or cut_mjml(source)
+        spliced = self._splice(source, found) if found is not None else None
         if spliced is not None:
             self._last = spliced
             self.spliced += 1
@@ -125,10 +154,10 @@ class Splicer:
         self._last = None
         html = mjml_html(source)
         self.whole += 1
-        self._last = self._layout(found, html) if found is not None else None
+        self._last = self._layout(source, found, html) if found is not None else None
         return html
 
-    def _splice(self, found: Cut) -> _Layout | None:
+    def _splice(self, source: str, found: Cut) -> _Layout | None:
         """The last layout with the changed contents rendered alone; None unless only
         contents changed and each renders alone."""
         last = self._last
@@ -141,9 +170,9 @@ class Splicer:
                 if alone is None:
                     return None
                 rendered[n] = alone
-        return _Layout(found, last.around, tuple(rendered))
+        return _Layout(source, found, last.around, tuple(rendered))
 
-    def _layout(self, found: Cut, html: str) -> _Layout | None:
+    def _layout(self, source: str, found: Cut, html: str) -> _Layout | None:
         """The layout of an email rendered whole, if filling it with each content rendered
         alone gives exactly that email."""
         marked = [f"{s}{MARK}{n}." for n, s in enumerate(found.skeleton[:-1])]
@@ -162,7 +191,7 @@ class Splicer:
         rendered = [self.render_alone(c) for c in found.contents]
         if any(r is None for r in rendered):
             return None
-        layout = _Layout(found, tuple(around), tuple(r or "" for r in rendered))
+        layout = _Layout(source, found, tuple(around), tuple(r or "" for r in rendered))
         return layout if layout.html() == html else None
 
     def render_alone(self, content: str) -> str | None:

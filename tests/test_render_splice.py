@@ -125,3 +125,24 @@ def test_a_content_that_breaks_mjml_raises_as_the_whole_render_does() -> None:
     with pytest.raises(Exception):  # noqa: B017  # mjml-python's bare exception type
         splicer.render(_email(contents, list(CUT.skeleton)))
     assert splicer.spliced == 0
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.integers(0, 2**16),
+    st.integers(0, 60),
+    st.lists(st.sampled_from((*PIECES, "<mj-", "</mj-", "</mj-text", "mj-text>")), max_size=8),
+)
+def test_a_text_cut_from_each_end_is_the_cut_of_its_tags(
+    seed: int, size: int, got: list[str]
+) -> None:
+    """Cut.recut, which finds one changed content by comparing the texts from each end, cuts
+    exactly as cut_mjml does, wherever the change falls (in a content, across its edge, in
+    the text around it) and whatever it holds."""
+    assert CUT is not None
+    rng = random.Random(seed)
+    at = rng.randrange(len(SAMPLE))
+    edited = SAMPLE[:at] + "".join(got) + SAMPLE[at + rng.randrange(size + 1) :]
+    again = CUT.recut(SAMPLE, edited)
+    if again is not None:
+        assert again == cut_mjml(edited)
