@@ -25,6 +25,8 @@ from __future__ import annotations
 import bisect
 import re
 import secrets
+import threading
+from collections import OrderedDict
 from dataclasses import dataclass
 
 import mjml
@@ -131,11 +133,17 @@ class _Layout:
 
 
 class Splicer:
-    """MJML to HTML, keeping the last email's layout so that a rebuild renders only the
-    mj-text contents that changed. `whole` and `spliced` count the two ways, for the tests."""
+    """MJML to HTML, keeping the layouts of the last few emails so that a rebuild renders
+    only the mj-text contents that changed: a few, because a renderer alternates between the
+    email and its web version (another skeleton). A layout is replaced whole, never changed
+    in place, so threads sharing a renderer each read one consistent layout. `whole` and
+    `spliced` count the two ways, for the tests and benchmarks."""
+
+    most_layouts = 4
 
     def __init__(self) -> None:
-        self._last: _Layout | None = None
+        self._layouts: OrderedDict[tuple[str, ...], _Layout] = OrderedDict()
+        self._lock = threading.Lock()
         self._alone: dict[str, str] = {}
         self._probe_around: tuple[str, str] | None = None
         self.whole = 0
@@ -143,24 +151,45 @@ class Splicer:
 
     def render(self, source: str) -> str:
         """The HTML of `source`, byte for byte what mjml_html gives; raises as it does."""
-        last = self._last
-        found = last.cut.recut(last.source, source) if last is not None else None
-        found = found or cut_mjml(source)
-        spliced = self._splice(source, found) if found is not None else None
+        last, found = self._recut(source)
+        spliced = self._splice(last, source, found) if found is not None else None
         if spliced is not None:
-            self._last = spliced
+            self._keep(spliced)
             self.spliced += 1
             return spliced.html()
-        self._last = None
         html = mjml_html(source)
         self.whole += 1
-        self._last = self._layout(source, found, html) if found is not None else None
+        layout = self._layout(source, found, html) if found is not None else None
+        if layout is not None:
+            self._keep(layout)
         return html
 
-    def _splice(self, source: str, found: Cut) -> _Layout | None:
-        """The last layout with the changed contents rendered alone; None unless only
-        contents changed and each renders alone."""
-        last = self._last
+    def _recut(self, source: str) -> tuple[_Layout | None, Cut | None]:
+        """The layout to start from and `source` cut as its text is: from a recent layout's
+        text when they differ inside one content, else by reading the tags."""
+        with self._lock:
+            recent = list(reversed(self._layouts.values()))
+        for layout in recent:
+            found = layout.cut.recut(layout.source, source)
+            if found is not None:
+                return layout, found
+        found = cut_mjml(source)
+        if found is None:
+            return None, None
+        with self._lock:
+            return self._layouts.get(found.skeleton), found
+
+    def _keep(self, layout: _Layout) -> None:
+        with self._lock:
+            key = layout.cut.skeleton
+            self._layouts[key] = layout
+            self._layouts.move_to_end(key)
+            while len(self._layouts) > self.most_layouts:
+                self._layouts.popitem(last=False)
+
+    def _splice(self, last: _Layout | None, source: str, found: Cut) -> _Layout | None:
+        """`last` with the changed contents rendered alone; None unless only contents
+        changed and each renders alone."""
         if last is None or found.skeleton != last.cut.skeleton:
             return None
         rendered = list(last.rendered)

@@ -11,9 +11,13 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from newsflash.config import load_config
+from newsflash.pipeline import build_edition
+from newsflash.render import Renderer
 from newsflash.render_splice import Splicer, cut_mjml, mjml_html
 
 ROOT = Path(__file__).resolve().parent.parent
+EDITION = "2022-02"
 SAMPLE = (ROOT / "tests" / "golden" / "2022-02" / "email.mjml").read_text(encoding="utf-8")
 # HTML's and Markdown's own characters, whitespace where MRML drops some, entities and tags
 # as item bodies hold them, and pieces that break MJML (an unclosed tag, a bare '<').
@@ -146,3 +150,21 @@ def test_a_text_cut_from_each_end_is_the_cut_of_its_tags(
     again = CUT.recut(SAMPLE, edited)
     if again is not None:
         assert again == cut_mjml(edited)
+
+
+def test_the_email_and_its_web_version_each_keep_their_layout(workspace: Path) -> None:
+    """The preview alternates between the two (another skeleton: no greeting, no links of
+    the partner's own): after the first of each, every rebuild of either is spliced."""
+    config = load_config(workspace / "config.toml")
+    renderer = Renderer(config)
+    edited = sorted((workspace / "submissions").rglob("*.md"))[0]
+    text = edited.read_text(encoding="utf-8")
+    for n in range(3):
+        edited.write_text(f"{text}\nEdit number {n}.\n", encoding="utf-8")
+        built = build_edition(config, EDITION, renderer)
+        web = renderer.render(built.edition, web=True)
+        fresh = Renderer(config)
+        assert built.email.html == fresh.render(built.edition).html
+        assert web.html == fresh.render(built.edition, web=True).html
+    splicer = renderer.templates.splicer
+    assert (splicer.whole, splicer.spliced) == (2, 4)
