@@ -6,11 +6,12 @@ alt checks) for editions of 5, 30 and 100 synthetic items. Unchanged inputs are 
 renderer's in-memory cache (keyed by the hash of everything the email depends on), so the same
 30 items are also timed with that cache off: the templates, MJML and the checks run, premailer
 only where the email changed (render_inline), which for unchanged inputs is nowhere. Then a
-rebuild of 30 after one item's text changed: every other item from the parse cache, premailer
-on that item's table rows only; it is timed again with each stage timed (the split printed
-under the table: read items, template hash, assemble, cache key, Jinja2, MJML, premailer,
-checks, and the rest). Nothing is written outside temporary folders (the parses the warm rows
-keep across processes go to a temporary XDG_CACHE_HOME).
+rebuild of 30 after one item's text changed: every other item from the parse cache, MJML on
+that item's text only (render_splice), premailer on its table rows only; it is timed again
+with each stage timed (the split printed under the table: read items, template hash,
+assemble, cache key, Jinja2, MJML, premailer, checks, and the rest). Nothing is written
+outside temporary folders (the parses the warm rows keep across processes go to a temporary
+XDG_CACHE_HOME).
 Cold: `newsflash --help`, `newsflash build --help` and `newsflash build 2022-02` of the
 repository's sample (writing all five files), each in a fresh process, beside a bare
 `python -c pass` (and `python -c "import click"`) and as a ratio to it; median and fastest of
@@ -378,8 +379,9 @@ def one_changed(runs: int, count: int = 30) -> tuple[float, str, str]:
             for n in range(runs):
                 split.start()
                 rebuild(runs + n)
-        inliner = renderer.templates.inliner
+        inliner, splicer = renderer.templates.inliner, renderer.templates.splicer
         note = f"premailer: {inliner.whole} whole, {inliner.blocks_inlined} blocks"
+        note += f"; MJML: {splicer.whole} whole, {splicer.spliced} spliced"
         return ms, split.medians(times), note
 
 

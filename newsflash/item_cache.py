@@ -26,13 +26,14 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import datetime as dt
+import functools
 import hashlib
 import json
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from newsflash import user_cache
+from newsflash import idle_writes, user_cache
 from newsflash.item_model import Item, Problem
 from newsflash.render_cache import package_fingerprint
 
@@ -139,14 +140,16 @@ def put(data: bytes, key: str, sections: Sequence[str], parsed: Parsed) -> None:
 
 def kept_or(data: bytes, key: str, sections: Sequence[str], parse: Callable[[], Parsed]) -> Parsed:
     """The kept parse of this file, else `parse()`, kept: get, then put, with the folder
-    checked and the entry named once (a warm rebuild pays this for its changed item)."""
+    checked and the entry named once (a warm rebuild pays this for its changed item). The
+    put is left to idle_writes, off the rebuild's path: this process holds the parse in
+    memory, only the next one reads the file, and until it lands that one parses."""
     slot = _slot(data, key, sections)
     found = None if slot is None else _read(*slot)
     if found is not None:
         return found
     parsed = parse()
     if slot is not None:
-        _write(*slot, parsed)
+        idle_writes.later(functools.partial(_write_checked, *slot, parsed))
     return parsed
 
 
@@ -167,6 +170,12 @@ def _read(file: Path, entry: str) -> Parsed | None:
         return _result(entry, json.loads(body))
     except (ValueError, RecursionError):  # not JSON, a date that is not one, nested too deep
         return None
+
+
+def _write_checked(file: Path, entry: str, parsed: Parsed) -> None:
+    """_write, if the folder is still private when the write comes (it was at the read)."""
+    if user_cache.private_folder(file.parent):
+        _write(file, entry, parsed)
 
 
 def _write(file: Path, entry: str, parsed: Parsed) -> None:

@@ -36,6 +36,7 @@ _RENDER_CODE = (
     "render_inline.py",
     "render_cut.py",
     "render_memo.py",
+    "render_splice.py",
     "content.py",
     "content_rules.py",
     "months.py",

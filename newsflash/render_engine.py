@@ -13,13 +13,13 @@ from pathlib import Path
 from typing import Any
 
 import jinja2
-import mjml
 
 from newsflash.content import inline_markdown, markdown_text, wrap_text
 from newsflash.errors import RenderError
 from newsflash.months import human_date
 from newsflash.render_inline import IncrementalInliner, inline_whole
 from newsflash.render_memo import keep_output, memo_plan
+from newsflash.render_splice import Splicer, mjml_html
 from newsflash.template_cache import KeptTemplates
 
 _DOCTYPE = re.compile(r"^\s*<!doctype html>", re.IGNORECASE)
@@ -52,10 +52,25 @@ class TemplateLoader(jinja2.BaseLoader):
         globals: MutableMapping[str, Any] | None = None,
     ) -> jinja2.Template:
         """The compiled template, kept by what it reads where that is exact (render_memo); a
-        changed file is loaded again as a new template with an empty memo."""
-        template = super().load(environment, name, globals)
+        changed file is loaded again as a new template with an empty memo.
+
+        jinja2.BaseLoader.load, with the source read once: the memo's plan is made from the
+        very text compiled (a second read could find a save made in between, and key the
+        template's output by the names of another text)."""
+        source, filename, uptodate = self.get_source(environment, name)
+        bcc = environment.bytecode_cache
+        bucket = None if bcc is None else bcc.get_bucket(environment, name, filename, source)
+        code = None if bucket is None else bucket.code
+        if code is None:
+            code = environment.compile(source, name, filename)
+            if bcc is not None and bucket is not None:
+                bucket.code = code
+                bcc.set_bucket(bucket)
+        template = environment.template_class.from_code(
+            environment, code, {} if globals is None else globals, uptodate
+        )
         if self.memo:
-            plan = memo_plan(environment, self.get_source(environment, name)[0], name)
+            plan = memo_plan(environment, source, name)
             if plan is not None:
                 keep_output(environment, template, plan)
         return template
@@ -124,6 +139,7 @@ class Templates:
             env.filters["markdown_text"] = markdown_text
             env.filters["wrap_text"] = wrap_text
         self.inliner = IncrementalInliner()
+        self.splicer = Splicer()
 
     def render(self, html_name: str, text_name: str, ctx: dict[str, Any]) -> tuple[str, str, str]:
         """The MJML source, its HTML and the plain text; a template fault names its file and
@@ -141,7 +157,7 @@ class Templates:
         finally:
             if self.loader.rendering is token:
                 self.loader.rendering = None
-        return source, to_html(source, self.inliner), text
+        return source, to_html(source, self.inliner, self.splicer), text
 
 
 def may_float(raw: str) -> bool:
@@ -151,10 +167,13 @@ def may_float(raw: str) -> bool:
     return b"float" in raw.encode("utf-8", "surrogatepass").lower()
 
 
-def to_html(source: str, inliner: IncrementalInliner | None = None) -> str:
-    """MJML to inlined HTML, offline; with `inliner`, only what changed since its last email."""
+def to_html(
+    source: str, inliner: IncrementalInliner | None = None, splicer: Splicer | None = None
+) -> str:
+    """MJML to inlined HTML, offline; with `inliner` and `splicer`, MJML and premailer run
+    only over what changed since their last email."""
     try:
-        raw = mjml.mjml2html(source, fonts={}, disable_comments=True)
+        raw = splicer.render(source) if splicer is not None else mjml_html(source)
     except Exception as e:  # mjml-python raises a bare exception type from Rust
         raise RenderError(
             f"MJML could not be rendered: {e}. Check your copies in templates/, or delete "

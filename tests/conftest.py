@@ -124,6 +124,16 @@ def _own_config_cache(
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path_factory.mktemp("xdg-cache")))
 
 
+@pytest.fixture(autouse=True)
+def _idle_writes_done() -> Iterator[None]:
+    """The writes a test left to idle_writes (its items' parses, for the next process) done
+    before the next test starts, so none lands in another test's cache folder."""
+    from newsflash import idle_writes
+
+    yield
+    idle_writes.flush()
+
+
 @pytest.fixture
 def workspace(tmp_path: Path) -> Path:
     """A copy of the sample newsletter (config, items, partner list) to change; like the

@@ -16,13 +16,14 @@ import os
 import re
 import subprocess
 import sys
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from newsflash import item_cache, item_parser, items, user_cache
+from newsflash import idle_writes, item_cache, item_parser, items, user_cache
 from newsflash.config import load_config
 from newsflash.items import Item, Problem, load_items, parse_item
 
@@ -81,6 +82,7 @@ def test_every_kept_parse_is_exactly_the_parse_and_is_read_without_parsing(
     first = [parse_item(data, key, SECTIONS) for data, key in files]
     assert parses == [key for _, key in files]
     assert any(item is None for item, _ in first) and any(p for _, p in first)
+    idle_writes.flush()  # the writes the parses left for when the process is quiet
     items._parse_cached.cache_clear()
     del parses[:]
     again = [parse_item(data, key, SECTIONS) for data, key in files]
@@ -147,6 +149,7 @@ def entry_file() -> Path:
     """Parse GOOD once through the cache and return the file it was kept in."""
     items._parse_cached.cache_clear()
     parse_item(GOOD, KEY, SECTIONS)
+    idle_writes.flush()
     folder = item_cache.folder()
     assert folder is not None
     file = folder / f"{item_cache.entry_key(GOOD, KEY, SECTIONS)}.json"
@@ -274,6 +277,7 @@ def test_a_folder_others_may_write_is_neither_read_nor_written(parses: list[str]
         del parses[:]
         parse_item(GOOD, KEY, SECTIONS)
         parse_item(GOOD.replace(b"DRIVES", b"DRIVEN"), KEY, SECTIONS)
+        idle_writes.flush()
         assert parses == [KEY, KEY]
         assert kept_files() == [file]
     finally:
@@ -373,3 +377,31 @@ def test_one_process_lists_the_cache_folder_once_however_many_parses_it_keeps(
         item_cache.put(f"saved {n}".encode(), "x.md", SECTIONS, (None, problem))
     assert len(listed) == 1
     assert all(item_cache.get(f"saved {n}".encode(), "x.md", SECTIONS) for n in range(5))
+
+
+def test_a_parse_is_kept_off_the_callers_path_once_the_process_is_quiet(
+    parses: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A warm rebuild does not wait for its changed item's file: the parse is written by
+    idle_writes' thread once no write has come for IDLE_S (and at exit, see the cold load
+    above), and the folder is checked again when it is."""
+    monkeypatch.setattr(idle_writes, "IDLE_S", 0.05)
+    edited = GOOD.replace(b"DRIVES", b"DRIVING")
+    file = item_cache.folder() / f"{item_cache.entry_key(edited, KEY, SECTIONS)}.json"  # type: ignore[operator]
+    parse_item(edited, KEY, SECTIONS)
+    assert parses == [KEY] and not file.exists() and idle_writes.waiting() == 1
+    for _ in range(200):
+        if file.exists():
+            break
+        time.sleep(0.01)
+    assert file.exists() and idle_writes.waiting() == 0
+    items._parse_cached.cache_clear()
+    assert parse_item(edited, KEY, SECTIONS)[0] is not None and parses == [KEY]
+    other = GOOD.replace(b"DRIVES", b"DROVE")
+    parse_item(other, KEY, SECTIONS)
+    file.parent.chmod(0o777)  # no longer private when the write comes: nothing written
+    try:
+        idle_writes.flush()
+        assert not (file.parent / f"{item_cache.entry_key(other, KEY, SECTIONS)}.json").exists()
+    finally:
+        file.parent.chmod(0o700)

@@ -4,6 +4,7 @@ includes another file is kept only by that file as loaded now."""
 
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 
@@ -148,3 +149,35 @@ def test_an_include_in_a_branch_not_taken_naming_no_file_renders_as_without_the_
     for memo in (False, True, True):
         html = Templates(tmp_path / "t", PACKAGE_TEMPLATES, memo=memo).html
         assert html.get_template("x.j2").render(name="A") == "ok A"
+
+
+def test_a_save_landing_while_jinja_loads_a_template_cannot_key_it_by_the_saved_names(
+    workspace: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The memo's plan is made from the text Jinja compiled. Here a save lands just after
+    Jinja read the item partial, in the same tick of the file's clock (its mtime kept, as on
+    a file system with coarse times), so Jinja keeps the text it read: were the plan read
+    from the file again, the partial would be kept by the saved text's names (`accent`
+    alone) and every item would show the first one's title."""
+    partial = own_template(workspace, "partials/item.mjml.j2")
+    partial.write_text("<mj-text>{{ item.title }}</mj-text>", encoding="utf-8")
+    _items(workspace, {"a": 1, "b": 2, "c": 3})
+    config = load_config(workspace / "config.toml")
+    renderer = Renderer(config)
+    own = renderer.templates.loader.own
+    real = own.get_source
+    saved: list[str] = []
+
+    def read_then_saved(environment: object, name: str) -> object:
+        found = real(environment, name)  # type: ignore[arg-type]
+        if name == "partials/item.mjml.j2" and not saved:
+            stamp = partial.stat().st_mtime_ns
+            partial.write_text("<mj-text>{{ accent }}</mj-text>", encoding="utf-8")
+            os.utime(partial, ns=(stamp, stamp))
+            saved.append(name)
+        return found
+
+    monkeypatch.setattr(own, "get_source", read_then_saved)
+    mjml = build_edition(config, EDITION, renderer).email.mjml
+    assert saved
+    assert all(f"<mj-text>Item {name}</mj-text>" in mjml for name in "abc"), mjml
