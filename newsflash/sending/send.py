@@ -195,6 +195,8 @@ class _Run:
         except BaseException:
             self._let_settle(flights)  # e.g. progress() raised: nothing is left in flight
             raise
+        finally:
+            flights.close()
 
     def _not_sent(self, error: TransportError, size: int) -> TransportError:
         """The refusal, with where the send stands once the other batches have settled."""
