@@ -197,12 +197,15 @@ class Roster:
 
     def names(self, keys: Sequence[str]) -> dict[str, tuple[str, str, str]]:
         """(address, first name, last name) of those of these keys in the audience: one
-        query for a batch."""
-        rows = self._db.execute(
-            f"SELECT key, email, first, last FROM people WHERE why IS NULL AND key IN {_IN}",
+        query for a batch, its rows fetched as one row of JSON. sqlite3 lets go of the GIL
+        at every row it steps, and the send claims a batch while other batches' threads
+        build their payloads, so each of a thousand rows waited to get it back."""
+        (packed,) = self._db.execute(
+            "SELECT json_group_array(json_array(key, email, first, last)) FROM people "
+            f"WHERE why IS NULL AND key IN {_IN}",
             (_json(keys),),
-        )
-        return {key: (email, first, last) for key, email, first, last in rows}
+        ).fetchone()
+        return {key: (email, first, last) for key, email, first, last in json.loads(packed)}
 
     def reasons(self, keys: Sequence[str]) -> dict[str, str | None]:
         """Why each of these keys that is on the list is out of the audience (None: in it)."""

@@ -52,6 +52,7 @@ class Signer:
                     f"{MIN_SECRET_LENGTH}; replace it with a longer one (make one with: {MAKE_ONE})"
                 )
         self._keys = [s.encode("utf-8") for s in secrets]
+        self._keyed: dict[tuple[bytes, bytes], hmac.HMAC] = {}
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> Signer:
@@ -59,9 +60,19 @@ class Signer:
         return cls([s for s in re.split(r"[\s,]+", environ.get(ENV_VAR, "")) if s])
 
     def mac(self, purpose: bytes, message: str, key: bytes | None = None) -> str:
-        """The HMAC-SHA256 of `message` for `purpose`, with the signing key unless given."""
-        # hmac.digest is the one-shot C path: a send signs one token per partner.
-        return _b64(hmac.digest(key or self._keys[0], purpose + message.encode(), "sha256"))
+        """The HMAC-SHA256 of `message` for `purpose`, with the signing key unless given.
+
+        A send signs one token per partner from several threads at once. `hmac.digest` lets go
+        of the GIL on every call, and taking it back behind a thread that builds a payload
+        cost up to a switch interval (5 ms) a token: a copy of the keyed, purpose-fed HMAC
+        keeps the GIL for the microsecond it needs, and skips the key schedule."""
+        key = key or self._keys[0]
+        keyed = self._keyed.get((key, purpose))
+        if keyed is None:
+            keyed = self._keyed.setdefault((key, purpose), hmac.new(key, purpose, "sha256"))
+        mac = keyed.copy()
+        mac.update(message.encode())
+        return _b64(mac.digest())
 
     def valid_mac(self, purpose: bytes, message: str, mac: str) -> bool:
         """True if any secret made `mac`; every secret is tried, so timing says nothing."""

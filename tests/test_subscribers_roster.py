@@ -164,6 +164,24 @@ def test_a_batch_comes_back_in_its_own_order_with_the_names_the_list_has_now(
     assert [p.email for p in people[2:] if p] == [r.email for r in frozen[:1500]]
 
 
+def test_a_batchs_names_come_back_exactly_as_the_list_has_them(workspace: Path) -> None:
+    """The names are fetched as one row of JSON: quotes, backslashes, non-ASCII and characters
+    outside the BMP come back as the roster's own rows hold them."""
+    names = ['"Zo\\é"', "Ö'Brien 😀", "Ünal", "ß\\n", "a\tb", "中文"]
+    rows = "".join(
+        f'p{i}@example.org,"{n.replace(chr(34), chr(34) * 2)}","{names[-1 - i]}",,partners,'
+        "subscribed,\n"
+        for i, n in enumerate(names)
+    )
+    audience = write_list(workspace, HEADER + rows)
+    people = audience.people(list(audience.members()))
+    listed = list(audience.roster.recipients())
+    assert [(p.email, p.first_name, p.full_name) for p in people if p] == [
+        (r.email, r.first_name, f"{r.first_name} {r.last_name}") for r in listed
+    ]
+    assert [r.first_name for r in listed] == [n.replace("\t", " ") for n in names]
+
+
 ADDRESSES = st.sampled_from(
     ["a@x.org", "A@X.org", "b@x.org", "B@x.org", "c@y.org", "not-an-address", ""]
 )

@@ -195,6 +195,8 @@ class _Run:
         except BaseException:
             self._let_settle(flights)  # e.g. progress() raised: nothing is left in flight
             raise
+        finally:
+            flights.close()
 
     def _not_sent(self, error: TransportError, size: int) -> TransportError:
         """The refusal, with where the send stands once the other batches have settled."""
@@ -289,9 +291,8 @@ class _Lookahead:
     """Tells the transport which batch will most likely come next (`Transport.prepare`).
 
     Pending recipients are handed out in ledger order, so the next batch is the next pending
-    slice, asked of the ledger after each claim; a guess gone wrong (someone skipped
-    meanwhile) only costs the transport a rebuild, never a wrong request, because the
-    transport checks the batch it is given.
+    slice, asked of the ledger after each claim; a wrong guess (someone skipped meanwhile)
+    only costs a rebuild, never a wrong request: the transport checks the batch it is given.
     """
 
     def __init__(self, transport: Transport, ledger: Ledger, edition_id: str) -> None:

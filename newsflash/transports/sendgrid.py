@@ -71,7 +71,7 @@ class SendGridTransport:
         self._delivery = Delivery(api_key, host, policy, sandbox=sandbox, sleep=sleep, clock=clock)
         self.host = self._delivery.host
         self._pool: ThreadPoolExecutor | None = None
-        self._prepared: tuple[Message, tuple[Person, ...], Future[JSON]] | None = None
+        self._prepared: tuple[Message, tuple[Person, ...], Future[bytes]] | None = None
         self._prepared_lock = threading.Lock()
 
     def __repr__(self) -> str:  # the default repr would be harmless, but say so explicitly
@@ -113,11 +113,11 @@ class SendGridTransport:
         if self._pool is None:
             self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="newsflash-payload")
         people = tuple(batch)
-        future = self._pool.submit(self.payload, people, message)
+        future = self._pool.submit(self._payloads.body, people, message)
         with self._prepared_lock:
             self._prepared = (message, people, future)
 
-    def _payload_for(self, batch: Sequence[Person], message: Message) -> JSON:
+    def _body_for(self, batch: Sequence[Person], message: Message) -> bytes:
         with self._prepared_lock:  # batches may be sent from several threads at once
             prepared, self._prepared = self._prepared, None
         if prepared is not None:
@@ -125,14 +125,14 @@ class SendGridTransport:
             if prepared_message is message and people == tuple(batch):
                 return future.result()
             future.cancel()
-        return self.payload(batch, message)
+        return self._payloads.body(batch, message)
 
     def send(self, batch: Sequence[Person], message: Message) -> BatchResult:
         if not batch:
             return BatchResult("accepted", requests=0)
-        payload = self._payload_for(batch, message)
+        body = self._body_for(batch, message)  # the bytes of `payload`'s JSON
         try:
-            answer = self._delivery.deliver(payload, batch)
+            answer = self._delivery.deliver(body, batch)
         except Uncertain as e:
             return BatchResult("uncertain", reason=e.reason, requests=self._delivery.attempts)
         except Retryable as e:

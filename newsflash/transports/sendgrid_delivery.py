@@ -141,9 +141,10 @@ class Delivery:
     def __repr__(self) -> str:  # the default repr would be harmless, but say so explicitly
         return f"Delivery(host={self.host!r}, api_key=<redacted>)"
 
-    def deliver(self, payload: JSON, batch: Sequence[Person] = ()) -> Answer:
+    def deliver(self, payload: JSON | bytes, batch: Sequence[Person] = ()) -> Answer:
         """Post until accepted; 429s wait, 500/503/refused connections back off and retry
-        (transports/retries.py). `batch` only names partners in a 400's errors."""
+        (transports/retries.py). `batch` only names partners in a 400's errors; `payload`
+        as bytes is the body already encoded (`Payloads.body`)."""
         self._mine.attempts = 0
         self._mine.batch = batch
         status, message_id = with_retries(
@@ -165,7 +166,7 @@ class Delivery:
             status=429,
         )
 
-    def _post_once(self, payload: JSON) -> tuple[int, str | None]:
+    def _post_once(self, payload: JSON | bytes) -> tuple[int, str | None]:
         self._wait_out_pause()
         mine = self._mine
         mine.attempts += 1
@@ -209,7 +210,7 @@ class Delivery:
             if delay > 0:
                 self._sleep(delay)
 
-    def _post_and_read(self, payload: JSON) -> tuple[int, str | None]:
+    def _post_and_read(self, payload: JSON | bytes) -> tuple[int, str | None]:
         try:
             response = self._mail_send.post_json(payload)
         except http_errors.HTTPError as e:
