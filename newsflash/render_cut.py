@@ -15,7 +15,10 @@ import bisect
 import itertools
 import re
 import secrets
+import threading
+from collections import OrderedDict
 from dataclasses import dataclass
+from typing import Generic, TypeVar
 
 # A random mark per process: no email can hold it, so splitting on it cuts only where put.
 MARK = f"nf-block-{secrets.token_hex(16)}"
@@ -124,3 +127,35 @@ def cut_source(source: str) -> Source | None:
     bounds = [0, *(i for span in spans for i in span), len(source)]
     pieces = [source[a:b] for a, b in itertools.pairwise(bounds)]
     return Source(source, tuple(pieces[0::2]), tuple(pieces[1::2]), tuple(spans), body_end)
+
+
+K = TypeVar("K")
+V = TypeVar("V")
+
+
+class Recent(Generic[K, V]):
+    """The layouts of the last few emails, shared by the threads of one renderer: a few,
+    because a renderer alternates between the email and its web version (another skeleton).
+    A layout is replaced whole, never changed in place, so each thread reads one consistent
+    layout. Shared by render_inline (premailer) and render_splice (MJML)."""
+
+    def __init__(self, most: int) -> None:
+        self._kept: OrderedDict[K, V] = OrderedDict()
+        self._lock = threading.Lock()
+        self._most = most
+
+    def newest_first(self) -> list[V]:
+        with self._lock:
+            return list(reversed(self._kept.values()))
+
+    def get(self, key: K) -> V | None:
+        with self._lock:
+            return self._kept.get(key)
+
+    def keep(self, key: K, value: V) -> None:
+        """`value` under `key`, the newest; the oldest dropped past `most`."""
+        with self._lock:
+            self._kept[key] = value
+            self._kept.move_to_end(key)
+            while len(self._kept) > self._most:
+                self._kept.popitem(last=False)

@@ -21,8 +21,6 @@ from __future__ import annotations
 
 import logging
 import re
-import threading
-from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Any, ClassVar
@@ -30,7 +28,7 @@ from typing import Any, ClassVar
 from lxml import etree
 
 from newsflash.premailer_import import Premailer
-from newsflash.render_cut import MARK, MARK_HTML, Source, cut_source
+from newsflash.render_cut import MARK, MARK_HTML, Recent, Source, cut_source
 
 # premailer's options, fixed: the incremental path relies on their being the same every time.
 OPTIONS: dict[str, Any] = {
@@ -237,8 +235,7 @@ class IncrementalInliner:
     most_layouts = 4
 
     def __init__(self) -> None:
-        self._layouts: OrderedDict[tuple[bool, tuple[str, ...]], _Layout] = OrderedDict()
-        self._lock = threading.Lock()
+        self._layouts: Recent[tuple[bool, tuple[str, ...]], _Layout] = Recent(self.most_layouts)
         self.whole = 0  # how many emails were inlined whole, for the tests and benchmarks
         self.blocks_inlined = 0  # how many blocks the incremental path inlined
 
@@ -266,8 +263,7 @@ class IncrementalInliner:
     def _recut(self, source: str, floats: bool) -> tuple[_Layout | None, Source | None]:
         """The layout to start from and the new text cut as its text is: from the text of a
         recent layout when it changed inside one block, else by reading the text's tags."""
-        with self._lock:
-            recent = [v for v in reversed(self._layouts.values()) if v.floats == floats]
+        recent = [v for v in self._layouts.newest_first() if v.floats == floats]
         for layout in recent:
             cut = layout.source.recut(source)
             if cut is not None:
@@ -275,8 +271,7 @@ class IncrementalInliner:
         cut = cut_source(source)
         if cut is None:
             return None, None
-        with self._lock:
-            return self._layouts.get((floats, cut.skeleton)), cut
+        return self._layouts.get((floats, cut.skeleton)), cut
 
     def _whole(self, source: str, cut: Source | None, floats: bool) -> str:
         """premailer over the whole email; its layout kept only if it is safe and exact."""
@@ -299,9 +294,4 @@ class IncrementalInliner:
         return whole
 
     def _keep(self, layout: _Layout) -> None:
-        with self._lock:
-            key = (layout.floats, layout.source.skeleton)
-            self._layouts[key] = layout
-            self._layouts.move_to_end(key)
-            while len(self._layouts) > self.most_layouts:
-                self._layouts.popitem(last=False)
+        self._layouts.keep((layout.floats, layout.source.skeleton), layout)

@@ -25,13 +25,11 @@ from __future__ import annotations
 import bisect
 import re
 import secrets
-import threading
-from collections import OrderedDict
 from dataclasses import dataclass
 
 import mjml
 
-from newsflash.render_cut import common_prefix, common_suffix
+from newsflash.render_cut import Recent, common_prefix, common_suffix
 
 # An mj-text start tag whose attributes are all quoted (a '>' in a value stays in the tag),
 # or its end tag; `<mj-text ... />` in mj-attributes is neither.
@@ -142,8 +140,7 @@ class Splicer:
     most_layouts = 4
 
     def __init__(self) -> None:
-        self._layouts: OrderedDict[tuple[str, ...], _Layout] = OrderedDict()
-        self._lock = threading.Lock()
+        self._layouts: Recent[tuple[str, ...], _Layout] = Recent(self.most_layouts)
         self._alone: dict[str, str] = {}
         self._probe_around: tuple[str, str] | None = None
         self.whole = 0
@@ -167,25 +164,17 @@ class Splicer:
     def _recut(self, source: str) -> tuple[_Layout | None, Cut | None]:
         """The layout to start from and `source` cut as its text is: from a recent layout's
         text when they differ inside one content, else by reading the tags."""
-        with self._lock:
-            recent = list(reversed(self._layouts.values()))
-        for layout in recent:
+        for layout in self._layouts.newest_first():
             found = layout.cut.recut(layout.source, source)
             if found is not None:
                 return layout, found
         found = cut_mjml(source)
         if found is None:
             return None, None
-        with self._lock:
-            return self._layouts.get(found.skeleton), found
+        return self._layouts.get(found.skeleton), found
 
     def _keep(self, layout: _Layout) -> None:
-        with self._lock:
-            key = layout.cut.skeleton
-            self._layouts[key] = layout
-            self._layouts.move_to_end(key)
-            while len(self._layouts) > self.most_layouts:
-                self._layouts.popitem(last=False)
+        self._layouts.keep(layout.cut.skeleton, layout)
 
     def _splice(self, last: _Layout | None, source: str, found: Cut) -> _Layout | None:
         """`last` with the changed contents rendered alone; None unless only contents
